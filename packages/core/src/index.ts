@@ -1,1 +1,3 @@
-export const PACKAGE_NAME = '@draft/core';
+/** @draft/core — plugin interfaces (spec v1), budgets, typed errors and scoring primitives. */
+export * from './spec/index.js';
+export * from './primitives/index.js';

@@ -1,0 +1,94 @@
+import type { CapabilitiesV1 } from './capabilities.js';
+import type { CallOptions } from './common.js';
+import type { KvCacheV1 } from './kv-cache.js';
+import type { TokenizerV1 } from './tokenizer.js';
+
+/** Static facts about a decoder model. */
+export interface ModelInfoV1 {
+  /** e.g. 'llama', 'qwen2'. */
+  architecture: string;
+  numLayers: number;
+  /** Query heads (Hq). */
+  numHeads: number;
+  /** Key/value heads (Hkv); Hq is a multiple of Hkv (GQA group G = Hq / Hkv). */
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  /** Largest position id + 1 the model supports. */
+  maxPositions: number;
+  eosTokenIds: readonly number[];
+  bosTokenId?: number;
+}
+
+export interface ForwardRequestV1 extends CallOptions {
+  /** Tokens to process, appended after `cache`. */
+  inputIds: readonly number[] | Int32Array;
+  /** Positions of the new tokens. Default: `cache.nextPosition`, `+1`, … (0, 1, … without a cache). */
+  positionIds?: readonly number[] | Int32Array;
+  /** Past entries to attend to. Left intact: the result carries a new cache; dispose the old one yourself. */
+  cache?: KvCacheV1;
+  /**
+   * Capture post-RoPE query states of the last `w` positions processed by this call (a number), or of every
+   * position ('all'). Requires the `queryCapture` / `allQueryCapture` capability.
+   */
+  captureQueries?: number | 'all';
+  /** Which logits to return: the last position only (default) or every position of this call. */
+  logits?: 'last' | 'all';
+  /** Process the input in chunks of this many tokens (bounds activation memory on long prompts). */
+  chunkSize?: number;
+}
+
+export interface ForwardResultV1 {
+  /** (1, vocabSize) for `logits: 'last'`, else (numInputTokens, vocabSize). */
+  logits: Float32Array;
+  /** The cache after this call: the request's cache followed by the new entries. */
+  cache: KvCacheV1;
+  /** Per layer, post-RoPE queries of the captured positions: (numHeads, w, headDim). */
+  queries?: Float32Array[];
+}
+
+/**
+ * An in-process causal LM: the target or the draft. Implementations decide where the work runs (worker
+ * thread, native code); calls are async and must keep the model usable after an error or an abort.
+ */
+export interface CausalLMV1 {
+  readonly specificationVersion: 'v1';
+  /** Human-readable name (folder name, model id). */
+  readonly name: string;
+  readonly info: ModelInfoV1;
+  readonly capabilities: CapabilitiesV1;
+  readonly tokenizer: TokenizerV1;
+  forward(request: ForwardRequestV1): Promise<ForwardResultV1>;
+  dispose(): Promise<void>;
+}
+
+/** Chat or plain completion request for a text-only target. */
+export interface TextCompletionRequestV1 extends CallOptions {
+  prompt: string;
+  maxNewTokens: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  stop?: readonly string[];
+}
+
+export interface TextCompletionResultV1 {
+  text: string;
+  finishReason: FinishReason;
+  usage: { promptTokens?: number; completionTokens?: number };
+}
+
+/**
+ * A target reachable only as text (e.g. an OpenAI-compatible endpoint). Offers no KV capabilities, so only
+ * prompt compression applies in front of it.
+ */
+export interface TextTargetV1 {
+  readonly specificationVersion: 'v1';
+  readonly kind: 'text';
+  readonly name: string;
+  readonly capabilities: CapabilitiesV1;
+  complete(request: TextCompletionRequestV1): Promise<TextCompletionResultV1>;
+  stream(request: TextCompletionRequestV1): AsyncIterable<string>;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';

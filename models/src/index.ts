@@ -1,1 +1,19 @@
-export {};
+export type { Architecture, AttentionVariant, ModelSpec } from './spec.js';
+export { hasQkvBias, ropeFullTables, ropeHalfTables, validateSpec } from './spec.js';
+export { buildTokenizer, bytesToUnicode, CHAT_TEMPLATE, SPECIAL_TOKENS } from './tokenizer.js';
+export type { BuildTokenizerOptions, BuiltTokenizer, SpecialToken } from './tokenizer.js';
+export { generateWeights } from './weights.js';
+export type { Weights, WeightTensor } from './weights.js';
+export { buildDecoderOnnx, hfConfig, writeDecoderModel } from './writer.js';
+export type { WriteDecoderModelOptions, WrittenModel } from './writer.js';
+export {
+  applyRope,
+  createReferenceModel,
+  gatherCache,
+  loadReferenceModel,
+  referenceForward,
+  rmsNorm,
+} from './reference-forward.js';
+export type { KvEntry, ReferenceForwardInput, ReferenceForwardOutput, ReferenceModel } from './reference-forward.js';
+export { DEFAULT_WEIGHT_SCALE, FIXTURES, fixturePath, PERF_SPEC, TINY_SIZES } from './fixtures.js';
+export type { FixtureDef, FixtureName } from './fixtures.js';

@@ -1,0 +1,78 @@
+export type Architecture = 'llama' | 'qwen2';
+/** `decomposed`: plain ONNX ops as torch exports produce; `gqa`: fused com.microsoft.GroupQueryAttention. */
+export type AttentionVariant = 'decomposed' | 'gqa';
+
+export interface ModelSpec {
+  architecture: Architecture;
+  attention: AttentionVariant;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  ropeTheta: number;
+  rmsNormEps: number;
+  maxPositions: number;
+  tieWordEmbeddings: boolean;
+  /** q/k/v projection bias; defaults to true for qwen2, false for llama. */
+  qkvBias?: boolean;
+  seed: number;
+  /** std of the normal init of the projection / embedding weights */
+  weightScale: number;
+}
+
+export function hasQkvBias(spec: ModelSpec): boolean {
+  return spec.qkvBias ?? spec.architecture === 'qwen2';
+}
+
+export function validateSpec(spec: ModelSpec): void {
+  const fail = (m: string) => {
+    throw new Error(`invalid ModelSpec: ${m}`);
+  };
+  if (spec.numHeads % spec.numKvHeads !== 0) fail('numHeads must be a multiple of numKvHeads');
+  if (spec.headDim % 2 !== 0) fail('headDim must be even');
+  if (spec.attention === 'gqa' && spec.headDim % 16 !== 0)
+    fail('GroupQueryAttention with do_rotary on CPU needs headDim % 16 == 0 (ORT 1.30)');
+  for (const k of ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'intermediateSize', 'maxPositions'] as const)
+    if (!Number.isInteger(spec[k]) || spec[k] <= 0) fail(`${k} must be a positive integer`);
+}
+
+/** RoPE tables (rotate_half convention), computed in float64 and rounded to float32: [maxPositions, headDim/2]. */
+export function ropeHalfTables(spec: Pick<ModelSpec, 'headDim' | 'ropeTheta' | 'maxPositions'>): {
+  cos: Float32Array;
+  sin: Float32Array;
+} {
+  const half = spec.headDim / 2;
+  const cos = new Float32Array(spec.maxPositions * half);
+  const sin = new Float32Array(spec.maxPositions * half);
+  for (let p = 0; p < spec.maxPositions; p++) {
+    for (let i = 0; i < half; i++) {
+      const invFreq = 1 / spec.ropeTheta ** ((2 * i) / spec.headDim);
+      const a = p * invFreq;
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+/** Full-width tables as HF caches them (cat(freqs, freqs)): [maxPositions, headDim]. */
+export function ropeFullTables(spec: Pick<ModelSpec, 'headDim' | 'ropeTheta' | 'maxPositions'>): {
+  cos: Float32Array;
+  sin: Float32Array;
+} {
+  const { cos, sin } = ropeHalfTables(spec);
+  const d = spec.headDim;
+  const half = d / 2;
+  const fc = new Float32Array(spec.maxPositions * d);
+  const fs = new Float32Array(spec.maxPositions * d);
+  for (let p = 0; p < spec.maxPositions; p++) {
+    for (let i = 0; i < half; i++) {
+      fc[p * d + i] = fc[p * d + half + i] = cos[p * half + i];
+      fs[p * d + i] = fs[p * d + half + i] = sin[p * half + i];
+    }
+  }
+  return { cos: fc, sin: fs };
+}

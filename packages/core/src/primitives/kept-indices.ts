@@ -43,7 +43,10 @@ export function validateKeptIndices(
       });
     }
     for (let h = 0; h < heads.length; h++) {
-      const idx = heads[h];
+      const idx = heads[h] as ArrayLike<number> | null | undefined;
+      if (idx === null || typeof idx !== 'object' || typeof idx.length !== 'number') {
+        throw new PolicyOutputError(`${who} returned no index array at layer ${l}, head ${h}.`, { details: { layer: l, head: h } });
+      }
       for (let i = 0; i < idx.length; i++) {
         const v = idx[i];
         if (!Number.isInteger(v) || v < 0 || v >= shape.limit) {

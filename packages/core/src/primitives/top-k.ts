@@ -23,13 +23,15 @@ export function topK(
   const take = Math.min(k, length);
   const order = new Int32Array(length);
   for (let i = 0; i < length; i++) order[i] = i;
-  // Sort by score descending, then position ascending. NaN sorts last.
+  // Sort by score descending, then position ascending. NaN ranks below −inf; NaNs tie among themselves (by
+  // position), which keeps the comparator consistent (two NaNs used to compare as "greater" both ways).
   order.sort((a, b) => {
     const sa = scores[offset + a];
     const sb = scores[offset + b];
+    const na = Number.isNaN(sa);
+    const nb = Number.isNaN(sb);
+    if (na || nb) return na && nb ? a - b : na ? 1 : -1;
     if (sa === sb) return a - b;
-    if (Number.isNaN(sa)) return 1;
-    if (Number.isNaN(sb)) return -1;
     return sb > sa ? 1 : -1;
   });
   const picked = order.slice(0, take);

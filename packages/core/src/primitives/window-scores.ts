@@ -83,6 +83,10 @@ export interface ReduceOptions {
  */
 export function reduceScores(probs: Float32Array, options: ReduceOptions): Float32Array {
   const { numHeads: hq, numKvHeads: hkv, queryCount: w, keyCount: n, op, queryWeights } = options;
+  validateReduce(options);
+  if (probs.length !== hq * w * n) {
+    throw new InvalidArgumentError({ argument: 'probs.length', value: probs.length, expected: `numHeads·queryCount·keyCount = ${hq * w * n}` });
+  }
   const group = hq / hkv;
   const out = new Float32Array(hkv * n);
   const acc = new Float64Array(n);
@@ -125,8 +129,14 @@ export interface FusedWindowScoreOptions extends WindowScoreOptions {
  */
 export function windowAttentionScores(queries: Float32Array, keys: Float32Array, options: FusedWindowScoreOptions): Float32Array {
   validateShape(queries, keys, options);
+  validateReduce(options);
   const { numHeads: hq, numKvHeads: hkv, headDim: d, queryCount: w, keyCount: n, op, queryWeights } = options;
-  const chunk = Math.max(1, options.chunkSize ?? 1024);
+  const chunkSize = options.chunkSize ?? 1024;
+  // A fractional chunk would index the logits buffer at fractional offsets (silently dropped writes).
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) {
+    throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });
+  }
+  const chunk = Math.min(chunkSize, n);
   const group = hq / hkv;
   const scale = options.scale ?? 1 / Math.sqrt(d);
   const causal = options.causalTail ?? true;
@@ -215,6 +225,18 @@ function chunkLogits(
       for (let x = 0; x < d; x++) dot += q[qOff + x] * k[kOff + x];
       out[i * stride + (j - start)] = dot * scale;
     }
+  }
+}
+
+function validateReduce(o: { numHeads: number; numKvHeads: number; queryCount: number; op: ReduceOp; queryWeights?: Float32Array }): void {
+  if (o.op !== 'max' && o.op !== 'mean' && o.op !== 'sum') {
+    throw new InvalidArgumentError({ argument: 'op', value: o.op, expected: "'max' | 'mean' | 'sum'" });
+  }
+  if (!Number.isInteger(o.numHeads / o.numKvHeads) || o.numKvHeads < 1) {
+    throw new InvalidArgumentError({ argument: 'numHeads', value: o.numHeads, expected: `a multiple of numKvHeads (${o.numKvHeads})` });
+  }
+  if (o.queryWeights !== undefined && o.queryWeights.length !== o.queryCount) {
+    throw new InvalidArgumentError({ argument: 'queryWeights.length', value: o.queryWeights.length, expected: `queryCount (${o.queryCount})` });
   }
 }
 

@@ -1,3 +1,4 @@
 /** @draft/core — plugin interfaces (spec v1), budgets, typed errors and scoring primitives. */
 export * from './spec/index.js';
 export * from './primitives/index.js';
+export * from './generation/index.js';

@@ -40,7 +40,7 @@ export interface FixtureDef {
   chatTemplate: string | null;
 }
 
-export const DEFAULT_WEIGHT_SCALE = 0.1;
+export const DEFAULT_WEIGHT_SCALE = 0.2;
 
 export const FIXTURES: FixtureDef[] = [
   {
@@ -94,5 +94,5 @@ export const PERF_SPEC: ModelSpec = {
   maxPositions: 16384,
   tieWordEmbeddings: false,
   seed: 5,
-  weightScale: 0.05,
+  weightScale: 0.07,
 };

@@ -144,7 +144,7 @@ export function referenceForward(model: ReferenceModel, input: ReferenceForwardI
   const nRep = Hq / Hkv;
   const scale = 1 / Math.sqrt(d);
   const emb = getW(model, 'model.embed_tokens.weight');
-  let x = new Float64Array(S * H);
+  let x: Float64Array = new Float64Array(S * H);
   for (let s = 0; s < S; s++) {
     const id = input.inputIds[s];
     if (id < 0 || id >= V) throw new Error(`token id ${id} out of range`);

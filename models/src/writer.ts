@@ -271,7 +271,7 @@ export function writeDecoderModel(options: WriteDecoderModelOptions): WrittenMod
     json({ bos_token_id: tok.bosTokenId, eos_token_id: eos, pad_token_id: tok.padTokenId, do_sample: false, transformers_version: '4.46.0' }),
   );
   writeFileSync(join(dir, 'tokenizer.json'), json(tok.tokenizerJson));
-  const tokConfig = { ...tok.tokenizerConfig, model_max_length: spec.maxPositions };
+  const tokConfig: Record<string, unknown> = { ...tok.tokenizerConfig, model_max_length: spec.maxPositions };
   if (options.chatTemplate) tokConfig.chat_template = options.chatTemplate;
   writeFileSync(join(dir, 'tokenizer_config.json'), json(tokConfig));
   writeFileSync(

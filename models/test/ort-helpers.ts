@@ -2,8 +2,8 @@ import * as ort from 'onnxruntime-node';
 import type { KvEntry } from '../src/reference-forward.js';
 import type { ModelSpec } from '../src/spec.js';
 
-export async function createSession(modelPath: string): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 });
+export async function createSession(modelPath: string | Uint8Array): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(modelPath as any, { intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 });
 }
 
 export interface OrtStepResult {

@@ -2,3 +2,4 @@
 export * from './spec/index.js';
 export * from './primitives/index.js';
 export * from './generation/index.js';
+export * from './kernels/index.js';

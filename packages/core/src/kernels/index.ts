@@ -1,0 +1,3 @@
+export * from './kernel-backend.js';
+export * from './reference-backend.js';
+export * from './registry.js';

@@ -17,3 +17,5 @@ export {
 export type { KvEntry, ReferenceForwardInput, ReferenceForwardOutput, ReferenceModel } from './reference-forward.js';
 export { DEFAULT_WEIGHT_SCALE, FIXTURES, fixturePath, PERF_SPEC, TINY_SIZES } from './fixtures.js';
 export type { FixtureDef, FixtureName } from './fixtures.js';
+export { GraphBuilder, readInitializers } from './onnx-builder.js';
+export type { ReadTensor } from './onnx-builder.js';

@@ -3,3 +3,5 @@ export * from './spec/index.js';
 export * from './primitives/index.js';
 export * from './generation/index.js';
 export * from './kernels/index.js';
+export * from './registry/index.js';
+export * from './policies/index.js';

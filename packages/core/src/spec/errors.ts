@@ -13,6 +13,7 @@ export type DraftErrorCode =
   | 'VOCAB_MISMATCH'
   | 'POLICY_OUTPUT'
   | 'UNKNOWN_METHOD'
+  | 'DUPLICATE_POLICY'
   | 'NATIVE_UNAVAILABLE'
   | 'KERNEL'
   | 'DISPOSED'
@@ -137,6 +138,20 @@ export class UnknownMethodError extends DraftError {
     this.name = 'UnknownMethodError';
     this.method = options.method;
     this.known = options.known;
+  }
+}
+
+/** A policy type was registered twice without `{ override: true }`. */
+export class DuplicatePolicyError extends DraftError {
+  readonly policyType: string;
+  constructor(options: { type: string; existingKind: string }) {
+    super(
+      'DUPLICATE_POLICY',
+      `A policy of type '${options.type}' (${options.existingKind}) is already registered; pass { override: true } to replace it.`,
+      { details: { type: options.type, existingKind: options.existingKind } },
+    );
+    this.name = 'DuplicatePolicyError';
+    this.policyType = options.type;
   }
 }
 

@@ -1,0 +1,2 @@
+export * from './define-cache-policy.js';
+export * from './base-cache-policy.js';

@@ -1,0 +1,2 @@
+export * from './policy-registry.js';
+export * from './reference-config.js';

@@ -1,0 +1,129 @@
+/*
+ * draft_kernels.h: the C ABI of @draft's native kernels (CPU always, CUDA when built with a toolkit).
+ *
+ * Conventions
+ *  - Every function returns a draft_status; kernels never exit/abort and never print.
+ *  - Names: draft_<backend>_<action>_<noun>; backend is `cpu` or `cuda`.
+ *  - Tensors are dense, row-major, batch 1; shapes are documented per argument as (dim0, dim1, ...).
+ *  - CUDA entry points take HOST pointers: they copy inputs to the device, run, and copy results back.
+ *    Without a CUDA build they return DRAFT_ERR_NOT_BUILT; without a device, DRAFT_ERR_NO_DEVICE.
+ *  - Scores: higher = keep. Results reproduce the TypeScript references in @draft/core
+ *    (packages/core/src/primitives) up to float rounding.
+ *  - num_threads <= 0 means "one per hardware thread".
+ */
+#ifndef DRAFT_KERNELS_H
+#define DRAFT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DRAFT_KERNELS_VERSION_MAJOR 0
+#define DRAFT_KERNELS_VERSION_MINOR 1
+
+typedef enum draft_status {
+  DRAFT_OK = 0,
+  DRAFT_ERR_INVALID_ARGUMENT = 1, /* bad shape, null pointer, out-of-range index, unknown enum value */
+  DRAFT_ERR_OUT_OF_MEMORY = 2,    /* host or device allocation failed */
+  DRAFT_ERR_CUDA = 3,             /* a CUDA runtime call or kernel launch failed */
+  DRAFT_ERR_NO_DEVICE = 4,        /* CUDA built but no usable device */
+  DRAFT_ERR_NOT_BUILT = 5,        /* this backend was not compiled into the library */
+  DRAFT_ERR_UNSUPPORTED = 6,      /* valid request this backend does not implement (e.g. CUDA top-k score order) */
+  DRAFT_ERR_INTERNAL = 7          /* unexpected C++ exception or thread failure */
+} draft_status;
+
+typedef enum draft_dtype { DRAFT_DTYPE_F32 = 0, DRAFT_DTYPE_F16 = 1 } draft_dtype;
+typedef enum draft_reduce_op { DRAFT_REDUCE_MAX = 0, DRAFT_REDUCE_MEAN = 1, DRAFT_REDUCE_SUM = 2 } draft_reduce_op;
+typedef enum draft_pool_type { DRAFT_POOL_MAX = 0, DRAFT_POOL_AVG = 1 } draft_pool_type;
+typedef enum draft_pool_padding {
+  DRAFT_PAD_SAME = 0,        /* k//2 each side (odd k). max: -inf; avg: zeros, always divides by k */
+  DRAFT_PAD_CENTRED_ZERO = 1 /* zeros, left (k-1)//2, right k-1-(k-1)//2 (SpecPC; any k) */
+} draft_pool_padding;
+typedef enum draft_topk_order { DRAFT_TOPK_POSITION = 0, DRAFT_TOPK_SCORE = 1 } draft_topk_order;
+
+/** Human-readable name of a status (static storage). */
+const char* draft_status_string(draft_status status);
+/** 1 when the CUDA sources were compiled into this library, else 0. */
+int draft_cuda_built(void);
+/** Number of usable CUDA devices (0 when not built or none). Returns DRAFT_OK with *count = 0 when not built. */
+draft_status draft_cuda_device_count(int32_t* count);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Fused window scoring (ALGORITHMS.md primitives 1+2):
+ *   logits = Q·Kᵀ·scale, causal tail (query i sees tail keys <= i), fp32 softmax over ALL keys,
+ *   p *= query_weights[i] (optional), reduce over the G = num_heads/num_kv_heads group heads and the
+ *   query_count queries with max | mean (÷ G·w) | sum  ->  out (num_kv_heads, key_count).
+ * Keys are streamed in chunks (pass 1: online max/denominator, pass 2: normalise + reduce), so working memory
+ * is O(G·w × chunk) per thread, never the (w, N) score matrix.
+ * ------------------------------------------------------------------------------------------------------- */
+typedef struct draft_window_scores_args {
+  const float* queries;        /* (num_heads, query_count, head_dim), post-RoPE */
+  const void* keys;            /* (num_kv_heads, key_count, head_dim), post-RoPE, key_dtype */
+  draft_dtype key_dtype;       /* F32 or F16 (IEEE half, converted on load) */
+  int32_t num_heads;           /* Hq, a multiple of num_kv_heads */
+  int32_t num_kv_heads;        /* Hkv */
+  int32_t head_dim;            /* d */
+  int32_t query_count;         /* w <= key_count: the window queries are the last w key positions */
+  int32_t key_count;           /* N */
+  int32_t causal_tail;         /* nonzero: query i sees keys j < N - w + i + 1 */
+  float scale;                 /* logit scale; 0 means 1/sqrt(head_dim) */
+  draft_reduce_op op;
+  const float* query_weights;  /* NULL or (query_count): weight of each query row before reducing */
+  int32_t chunk_size;          /* keys per work unit (<= 0: 1024) */
+  int32_t num_threads;
+  float* out;                  /* (num_kv_heads, key_count) */
+} draft_window_scores_args;
+
+draft_status draft_cpu_window_scores(const draft_window_scores_args* args);
+draft_status draft_cuda_window_scores(const draft_window_scores_args* args);
+
+/* Stride-1 1-D pooling keeping the length, per row. scores/out: (rows, length); out may not alias scores. */
+draft_status draft_cpu_pool1d(const float* scores, int32_t rows, int32_t length, int32_t kernel,
+                              draft_pool_type type, draft_pool_padding padding, float* out);
+draft_status draft_cuda_pool1d(const float* scores, int32_t rows, int32_t length, int32_t kernel,
+                               draft_pool_type type, draft_pool_padding padding, float* out);
+
+/*
+ * Stable top-k per row: the min(k, length) highest of scores[r*row_stride + 0 .. length), ties -> lower
+ * position, NaN ranks below -inf (NaNs among themselves by position). out: (rows, min(k, length)) int32
+ * positions relative to the row start, ascending (DRAFT_TOPK_POSITION) or by descending score
+ * (DRAFT_TOPK_SCORE, ties lower position first).
+ */
+draft_status draft_cpu_topk(const float* scores, int32_t rows, int64_t row_stride, int32_t length, int32_t k,
+                            draft_topk_order order, int32_t num_threads, int32_t* out);
+draft_status draft_cuda_topk(const float* scores, int32_t rows, int64_t row_stride, int32_t length, int32_t k,
+                             draft_topk_order order, int32_t* out);
+
+/*
+ * KV gather / compaction for one layer: tensor (num_kv_heads, length, row_dim) of elements of `dtype`;
+ * head h keeps counts[h] rows listed at indices[offset_h .. offset_h + counts[h]) with offset_h = sum of
+ * earlier counts (ragged); pass counts = NULL and uniform_count = k for the uniform case (indices (Hkv, k)).
+ * out: the kept rows head after head, (sum(counts), row_dim). Any index outside [0, length) ->
+ * DRAFT_ERR_INVALID_ARGUMENT (nothing guaranteed written).
+ */
+draft_status draft_cpu_gather_rows(const void* tensor, draft_dtype dtype, int32_t num_kv_heads, int32_t length,
+                                   int32_t row_dim, const int32_t* indices, const int32_t* counts,
+                                   int32_t uniform_count, int32_t num_threads, void* out);
+draft_status draft_cuda_gather_rows(const void* tensor, draft_dtype dtype, int32_t num_kv_heads, int32_t length,
+                                    int32_t row_dim, const int32_t* indices, const int32_t* counts,
+                                    int32_t uniform_count, void* out);
+
+/*
+ * SpecPC per-token aggregation (ALGORITHMS.md SpecPC step 3): out[j] = max over layers l and rows r of
+ * scores[(l*rows_per_layer + r)*key_count + j] for j < out_length <= key_count (truncation to the prompt).
+ * scores: (num_layers, rows_per_layer, key_count). With accumulate != 0 the current out[j] joins the max, so
+ * layers can be streamed one at a time (peak memory: one layer). NaN never wins.
+ */
+draft_status draft_cpu_specpc_aggregate(const float* scores, int32_t num_layers, int32_t rows_per_layer,
+                                        int32_t key_count, int32_t out_length, int32_t accumulate, float* out);
+draft_status draft_cuda_specpc_aggregate(const float* scores, int32_t num_layers, int32_t rows_per_layer,
+                                         int32_t key_count, int32_t out_length, int32_t accumulate, float* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DRAFT_KERNELS_H */

@@ -1,0 +1,366 @@
+import {
+  AbortError,
+  type CallbackIterable,
+  type CallOptions,
+  type CapabilitiesV1,
+  type CausalLMV1,
+  type ChatMessage,
+  callbackToAsyncIterable,
+  type DecodeLoopResult,
+  type DecodePolicyV1,
+  DisposedError,
+  decodeLoop,
+  type ForwardRequestV1,
+  type ForwardResultV1,
+  type GenerationOptionsV1,
+  type GenerationResultV1,
+  InvalidArgumentError,
+  type ModelInfoV1,
+  PromptTooLongError,
+  UnsupportedCapabilityError,
+  validateSamplerOptions,
+} from '@draft/core';
+import { basename, resolve } from 'node:path';
+import { OrtKvCache } from './kv-cache.js';
+import { readModelFolder } from './model-folder.js';
+import { HfTokenizer } from './tokenizer.js';
+import { WorkerClient } from './worker-client.js';
+import type { ForwardResult, InitResult } from './worker-protocol.js';
+
+/** Options of `loadModel`. */
+export interface LoadModelOptions extends CallOptions {
+  /** ORT intra-op threads (default: ORT's choice, one per physical core). Inter-op is always 1. */
+  threads?: number;
+  /**
+   * Extra graph tensors to expose for debugging (e.g. a Softmax output); returned by `forward` in `debug`
+   * when also named in the request's `debugOutputs`.
+   */
+  debugOutputs?: string[];
+}
+
+/** A forward request with runtime extras. */
+export interface OrtForwardRequest extends ForwardRequestV1 {
+  /** Names from `LoadModelOptions.debugOutputs` to return (last chunk only). */
+  debugOutputs?: string[];
+}
+
+export interface OrtForwardResult extends ForwardResultV1 {
+  cache: OrtKvCache;
+  debug?: Record<string, { data: Float32Array; dims: number[] }>;
+}
+
+/** A prompt: text (tokenised with special tokens), chat messages (chat template) or token ids. */
+export type PromptInput = string | { messages: readonly ChatMessage[] } | { inputIds: readonly number[] };
+
+/** Generation options of the runtime: the spec's options plus chunked prefill and a decode-time policy. */
+export interface GenerateOptions extends GenerationOptionsV1 {
+  /** Prefill in chunks of this many tokens (default: the whole prompt at once). */
+  chunkSize?: number;
+  /** Optional eviction while decoding. */
+  decodePolicy?: DecodePolicyV1;
+}
+
+/** `stream()` result: text pieces, plus the final result once iteration ends. */
+export type GenerationStream = CallbackIterable<string, GenerationResultV1>;
+
+const CAPABILITIES: CapabilitiesV1 = Object.freeze({
+  tokenIds: true,
+  queryCapture: true,
+  allQueryCapture: true,
+  kvSelection: true,
+  raggedKvHeads: false,
+  raggedLayers: false,
+  positionIds: true,
+});
+
+const asyncDispose: symbol = (Symbol as unknown as { asyncDispose?: symbol }).asyncDispose ?? Symbol.for('Symbol.asyncDispose');
+
+function isAbort(error: unknown): error is AbortError {
+  return (error as { code?: string })?.code === 'ABORTED';
+}
+
+/**
+ * A decoder ONNX model (Llama, Qwen2, …) run by onnxruntime-node in a worker thread, with query capture and
+ * a position-aware KV cache. Create with `loadModel(dir)`.
+ */
+export class OrtCausalLM implements CausalLMV1 {
+  readonly specificationVersion = 'v1' as const;
+  readonly capabilities: CapabilitiesV1 = CAPABILITIES;
+  private disposed = false;
+
+  /** @internal use `loadModel` */
+  constructor(
+    readonly name: string,
+    readonly info: ModelInfoV1,
+    readonly tokenizer: HfTokenizer,
+    /** How the graph was instrumented: 'decomposed' or 'gqa', and the captured tensor per layer. */
+    readonly graph: InitResult,
+    private readonly client: WorkerClient,
+  ) {}
+
+  private check(): void {
+    if (this.disposed) throw new DisposedError('OrtCausalLM');
+  }
+
+  /**
+   * Runs `inputIds` after `cache` (left intact; the result carries a new cache). Positions default to
+   * `cache.nextPosition`, +1, …. See ForwardRequestV1. Throws PromptTooLongError past `info.maxPositions`,
+   * InvalidArgumentError on bad input, AbortError when `signal` fires (checked between chunks).
+   */
+  async forward(request: OrtForwardRequest): Promise<OrtForwardResult> {
+    this.check();
+    const { inputIds, cache } = request;
+    if (request.signal?.aborted) throw new AbortError({ reason: request.signal.reason });
+    if (!inputIds || inputIds.length === 0) throw new InvalidArgumentError({ argument: 'inputIds', value: inputIds, expected: 'a non-empty list of token ids' });
+    const ids = Int32Array.from(inputIds);
+    for (let i = 0; i < ids.length; i++) {
+      if (!Number.isInteger(inputIds[i]) || ids[i] < 0 || ids[i] >= this.info.vocabSize) {
+        throw new InvalidArgumentError({ argument: `inputIds[${i}]`, value: inputIds[i], expected: `an integer in [0, ${this.info.vocabSize})` });
+      }
+    }
+    if (cache !== undefined && (!(cache instanceof OrtKvCache) || cache.owner !== this)) {
+      throw new InvalidArgumentError({ argument: 'cache', value: '[foreign cache]', expected: 'a cache produced by this model' });
+    }
+    if (cache?.isDisposed) throw new DisposedError('OrtKvCache');
+    const S = ids.length;
+    let positions: Int32Array;
+    if (request.positionIds !== undefined) {
+      if (request.positionIds.length !== S) {
+        throw new InvalidArgumentError({ argument: 'positionIds.length', value: request.positionIds.length, expected: `${S} (inputIds.length)` });
+      }
+      positions = Int32Array.from(request.positionIds);
+      for (let i = 0; i < S; i++) {
+        if (!Number.isInteger(request.positionIds[i]) || positions[i] < 0) {
+          throw new InvalidArgumentError({ argument: `positionIds[${i}]`, value: request.positionIds[i], expected: 'an integer ≥ 0' });
+        }
+      }
+    } else {
+      const start = cache?.nextPosition ?? 0;
+      positions = Int32Array.from({ length: S }, (_, i) => start + i);
+    }
+    let maxPosition = 0;
+    for (const p of positions) if (p > maxPosition) maxPosition = p;
+    if (maxPosition >= this.info.maxPositions) throw new PromptTooLongError({ promptTokens: maxPosition + 1, maxPositions: this.info.maxPositions });
+    let capture = 0;
+    if (request.captureQueries === 'all') capture = S;
+    else if (request.captureQueries !== undefined && request.captureQueries !== 0) {
+      if (!Number.isInteger(request.captureQueries) || request.captureQueries < 0 || request.captureQueries > S) {
+        throw new InvalidArgumentError({ argument: 'captureQueries', value: request.captureQueries, expected: `'all' or an integer in [0, ${S}] (tokens in this call)` });
+      }
+      capture = request.captureQueries;
+    }
+    const logits = request.logits ?? 'last';
+    if (logits !== 'last' && logits !== 'all') throw new InvalidArgumentError({ argument: 'logits', value: logits, expected: "'last' | 'all'" });
+    const chunkSize = request.chunkSize ?? S;
+    if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });
+    for (const name of request.debugOutputs ?? []) {
+      if (!this.graph.outputNames.includes(name)) throw new InvalidArgumentError({ argument: 'debugOutputs', value: name, expected: 'a name given to loadModel({ debugOutputs })' });
+    }
+
+    let requestId = 0;
+    const onAbort = () => this.client.send({ type: 'cancel', target: requestId });
+    request.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const result = await this.client.request<ForwardResult>(
+        {
+          type: 'forward',
+          cache: cache?.handle ?? null,
+          inputIds: ids,
+          positionIds: positions,
+          captureQueries: capture,
+          logits,
+          chunkSize,
+          debugOutputs: request.debugOutputs,
+        },
+        {
+          onId: (id) => {
+            requestId = id;
+          },
+          onProgress: (p) => request.onProgress?.({ stage: p.stage, completed: p.completed, total: p.total }),
+        },
+      );
+      const shape = { numLayers: this.info.numLayers, numKvHeads: this.info.numKvHeads, headDim: this.info.headDim };
+      const next = cache
+        ? cache.appended(result.cache, positions)
+        : new OrtKvCache(this.client, result.cache, shape, 0, undefined, new Int32Array(0), 0, this).appended(result.cache, positions);
+      return { logits: result.logits, cache: next, ...(result.queries ? { queries: result.queries } : {}), ...(result.debug ? { debug: result.debug } : {}) };
+    } catch (error) {
+      if (isAbort(error)) throw new AbortError({ reason: request.signal?.reason });
+      throw error;
+    } finally {
+      request.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Token ids of a prompt: text is encoded with special tokens; messages go through the chat template. */
+  encodePrompt(prompt: PromptInput): number[] {
+    if (typeof prompt === 'string') return this.tokenizer.encode(prompt);
+    if (prompt && 'inputIds' in prompt) return Array.from(prompt.inputIds);
+    if (prompt && 'messages' in prompt) {
+      if (!this.tokenizer.applyChatTemplate) {
+        throw new UnsupportedCapabilityError({ capability: 'chatTemplate', component: 'OrtCausalLM.generate', backend: this.name, message: `${this.name} has no chat_template in tokenizer_config.json.` });
+      }
+      const text = this.tokenizer.applyChatTemplate(prompt.messages, { addGenerationPrompt: true });
+      return this.tokenizer.encode(text, { addSpecialTokens: false });
+    }
+    throw new InvalidArgumentError({ argument: 'prompt', value: prompt, expected: 'a string, { messages } or { inputIds }' });
+  }
+
+  /**
+   * Prefills the prompt (optionally in chunks) and decodes with `decodeLoop`. On abort it throws an
+   * `AbortError` whose `partial` is a `GenerationResultV1` with `finishReason: 'abort'` and what was generated
+   * so far. The model stays usable after any error or abort.
+   */
+  generate(prompt: PromptInput, options: GenerateOptions): Promise<GenerationResultV1> {
+    return this.run(prompt, options);
+  }
+
+  /**
+   * Streams text pieces as they are generated (pieces concatenate to the final `text`; text that may begin a
+   * stop string is held back). `result` resolves to the final GenerationResultV1.
+   */
+  stream(prompt: PromptInput, options: GenerateOptions): GenerationStream {
+    return callbackToAsyncIterable<string, GenerationResultV1>((push) => this.run(prompt, options, push));
+  }
+
+  private async run(prompt: PromptInput, options: GenerateOptions, onText?: (piece: string) => void): Promise<GenerationResultV1> {
+    this.check();
+    const started = performance.now();
+    if (!options || !(Number.isInteger(options.maxNewTokens) && options.maxNewTokens >= 0)) {
+      throw new InvalidArgumentError({ argument: 'maxNewTokens', value: options?.maxNewTokens, expected: 'an integer ≥ 0' });
+    }
+    validateSamplerOptions(options);
+    if (options.chunkSize !== undefined && !(Number.isInteger(options.chunkSize) && options.chunkSize >= 1)) {
+      throw new InvalidArgumentError({ argument: 'chunkSize', value: options.chunkSize, expected: 'an integer ≥ 1' });
+    }
+    const ids = this.encodePrompt(prompt);
+    const n = ids.length;
+    if (n === 0) throw new InvalidArgumentError({ argument: 'prompt', value: prompt, expected: 'at least one token' });
+    if (n > this.info.maxPositions) throw new PromptTooLongError({ promptTokens: n, maxPositions: this.info.maxPositions });
+
+    let prefillMs = 0;
+    let ttftMs: number | undefined;
+    let kvAfterPrefill = 0;
+    const build = (decoded: Pick<DecodeLoopResult, 'tokens' | 'text' | 'finishReason' | 'decodeMs'>, finalBytes: number): GenerationResultV1 => {
+      const totalMs = performance.now() - started;
+      return {
+        text: decoded.text,
+        tokens: decoded.tokens,
+        finishReason: decoded.finishReason,
+        usage: {
+          promptTokens: n,
+          compressedPromptTokens: n,
+          keptKvTokens: Array.from({ length: this.info.numLayers }, () => new Array<number>(this.info.numKvHeads).fill(kvAfterPrefill > 0 ? n : 0)),
+          completionTokens: decoded.tokens.length,
+          draftTokens: 0,
+        },
+        timings: {
+          compressMs: 0,
+          draftMs: 0,
+          prefillMs,
+          selectMs: 0,
+          decodeMs: decoded.decodeMs,
+          ttftMs: ttftMs ?? totalMs,
+          totalMs,
+          decodeTokensPerSecond: decoded.decodeMs > 0 ? decoded.tokens.length / (decoded.decodeMs / 1000) : 0,
+        },
+        kvBytes: { afterPrefill: kvAfterPrefill, final: finalBytes },
+      };
+    };
+
+    let prefill: OrtForwardResult;
+    try {
+      prefill = await this.forward({ inputIds: ids, chunkSize: options.chunkSize, signal: options.signal, onProgress: options.onProgress });
+    } catch (error) {
+      if (isAbort(error)) throw new AbortError({ reason: options.signal?.reason, partial: build({ tokens: [], text: '', finishReason: 'abort', decodeMs: 0 }, 0) });
+      throw error;
+    }
+    prefillMs = performance.now() - started;
+    kvAfterPrefill = prefill.cache.byteSize();
+    const userOnToken = options.onToken;
+    const onToken = (token: { id: number; text: string }) => {
+      ttftMs ??= performance.now() - started;
+      userOnToken?.(token);
+    };
+    let finalCache: OrtKvCache | undefined;
+    try {
+      const decoded = await decodeLoop({
+        model: this,
+        cache: prefill.cache,
+        firstLogits: prefill.logits,
+        generation: { ...options, onToken },
+        decodePolicy: options.decodePolicy,
+        promptLength: n,
+        onText,
+      });
+      finalCache = decoded.cache as OrtKvCache;
+      return build(decoded, finalCache.byteSize());
+    } catch (error) {
+      if (isAbort(error) && (error as AbortError).partial) {
+        const partial = (error as AbortError).partial as DecodeLoopResult;
+        finalCache = partial.cache as OrtKvCache;
+        throw new AbortError({ reason: options.signal?.reason, partial: build(partial, finalCache.byteSize()) });
+      }
+      throw error;
+    } finally {
+      if (finalCache && finalCache !== prefill.cache) finalCache.dispose();
+      prefill.cache.dispose();
+    }
+  }
+
+  /** Terminates the worker (all caches of this model become unusable). Later calls throw DisposedError. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.client.terminate();
+  }
+
+  [asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+/**
+ * Loads a decoder folder in the Hugging Face / transformers.js layout (config.json, generation_config.json,
+ * tokenizer.json, tokenizer_config.json, onnx/model.onnx), instruments its graph for query capture and starts
+ * its ORT session in a worker thread.
+ *
+ * Throws ModelLayoutError (missing/malformed files, unsupported model_type), GraphPatternError (no
+ * recognisable attention), AbortError (signal).
+ */
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<OrtCausalLM> {
+  const { signal, onProgress } = options;
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
+    throw new InvalidArgumentError({ argument: 'threads', value: options.threads, expected: 'an integer ≥ 1' });
+  }
+  const total = 3;
+  if (signal?.aborted) throw new AbortError({ reason: signal.reason });
+  const folder = readModelFolder(resolve(dir));
+  onProgress?.({ stage: 'load', completed: 1, total });
+  const tokenizer = await HfTokenizer.create(folder.tokenizerJson, folder.tokenizerConfig, `${folder.dir}/tokenizer.json`);
+  onProgress?.({ stage: 'load', completed: 2, total });
+  if (signal?.aborted) throw new AbortError({ reason: signal.reason });
+  const client = new WorkerClient();
+  try {
+    const info = folder.info;
+    const graph = await client.request<InitResult>({
+      type: 'init',
+      modelPath: folder.modelPath,
+      numLayers: info.numLayers,
+      numHeads: info.numHeads,
+      numKvHeads: info.numKvHeads,
+      headDim: info.headDim,
+      vocabSize: info.vocabSize,
+      ropeTheta: folder.ropeTheta,
+      maxPositions: info.maxPositions,
+      threads: options.threads,
+      debugOutputs: options.debugOutputs,
+    });
+    if (signal?.aborted) throw new AbortError({ reason: signal.reason });
+    onProgress?.({ stage: 'load', completed: 3, total });
+    return new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client);
+  } catch (error) {
+    await client.terminate();
+    throw error;
+  }
+}

@@ -1,0 +1,205 @@
+import { GraphPatternError, ModelLayoutError } from '@draft/core';
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+type NodeProto = InstanceType<typeof onnx.NodeProto>;
+type TensorProto = InstanceType<typeof onnx.TensorProto>;
+
+/**
+ * Where a layer's post-RoPE queries come from.
+ * - `decomposed`: `output` is the query operand of the Q·Kᵀ MatMul, shape [B, Hq, S, d] (captured before any
+ *   scale applied to Q, so it is the plain post-RoPE query).
+ * - `gqa`: `output` is the query input of com.microsoft.GroupQueryAttention, shape [B, S, Hq·d] (or the packed
+ *   QKV [B, S, (Hq + 2·Hkv)·d] when `packed`); when `doRotary`, RoPE is applied by the runtime at the true
+ *   positions with the node's cos/sin caches (`cosCache` (maxPositions, rotaryDim/2)) or `ropeTheta`.
+ */
+export type QueryCaptureSpec =
+  | { layer: number; kind: 'decomposed'; output: string; node: string }
+  | {
+      layer: number;
+      kind: 'gqa';
+      output: string;
+      node: string;
+      packed: boolean;
+      numHeads: number;
+      kvNumHeads: number;
+      doRotary: boolean;
+      interleaved: boolean;
+      cosCache?: Float32Array;
+      sinCache?: Float32Array;
+      /** Rotated dims (≤ headDim); the rest passes through. */
+      rotaryDim: number;
+    };
+
+export interface InstrumentedGraph {
+  /** Serialized model with the capture outputs added as graph outputs. */
+  bytes: Uint8Array;
+  pattern: 'decomposed' | 'gqa';
+  captures: QueryCaptureSpec[];
+  /** Graph outputs added for debugging (present only when requested). */
+  debugOutputs: string[];
+  inputNames: string[];
+  outputNames: string[];
+}
+
+const PASS_THROUGH = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where', 'Cast', 'Max', 'Min', 'Tanh', 'Identity', 'Clip']);
+
+export function tensorToFloat32(t: TensorProto): Float32Array {
+  if (t.floatData && t.floatData.length > 0) return Float32Array.from(t.floatData);
+  if (t.rawData && t.rawData.length > 0 && t.dataType === onnx.TensorProto.DataType.FLOAT) {
+    const raw = t.rawData;
+    const copy = new Uint8Array(raw.length);
+    copy.set(raw);
+    return new Float32Array(copy.buffer);
+  }
+  return new Float32Array(0);
+}
+
+function attrInt(node: NodeProto, name: string, fallback: number): number {
+  const a = node.attribute.find((x) => x.name === name);
+  if (!a) return fallback;
+  return typeof a.i === 'number' ? a.i : Number(a.i);
+}
+
+/**
+ * Parses an ONNX decoder, finds each layer's attention and adds graph outputs exposing its post-RoPE
+ * queries. Handles the decomposed pattern (MatMul → scale → mask → Softmax, as torch exports) and the fused
+ * com.microsoft.GroupQueryAttention. Layers are ordered by the `layers.N` index in node names when every
+ * attention has one, else by graph order.
+ */
+export function instrumentGraph(bytes: Uint8Array, options: { numLayers: number; headDim: number; path: string; debugOutputs?: readonly string[] }): InstrumentedGraph {
+  let model: InstanceType<typeof onnx.ModelProto>;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (cause) {
+    throw new ModelLayoutError(`Cannot parse ONNX model ${options.path}: ${(cause as Error).message}`, { path: options.path, cause });
+  }
+  const graph = model.graph as InstanceType<typeof onnx.GraphProto> | null;
+  if (!graph) throw new ModelLayoutError(`ONNX model ${options.path} has no graph.`, { path: options.path });
+
+  const initializers = new Map<string, TensorProto>();
+  for (const t of graph.initializer) initializers.set(t.name as string, t as TensorProto);
+  const producer = new Map<string, NodeProto>();
+  for (const n of graph.node as NodeProto[]) for (const o of n.output) producer.set(o, n);
+  const graphInputs = new Set(graph.input.map((i) => i.name as string));
+
+  const constMemo = new Map<string, boolean>();
+  const isConstant = (name: string, depth = 0): boolean => {
+    if (name === '') return true;
+    if (initializers.has(name) && !graphInputs.has(name)) return true;
+    const cached = constMemo.get(name);
+    if (cached !== undefined) return cached;
+    const node = producer.get(name);
+    let result = false;
+    if (node && depth < 32) {
+      result = node.opType === 'Constant' || (node.input.length > 0 && node.input.every((i) => isConstant(i, depth + 1)));
+    }
+    constMemo.set(name, result);
+    return result;
+  };
+
+  // Walk back from a Softmax input through mask / scale / softcap ops to the Q·Kᵀ MatMul.
+  const findScoresMatMul = (name: string, depth: number): NodeProto | undefined => {
+    const node = producer.get(name);
+    if (!node || depth > 6) return undefined;
+    if (node.opType === 'MatMul') return isConstant(node.input[1]) || isConstant(node.input[0]) ? undefined : node;
+    if (!PASS_THROUGH.has(node.opType)) return undefined;
+    for (const input of node.input) {
+      if (isConstant(input)) continue;
+      const found = findScoresMatMul(input, depth + 1);
+      if (found) return found;
+    }
+    return undefined;
+  };
+
+  const layerIndex = (node: NodeProto): number | undefined => {
+    const m = /layers?[._/](\d+)(?:\b|[._/])/.exec(node.name ?? '');
+    return m ? Number(m[1]) : undefined;
+  };
+
+  type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+  type Found = { node: NodeProto; spec: DistributiveOmit<QueryCaptureSpec, 'layer'> };
+  const found: Found[] = [];
+  const gqaNodes = graph.node.filter((n) => n.opType === 'GroupQueryAttention') as NodeProto[];
+  let pattern: 'decomposed' | 'gqa';
+  if (gqaNodes.length > 0) {
+    pattern = 'gqa';
+    for (const node of gqaNodes) {
+      const numHeads = attrInt(node, 'num_heads', 0);
+      const cosName = node.input[7] ?? '';
+      const sinName = node.input[8] ?? '';
+      const cos = initializers.get(cosName);
+      const sin = initializers.get(sinName);
+      const cosCache = cos ? tensorToFloat32(cos) : undefined;
+      const sinCache = sin ? tensorToFloat32(sin) : undefined;
+      const rotaryHalf = cos && cos.dims.length === 2 ? Number(cos.dims[1]) : options.headDim / 2;
+      found.push({
+        node,
+        spec: {
+          kind: 'gqa',
+          output: node.input[0],
+          node: node.name ?? '',
+          packed: (node.input[1] ?? '') === '',
+          numHeads,
+          kvNumHeads: attrInt(node, 'kv_num_heads', 0),
+          doRotary: attrInt(node, 'do_rotary', 0) === 1,
+          interleaved: attrInt(node, 'rotary_interleaved', 0) === 1,
+          ...(cosCache && cosCache.length > 0 && sinCache && sinCache.length > 0 ? { cosCache, sinCache } : {}),
+          rotaryDim: rotaryHalf * 2,
+        },
+      });
+    }
+  } else {
+    pattern = 'decomposed';
+    for (const node of graph.node as NodeProto[]) {
+      if (node.opType !== 'Softmax') continue;
+      const matmul = findScoresMatMul(node.input[0], 0);
+      if (!matmul) continue;
+      let query = matmul.input[0];
+      // Q pre-scaled before the MatMul (Q·s or Q/s, s constant): capture the unscaled query.
+      const pre = producer.get(query);
+      if (pre && (pre.opType === 'Mul' || pre.opType === 'Div')) {
+        const [a, b] = pre.input;
+        if (isConstant(b) && !isConstant(a)) query = a;
+        else if (pre.opType === 'Mul' && isConstant(a) && !isConstant(b)) query = b;
+      }
+      found.push({ node, spec: { kind: 'decomposed', output: query, node: matmul.name ?? '' } });
+    }
+  }
+  if (found.length === 0) {
+    throw new GraphPatternError(
+      `No recognisable attention in ${options.path}: expected Softmax(… MatMul(Q, Kᵀ) …) per layer or com.microsoft.GroupQueryAttention.`,
+      { details: { path: options.path } },
+    );
+  }
+  if (found.length !== options.numLayers) {
+    throw new GraphPatternError(`Found ${found.length} attention blocks in ${options.path}, but config.json declares ${options.numLayers} layers.`, {
+      details: { path: options.path, found: found.map((f) => f.node.name) },
+    });
+  }
+  const indices = found.map((f) => layerIndex(f.node));
+  const byName = indices.every((i) => i !== undefined) && new Set(indices).size === found.length && indices.every((i) => (i as number) < found.length);
+  const captures = found.map((f, k) => ({ ...f.spec, layer: byName ? (indices[k] as number) : k }) as QueryCaptureSpec).sort((a, b) => a.layer - b.layer);
+
+  const existing = new Set(graph.output.map((o) => o.name as string));
+  const add = (name: string) => {
+    if (existing.has(name)) return;
+    existing.add(name);
+    graph.output.push(onnx.ValueInfoProto.create({ name }));
+  };
+  for (const c of captures) add(c.output);
+  const debugOutputs: string[] = [];
+  for (const name of options.debugOutputs ?? []) {
+    if (!producer.has(name) && !graphInputs.has(name)) throw new GraphPatternError(`Debug output '${name}' is not a tensor of ${options.path}.`);
+    add(name);
+    debugOutputs.push(name);
+  }
+  return {
+    bytes: onnx.ModelProto.encode(model).finish(),
+    pattern,
+    captures,
+    debugOutputs,
+    inputNames: graph.input.map((i) => i.name as string),
+    outputNames: graph.output.map((o) => o.name as string),
+  };
+}

@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { type ChatMessage, ModelLayoutError, type TokenizerV1, UnsupportedCapabilityError } from '@draft/core';
+import { Tokenizer } from '@huggingface/tokenizers';
+
+/** A jinja renderer: `@huggingface/jinja`'s `Template` class. */
+type TemplateClass = new (template: string) => { render(context: Record<string, unknown>): string };
+
+/**
+ * Finds a jinja engine for chat templates. `@huggingface/jinja` is not a dependency of this package (see the
+ * README): it is used when the application has it installed, or found through `@huggingface/transformers`.
+ */
+async function loadJinja(): Promise<TemplateClass | undefined> {
+  try {
+    const mod = (await import('@huggingface/jinja' as string)) as { Template: TemplateClass };
+    return mod.Template;
+  } catch {
+    // not installed directly
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    const transformers = require.resolve('@huggingface/transformers');
+    const jinjaPath = createRequire(transformers).resolve('@huggingface/jinja');
+    const mod = (await import(jinjaPath)) as { Template: TemplateClass };
+    return mod.Template;
+  } catch {
+    return undefined;
+  }
+}
+
+function tokenContent(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') {
+    return (value as { content: string }).content;
+  }
+  return undefined;
+}
+
+/** TokenizerV1 over `@huggingface/tokenizers` (tokenizer.json + tokenizer_config.json). */
+export class HfTokenizer implements TokenizerV1 {
+  readonly vocabSize: number;
+  readonly fingerprint: string;
+  readonly chatTemplate: string | undefined;
+  readonly applyChatTemplate?: (messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }) => string;
+  private readonly tokenizer: Tokenizer;
+
+  private constructor(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>, path: string, jinja: TemplateClass | undefined) {
+    try {
+      this.tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
+    } catch (cause) {
+      throw new ModelLayoutError(`Cannot build a tokenizer from ${path}: ${(cause as Error).message}`, { path, cause });
+    }
+    let maxId = -1;
+    for (const id of this.tokenizer.get_vocab(true).values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
+    // Same model section (vocab, merges), added tokens and normalisation → same ids for the same text.
+    const identity = JSON.stringify([tokenizerJson.model, tokenizerJson.added_tokens, tokenizerJson.normalizer, tokenizerJson.pre_tokenizer]);
+    this.fingerprint = createHash('sha256').update(identity).digest('hex').slice(0, 32);
+    const template = tokenizerConfig.chat_template;
+    this.chatTemplate = typeof template === 'string' ? template : undefined;
+    if (this.chatTemplate !== undefined) {
+      const source = this.chatTemplate;
+      const specials: Record<string, string> = {};
+      for (const key of ['bos_token', 'eos_token', 'pad_token', 'unk_token']) {
+        const content = tokenContent(tokenizerConfig[key]);
+        if (content !== undefined) specials[key] = content;
+      }
+      let compiled: { render(context: Record<string, unknown>): string } | undefined;
+      this.applyChatTemplate = (messages, options = {}) => {
+        if (!jinja) {
+          throw new UnsupportedCapabilityError({
+            capability: 'chatTemplate',
+            component: 'HfTokenizer.applyChatTemplate',
+            message: 'Rendering a chat template needs @huggingface/jinja; install it next to @draft/runtime.',
+          });
+        }
+        compiled ??= new jinja(source);
+        return compiled.render({ messages, add_generation_prompt: options.addGenerationPrompt ?? true, ...specials });
+      };
+    }
+  }
+
+  /** Builds the tokenizer; resolves the jinja engine once when the folder has a chat template. */
+  static async create(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>, path: string): Promise<HfTokenizer> {
+    const jinja = typeof tokenizerConfig.chat_template === 'string' ? await loadJinja() : undefined;
+    return new HfTokenizer(tokenizerJson, tokenizerConfig, path, jinja);
+  }
+
+  encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+  }
+
+  decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    return this.tokenizer.decode(Array.from(ids), { skip_special_tokens: options.skipSpecialTokens ?? false });
+  }
+}

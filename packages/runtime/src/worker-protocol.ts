@@ -1,0 +1,53 @@
+import type { QueryCaptureSpec } from './graph/instrument.js';
+
+/** Messages between OrtCausalLM (main thread) and its worker. Every request carries an id; replies echo it. */
+export type WorkerRequest =
+  | { id: number; type: 'init'; modelPath: string; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number; ropeTheta: number; maxPositions: number; threads?: number; debugOutputs?: string[] }
+  | {
+      id: number;
+      type: 'forward';
+      cache: number | null;
+      inputIds: Int32Array;
+      positionIds: Int32Array;
+      /** Positions of the captured window: the last `captureQueries` of this call (0 = none). */
+      captureQueries: number;
+      logits: 'last' | 'all';
+      chunkSize: number;
+      debugOutputs?: string[];
+    }
+  | { id: number; type: 'gather'; cache: number; kept: Int32Array[][] }
+  | { id: number; type: 'crop'; cache: number; length: number }
+  | { id: number; type: 'clone'; cache: number }
+  | { id: number; type: 'read'; cache: number; layer: number; which: 'key' | 'value' }
+  | { id: number; type: 'release'; cache: number }
+  | { id: number; type: 'cancel'; target: number };
+
+export interface InitResult {
+  pattern: 'decomposed' | 'gqa';
+  captures: Omit<QueryCaptureSpec, 'cosCache' | 'sinCache'>[];
+  inputNames: string[];
+  outputNames: string[];
+  loadMs: number;
+}
+
+export interface ForwardResult {
+  cache: number;
+  length: number;
+  logits: Float32Array;
+  /** Per layer (numHeads, w, headDim) when captured. */
+  queries?: Float32Array[];
+  debug?: Record<string, { data: Float32Array; dims: number[] }>;
+}
+
+export type WorkerReply =
+  | { id: number; type: 'result'; result: unknown }
+  | { id: number; type: 'error'; error: SerializedError }
+  | { id: number; type: 'progress'; stage: string; completed: number; total: number };
+
+export interface SerializedError {
+  name: string;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+  stack?: string;
+}

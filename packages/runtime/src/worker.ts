@@ -1,0 +1,328 @@
+/**
+ * Worker thread owning the onnxruntime-node InferenceSession and every KV cache tensor of one model.
+ *
+ * Why the cache lives here: a decode step feeds the whole past back to ORT; keeping presents in the worker
+ * (behind integer handles) makes each step move only token ids in and one logits row out, instead of copying
+ * the full cache across threads twice per token. Reads (`read`) return copies.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { parentPort } from 'node:worker_threads';
+import { instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
+import { applyRopeInPlace, ropeTables } from './rope.js';
+import type { ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
+
+type Ort = typeof import('onnxruntime-node');
+type Tensor = InstanceType<Ort['Tensor']>;
+const ort = createRequire(import.meta.url)('onnxruntime-node') as Ort;
+
+interface CacheEntry {
+  /** Per layer (numKvHeads, length, headDim). */
+  keys: Float32Array[];
+  values: Float32Array[];
+  length: number;
+}
+
+interface State {
+  session: Awaited<ReturnType<Ort['InferenceSession']['create']>>;
+  init: Extract<WorkerRequest, { type: 'init' }>;
+  captures: QueryCaptureSpec[];
+  hasAttentionMask: boolean;
+  hasNumLogitsToKeep: boolean;
+  ropeFallback?: { cos: Float32Array; sin: Float32Array; rotaryDim: number };
+}
+
+const port = parentPort;
+if (!port) throw new Error('@draft/runtime worker must run in a worker thread.');
+let state: State | undefined;
+const caches = new Map<number, CacheEntry>();
+let nextHandle = 1;
+const cancelled = new Set<number>();
+let queue: Promise<void> = Promise.resolve();
+
+class WorkerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+function post(reply: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  port?.postMessage(reply, transfer);
+}
+
+function serialize(error: unknown): SerializedError {
+  const e = error as { name?: string; code?: string; message?: string; details?: Record<string, unknown>; stack?: string };
+  return {
+    name: e?.name ?? 'Error',
+    code: typeof e?.code === 'string' ? e.code : 'INTERNAL',
+    message: e?.message ?? String(error),
+    details: e?.details,
+    stack: e?.stack,
+  };
+}
+
+function getCache(handle: number): CacheEntry {
+  const entry = caches.get(handle);
+  if (!entry) throw new WorkerError('DISPOSED', `KV cache ${handle} has been disposed.`, { resource: 'KvCache' });
+  return entry;
+}
+
+function store(entry: CacheEntry): number {
+  const handle = nextHandle++;
+  caches.set(handle, entry);
+  return handle;
+}
+
+const i64 = (values: ArrayLike<number>, dims: number[]): Tensor => {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]);
+  return new ort.Tensor('int64', data, dims);
+};
+
+async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<InitResult> {
+  const started = performance.now();
+  const bytes = readFileSync(request.modelPath);
+  const graph = instrumentGraph(bytes, { numLayers: request.numLayers, headDim: request.headDim, path: request.modelPath, debugOutputs: request.debugOutputs });
+  const options: Record<string, unknown> = { graphOptimizationLevel: 'all', interOpNumThreads: 1, executionMode: 'sequential' };
+  if (request.threads !== undefined) options.intraOpNumThreads = request.threads;
+  const session = await ort.InferenceSession.create(graph.bytes, options);
+  for (const name of ['input_ids', 'position_ids']) {
+    if (!session.inputNames.includes(name)) {
+      throw new WorkerError('GRAPH_PATTERN', `${request.modelPath} has no '${name}' input; explicit position ids are required.`, { path: request.modelPath });
+    }
+  }
+  for (let l = 0; l < request.numLayers; l++) {
+    for (const name of [`past_key_values.${l}.key`, `past_key_values.${l}.value`, `present.${l}.key`, `present.${l}.value`]) {
+      const ok = name.startsWith('past') ? session.inputNames.includes(name) : session.outputNames.includes(name);
+      if (!ok) throw new WorkerError('GRAPH_PATTERN', `${request.modelPath} lacks '${name}' (expected the transformers.js KV I/O contract).`, { path: request.modelPath });
+    }
+  }
+  state = {
+    session,
+    init: request,
+    captures: graph.captures,
+    hasAttentionMask: session.inputNames.includes('attention_mask'),
+    hasNumLogitsToKeep: session.inputNames.includes('num_logits_to_keep'),
+  };
+  const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
+  if (gqa && gqa.kind === 'gqa') state.ropeFallback = { ...ropeTables(request.maxPositions, gqa.rotaryDim, request.ropeTheta), rotaryDim: gqa.rotaryDim };
+  return {
+    pattern: graph.pattern,
+    captures: graph.captures.map(({ ...c }) => {
+      const copy = { ...c } as Record<string, unknown>;
+      delete copy.cosCache;
+      delete copy.sinCache;
+      return copy as InitResult['captures'][number];
+    }),
+    inputNames: session.inputNames.slice(),
+    outputNames: session.outputNames.slice(),
+    loadMs: performance.now() - started,
+  };
+}
+
+/** Copies positions [from, to) of a call's chunk output into the per-layer query window (numHeads, w, d). */
+function copyQueries(
+  capture: QueryCaptureSpec,
+  tensor: Tensor,
+  target: Float32Array,
+  chunkStart: number,
+  windowStart: number,
+  w: number,
+  positions: Int32Array,
+  s: State,
+): void {
+  const { numHeads: hq, headDim: d } = s.init;
+  const data = tensor.data as Float32Array;
+  const dims = tensor.dims.map(Number);
+  const len = capture.kind === 'decomposed' ? dims[2] : dims[1];
+  const from = Math.max(chunkStart, windowStart);
+  const to = chunkStart + len;
+  if (capture.kind === 'decomposed') {
+    if (dims.length !== 4 || dims[1] !== hq || dims[3] !== d) {
+      throw new WorkerError('GRAPH_PATTERN', `Captured query '${capture.output}' has shape [${dims}], expected [1, ${hq}, S, ${d}].`);
+    }
+    for (let h = 0; h < hq; h++) {
+      for (let p = from; p < to; p++) {
+        const src = (h * len + (p - chunkStart)) * d;
+        target.set(data.subarray(src, src + d), (h * w + (p - windowStart)) * d);
+      }
+    }
+    return;
+  }
+  const rowWidth = dims[2];
+  const expected = capture.packed ? (hq + 2 * capture.kvNumHeads) * d : hq * d;
+  if (dims.length !== 3 || rowWidth !== expected) {
+    throw new WorkerError('GRAPH_PATTERN', `Captured GQA query '${capture.output}' has shape [${dims}], expected [1, S, ${expected}].`);
+  }
+  const cos = capture.cosCache ?? s.ropeFallback?.cos;
+  const sin = capture.sinCache ?? s.ropeFallback?.sin;
+  for (let p = from; p < to; p++) {
+    for (let h = 0; h < hq; h++) {
+      const src = (p - chunkStart) * rowWidth + h * d;
+      const dst = (h * w + (p - windowStart)) * d;
+      target.set(data.subarray(src, src + d), dst);
+      // GQA rotates Q internally (do_rotary=1): reproduce it at the token's true position.
+      if (capture.doRotary && cos && sin) applyRopeInPlace(target, dst, positions[p], capture.rotaryDim, cos, sin, capture.interleaved);
+    }
+  }
+}
+
+async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Promise<{ result: ForwardResult; transfer: ArrayBuffer[] }> {
+  const s = state;
+  if (!s) throw new WorkerError('INTERNAL', 'Worker not initialised.');
+  const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
+  const base: CacheEntry =
+    request.cache === null
+      ? { keys: Array.from({ length: numLayers }, () => new Float32Array(0)), values: Array.from({ length: numLayers }, () => new Float32Array(0)), length: 0 }
+      : getCache(request.cache);
+  const ids = request.inputIds;
+  const positions = request.positionIds;
+  const S = ids.length;
+  const chunk = Math.max(1, Math.min(request.chunkSize, S));
+  const w = request.captureQueries;
+  const windowStart = S - w;
+  const queries = w > 0 ? Array.from({ length: numLayers }, () => new Float32Array(numHeads * w * d)) : undefined;
+  const logits = new Float32Array(request.logits === 'all' ? S * vocabSize : vocabSize);
+  let keys = base.keys;
+  let values = base.values;
+  let past = base.length;
+  let debug: ForwardResult['debug'];
+  for (let c0 = 0; c0 < S; c0 += chunk) {
+    if (cancelled.has(request.id)) throw new WorkerError('ABORTED', 'The operation was aborted.');
+    const c1 = Math.min(S, c0 + chunk);
+    const n = c1 - c0;
+    const feeds: Record<string, Tensor> = {
+      input_ids: i64(ids.subarray(c0, c1), [1, n]),
+      position_ids: i64(positions.subarray(c0, c1), [1, n]),
+    };
+    if (s.hasAttentionMask) feeds.attention_mask = i64(new Int32Array(past + n).fill(1), [1, past + n]);
+    if (s.hasNumLogitsToKeep) feeds.num_logits_to_keep = i64([request.logits === 'all' ? n : 1], []);
+    for (let l = 0; l < numLayers; l++) {
+      feeds[`past_key_values.${l}.key`] = new ort.Tensor('float32', keys[l], [1, numKvHeads, past, d]);
+      feeds[`past_key_values.${l}.value`] = new ort.Tensor('float32', values[l], [1, numKvHeads, past, d]);
+    }
+    const fetches = ['logits'];
+    for (let l = 0; l < numLayers; l++) fetches.push(`present.${l}.key`, `present.${l}.value`);
+    const captureHere = queries !== undefined && c1 > windowStart;
+    if (captureHere) for (const c of s.captures) if (!fetches.includes(c.output)) fetches.push(c.output);
+    for (const name of request.debugOutputs ?? []) if (!fetches.includes(name)) fetches.push(name);
+    const out = await s.session.run(feeds, fetches);
+    const nextKeys: Float32Array[] = [];
+    const nextValues: Float32Array[] = [];
+    for (let l = 0; l < numLayers; l++) {
+      nextKeys.push(out[`present.${l}.key`].data as Float32Array);
+      nextValues.push(out[`present.${l}.value`].data as Float32Array);
+    }
+    keys = nextKeys;
+    values = nextValues;
+    past += n;
+    const logitsData = out.logits.data as Float32Array;
+    const rows = out.logits.dims[1] as number;
+    if (request.logits === 'all') logits.set(logitsData.subarray((rows - n) * vocabSize, rows * vocabSize), c0 * vocabSize);
+    else if (c1 === S) logits.set(logitsData.subarray((rows - 1) * vocabSize, rows * vocabSize));
+    if (captureHere && queries) {
+      for (const c of s.captures) copyQueries(c, out[c.output], queries[c.layer], c0, windowStart, w, positions, s);
+    }
+    if (request.debugOutputs?.length) {
+      debug = {};
+      for (const name of request.debugOutputs) debug[name] = { data: Float32Array.from(out[name].data as Float32Array), dims: out[name].dims.map(Number) };
+    }
+    post({ id: request.id, type: 'progress', stage: 'prefill', completed: c1, total: S });
+    // Let a 'cancel' message in between chunks.
+    if (c1 < S) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  const handle = store({ keys, values, length: past });
+  const transfer: ArrayBuffer[] = [logits.buffer as ArrayBuffer];
+  if (queries) for (const q of queries) transfer.push(q.buffer as ArrayBuffer);
+  return { result: { cache: handle, length: past, logits, ...(queries ? { queries } : {}), ...(debug ? { debug } : {}) }, transfer };
+}
+
+function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
+  const s = state as State;
+  const { numKvHeads, headDim: d } = s.init;
+  const entry = getCache(request.cache);
+  const count = request.kept[0]?.[0]?.length ?? 0;
+  const select = (tensors: Float32Array[]) =>
+    tensors.map((t, l) => {
+      const out = new Float32Array(numKvHeads * count * d);
+      for (let h = 0; h < numKvHeads; h++) {
+        const idx = request.kept[l][h];
+        for (let j = 0; j < count; j++) {
+          const src = (h * entry.length + idx[j]) * d;
+          out.set(t.subarray(src, src + d), (h * count + j) * d);
+        }
+      }
+      return out;
+    });
+  return store({ keys: select(entry.keys), values: select(entry.values), length: count });
+}
+
+function crop(request: Extract<WorkerRequest, { type: 'crop' }>): number {
+  const s = state as State;
+  const { numKvHeads, headDim: d } = s.init;
+  const entry = getCache(request.cache);
+  const n = request.length;
+  const cut = (tensors: Float32Array[]) =>
+    tensors.map((t) => {
+      const out = new Float32Array(numKvHeads * n * d);
+      for (let h = 0; h < numKvHeads; h++) out.set(t.subarray(h * entry.length * d, (h * entry.length + n) * d), h * n * d);
+      return out;
+    });
+  return store({ keys: cut(entry.keys), values: cut(entry.values), length: n });
+}
+
+async function handle(request: WorkerRequest): Promise<void> {
+  try {
+    switch (request.type) {
+      case 'init':
+        post({ id: request.id, type: 'result', result: await init(request) });
+        return;
+      case 'forward': {
+        const { result, transfer } = await forward(request);
+        post({ id: request.id, type: 'result', result }, transfer);
+        return;
+      }
+      case 'gather':
+        post({ id: request.id, type: 'result', result: gather(request) });
+        return;
+      case 'crop':
+        post({ id: request.id, type: 'result', result: crop(request) });
+        return;
+      case 'clone': {
+        // Entries are never mutated in place (every forward makes new tensors), so a clone may share them.
+        const entry = getCache(request.cache);
+        post({ id: request.id, type: 'result', result: store({ ...entry }) });
+        return;
+      }
+      case 'read': {
+        const entry = getCache(request.cache);
+        const copy = Float32Array.from((request.which === 'key' ? entry.keys : entry.values)[request.layer]);
+        post({ id: request.id, type: 'result', result: copy }, [copy.buffer as ArrayBuffer]);
+        return;
+      }
+      default:
+        throw new WorkerError('INTERNAL', `Unknown request type ${(request as { type: string }).type}.`);
+    }
+  } catch (error) {
+    post({ id: request.id, type: 'error', error: serialize(error) });
+  } finally {
+    cancelled.delete(request.id);
+  }
+}
+
+port.on('message', (request: WorkerRequest) => {
+  if (request.type === 'cancel') {
+    cancelled.add(request.target);
+    return;
+  }
+  if (request.type === 'release') {
+    caches.delete(request.cache);
+    return;
+  }
+  // One request at a time: ORT runs are serialised and caches are never read mid-update.
+  queue = queue.then(() => handle(request));
+});

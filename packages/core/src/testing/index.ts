@@ -1,0 +1,6 @@
+/** @draft/core/testing — deterministic fakes for tests of policies, pipelines and backends. */
+export * from './fake-tokenizer.js';
+export * from './fake-kv-cache.js';
+export * from './fake-causal-lm.js';
+export * from './fake-text-target.js';
+export * from './fake-selection-context.js';

@@ -27,6 +27,7 @@ interface State {
   session: Awaited<ReturnType<Ort['InferenceSession']['create']>>;
   init: Extract<WorkerRequest, { type: 'init' }>;
   captures: QueryCaptureSpec[];
+  pattern: 'decomposed' | 'gqa';
   hasAttentionMask: boolean;
   hasNumLogitsToKeep: boolean;
   ropeFallback?: { cos: Float32Array; sin: Float32Array; rotaryDim: number };
@@ -105,6 +106,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     session,
     init: request,
     captures: graph.captures,
+    pattern: graph.pattern,
     hasAttentionMask: session.inputNames.includes('attention_mask'),
     hasNumLogitsToKeep: session.inputNames.includes('num_logits_to_keep'),
   };
@@ -191,9 +193,16 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
   let values = base.values;
   let past = base.length;
   let debug: ForwardResult['debug'];
-  for (let c0 = 0; c0 < S; c0 += chunk) {
+  for (let c0 = 0, c1 = 0; c0 < S; c0 = c1) {
     if (cancelled.has(request.id)) throw new WorkerError('ABORTED', 'The operation was aborted.');
-    const c1 = Math.min(S, c0 + chunk);
+    c1 = Math.min(S, c0 + chunk);
+    if (past === 0 && s.pattern === 'gqa') {
+      // GroupQueryAttention without a past rotates token j at position_ids[0] + j (only the first id is read):
+      // end the first chunk where positions stop being contiguous; later chunks have a past and are exact.
+      let end = c0 + 1;
+      while (end < c1 && positions[end] === positions[end - 1] + 1) end++;
+      c1 = end;
+    }
     const n = c1 - c0;
     const feeds: Record<string, Tensor> = {
       input_ids: i64(ids.subarray(c0, c1), [1, n]),

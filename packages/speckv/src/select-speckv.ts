@@ -1,5 +1,8 @@
-import type { ReduceOp } from '@draft/core';
+import { getKernelBackend, type KernelBackendV1, type ReduceOp, referenceKernelBackend } from '@draft/core';
+import { runAsync, runSync } from './internal/drive.js';
 import { type PoolType, selectUniformWindow, validateWindowInput } from './internal/window-selection.js';
+
+export type { PoolType } from './internal/window-selection.js';
 
 /** SpecKV defaults (ALGORITHMS.md, "SpecKV"): C = 256, W = 32, k = 7, max-pool, max-reduce. */
 export const SPECKV_DEFAULTS = Object.freeze({
@@ -39,9 +42,20 @@ export interface SelectSpecKVOptions {
   reduce?: ReduceOp;
 }
 
+function prepare(options: SelectSpecKVOptions) {
+  return validateWindowInput({
+    ...options,
+    budget: options.budget ?? SPECKV_DEFAULTS.budget,
+    windowSize: options.windowSize ?? SPECKV_DEFAULTS.windowSize,
+    kernelSize: options.kernelSize ?? SPECKV_DEFAULTS.kernelSize,
+    poolType: options.poolType ?? SPECKV_DEFAULTS.poolType,
+    reduce: options.reduce ?? SPECKV_DEFAULTS.reduce,
+  });
+}
+
 /**
- * SpecKV KV selection (Galim et al. 2025, §3 "SpecKV"; ALGORITHMS.md SpecKV step 4–5) on explicit tensors,
- * usable without a model.
+ * SpecKV KV selection (Galim et al. 2025, §3 "SpecKV"; ALGORITHMS.md SpecKV steps 4–5) on explicit tensors,
+ * usable without a model. Synchronous, on the TypeScript reference kernels.
  *
  * Per layer: softmax(Q·Kᵀ/√d) of the w = W + 1 + L window queries over all n + L keys (causal tail), keep the
  * candidate columns [0, n − W − 1), reduce over group heads × queries, pool along positions, take the top
@@ -53,13 +67,16 @@ export interface SelectSpecKVOptions {
  * @throws InvalidArgumentError on a bad option or a tensor whose length does not match its shape.
  */
 export function selectSpecKV(options: SelectSpecKVOptions): Int32Array[][] {
-  const input = validateWindowInput({
-    ...options,
-    budget: options.budget ?? SPECKV_DEFAULTS.budget,
-    windowSize: options.windowSize ?? SPECKV_DEFAULTS.windowSize,
-    kernelSize: options.kernelSize ?? SPECKV_DEFAULTS.kernelSize,
-    poolType: options.poolType ?? SPECKV_DEFAULTS.poolType,
-    reduce: options.reduce ?? SPECKV_DEFAULTS.reduce,
-  });
-  return selectUniformWindow(input);
+  return runSync(selectUniformWindow(prepare(options), referenceKernelBackend));
+}
+
+/**
+ * `selectSpecKV` on a kernel backend (default: `getKernelBackend()`, the native one when registered).
+ * Same result as `selectSpecKV` up to the backend's float rounding.
+ */
+export function selectSpecKVAsync(
+  options: SelectSpecKVOptions & { backend?: KernelBackendV1; signal?: AbortSignal },
+): Promise<Int32Array[][]> {
+  const input = prepare(options);
+  return runAsync(selectUniformWindow(input, options.backend ?? getKernelBackend()), options.signal);
 }

@@ -1,5 +1,5 @@
-import type { ReduceOp } from '@draft/core';
-import { kernels } from './kernels.js';
+import type { KernelBackendV1, ReduceOp } from '@draft/core';
+import type { KernelProgram } from './drive.js';
 import {
   requireInteger,
   requireOneOf,
@@ -68,10 +68,15 @@ export function validateWindowInput(input: WindowScoringInput): ValidatedWindowI
  * G query heads of each KV head and the w queries, then pooled along positions ('same' padding k//2:
  * −inf for max, zeros with a divide-by-k for avg).
  */
-export function pooledCandidateScores(input: ValidatedWindowInput, layer: number): Float32Array {
+export function* pooledCandidateScores(
+  input: ValidatedWindowInput,
+  queries: Float32Array,
+  keys: Float32Array,
+  backend: KernelBackendV1,
+): KernelProgram<Float32Array> {
   const { numHeads, numKvHeads, headDim, promptLength: n, lookaheadLength: lookahead, windowSize: w, candidates: m } = input;
   const keyCount = n + lookahead;
-  const full = kernels.windowAttentionScores(input.queries[layer], input.keys[layer], {
+  const full = (yield backend.windowAttentionScores(queries, keys, {
     numHeads,
     numKvHeads,
     headDim,
@@ -79,11 +84,11 @@ export function pooledCandidateScores(input: ValidatedWindowInput, layer: number
     keyCount,
     causalTail: true,
     op: input.reduce,
-  });
+  })) as Float32Array;
   const candidates = new Float32Array(numKvHeads * m);
   for (let h = 0; h < numKvHeads; h++) candidates.set(full.subarray(h * keyCount, h * keyCount + m), h * m);
-  if (m === 0) return candidates;
-  return kernels.pool1d(candidates, { kernel: input.kernelSize, type: input.poolType, padding: 'same', rows: numKvHeads });
+  if (m === 0 || input.kernelSize === 1) return candidates;
+  return (yield backend.pool1d(candidates, { kernel: input.kernelSize, type: input.poolType, padding: 'same', rows: numKvHeads })) as Float32Array;
 }
 
 /** All prompt positions but the last: [0, n − 1) (no compression). */
@@ -102,19 +107,22 @@ export function withWindow(selected: Int32Array, promptLength: number, windowSiz
   return out;
 }
 
-/** Per layer, per KV head: the top `perHead` pooled candidates + the window (uniform budget). */
-export function selectUniformWindow(input: ValidatedWindowInput): Int32Array[][] {
-  const { numLayers, numKvHeads, promptLength: n, budget, windowSize: w, candidates: m } = input;
+/** One layer, per KV head: the top C − W pooled candidates + the window (uniform budget). */
+export function* selectUniformWindowLayer(
+  input: ValidatedWindowInput,
+  layer: number,
+  backend: KernelBackendV1,
+): KernelProgram<Int32Array[]> {
+  const { numKvHeads, promptLength: n, budget, windowSize: w, candidates: m } = input;
+  if (n <= budget) return Array.from({ length: numKvHeads }, () => allButLast(n));
+  const pooled = yield* pooledCandidateScores(input, input.queries[layer], input.keys[layer], backend);
+  const top = (yield backend.topKPerRow(pooled, { rows: numKvHeads, length: m, k: budget - w })) as Int32Array[];
+  return top.map((selected) => withWindow(selected, n, w));
+}
+
+/** Every layer of `input` with `selectUniformWindowLayer`. */
+export function* selectUniformWindow(input: ValidatedWindowInput, backend: KernelBackendV1): KernelProgram<Int32Array[][]> {
   const result: Int32Array[][] = [];
-  for (let l = 0; l < numLayers; l++) {
-    if (n <= budget) {
-      result.push(Array.from({ length: numKvHeads }, () => allButLast(n)));
-      continue;
-    }
-    const pooled = pooledCandidateScores(input, l);
-    const heads: Int32Array[] = [];
-    for (let h = 0; h < numKvHeads; h++) heads.push(withWindow(kernels.topK(pooled, budget - w, h * m, m), n, w));
-    result.push(heads);
-  }
+  for (let l = 0; l < input.numLayers; l++) result.push(yield* selectUniformWindowLayer(input, l, backend));
   return result;
 }

@@ -1,0 +1,91 @@
+import {
+  InvalidArgumentError,
+  type LookaheadInputV1,
+  type LookaheadProviderV1,
+  type LookaheadResultV1,
+  type PolicyConfig,
+  throwIfAborted,
+} from '@draft/core';
+import { greedyContinue, positionsFrom } from './internal/greedy.js';
+import { requireInteger } from './internal/validate.js';
+
+export interface DraftLookaheadOptions {
+  /**
+   * Draft tokens to generate (L). When omitted, the pipeline's `maxNewTokens` for the answer is used, as in
+   * the paper (the draft writes a full approximate answer).
+   */
+  maxNewTokens?: number;
+}
+
+export interface DraftLookaheadConfig extends PolicyConfig {
+  type: 'draft-lookahead';
+  maxNewTokens?: number;
+}
+
+/**
+ * SpecKV's lookahead (ALGORITHMS.md SpecKV step 2): the draft greedily answers the prompt; its tokens are
+ * appended to the target's prefill so their queries can score the prompt's KV.
+ *
+ * - Greedy (argmax, lowest id on ties), up to `maxNewTokens`, stops at the draft's EOS and **keeps** it.
+ * - Same tokenizer fingerprint: the prompt and the answer cross as ids (`inputIds` is fed to the draft as is).
+ * - Different tokenizers: the draft reads `text` with its own tokenizer; its answer crosses as text
+ *   (special tokens skipped) and is re-tokenised by the target's tokenizer without special tokens; an EOS
+ *   stop becomes the target's first EOS id.
+ */
+export class DraftLookahead implements LookaheadProviderV1 {
+  readonly specificationVersion = 'v1' as const;
+  readonly type: string = 'draft-lookahead';
+  readonly needs = 'draft' as const;
+  readonly maxNewTokens: number | undefined;
+
+  constructor(options: DraftLookaheadOptions = {}) {
+    this.maxNewTokens = options.maxNewTokens === undefined ? undefined : requireInteger('maxNewTokens', options.maxNewTokens, 0);
+  }
+
+  async lookahead(input: LookaheadInputV1): Promise<LookaheadResultV1> {
+    const { draft, target, signal } = input;
+    if (!draft) {
+      throw new InvalidArgumentError({ argument: 'draft', value: draft, expected: 'a draft CausalLMV1 (DraftLookahead needs a draft model)' });
+    }
+    const maxNewTokens = this.maxNewTokens ?? requireInteger('maxNewTokens', input.maxNewTokens, 0);
+    const sameVocabulary = draft.tokenizer.fingerprint === target.tokenizer.fingerprint;
+    if (maxNewTokens === 0) return { tokenIds: [], text: '', draftTokens: 0 };
+    const promptIds = sameVocabulary ? Array.from(input.inputIds) : draft.tokenizer.encode(input.text);
+    if (promptIds.length === 0) {
+      throw new InvalidArgumentError({ argument: 'inputIds', value: [], expected: 'a non-empty prompt' });
+    }
+    throwIfAborted(signal);
+    input.onProgress?.({ stage: 'lookahead', completed: 0, total: maxNewTokens });
+    const prefill = await draft.forward({ inputIds: promptIds, positionIds: positionsFrom(0, promptIds.length), signal });
+    let generated: { tokens: number[]; stoppedAtEos: boolean };
+    try {
+      generated = await greedyContinue({
+        model: draft,
+        cache: prefill.cache,
+        logits: prefill.logits,
+        maxNewTokens,
+        signal,
+        onProgress: input.onProgress,
+        stage: 'lookahead',
+      });
+    } finally {
+      prefill.cache.dispose();
+    }
+    const { tokens, stoppedAtEos } = generated;
+    const text = draft.tokenizer.decode(tokens, { skipSpecialTokens: true });
+    if (sameVocabulary) return { tokenIds: tokens, text, draftTokens: tokens.length };
+    const tokenIds = target.tokenizer.encode(text, { addSpecialTokens: false });
+    const targetEos = target.info.eosTokenIds[0];
+    if (stoppedAtEos && targetEos !== undefined) tokenIds.push(targetEos);
+    return { tokenIds, text, draftTokens: tokens.length };
+  }
+
+  toConfig(): DraftLookaheadConfig {
+    return { type: 'draft-lookahead', ...(this.maxNewTokens === undefined ? {} : { maxNewTokens: this.maxNewTokens }) };
+  }
+}
+
+/** `new DraftLookahead(options)`. */
+export function draftLookahead(options: DraftLookaheadOptions = {}): DraftLookahead {
+  return new DraftLookahead(options);
+}

@@ -9,7 +9,8 @@ extern "C" draft_status draft_cpu_gather_rows(const void* tensor, draft_dtype dt
                                               const int32_t* counts, int32_t uniform_count, int32_t num_threads,
                                               void* out) {
   if (!tensor || !out || num_kv_heads < 0 || length < 0 || row_dim < 1) return DRAFT_ERR_INVALID_ARGUMENT;
-  if (dtype != DRAFT_DTYPE_F32 && dtype != DRAFT_DTYPE_F16) return DRAFT_ERR_INVALID_ARGUMENT;
+  const int dtype_raw = draft::raw_enum(dtype);
+  if (dtype_raw != DRAFT_DTYPE_F32 && dtype_raw != DRAFT_DTYPE_F16) return DRAFT_ERR_INVALID_ARGUMENT;
   if (!counts && uniform_count < 0) return DRAFT_ERR_INVALID_ARGUMENT;
   const size_t elem = dtype == DRAFT_DTYPE_F16 ? 2 : 4;
   const size_t row_bytes = elem * static_cast<size_t>(row_dim);

@@ -22,6 +22,16 @@
 
 namespace draft {
 
+// Reads an enum argument as its raw int: values arriving from C or JS may lie outside the enumerators, and
+// loading such a value as the enum type is undefined behaviour in C++.
+template <class E>
+inline int raw_enum(const E& e) {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized");
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
 inline int resolve_threads(int32_t requested, int64_t items) {
   int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
   if (n < 1) n = 1;

@@ -6,11 +6,12 @@
 extern "C" draft_status draft_cpu_pool1d(const float* scores, int32_t rows, int32_t length, int32_t kernel,
                                          draft_pool_type type, draft_pool_padding padding, float* out) {
   if (!scores || !out || rows < 0 || length < 0 || kernel < 1) return DRAFT_ERR_INVALID_ARGUMENT;
-  if (type != DRAFT_POOL_MAX && type != DRAFT_POOL_AVG) return DRAFT_ERR_INVALID_ARGUMENT;
-  if (padding != DRAFT_PAD_SAME && padding != DRAFT_PAD_CENTRED_ZERO) return DRAFT_ERR_INVALID_ARGUMENT;
+  const int type_raw = draft::raw_enum(type), pad_raw = draft::raw_enum(padding);
+  if (type_raw != DRAFT_POOL_MAX && type_raw != DRAFT_POOL_AVG) return DRAFT_ERR_INVALID_ARGUMENT;
+  if (pad_raw != DRAFT_PAD_SAME && pad_raw != DRAFT_PAD_CENTRED_ZERO) return DRAFT_ERR_INVALID_ARGUMENT;
   if (padding == DRAFT_PAD_SAME && kernel % 2 == 0) return DRAFT_ERR_INVALID_ARGUMENT;
   const int64_t n = length;
-  const int64_t left = padding == DRAFT_PAD_SAME ? (kernel - 1) / 2 : (kernel - 1) / 2;  // same for odd k
+  const int64_t left = (kernel - 1) / 2;  // k//2 for odd k (same), (k−1)//2 for centred-zero
   // Max pads with −inf for 'same' and with zeros for 'centred-zero'; avg always pads with zeros and ÷ k.
   const bool zero_pad = padding == DRAFT_PAD_CENTRED_ZERO || type == DRAFT_POOL_AVG;
   for (int64_t r = 0; r < rows; ++r) {

@@ -26,7 +26,8 @@ struct Better {
 extern "C" draft_status draft_cpu_topk(const float* scores, int32_t rows, int64_t row_stride, int32_t length,
                                        int32_t k, draft_topk_order order, int32_t num_threads, int32_t* out) {
   if (!scores || !out || rows < 0 || length < 0 || k < 0 || row_stride < length) return DRAFT_ERR_INVALID_ARGUMENT;
-  if (order != DRAFT_TOPK_POSITION && order != DRAFT_TOPK_SCORE) return DRAFT_ERR_INVALID_ARGUMENT;
+  const int order_raw = draft::raw_enum(order);
+  if (order_raw != DRAFT_TOPK_POSITION && order_raw != DRAFT_TOPK_SCORE) return DRAFT_ERR_INVALID_ARGUMENT;
   const int32_t take = std::min(k, length);
   if (rows == 0 || take == 0) return DRAFT_OK;
   return draft::guarded([&]() -> draft_status {

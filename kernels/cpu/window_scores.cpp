@@ -194,8 +194,9 @@ draft_status validate(const draft_window_scores_args* a) {
   if (a->num_heads < 1 || a->num_kv_heads < 1 || a->head_dim < 1 || a->query_count < 1 || a->key_count < 1)
     return DRAFT_ERR_INVALID_ARGUMENT;
   if (a->num_heads % a->num_kv_heads != 0 || a->query_count > a->key_count) return DRAFT_ERR_INVALID_ARGUMENT;
-  if (a->key_dtype != DRAFT_DTYPE_F32 && a->key_dtype != DRAFT_DTYPE_F16) return DRAFT_ERR_INVALID_ARGUMENT;
-  if (a->op != DRAFT_REDUCE_MAX && a->op != DRAFT_REDUCE_MEAN && a->op != DRAFT_REDUCE_SUM) return DRAFT_ERR_INVALID_ARGUMENT;
+  const int dtype = draft::raw_enum(a->key_dtype), op = draft::raw_enum(a->op);
+  if (dtype != DRAFT_DTYPE_F32 && dtype != DRAFT_DTYPE_F16) return DRAFT_ERR_INVALID_ARGUMENT;
+  if (op != DRAFT_REDUCE_MAX && op != DRAFT_REDUCE_MEAN && op != DRAFT_REDUCE_SUM) return DRAFT_ERR_INVALID_ARGUMENT;
   if (!std::isfinite(a->scale)) return DRAFT_ERR_INVALID_ARGUMENT;
   return DRAFT_OK;
 }

@@ -10,7 +10,7 @@ int main() {
   }
   draft_status st = draft_cuda_device_count(&devices);
   if (st != DRAFT_OK || devices == 0) {
-    std::printf("SKIP: no CUDA device (%s)\n", draft_status_string(st));
+    std::printf("SKIP: no CUDA device (status: %s, devices: %d)\n", draft_status_string(st), devices);
     return 77;
   }
   std::mt19937_64 rng(test_seed());

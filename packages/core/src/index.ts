@@ -5,3 +5,4 @@ export * from './generation/index.js';
 export * from './kernels/index.js';
 export * from './registry/index.js';
 export * from './policies/index.js';
+export * from './pipeline/index.js';

@@ -25,7 +25,8 @@ export interface KvCacheV1 {
   /** Values of one layer, shape (numKvHeads, length, headDim); uniform caches only. */
   readValues(layer: number): Promise<Float32Array>;
   /**
-   * A new cache holding, per (layer, KV head), the entries at the given ascending indices.
+   * A new cache holding, per (layer, KV head), the entries at the given ascending indices. Its `nextPosition`
+   * is one past the largest position it holds (dropped lookahead entries do not advance it).
    * Backends without ragged caches reject non-uniform counts with an UnsupportedCapabilityError.
    */
   gather(kept: KeptIndices): Promise<KvCacheV1>;

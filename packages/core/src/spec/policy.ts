@@ -59,6 +59,12 @@ export interface LookaheadInputV1 extends CallOptions {
   maxNewTokens: number;
   target: CausalLMV1;
   draft?: CausalLMV1;
+  /**
+   * Draft tokens an earlier stage already generated from the uncompressed prompt (SpecPC's lookahead, in the
+   * target's vocabulary when the vocabularies are shared). A provider may reuse them instead of running the
+   * draft again (SpecKV-PC: one draft run serves both stages).
+   */
+  draftTokenIds?: readonly number[];
 }
 
 export interface LookaheadResultV1 {

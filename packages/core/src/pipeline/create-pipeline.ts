@@ -277,7 +277,10 @@ async function runCausal(
 
   // Every cache made here is disposed here, except the one handed back by decode (disposed at the end too).
   const owned = new Set<KvCacheV1>();
-  const own = (c: KvCacheV1) => (owned.add(c), c);
+  const own = (c: KvCacheV1) => {
+    owned.add(c);
+    return c;
+  };
   const release = (c: KvCacheV1 | undefined) => {
     if (c && owned.delete(c)) c.dispose();
   };

@@ -34,7 +34,7 @@ class ToyPolicy extends BaseCachePolicy {
   ]) {
     super(options);
   }
-  score(ctx: SelectionContextV1, layer: number): Float32Array {
+  score(_context: SelectionContextV1, layer: number): Float32Array {
     this.scored.push(layer);
     return new Float32Array(this.rows.flat());
   }
@@ -88,7 +88,14 @@ describe('BaseCachePolicy', () => {
   it('goes through the active kernel backend', async () => {
     let topKCalls = 0;
     const undo = registerKernelBackend(
-      { ...referenceKernelBackend, name: 'spy', topKPerRow: (s, o) => (topKCalls++, referenceKernelBackend.topKPerRow(s, o)) },
+      {
+        ...referenceKernelBackend,
+        name: 'spy',
+        topKPerRow: (s, o) => {
+          topKCalls++;
+          return referenceKernelBackend.topKPerRow(s, o);
+        },
+      },
       { priority: 1000 },
     );
     try {

@@ -102,7 +102,7 @@ export class PolicyRegistry {
     }
     const instance = registration.factory(config) as unknown as Record<string, unknown> | undefined;
     const method = KIND_METHOD[registration.kind];
-    if (!instance || instance.specificationVersion !== 'v1' || typeof instance[method] !== 'function') {
+    if (instance?.specificationVersion !== 'v1' || typeof instance[method] !== 'function') {
       throw new PolicyOutputError(
         `The factory for '${config.type}' returned no ${registration.kind} policy (expected specificationVersion 'v1' and a ${method}() method).`,
         { details: { type: config.type, kind: registration.kind } },

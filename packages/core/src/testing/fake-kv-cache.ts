@@ -188,7 +188,7 @@ export class FakeKvCache implements KvCacheV1 {
       throw new UnsupportedCapabilityError({ capability: 'raggedKvHeads', component: `read${which === 'keys' ? 'Keys' : 'Values'}`, backend: 'FakeKvCache' });
     }
     const out = new Float32Array(heads.length * n * this.headDim);
-    heads.forEach((s, h) => out.set(s[which], h * n * this.headDim));
+    for (let h = 0; h < heads.length; h++) out.set(heads[h][which], h * n * this.headDim);
     return out;
   }
 

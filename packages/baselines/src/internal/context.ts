@@ -1,0 +1,40 @@
+import { InvalidArgumentError, type SelectionContextV1 } from '@draft/core';
+import { allButLast } from './window-selection.js';
+import { type BudgetOption, budgetFor } from './config.js';
+
+/** The budget a policy selects with: its own `budget` option when set, else the pipeline's `context.budget`. */
+export function effectiveBudget(context: SelectionContextV1, own: BudgetOption | undefined, windowSize: number): number {
+  return budgetFor(own, context.budget, context.promptLength, windowSize);
+}
+
+/** No compression: every (layer, KV head) keeps [0, n − 1). */
+export function keepAll(context: SelectionContextV1): Int32Array[][] {
+  const all = allButLast(context.promptLength);
+  return Array.from({ length: context.numLayers }, () => Array.from({ length: context.numKvHeads }, () => all.slice()));
+}
+
+/**
+ * The last `need` of the `context.queryCount` captured query positions, per head:
+ * (numHeads, queryCount, headDim) -> (numHeads, need, headDim). Returns the input when nothing is cut.
+ */
+export function trailingQueries(queries: Float32Array, context: SelectionContextV1, need: number): Float32Array {
+  const { numHeads: hq, headDim: d, queryCount: have } = context;
+  if (have < need) {
+    throw new InvalidArgumentError({
+      argument: 'context.queryCount',
+      value: have,
+      expected: `≥ ${need} captured query positions (the policy's queryWindow plus the lookahead)`,
+    });
+  }
+  if (queries.length !== hq * have * d) {
+    throw new InvalidArgumentError({
+      argument: 'context.queries().length',
+      value: queries.length,
+      expected: `(numHeads ${hq}, queryCount ${have}, headDim ${d}) = ${hq * have * d} values`,
+    });
+  }
+  if (have === need) return queries;
+  const out = new Float32Array(hq * need * d);
+  for (let h = 0; h < hq; h++) out.set(queries.subarray((h * have + have - need) * d, (h * have + have) * d), h * need * d);
+  return out;
+}

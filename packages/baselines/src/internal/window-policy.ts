@@ -1,0 +1,105 @@
+import {
+  type CachePolicyV1,
+  type CapabilityName,
+  getKernelBackend,
+  InvalidArgumentError,
+  type KeptIndices,
+  type KernelBackendV1,
+  type PolicyConfig,
+  type ReduceOp,
+  type SelectionContextV1,
+  throwIfAborted,
+} from '@draft/core';
+import { type BudgetOption, validateBudgetOption } from './config.js';
+import { effectiveBudget, keepAll, trailingQueries } from './context.js';
+import { type KernelProgram, runAsync } from './drive.js';
+import { requireInteger, requireOneOf, validateKernel } from './validate.js';
+import { type PoolType, type ValidatedWindowInput, validateWindowInput } from './window-selection.js';
+
+export interface WindowPolicyOptions {
+  /**
+   * C per (layer, KV head), window included (`max_capacity_prompt`): a number or a core `Budget` (ratios
+   * resolve per prompt). Omitted: the pipeline's `SelectionContextV1.budget` (default 256).
+   */
+  budget?: BudgetOption;
+  /** W: trailing prompt positions always kept, 0 < W < C (`window_size`). Default 32. */
+  windowSize?: number;
+  /** Pooling kernel, odd; 1 = none (`kernel_size`). Default 7. */
+  kernelSize?: number;
+  /** 'max' (default) or 'avg' (`pooling`). */
+  poolType?: PoolType;
+}
+
+/**
+ * Shared body of the window-scored policies (SnapKV, PyramidKV, AdaKV, LAQ++): option validation at
+ * construction, budget resolution, n ≤ C pass-through, one layer read and scored at a time on
+ * `getKernelBackend()`, abort checks between layers. Subclasses give the per-layer program.
+ */
+export abstract class WindowPolicy implements CachePolicyV1 {
+  readonly specificationVersion = 'v1' as const;
+  abstract readonly type: string;
+  abstract readonly requires: readonly CapabilityName[];
+  abstract readonly usesLookahead: boolean;
+  readonly queryWindow: number;
+  readonly budget: BudgetOption | undefined;
+  readonly windowSize: number;
+  readonly kernelSize: number;
+  readonly poolType: PoolType;
+  protected abstract readonly reduceOp: ReduceOp;
+
+  constructor(options: WindowPolicyOptions) {
+    this.windowSize = requireInteger('windowSize', options.windowSize ?? 32, 1);
+    this.budget = validateBudgetOption(options.budget, this.windowSize);
+    this.kernelSize = validateKernel(options.kernelSize ?? 7);
+    this.poolType = requireOneOf('poolType', options.poolType ?? 'max', ['max', 'avg'] as const);
+    this.queryWindow = this.windowSize + 1;
+  }
+
+  protected abstract selectLayer(input: ValidatedWindowInput, layer: number, numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]>;
+
+  async select(context: SelectionContextV1): Promise<KeptIndices> {
+    const budget = effectiveBudget(context, this.budget, this.windowSize);
+    if (context.promptLength <= budget) return keepAll(context);
+    const lookahead = context.lookaheadLength;
+    if (!this.usesLookahead && lookahead !== 0) {
+      throw new InvalidArgumentError({
+        argument: 'context.lookaheadLength',
+        value: lookahead,
+        expected: `0: '${this.type}' scores with the prompt window only (usesLookahead is false)`,
+      });
+    }
+    const backend = getKernelBackend();
+    const kept: Int32Array[][] = [];
+    for (let layer = 0; layer < context.numLayers; layer++) {
+      throwIfAborted(context.signal);
+      const queries = trailingQueries(await context.queries(layer), context, this.windowSize + 1 + lookahead);
+      const keys = await context.keys(layer);
+      const input = validateWindowInput({
+        queries: [queries],
+        keys: [keys],
+        numHeads: context.numHeads,
+        numKvHeads: context.numKvHeads,
+        headDim: context.headDim,
+        promptLength: context.promptLength,
+        lookaheadLength: lookahead,
+        budget,
+        windowSize: this.windowSize,
+        kernelSize: this.kernelSize,
+        poolType: this.poolType,
+        reduce: this.reduceOp,
+      });
+      kept.push(await runAsync(this.selectLayer(input, layer, context.numLayers, backend), context.signal));
+    }
+    return kept;
+  }
+
+  toConfig(): PolicyConfig {
+    return {
+      type: this.type,
+      ...(this.budget === undefined ? {} : { budget: this.budget }),
+      windowSize: this.windowSize,
+      kernelSize: this.kernelSize,
+      poolType: this.poolType,
+    };
+  }
+}

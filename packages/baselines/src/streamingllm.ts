@@ -1,0 +1,52 @@
+import type { CachePolicyV1, CapabilityName, KeptIndices, PolicyConfig, SelectionContextV1 } from '@draft/core';
+import { type BudgetOption, validateBudgetOption } from './internal/config.js';
+import { effectiveBudget, keepAll } from './internal/context.js';
+import { requireInteger } from './internal/validate.js';
+import { selectStreamingLLM } from './select-streamingllm.js';
+
+export interface StreamingLLMOptions {
+  /** C per (layer, KV head), window included. Omitted: the pipeline's `context.budget`. */
+  budget?: BudgetOption;
+  /** W: recent prompt positions kept, 0 < W < C. Default 32. */
+  windowSize?: number;
+}
+
+/**
+ * StreamingLLM at prefill as a `CachePolicyV1`: the first C − W prompt entries (sinks) + the window. Reads no
+ * queries or keys. For the decode-time variant (4 sinks + a recent window) see `slidingWindowDecode`.
+ */
+export class StreamingLLMPolicy implements CachePolicyV1 {
+  readonly specificationVersion = 'v1' as const;
+  readonly type: string = 'streamingllm';
+  readonly requires: readonly CapabilityName[] = ['kvSelection'];
+  readonly queryWindow = 0;
+  readonly usesLookahead = false;
+  readonly budget: BudgetOption | undefined;
+  readonly windowSize: number;
+
+  constructor(options: StreamingLLMOptions = {}) {
+    this.windowSize = requireInteger('windowSize', options.windowSize ?? 32, 1);
+    this.budget = validateBudgetOption(options.budget, this.windowSize);
+  }
+
+  async select(context: SelectionContextV1): Promise<KeptIndices> {
+    const budget = effectiveBudget(context, this.budget, this.windowSize);
+    if (context.promptLength <= budget) return keepAll(context);
+    return selectStreamingLLM({
+      promptLength: context.promptLength,
+      numLayers: context.numLayers,
+      numKvHeads: context.numKvHeads,
+      budget,
+      windowSize: this.windowSize,
+    });
+  }
+
+  toConfig(): PolicyConfig {
+    return { type: 'streamingllm', ...(this.budget === undefined ? {} : { budget: this.budget }), windowSize: this.windowSize };
+  }
+}
+
+/** `new StreamingLLMPolicy(options)`. */
+export function streamingllm(options: StreamingLLMOptions = {}): StreamingLLMPolicy {
+  return new StreamingLLMPolicy(options);
+}

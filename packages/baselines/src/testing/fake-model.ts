@@ -1,0 +1,110 @@
+// Test-only fakes (not exported from the package): a scripted causal LM with a position-tracking cache.
+import { type CausalLMV1, type ForwardRequestV1, type ForwardResultV1, type KeptIndices, type KvCacheV1, NO_CAPABILITIES, type TokenizerV1 } from '@draft/core';
+
+export class FakeCache implements KvCacheV1 {
+  readonly specificationVersion = 'v1' as const;
+  readonly numLayers = 1;
+  readonly numKvHeads = 1;
+  readonly headDim = 1;
+  disposed = false;
+  constructor(
+    readonly entries: readonly { token: number; position: number }[],
+    readonly nextPosition: number,
+    private readonly live: Set<FakeCache>,
+  ) {
+    live.add(this);
+  }
+  get lengths() {
+    return [[this.entries.length]];
+  }
+  get uniform() {
+    return true;
+  }
+  positions(): Int32Array {
+    return Int32Array.from(this.entries.map((e) => e.position));
+  }
+  async readKeys(): Promise<Float32Array> {
+    return new Float32Array(this.entries.length);
+  }
+  async readValues(): Promise<Float32Array> {
+    return new Float32Array(this.entries.length);
+  }
+  async gather(kept: KeptIndices): Promise<KvCacheV1> {
+    return new FakeCache(Array.from(kept[0][0], (i) => this.entries[i]), this.nextPosition, this.live);
+  }
+  async crop(length: number): Promise<KvCacheV1> {
+    return new FakeCache(this.entries.slice(0, length), this.nextPosition, this.live);
+  }
+  async clone(): Promise<KvCacheV1> {
+    return new FakeCache(this.entries, this.nextPosition, this.live);
+  }
+  byteSize(): number {
+    return this.entries.length * 8;
+  }
+  dispose(): void {
+    if (this.disposed) throw new Error('double dispose');
+    this.disposed = true;
+    this.live.delete(this);
+  }
+}
+
+/** Letters: id i <-> String.fromCharCode(97 + i − offset); ids < offset and `specials` decode to ''. */
+export function letterTokenizer(options: { offset?: number; fingerprint: string; vocabSize?: number; specials?: number[] }): TokenizerV1 {
+  const offset = options.offset ?? 0;
+  const specials = new Set(options.specials ?? []);
+  return {
+    vocabSize: options.vocabSize ?? 16,
+    fingerprint: options.fingerprint,
+    encode: (text) => Array.from(text, (c) => c.charCodeAt(0) - 97 + offset),
+    decode: (ids, opts) =>
+      ids
+        .filter((id) => !(opts?.skipSpecialTokens && specials.has(id)))
+        .map((id) => (specials.has(id) ? '<eos>' : String.fromCharCode(97 + id - offset)))
+        .join(''),
+  };
+}
+
+export interface FakeModel extends CausalLMV1 {
+  calls: { inputIds: number[]; positionIds: number[]; cacheLength: number }[];
+  live: Set<FakeCache>;
+}
+
+/** A causal LM whose next token is `next(lastInputToken)` (one-hot logits). */
+export function fakeModel(options: { next: (token: number) => number; tokenizer: TokenizerV1; eos: number[]; vocabSize?: number; maxPositions?: number }): FakeModel {
+  const live = new Set<FakeCache>();
+  const calls: FakeModel['calls'] = [];
+  const vocab = options.vocabSize ?? 16;
+  return {
+    specificationVersion: 'v1',
+    name: 'fake',
+    info: {
+      architecture: 'fake',
+      numLayers: 1,
+      numHeads: 1,
+      numKvHeads: 1,
+      headDim: 1,
+      vocabSize: vocab,
+      maxPositions: options.maxPositions ?? 1024,
+      eosTokenIds: options.eos,
+    },
+    capabilities: { ...NO_CAPABILITIES, tokenIds: true, kvSelection: true, queryCapture: true },
+    tokenizer: options.tokenizer,
+    calls,
+    live,
+    async forward(request: ForwardRequestV1): Promise<ForwardResultV1> {
+      const ids = Array.from(request.inputIds);
+      const previous = (request.cache as FakeCache | undefined) ?? new FakeCache([], 0, live);
+      if (previous.disposed) throw new Error('forward on a disposed cache');
+      const start = previous.nextPosition;
+      const positions = request.positionIds ? Array.from(request.positionIds) : ids.map((_, i) => start + i);
+      calls.push({ inputIds: ids, positionIds: positions, cacheLength: previous.entries.length });
+      const entries = [...previous.entries, ...ids.map((token, i) => ({ token, position: positions[i] }))];
+      const cache = new FakeCache(entries, Math.max(previous.nextPosition, positions[positions.length - 1] + 1), live);
+      if (!request.cache) previous.dispose();
+      const logits = new Float32Array(vocab);
+      logits[options.next(ids[ids.length - 1])] = 1;
+      return { logits, cache };
+    },
+    async dispose() {},
+  };
+}

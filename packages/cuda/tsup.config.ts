@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // index: side-effect free; register: registers the native backend on import (`@draft/cuda/register`).
+  entry: ['src/index.ts', 'src/register.ts'],
   format: ['esm'],
   dts: true,
   clean: true,

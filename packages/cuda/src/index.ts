@@ -1,1 +1,32 @@
+/**
+ * @draft/cuda — native CPU/CUDA kernels (kernels/ via node-addon-api) for window scoring, pooling, top-k,
+ * KV gather and SpecPC aggregation. Side-effect free: call `registerNativeBackend()` or
+ * `import '@draft/cuda/register'` to make @draft/core's `getKernelBackend()` use them.
+ */
 export const PACKAGE_NAME = '@draft/cuda';
+
+export { type BindingLoadResult, type BindingModule, KernelStatus, loadBinding, type NativeDevice } from './binding.js';
+export { float16ToFloat32, float32ToFloat16 } from './f16.js';
+export {
+  createNativeBackend,
+  type NativeBackendOptions,
+  type NativeInfo,
+  nativeInfo,
+  type RegisterNativeOptions,
+  type RegisterNativeResult,
+  registerNativeBackend,
+} from './native-backend.js';
+export {
+  kernelErrorFrom,
+  type NativeCallOptions,
+  type NativeGatherShape,
+  nativeGatherRows,
+  nativePool1d,
+  type NativeSpecPCAggregateOptions,
+  nativeSpecPCAggregate,
+  type NativeTopKOptions,
+  nativeTopK,
+  type NativeWindowScoreOptions,
+  nativeWindowScores,
+} from './native-ops.js';
+export { type KernelBenchmarkCase, type KernelBenchmarkOptions, type KernelBenchmarkResult, runKernelBenchmark } from './bench.js';

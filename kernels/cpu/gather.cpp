@@ -8,7 +8,7 @@ extern "C" draft_status draft_cpu_gather_rows(const void* tensor, draft_dtype dt
                                               int32_t length, int32_t row_dim, const int32_t* indices,
                                               const int32_t* counts, int32_t uniform_count, int32_t num_threads,
                                               void* out) {
-  if (!tensor || !out || num_kv_heads < 0 || length < 0 || row_dim < 1) return DRAFT_ERR_INVALID_ARGUMENT;
+  if (num_kv_heads < 0 || length < 0 || row_dim < 1) return DRAFT_ERR_INVALID_ARGUMENT;
   const int dtype_raw = draft::raw_enum(dtype);
   if (dtype_raw != DRAFT_DTYPE_F32 && dtype_raw != DRAFT_DTYPE_F16) return DRAFT_ERR_INVALID_ARGUMENT;
   if (!counts && uniform_count < 0) return DRAFT_ERR_INVALID_ARGUMENT;
@@ -21,7 +21,8 @@ extern "C" draft_status draft_cpu_gather_rows(const void* tensor, draft_dtype dt
       if (c < 0) return DRAFT_ERR_INVALID_ARGUMENT;
       offsets[h + 1] = offsets[h] + c;
     }
-    if (offsets[num_kv_heads] > 0 && !indices) return DRAFT_ERR_INVALID_ARGUMENT;
+    if (offsets[num_kv_heads] == 0) return DRAFT_OK;  // nothing kept: pointers may be null
+    if (!indices || !tensor || !out) return DRAFT_ERR_INVALID_ARGUMENT;
     // Validate every index before writing anything.
     for (int32_t h = 0; h < num_kv_heads; ++h)
       for (int64_t i = offsets[h]; i < offsets[h + 1]; ++i)

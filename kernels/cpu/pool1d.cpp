@@ -5,7 +5,8 @@
 
 extern "C" draft_status draft_cpu_pool1d(const float* scores, int32_t rows, int32_t length, int32_t kernel,
                                          draft_pool_type type, draft_pool_padding padding, float* out) {
-  if (!scores || !out || rows < 0 || length < 0 || kernel < 1) return DRAFT_ERR_INVALID_ARGUMENT;
+  if (rows < 0 || length < 0 || kernel < 1) return DRAFT_ERR_INVALID_ARGUMENT;
+  if ((!scores || !out) && static_cast<int64_t>(rows) * length > 0) return DRAFT_ERR_INVALID_ARGUMENT;
   const int type_raw = draft::raw_enum(type), pad_raw = draft::raw_enum(padding);
   if (type_raw != DRAFT_POOL_MAX && type_raw != DRAFT_POOL_AVG) return DRAFT_ERR_INVALID_ARGUMENT;
   if (pad_raw != DRAFT_PAD_SAME && pad_raw != DRAFT_PAD_CENTRED_ZERO) return DRAFT_ERR_INVALID_ARGUMENT;

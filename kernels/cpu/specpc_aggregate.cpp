@@ -7,7 +7,7 @@
 extern "C" draft_status draft_cpu_specpc_aggregate(const float* scores, int32_t num_layers, int32_t rows_per_layer,
                                                    int32_t key_count, int32_t out_length, int32_t accumulate,
                                                    float* out) {
-  if (!out || num_layers < 0 || rows_per_layer < 0 || key_count < 0 || out_length < 0 || out_length > key_count)
+  if ((!out && out_length > 0) || num_layers < 0 || rows_per_layer < 0 || key_count < 0 || out_length < 0 || out_length > key_count)
     return DRAFT_ERR_INVALID_ARGUMENT;
   if (!scores && num_layers > 0 && rows_per_layer > 0) return DRAFT_ERR_INVALID_ARGUMENT;
   if (!accumulate)

@@ -25,11 +25,12 @@ struct Better {
 
 extern "C" draft_status draft_cpu_topk(const float* scores, int32_t rows, int64_t row_stride, int32_t length,
                                        int32_t k, draft_topk_order order, int32_t num_threads, int32_t* out) {
-  if (!scores || !out || rows < 0 || length < 0 || k < 0 || row_stride < length) return DRAFT_ERR_INVALID_ARGUMENT;
+  if (rows < 0 || length < 0 || k < 0 || row_stride < length) return DRAFT_ERR_INVALID_ARGUMENT;
   const int order_raw = draft::raw_enum(order);
   if (order_raw != DRAFT_TOPK_POSITION && order_raw != DRAFT_TOPK_SCORE) return DRAFT_ERR_INVALID_ARGUMENT;
   const int32_t take = std::min(k, length);
-  if (rows == 0 || take == 0) return DRAFT_OK;
+  if (rows == 0 || take == 0) return DRAFT_OK;  // empty output: pointers may be null
+  if (!scores || !out) return DRAFT_ERR_INVALID_ARGUMENT;
   return draft::guarded([&]() -> draft_status {
     const int threads = draft::resolve_threads(num_threads, rows);
     std::vector<std::vector<int32_t>> idx(threads);

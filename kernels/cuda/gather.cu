@@ -22,7 +22,7 @@ __global__ void gather_kernel(const T* __restrict__ src, const int64_t* __restri
 extern "C" draft_status draft_cuda_gather_rows(const void* tensor, draft_dtype dtype, int32_t num_kv_heads, int32_t length,
                                                int32_t row_dim, const int32_t* indices, const int32_t* counts,
                                                int32_t uniform_count, void* out) {
-  if (!tensor || !out || num_kv_heads < 0 || length < 0 || row_dim < 1) return DRAFT_ERR_INVALID_ARGUMENT;
+  if (num_kv_heads < 0 || length < 0 || row_dim < 1) return DRAFT_ERR_INVALID_ARGUMENT;
   const int dtype_raw = draft_cuda::raw_enum(dtype);
   if (dtype_raw != DRAFT_DTYPE_F32 && dtype_raw != DRAFT_DTYPE_F16) return DRAFT_ERR_INVALID_ARGUMENT;
   if (!counts && uniform_count < 0) return DRAFT_ERR_INVALID_ARGUMENT;
@@ -40,7 +40,8 @@ extern "C" draft_status draft_cuda_gather_rows(const void* tensor, draft_dtype d
   } catch (...) {
     return DRAFT_ERR_OUT_OF_MEMORY;
   }
-  if (rows.empty()) return DRAFT_OK;
+  if (rows.empty()) return DRAFT_OK;  // nothing kept: pointers may be null
+  if (!tensor || !out) return DRAFT_ERR_INVALID_ARGUMENT;
   draft_status st = draft_cuda::ensure_device();
   if (st != DRAFT_OK) return st;
   const size_t elem = dtype == DRAFT_DTYPE_F16 ? 2 : 4;

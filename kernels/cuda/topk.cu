@@ -99,12 +99,13 @@ __global__ void topk_kernel(const float* __restrict__ scores, int64_t row_stride
 
 extern "C" draft_status draft_cuda_topk(const float* scores, int32_t rows, int64_t row_stride, int32_t length, int32_t k,
                                         draft_topk_order order, int32_t* out) {
-  if (!scores || !out || rows < 0 || length < 0 || k < 0 || row_stride < length) return DRAFT_ERR_INVALID_ARGUMENT;
+  if (rows < 0 || length < 0 || k < 0 || row_stride < length) return DRAFT_ERR_INVALID_ARGUMENT;
   const int order_raw = draft_cuda::raw_enum(order);
   if (order_raw != DRAFT_TOPK_POSITION && order_raw != DRAFT_TOPK_SCORE) return DRAFT_ERR_INVALID_ARGUMENT;
   if (order == DRAFT_TOPK_SCORE) return DRAFT_ERR_UNSUPPORTED;  // callers use the CPU kernel for score order
   const int take = k < length ? k : length;
-  if (rows == 0 || take == 0) return DRAFT_OK;
+  if (rows == 0 || take == 0) return DRAFT_OK;  // empty output: pointers may be null
+  if (!scores || !out) return DRAFT_ERR_INVALID_ARGUMENT;
   if (rows > 2147483647) return DRAFT_ERR_UNSUPPORTED;
   draft_status st = draft_cuda::ensure_device();
   if (st != DRAFT_OK) return st;

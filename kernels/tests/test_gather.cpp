@@ -40,5 +40,6 @@ int main() {
   CHECK(draft_cpu_gather_rows(t, DRAFT_DTYPE_F32, 1, 2, 2, bad, nullptr, 2, 1, o) == DRAFT_ERR_INVALID_ARGUMENT, "out of range");
   int32_t neg[1] = {-1};
   CHECK(draft_cpu_gather_rows(t, DRAFT_DTYPE_F32, 1, 2, 2, neg, nullptr, 1, 1, o) == DRAFT_ERR_INVALID_ARGUMENT, "negative");
+  CHECK(draft_cpu_gather_rows(t, DRAFT_DTYPE_F32, 1, 2, 2, nullptr, nullptr, 0, 1, nullptr) == DRAFT_OK, "empty gather");
   return finish("gather");
 }

@@ -42,5 +42,6 @@ int main() {
   draft_cpu_topk(s, 1, 5, 5, 2, DRAFT_TOPK_POSITION, 1, o);
   CHECK(o[0] == 1 && o[1] == 2, "ties: %d %d", o[0], o[1]);
   CHECK(draft_cpu_topk(s, 1, 4, 5, 2, DRAFT_TOPK_POSITION, 1, o) == DRAFT_ERR_INVALID_ARGUMENT, "stride < length");
+  CHECK(draft_cpu_topk(s, 1, 5, 5, 0, DRAFT_TOPK_POSITION, 1, nullptr) == DRAFT_OK, "k = 0 with a null (empty) output");
   return finish("topk");
 }

@@ -44,7 +44,7 @@ const jobs = process.env.DRAFT_NATIVE_JOBS ?? String(Math.min(2, availableParall
 // cmake-js: -D means "debug"; CMake variables go as --CD<NAME>=<VALUE>. napi_versions in package.json means
 // no Node header download: node-addon-api + Node-API headers are used.
 const args = [cmakeJs, 'build', '--directory', pkgDir, '--out', join(pkgDir, 'build'), '--parallel', jobs, '--CDCMAKE_BUILD_TYPE=Release'];
-if (process.env.DRAFT_CUDA === '0') args.push('--CDDRAFT_ENABLE_CUDA=OFF');
+args.push(`--CDDRAFT_ENABLE_CUDA=${process.env.DRAFT_CUDA === '0' ? 'OFF' : 'ON'}`);
 const started = Date.now();
 const run = spawnSync(process.execPath, args, { cwd: pkgDir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
 const output = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;

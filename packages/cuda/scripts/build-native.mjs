@@ -43,11 +43,19 @@ try {
 const jobs = process.env.DRAFT_NATIVE_JOBS ?? String(Math.min(2, availableParallelism()));
 // cmake-js: -D means "debug"; CMake variables go as --CD<NAME>=<VALUE>. napi_versions in package.json means
 // no Node header download: node-addon-api + Node-API headers are used.
-const args = [cmakeJs, 'build', '--directory', pkgDir, '--out', join(pkgDir, 'build'), '--parallel', jobs, '--CDCMAKE_BUILD_TYPE=Release'];
-args.push(`--CDDRAFT_ENABLE_CUDA=${process.env.DRAFT_CUDA === '0' ? 'OFF' : 'ON'}`);
+const common = ['--directory', pkgDir, '--out', join(pkgDir, 'build'), '--CDCMAKE_BUILD_TYPE=Release'];
+common.push(`--CDDRAFT_ENABLE_CUDA=${process.env.DRAFT_CUDA === '0' ? 'OFF' : 'ON'}`);
 const started = Date.now();
-const run = spawnSync(process.execPath, args, { cwd: pkgDir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-const output = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
+// configure (re-applies the --CD variables to an existing build folder), then an incremental build.
+const spawn = (command) =>
+  spawnSync(process.execPath, [cmakeJs, command, ...common, ...(command === 'build' ? ['--parallel', jobs] : [])], {
+    cwd: pkgDir,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+const configure = spawn('configure');
+const run = configure.error || configure.status !== 0 ? configure : spawn('build');
+const output = `${configure.stdout ?? ''}\n${configure.stderr ?? ''}\n${run === configure ? '' : `${run.stdout ?? ''}\n${run.stderr ?? ''}`}`;
 if (run.error || run.status !== 0 || !existsSync(binary)) {
   giveUp(run.error ? `cmake-js could not run (${run.error.message})` : `the native build failed (exit ${run.status})`, output);
 }

@@ -22,7 +22,7 @@ const seed = freshSeed();
 const TOL = 1e-5;
 
 describe.skipIf(nativeAvailable)('native parity', () => {
-  it.skip(`skipped: ${info.reason}`, () => {});
+  it.skip(`skipped, native addon unavailable: ${info.reason}`, () => {});
 });
 
 describe.runIf(nativeAvailable)(`native CPU vs TS reference (seed ${seed})`, () => {

@@ -1,0 +1,1 @@
+export { KeyNormPolicy, type KeyNormOptions, register } from './keynorm.js';

@@ -1,0 +1,138 @@
+import { parseArgs } from 'node:util';
+import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
+import { runDemo } from './commands/demo.js';
+import { runGenerate, toJson } from './commands/generate.js';
+import { benchKernels, kernelsInfo } from './commands/kernels.js';
+import { knownMethods } from './methods.js';
+import { loadPlugins } from './plugins.js';
+
+export const USAGE = `draft — draft-based approximate inference for long-context LLMs
+
+Usage:
+  draft generate [--target DIR] [--draft DIR] [--method NAME] [--budget N] [--window N]
+                 [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed N]
+                 (--prompt TEXT | --prompt-file PATH) [--plugin MODULE]... [--json]
+  draft demo [--target DIR] [--draft DIR]
+  draft methods [--plugin MODULE]... [--json]
+  draft kernels [--json]
+  draft bench kernels [--json]
+
+Methods: ${'{methods}'}
+--budget is C, entries kept per layer and KV head (KV methods), or prompt tokens kept (prompt compressors).
+Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).`;
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const defaultIo: CliIo = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+};
+
+/** Runs the CLI; returns the process exit code (0 ok, 1 failure, 2 bad usage). */
+export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
+  const [command, ...rest] = argv;
+  const json = rest.includes('--json');
+  try {
+    switch (command) {
+      case 'generate': {
+        const { values } = parseArgs({
+          args: rest,
+          strict: true,
+          options: {
+            target: { type: 'string' },
+            draft: { type: 'string' },
+            method: { type: 'string' },
+            budget: { type: 'string' },
+            window: { type: 'string' },
+            'max-new-tokens': { type: 'string' },
+            temperature: { type: 'string' },
+            'top-k': { type: 'string' },
+            'top-p': { type: 'string' },
+            seed: { type: 'string' },
+            prompt: { type: 'string' },
+            'prompt-file': { type: 'string' },
+            plugin: { type: 'string', multiple: true },
+            json: { type: 'boolean' },
+          },
+        });
+        await loadPlugins(values.plugin ?? []);
+        const controller = new AbortController();
+        const onSigint = () => controller.abort(new Error('interrupted'));
+        process.once('SIGINT', onSigint);
+        try {
+          const run = await runGenerate(values, {
+            signal: controller.signal,
+            onText: values.json ? undefined : (piece) => io.stdout(piece),
+          });
+          if (values.json) io.stdout(`${JSON.stringify(toJson(run))}\n`);
+          else {
+            const r = run.result;
+            io.stdout('\n');
+            io.stderr(
+              `[${run.method}] ${r.usage.promptTokens} prompt tokens → ${r.usage.compressedPromptTokens} to the target, ` +
+                `kept KV/head ${r.usage.keptKvTokens[0]?.[0] ?? '-'}, KV ${r.kvBytes.afterPrefill} bytes, ` +
+                `TTFT ${r.timings.ttftMs.toFixed(0)} ms, ${r.timings.decodeTokensPerSecond.toFixed(1)} tok/s, ${r.finishReason}\n`,
+            );
+          }
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+        return 0;
+      }
+      case 'demo': {
+        const { values } = parseArgs({ args: rest, strict: true, options: { target: { type: 'string' }, draft: { type: 'string' } } });
+        await runDemo({ ...values, log: (line) => io.stdout(`${line}\n`) });
+        return 0;
+      }
+      case 'methods': {
+        const { values } = parseArgs({ args: rest, strict: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
+        await loadPlugins(values.plugin ?? []);
+        const methods = knownMethods();
+        const described = Object.fromEntries(listPolicies().map((p) => [p.type, p.description ?? '']));
+        if (values.json) io.stdout(`${JSON.stringify({ methods })}\n`);
+        else for (const m of methods) io.stdout(`${m.padEnd(14)} ${described[m] ?? ''}\n`);
+        return 0;
+      }
+      case 'kernels': {
+        parseArgs({ args: rest, strict: true, options: { json: { type: 'boolean' } } });
+        const info = await kernelsInfo();
+        io.stdout(json ? `${JSON.stringify(info)}\n` : `native: ${info.native}, cuda: ${JSON.stringify(info.cuda)}, backend: ${info.backend}\n`);
+        return 0;
+      }
+      case 'bench': {
+        const [what, ...flags] = rest;
+        if (what !== 'kernels') throw new InvalidArgumentError({ argument: 'bench', value: what, expected: "'kernels'" });
+        parseArgs({ args: flags, strict: true, options: { json: { type: 'boolean' } } });
+        const result = await benchKernels({ json });
+        if (json) io.stdout(`${JSON.stringify(result)}\n`);
+        return 0;
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout(`${USAGE.replace('{methods}', knownMethods().join(', '))}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new InvalidArgumentError({ argument: 'command', value: command, expected: 'generate, demo, methods, kernels or bench' });
+    }
+  } catch (error) {
+    return reportError(error, json, io);
+  }
+}
+
+function reportError(error: unknown, json: boolean, io: CliIo): number {
+  const usage = DraftError.isInstance(error)
+    ? ['INVALID_ARGUMENT', 'UNKNOWN_METHOD'].includes(error.code)
+    : (error as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS') === true;
+  const code = DraftError.isInstance(error) ? error.code : usage ? 'INVALID_ARGUMENT' : 'INTERNAL';
+  const message = error instanceof Error ? error.message : String(error);
+  if (json) {
+    const details = DraftError.isInstance(error) ? error.details : {};
+    io.stderr(`${JSON.stringify({ error: { code, message, details } })}\n`);
+  } else io.stderr(`draft: error [${code}]: ${message}\n`);
+  return usage ? 2 : 1;
+}

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1, InvalidArgumentError } from '@draft/core';
+import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import { type MethodPlan, planMethod } from '../methods.js';
+import { resolveModelDir } from '../model-dirs.js';
+import { intOption, numberOption } from '../options.js';
+
+export interface GenerateFlags {
+  target?: string;
+  draft?: string;
+  method?: string;
+  budget?: string;
+  window?: string;
+  'max-new-tokens'?: string;
+  temperature?: string;
+  'top-k'?: string;
+  'top-p'?: string;
+  seed?: string;
+  prompt?: string;
+  'prompt-file'?: string;
+  json?: boolean;
+}
+
+/** The `--json` output of `draft generate`: exactly one object. */
+export interface GenerateJson {
+  text: string;
+  tokens: number[];
+  finishReason: string;
+  method: string;
+  budget: number | null;
+  usage: GenerationResultV1['usage'];
+  timings: GenerationResultV1['timings'];
+  kvBytes: GenerationResultV1['kvBytes'];
+}
+
+export interface GenerateRun {
+  method: string;
+  budget: number | undefined;
+  result: GenerationResultV1;
+}
+
+/** Loads the models a method needs, runs it once, and disposes everything. */
+export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSignal; onText?: (piece: string) => void } = {}): Promise<GenerateRun> {
+  const method = flags.method ?? 'full';
+  const budget = intOption('budget', flags.budget, 1);
+  const windowSize = intOption('window', flags.window, 1);
+  const maxNewTokens = intOption('max-new-tokens', flags['max-new-tokens'], 1) ?? 32;
+  const temperature = numberOption('temperature', flags.temperature, 0) ?? 0;
+  const topK = intOption('top-k', flags['top-k'], 0);
+  const topP = numberOption('top-p', flags['top-p'], 0);
+  const seed = intOption('seed', flags.seed, 0);
+  const prompt = readPrompt(flags);
+  const plan = planMethod(method, { budget, windowSize });
+  const models: OrtCausalLM[] = [];
+  try {
+    const target = await loadModel(resolveModelDir('target', flags.target));
+    models.push(target);
+    const draft = plan.needsDraft ? await loadModel(resolveModelDir('draft', flags.draft)) : undefined;
+    if (draft) models.push(draft);
+    const generation = {
+      maxNewTokens,
+      temperature,
+      topK,
+      topP,
+      seed,
+      signal: io.signal,
+      onToken: io.onText ? (t: { text: string }) => io.onText?.(t.text) : undefined,
+    };
+    const result = await runPlan(plan, { target, draft }, prompt, generation);
+    return { method, budget, result };
+  } finally {
+    await Promise.all(models.map((m) => m.dispose()));
+  }
+}
+
+export function toJson(run: GenerateRun): GenerateJson {
+  const { result } = run;
+  return {
+    text: result.text,
+    tokens: result.tokens,
+    finishReason: result.finishReason,
+    method: run.method,
+    budget: run.budget ?? null,
+    usage: result.usage,
+    timings: result.timings,
+    kvBytes: result.kvBytes,
+  };
+}
+
+/** Runs one planned method on loaded models. */
+export async function runPlan(
+  plan: MethodPlan,
+  models: { target: OrtCausalLM; draft?: OrtCausalLM },
+  prompt: string,
+  generation: GenerationOptionsV1,
+): Promise<GenerationResultV1> {
+  if (plan.draftOnly) {
+    if (!models.draft) throw new InvalidArgumentError({ argument: '--draft', value: undefined, expected: 'a draft model for draft-only' });
+    const result = await models.draft.generate(prompt, generation);
+    return { ...result, usage: { ...result.usage, draftTokens: result.usage.completionTokens } };
+  }
+  const pipeline = createPipeline({ target: models.target as CausalLMV1, draft: models.draft, ...plan.stages });
+  return pipeline.generate(prompt, generation);
+}
+
+function readPrompt(flags: GenerateFlags): string {
+  if (flags.prompt !== undefined && flags['prompt-file'] !== undefined) {
+    throw new InvalidArgumentError({ argument: '--prompt', value: '--prompt and --prompt-file', expected: 'exactly one of them' });
+  }
+  if (flags['prompt-file'] !== undefined) {
+    try {
+      return readFileSync(flags['prompt-file'], 'utf8');
+    } catch (cause) {
+      throw new InvalidArgumentError({ argument: '--prompt-file', value: flags['prompt-file'], expected: 'a readable text file', cause });
+    }
+  }
+  if (flags.prompt === undefined || flags.prompt.length === 0) {
+    throw new InvalidArgumentError({ argument: '--prompt', value: flags.prompt, expected: 'a non-empty prompt (--prompt TEXT or --prompt-file PATH)' });
+  }
+  return flags.prompt;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Proves individual npm installs work: packs every published package, checks each tarball's manifest
+// (exports, types, files, no `workspace:` ranges), installs the tarballs into a scratch project outside
+// the workspace with plain npm, and runs a minimal example against them.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+const outDir = join(root, '.pack-check');
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+
+const packages = readdirSync(join(root, 'packages'))
+  .map((name) => ({ dir: join(root, 'packages', name), manifest: JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8')) }))
+  .filter((p) => !p.manifest.private);
+
+const failures = [];
+const tarballs = {};
+for (const { dir, manifest } of packages) {
+  execFileSync('pnpm', ['pack', '--pack-destination', outDir], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  const file = readdirSync(outDir).find((f) => f.startsWith(manifest.name.replace('@', '').replace('/', '-')) && f.endsWith('.tgz'));
+  tarballs[manifest.name] = join(outDir, file);
+  const packed = JSON.parse(execFileSync('tar', ['-xzOf', tarballs[manifest.name], 'package/package.json'], { encoding: 'utf8' }));
+  const listing = execFileSync('tar', ['-tzf', tarballs[manifest.name]], { encoding: 'utf8' }).split('\n');
+  const check = (ok, what) => { if (!ok) failures.push(`${manifest.name}: ${what}`); };
+  const ranges = JSON.stringify({ ...packed.dependencies, ...packed.peerDependencies, ...packed.optionalDependencies });
+  check(!ranges.includes('workspace:'), `workspace: range left in the tarball (${ranges})`);
+  check(packed.exports?.['.']?.import && packed.exports?.['.']?.types, 'exports["."] lacks import/types');
+  for (const target of [packed.exports['.'].import, packed.exports['.'].types, packed.types]) {
+    check(listing.includes(`package/${target.replace(/^\.\//, '')}`), `${target} is not in the tarball`);
+  }
+  check(listing.includes('package/README.md'), 'README.md is not in the tarball');
+  console.log(`packed ${manifest.name}@${packed.version}: ${listing.filter(Boolean).length} files`);
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'draft-pack-check-'));
+const deps = Object.fromEntries(Object.entries(tarballs).map(([name, file]) => [name, `file:${file}`]));
+writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module', dependencies: deps, overrides: deps }, null, 2));
+console.log(`installing ${Object.keys(deps).length} tarballs into a scratch project with npm …`);
+execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], {
+  cwd: scratch,
+  stdio: 'inherit',
+  env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', ONNXRUNTIME_NODE_INSTALL_CUDA: 'skip' },
+});
+writeFileSync(join(scratch, 'example.mjs'), readFileSync(join(root, 'scripts', 'pack-check-example.mjs'), 'utf8'));
+execFileSync('node', ['example.mjs', join(root, 'models')], { cwd: scratch, stdio: 'inherit' });
+rmSync(scratch, { recursive: true, force: true });
+
+if (failures.length) {
+  console.error(`pack check failed:\n- ${failures.join('\n- ')}`);
+  process.exit(1);
+}
+console.log('pack check: every package packs and installs; the example ran against the tarballs');

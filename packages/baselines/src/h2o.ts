@@ -1,4 +1,5 @@
 import {
+  type Budget,
   type CachePolicyV1,
   type CapabilityName,
   getKernelBackend,
@@ -9,13 +10,16 @@ import {
   throwIfAborted,
 } from '@draft/core';
 import { type BudgetOption, validateBudgetOption } from './internal/config.js';
-import { effectiveBudget, keepAll } from './internal/context.js';
+import { contextBudget, keepAll } from './internal/context.js';
 import { runAsync } from './internal/drive.js';
 import { requireInteger, validateKernel } from './internal/validate.js';
 import { prepareH2O, selectH2OLayer } from './select-h2o.js';
 
 export interface H2OOptions {
-  /** C per (layer, KV head), window included. Omitted: the pipeline's `context.budget`. */
+  /**
+   * C per (layer, KV head), window included: a number or a core `Budget`, stored as a `Budget`. Core's pipeline uses it
+   * as its default C (its own `budget` option wins); `select` always uses `SelectionContextV1.budget`.
+   */
   budget?: BudgetOption;
   /** W: recent prompt positions always kept, 0 < W < C. Default 32. */
   windowSize?: number;
@@ -36,7 +40,7 @@ export class H2OPolicy implements CachePolicyV1 {
   readonly requires: readonly CapabilityName[] = ['kvSelection', 'allQueryCapture'];
   readonly queryWindow = 'all' as const;
   readonly usesLookahead = false;
-  readonly budget: BudgetOption | undefined;
+  readonly budget: Budget | undefined;
   readonly windowSize: number;
   readonly kernelSize: number;
   readonly queryBlockSize: number;
@@ -49,7 +53,7 @@ export class H2OPolicy implements CachePolicyV1 {
   }
 
   async select(context: SelectionContextV1): Promise<KeptIndices> {
-    const budget = effectiveBudget(context, this.budget, this.windowSize);
+    const budget = contextBudget(context, this.windowSize);
     if (context.promptLength <= budget) return keepAll(context);
     const n = context.promptLength;
     if (context.lookaheadLength !== 0 || context.queryCount !== n) {

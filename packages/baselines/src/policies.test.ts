@@ -44,9 +44,12 @@ describe('policies select exactly what their pure functions select', () => {
     expect(await h2o({ windowSize: W }).select(ctx(all, 30, 0))).toEqual(selectH2O({ ...all, ...shape, budget: C, windowSize: W }));
   });
 
-  it('uses a ratio budget per prompt: keepRatio 0.5 of 30 -> C = 15', async () => {
+  it('selects with context.budget (the pipeline resolves C); its own budget is stored as a Budget for the pipeline', async () => {
     const t = tensors(W + 1, 0);
-    const kept = await snapkv({ windowSize: W, budget: { keepRatio: 0.5 } }).select(ctx(t, W + 1, 0));
+    const policy = snapkv({ windowSize: W, budget: 64 });
+    expect(policy.budget).toEqual({ tokens: 64 });
+    expect(snapkv({ budget: { keepRatio: 0.5 } }).budget).toEqual({ keepRatio: 0.5 });
+    const kept = await policy.select(ctx(t, W + 1, 0, { budget: 15 }));
     expect(kept.flat().map((h) => h.length)).toEqual(new Array(6).fill(15));
   });
 

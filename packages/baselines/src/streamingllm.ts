@@ -1,11 +1,14 @@
-import type { CachePolicyV1, CapabilityName, KeptIndices, PolicyConfig, SelectionContextV1 } from '@draft/core';
+import type { Budget, CachePolicyV1, CapabilityName, KeptIndices, PolicyConfig, SelectionContextV1 } from '@draft/core';
 import { type BudgetOption, validateBudgetOption } from './internal/config.js';
-import { effectiveBudget, keepAll } from './internal/context.js';
+import { contextBudget, keepAll } from './internal/context.js';
 import { requireInteger } from './internal/validate.js';
 import { selectStreamingLLM } from './select-streamingllm.js';
 
 export interface StreamingLLMOptions {
-  /** C per (layer, KV head), window included. Omitted: the pipeline's `context.budget`. */
+  /**
+   * C per (layer, KV head), window included: a number or a core `Budget`, stored as a `Budget`. Core's pipeline uses it
+   * as its default C (its own `budget` option wins); `select` always uses `SelectionContextV1.budget`.
+   */
   budget?: BudgetOption;
   /** W: recent prompt positions kept, 0 < W < C. Default 32. */
   windowSize?: number;
@@ -21,7 +24,7 @@ export class StreamingLLMPolicy implements CachePolicyV1 {
   readonly requires: readonly CapabilityName[] = ['kvSelection'];
   readonly queryWindow = 0;
   readonly usesLookahead = false;
-  readonly budget: BudgetOption | undefined;
+  readonly budget: Budget | undefined;
   readonly windowSize: number;
 
   constructor(options: StreamingLLMOptions = {}) {
@@ -30,7 +33,7 @@ export class StreamingLLMPolicy implements CachePolicyV1 {
   }
 
   async select(context: SelectionContextV1): Promise<KeptIndices> {
-    const budget = effectiveBudget(context, this.budget, this.windowSize);
+    const budget = contextBudget(context, this.windowSize);
     if (context.promptLength <= budget) return keepAll(context);
     return selectStreamingLLM({
       promptLength: context.promptLength,

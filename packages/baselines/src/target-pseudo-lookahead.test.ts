@@ -48,7 +48,7 @@ describe('TargetPseudoLookahead (LAQ++)', () => {
 
   it('validates and serialises', () => {
     expect(() => new TargetPseudoLookahead({ windowSize: 300 })).toThrow(InvalidArgumentError);
-    expect(new TargetPseudoLookahead().toConfig()).toEqual({ type: 'target-pseudo-lookahead', maxNewTokens: 8, budget: 256, windowSize: 32, kernelSize: 7, poolType: 'max' });
+    expect(new TargetPseudoLookahead().toConfig()).toEqual({ type: 'target-pseudo-lookahead', maxNewTokens: 8, budget: { tokens: 256 }, windowSize: 32, kernelSize: 7, poolType: 'max' });
     expect(new TargetPseudoLookahead().needs).toBe('target');
   });
 });

@@ -1,4 +1,5 @@
 import {
+  type Budget,
   type CausalLMV1,
   InvalidArgumentError,
   type KvCacheV1,
@@ -40,7 +41,7 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
   readonly type: string = 'target-pseudo-lookahead';
   readonly needs = 'target' as const;
   readonly maxNewTokens: number;
-  readonly budget: BudgetOption;
+  readonly budget: Budget;
   readonly windowSize: number;
   readonly kernelSize: number;
   readonly poolType: PoolType;
@@ -48,7 +49,7 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
   constructor(options: TargetPseudoLookaheadOptions = {}) {
     this.maxNewTokens = requireInteger('maxNewTokens', options.maxNewTokens ?? 8, 0);
     this.windowSize = requireInteger('windowSize', options.windowSize ?? 32, 1);
-    this.budget = validateBudgetOption(options.budget ?? 256, this.windowSize) as BudgetOption;
+    this.budget = validateBudgetOption(options.budget ?? 256, this.windowSize) as Budget;
     this.kernelSize = validateKernel(options.kernelSize ?? 7);
     this.poolType = requireOneOf('poolType', options.poolType ?? 'max', ['max', 'avg'] as const);
   }
@@ -59,7 +60,7 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
     const n = ids.length;
     if (n === 0) throw new InvalidArgumentError({ argument: 'inputIds', value: [], expected: 'a non-empty prompt' });
     if (this.maxNewTokens === 0) return { tokenIds: [], text: '', draftTokens: 0 };
-    const budget = budgetFor(this.budget, 0, n, this.windowSize);
+    const budget = budgetFor(this.budget, n, this.windowSize);
     const compress = n > budget;
     if (compress) for (const capability of ['queryCapture', 'kvSelection'] as const) requireCapability(target, capability);
     throwIfAborted(signal);

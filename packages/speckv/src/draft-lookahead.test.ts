@@ -57,7 +57,16 @@ describe('DraftLookahead', () => {
       argument: 'draft',
     });
     expect(() => new DraftLookahead({ maxNewTokens: -1 })).toThrow(InvalidArgumentError);
-    expect(new DraftLookahead({ maxNewTokens: 5 }).toConfig()).toEqual({ type: 'draft-lookahead', maxNewTokens: 5 });
+    expect(new DraftLookahead({ maxNewTokens: 5 }).toConfig()).toEqual({ type: 'draft-lookahead', maxNewTokens: 5, reuseDraftTokens: true });
+  });
+
+  it('reuses draftTokenIds from an earlier stage (SpecKV-PC) without running the draft, unless told not to', async () => {
+    const draft = fakeModel({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
+    const target = fakeModel({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
+    const input = { inputIds: [0], text: 'a', maxNewTokens: 4, target, draft, draftTokenIds: [7, 8, 15] };
+    expect(await new DraftLookahead().lookahead(input)).toEqual({ tokenIds: [7, 8, 15], text: 'hi', draftTokens: 0 });
+    expect(draft.calls).toHaveLength(0);
+    expect((await new DraftLookahead({ reuseDraftTokens: false }).lookahead(input)).tokenIds).toEqual([1, 2, 3, 4]);
   });
 
   it('aborts with an AbortError and leaves no cache alive', async () => {

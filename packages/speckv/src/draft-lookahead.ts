@@ -15,11 +15,17 @@ export interface DraftLookaheadOptions {
    * the paper (the draft writes a full approximate answer).
    */
   maxNewTokens?: number;
+  /**
+   * Reuse `LookaheadInputV1.draftTokenIds` (draft tokens an earlier stage, e.g. SpecPC in SpecKV-PC, already
+   * generated from the full prompt, in the target's vocabulary) instead of running the draft again. Default true.
+   */
+  reuseDraftTokens?: boolean;
 }
 
 export interface DraftLookaheadConfig extends PolicyConfig {
   type: 'draft-lookahead';
   maxNewTokens?: number;
+  reuseDraftTokens: boolean;
 }
 
 /**
@@ -31,19 +37,29 @@ export interface DraftLookaheadConfig extends PolicyConfig {
  * - Different tokenizers: the draft reads `text` with its own tokenizer; its answer crosses as text
  *   (special tokens skipped) and is re-tokenised by the target's tokenizer without special tokens; an EOS
  *   stop becomes the target's first EOS id.
+ * - `draftTokenIds` given (SpecKV-PC): returned as they are, the draft is not run (`draftTokens: 0`).
  */
 export class DraftLookahead implements LookaheadProviderV1 {
   readonly specificationVersion = 'v1' as const;
   readonly type: string = 'draft-lookahead';
   readonly needs = 'draft' as const;
   readonly maxNewTokens: number | undefined;
+  readonly reuseDraftTokens: boolean;
 
   constructor(options: DraftLookaheadOptions = {}) {
     this.maxNewTokens = options.maxNewTokens === undefined ? undefined : requireInteger('maxNewTokens', options.maxNewTokens, 0);
+    if (options.reuseDraftTokens !== undefined && typeof options.reuseDraftTokens !== 'boolean') {
+      throw new InvalidArgumentError({ argument: 'reuseDraftTokens', value: options.reuseDraftTokens, expected: 'a boolean' });
+    }
+    this.reuseDraftTokens = options.reuseDraftTokens ?? true;
   }
 
   async lookahead(input: LookaheadInputV1): Promise<LookaheadResultV1> {
     const { draft, target, signal } = input;
+    if (this.reuseDraftTokens && input.draftTokenIds) {
+      const tokenIds = Array.from(input.draftTokenIds);
+      return { tokenIds, text: target.tokenizer.decode(tokenIds, { skipSpecialTokens: true }), draftTokens: 0 };
+    }
     if (!draft) {
       throw new InvalidArgumentError({ argument: 'draft', value: draft, expected: 'a draft CausalLMV1 (DraftLookahead needs a draft model)' });
     }
@@ -81,7 +97,11 @@ export class DraftLookahead implements LookaheadProviderV1 {
   }
 
   toConfig(): DraftLookaheadConfig {
-    return { type: 'draft-lookahead', ...(this.maxNewTokens === undefined ? {} : { maxNewTokens: this.maxNewTokens }) };
+    return {
+      type: 'draft-lookahead',
+      ...(this.maxNewTokens === undefined ? {} : { maxNewTokens: this.maxNewTokens }),
+      reuseDraftTokens: this.reuseDraftTokens,
+    };
   }
 }
 

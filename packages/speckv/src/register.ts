@@ -8,7 +8,7 @@ const SPECKV_KEYS = ['budget', 'windowSize', 'kernelSize', 'poolType', 'reduce']
 /** Config -> policy factories of this package, for a CLI or a custom registry. Side-effect free. */
 export const policies = Object.freeze({
   speckv: (config: PolicyConfig) => new SpecKVPolicy(optionsFromConfig<SpecKVOptions>(config, SPECKV_KEYS, { reduceOp: 'reduce' })),
-  'draft-lookahead': (config: PolicyConfig) => new DraftLookahead(optionsFromConfig<DraftLookaheadOptions>(config, ['maxNewTokens'])),
+  'draft-lookahead': (config: PolicyConfig) => new DraftLookahead(optionsFromConfig<DraftLookaheadOptions>(config, ['maxNewTokens', 'reuseDraftTokens'])),
 });
 
 /**

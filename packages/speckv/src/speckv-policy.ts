@@ -1,4 +1,5 @@
 import {
+  type Budget,
   type CachePolicyV1,
   type CapabilityName,
   getKernelBackend,
@@ -9,7 +10,7 @@ import {
   throwIfAborted,
 } from '@draft/core';
 import { type BudgetOption, validateBudgetOption } from './internal/config.js';
-import { effectiveBudget, keepAll, trailingQueries } from './internal/context.js';
+import { contextBudget, keepAll, trailingQueries } from './internal/context.js';
 import { runAsync } from './internal/drive.js';
 import { requireInteger, requireOneOf, validateKernel } from './internal/validate.js';
 import { type PoolType, selectUniformWindowLayer, validateWindowInput } from './internal/window-selection.js';
@@ -18,8 +19,10 @@ import { SPECKV_DEFAULTS } from './select-speckv.js';
 export interface SpecKVOptions {
   /**
    * C: entries kept per (layer, KV head), window included (`max_capacity_prompt`), as a number or a core
-   * `Budget` (`{ tokens }`, `{ keepRatio }`, `{ compressionRatio }` resolved against each prompt). When omitted
-   * the policy uses the pipeline's `SelectionContextV1.budget` (ALGORITHMS.md default 256); when set it wins.
+   * `Budget` (`{ tokens }`, `{ keepRatio }`, `{ compressionRatio }` resolved against each prompt); stored as a
+   * `Budget`. It is the **default** for core's pipeline, whose own `budget` option wins; `select` always uses
+   * `SelectionContextV1.budget`, so the pipeline's n ≤ C check and the selection agree. Default: the
+   * pipeline's (256, ALGORITHMS.md).
    */
   budget?: BudgetOption;
   /** W: trailing prompt positions always kept, 0 < W < C (`window_size`). Default 32. */
@@ -34,7 +37,7 @@ export interface SpecKVOptions {
 
 export interface SpecKVConfig extends PolicyConfig {
   type: 'speckv';
-  budget?: BudgetOption;
+  budget?: Budget;
   windowSize: number;
   kernelSize: number;
   poolType: PoolType;
@@ -53,7 +56,7 @@ export class SpecKVPolicy implements CachePolicyV1 {
   readonly requires: readonly CapabilityName[] = ['kvSelection', 'queryCapture'];
   readonly usesLookahead: boolean = true;
   readonly queryWindow: number;
-  readonly budget: BudgetOption | undefined;
+  readonly budget: Budget | undefined;
   readonly windowSize: number;
   readonly kernelSize: number;
   readonly poolType: PoolType;
@@ -69,7 +72,7 @@ export class SpecKVPolicy implements CachePolicyV1 {
   }
 
   async select(context: SelectionContextV1): Promise<KeptIndices> {
-    const budget = effectiveBudget(context, this.budget, this.windowSize);
+    const budget = contextBudget(context, this.windowSize);
     if (context.promptLength <= budget) return keepAll(context);
     const lookahead = context.lookaheadLength;
     const backend = getKernelBackend();

@@ -1,10 +1,13 @@
 import { InvalidArgumentError, type SelectionContextV1 } from '@draft/core';
 import { allButLast } from './window-selection.js';
-import { type BudgetOption, budgetFor } from './config.js';
+import { validateBudgetWindow } from './validate.js';
 
-/** The budget a policy selects with: its own `budget` option when set, else the pipeline's `context.budget`. */
-export function effectiveBudget(context: SelectionContextV1, own: BudgetOption | undefined, windowSize: number): number {
-  return budgetFor(own, context.budget, context.promptLength, windowSize);
+/**
+ * The budget a policy selects with: always the pipeline's `context.budget` (core's pipeline resolves it from
+ * its own `budget` option, else the policy's `budget`, else 256, and uses the same C for its n ≤ C check).
+ */
+export function contextBudget(context: SelectionContextV1, windowSize: number): number {
+  return validateBudgetWindow(context.budget, windowSize).budget;
 }
 
 /** No compression: every (layer, KV head) keeps [0, n − 1). */

@@ -1,4 +1,5 @@
 import {
+  type Budget,
   type CachePolicyV1,
   type CapabilityName,
   getKernelBackend,
@@ -11,7 +12,7 @@ import {
   throwIfAborted,
 } from '@draft/core';
 import { type BudgetOption, validateBudgetOption } from './config.js';
-import { effectiveBudget, keepAll, trailingQueries } from './context.js';
+import { contextBudget, keepAll, trailingQueries } from './context.js';
 import { type KernelProgram, runAsync } from './drive.js';
 import { requireInteger, requireOneOf, validateKernel } from './validate.js';
 import { type PoolType, type ValidatedWindowInput, validateWindowInput } from './window-selection.js';
@@ -19,7 +20,9 @@ import { type PoolType, type ValidatedWindowInput, validateWindowInput } from '.
 export interface WindowPolicyOptions {
   /**
    * C per (layer, KV head), window included (`max_capacity_prompt`): a number or a core `Budget` (ratios
-   * resolve per prompt). Omitted: the pipeline's `SelectionContextV1.budget` (default 256).
+   * resolve per prompt), stored as a `Budget`. Core's pipeline uses it as its default C (the pipeline's own
+   * `budget` option wins, else 256); `select` always uses `SelectionContextV1.budget`, so the pipeline's
+   * n ≤ C check and the selection agree.
    */
   budget?: BudgetOption;
   /** W: trailing prompt positions always kept, 0 < W < C (`window_size`). Default 32. */
@@ -41,7 +44,7 @@ export abstract class WindowPolicy implements CachePolicyV1 {
   abstract readonly requires: readonly CapabilityName[];
   abstract readonly usesLookahead: boolean;
   readonly queryWindow: number;
-  readonly budget: BudgetOption | undefined;
+  readonly budget: Budget | undefined;
   readonly windowSize: number;
   readonly kernelSize: number;
   readonly poolType: PoolType;
@@ -58,7 +61,7 @@ export abstract class WindowPolicy implements CachePolicyV1 {
   protected abstract selectLayer(input: ValidatedWindowInput, layer: number, numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]>;
 
   async select(context: SelectionContextV1): Promise<KeptIndices> {
-    const budget = effectiveBudget(context, this.budget, this.windowSize);
+    const budget = contextBudget(context, this.windowSize);
     if (context.promptLength <= budget) return keepAll(context);
     const lookahead = context.lookaheadLength;
     if (!this.usesLookahead && lookahead !== 0) {

@@ -18,7 +18,9 @@ describe('SpecPrefillCompressor', () => {
     const result = await new SpecPrefillCompressor({ chunkSize: 8 }).compress({ inputIds: ids, text: '', budget: 30, draft });
     expect(draft.calls).toHaveLength(8);
     expect(draft.calls[0]).toMatchObject({ captureQueries: 1, cacheLength: 0 });
-    draft.calls.slice(1).forEach((call, t) => expect(call).toMatchObject({ positionIds: [100 + t], captureQueries: 1 }));
+    draft.calls.slice(1).forEach((call, t) => {
+      expect(call).toMatchObject({ positionIds: [100 + t], captureQueries: 1 });
+    });
     expect(result.draftTokens).toBe(8);
     expect(result.keptIndices.length).toBe(30);
     expect(Array.from(result.positionIds!)).toEqual(Array.from(result.keptIndices));

@@ -9,7 +9,9 @@ import { scoreSpecPrefill, selectSpecPrefillChunks } from './spec-prefill.js';
 const f = (values: number[]) => Float32Array.from(values);
 const close = (actual: ArrayLike<number>, expected: number[]) => {
   expect(actual.length).toBe(expected.length);
-  expected.forEach((e, i) => expect(actual[i]).toBeCloseTo(e, 6));
+  expected.forEach((e, i) => {
+    expect(actual[i]).toBeCloseTo(e, 6);
+  });
 };
 
 describe('selectSpecPrefillChunks (hand-derived goldens)', () => {

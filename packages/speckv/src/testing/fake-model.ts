@@ -70,7 +70,14 @@ export interface FakeModel extends CausalLMV1 {
 }
 
 /** A causal LM whose next token is `next(lastInputToken)` (one-hot logits). */
-export function fakeModel(options: { next: (token: number) => number; tokenizer: TokenizerV1; eos: number[]; vocabSize?: number; maxPositions?: number }): FakeModel {
+export function fakeModel(options: {
+  next: (token: number) => number;
+  tokenizer: TokenizerV1;
+  eos: number[];
+  vocabSize?: number;
+  maxPositions?: number;
+  queryCapture?: boolean;
+}): FakeModel {
   const live = new Set<FakeCache>();
   const calls: FakeModel['calls'] = [];
   const vocab = options.vocabSize ?? 16;
@@ -87,7 +94,7 @@ export function fakeModel(options: { next: (token: number) => number; tokenizer:
       maxPositions: options.maxPositions ?? 1024,
       eosTokenIds: options.eos,
     },
-    capabilities: { ...NO_CAPABILITIES, tokenIds: true, kvSelection: true, queryCapture: true },
+    capabilities: { ...NO_CAPABILITIES, tokenIds: true, kvSelection: true, queryCapture: options.queryCapture ?? true },
     tokenizer: options.tokenizer,
     calls,
     live,
@@ -103,7 +110,8 @@ export function fakeModel(options: { next: (token: number) => number; tokenizer:
       if (!request.cache) previous.dispose();
       const logits = new Float32Array(vocab);
       logits[options.next(ids[ids.length - 1])] = 1;
-      return { logits, cache };
+      const w = request.captureQueries === 'all' ? ids.length : request.captureQueries;
+      return w === undefined ? { logits, cache } : { logits, cache, queries: [new Float32Array(w)] };
     },
     async dispose() {},
   };

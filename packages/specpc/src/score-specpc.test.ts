@@ -6,7 +6,9 @@ import { resolveStartingLayerIndex, scoreSpecPC, specPCQueryWeights } from './sc
 const f = (values: number[]) => Float32Array.from(values);
 const close = (actual: Float32Array, expected: number[]) => {
   expect(actual.length).toBe(expected.length);
-  expected.forEach((e, i) => expect(actual[i]).toBeCloseTo(e, 6));
+  expected.forEach((e, i) => {
+    expect(actual[i]).toBeCloseTo(e, 6);
+  });
 };
 
 describe('scoreSpecPC (hand-derived goldens)', () => {

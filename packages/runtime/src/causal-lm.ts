@@ -180,9 +180,7 @@ export class OrtCausalLM implements CausalLMV1 {
         },
       );
       const shape = { numLayers: this.info.numLayers, numKvHeads: this.info.numKvHeads, headDim: this.info.headDim };
-      const next = cache
-        ? cache.appended(result.cache, positions)
-        : new OrtKvCache(this.client, result.cache, shape, 0, undefined, new Int32Array(0), 0, this).appended(result.cache, positions);
+      const next = cache ? cache.appended(result.cache, positions) : OrtKvCache.fresh(this.client, result.cache, shape, positions, this);
       return { logits: result.logits, cache: next, ...(result.queries ? { queries: result.queries } : {}), ...(result.debug ? { debug: result.debug } : {}) };
     } catch (error) {
       if (isAbort(error)) throw new AbortError({ reason: request.signal?.reason });

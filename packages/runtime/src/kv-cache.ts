@@ -66,6 +66,13 @@ export class OrtKvCache implements KvCacheV1 {
     return this.lengthsCache;
   }
 
+  /** @internal the cache made by a forward call without a past. */
+  static fresh(client: WorkerClient, handle: number, shape: Shape, positions: Int32Array, owner: object): OrtKvCache {
+    let next = 0;
+    for (const p of positions) if (p + 1 > next) next = p + 1;
+    return new OrtKvCache(client, handle, shape, positions.length, undefined, Int32Array.from(positions), next, owner);
+  }
+
   /** @internal a cache with `positions` appended (after a forward call). */
   appended(handle: number, positions: Int32Array): OrtKvCache {
     const tail = new Int32Array(this.tail.length + positions.length);

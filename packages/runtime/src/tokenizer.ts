@@ -91,6 +91,8 @@ export class HfTokenizer implements TokenizerV1 {
   }
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    // @huggingface/tokenizers 0.2.0 throws on an empty list.
+    if (ids.length === 0) return '';
     return this.tokenizer.decode(Array.from(ids), { skip_special_tokens: options.skipSpecialTokens ?? false });
   }
 }

@@ -1,10 +1,9 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AbortError, DisposedError, DraftError, GraphPatternError, InvalidArgumentError, ModelLayoutError, PromptTooLongError } from '@draft/core';
+import { AbortError, DisposedError, type DraftError, type GenerationResultV1, GraphPatternError, InvalidArgumentError, ModelLayoutError, PromptTooLongError } from '@draft/core';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GenerationResultV1 } from '@draft/core';
 import { loadModel, type OrtCausalLM } from '../src/index.js';
 import { TORCH_LLAMA, torchGolden } from './helpers.js';
 

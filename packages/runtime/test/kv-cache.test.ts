@@ -1,4 +1,6 @@
 import { UnsupportedCapabilityError, InvalidArgumentError } from '@draft/core';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type OrtCausalLM, type OrtKvCache } from '../src/index.js';
 import { maxAbsDiff, TORCH_LLAMA, torchGolden } from './helpers.js';
@@ -10,7 +12,7 @@ const D = 16;
 /** Rows `idx` of head `h` of a (Hkv, T, d) tensor. */
 function rows(t: Float32Array, total: number, h: number, idx: number[]): Float32Array {
   const out = new Float32Array(idx.length * D);
-  idx.forEach((i, j) => out.set(t.subarray((h * total + i) * D, (h * total + i + 1) * D), j * D));
+  for (const [j, i] of idx.entries()) out.set(t.subarray((h * total + i) * D, (h * total + i + 1) * D), j * D);
   return out;
 }
 
@@ -102,6 +104,19 @@ describe('OrtKvCache', () => {
     expect(maxAbsDiff(await full.readKeys(1), keysBefore)).toBe(0);
     expect(await c.crop(6).catch((e: unknown) => e)).toBeInstanceOf(InvalidArgumentError);
     for (const x of [c, again.cache, whole.cache]) x.dispose();
+  });
+
+  it('garbage collection releases only unreachable caches', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const r = await model.forward({ inputIds: [1, 3, 4, 5] });
+    (() => model.forward({ inputIds: [1, 3] }))(); // an unreachable cache, released by the finalizer
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect((await r.cache.readKeys(0)).length).toBe(2 * 4 * 16);
+    r.cache.dispose();
   });
 
   it('a forward leaves its input cache intact', async () => {

@@ -12,7 +12,7 @@ const draftRuns = (m: FakeCausalLM) => m.calls.filter((c) => c.cacheLength === 0
 describe('specKVPC', () => {
   it('uses C_pc = 2048, k = N = 32 and 20 lookahead tokens by default', () => {
     const { compressor, toConfig } = specKVPC();
-    expect(compressor.toConfig()).toMatchObject({ budget: 2048, kernelSize: 32, neighbourTokens: 32, lookaheadTokens: 20, windowSize: 64 });
+    expect(compressor.toConfig()).toMatchObject({ budget: { tokens: 2048 }, kernelSize: 32, neighbourTokens: 32, lookaheadTokens: 20, windowSize: 64 });
     expect(toConfig()).toMatchObject({ type: 'speckv-pc', lookahead: { type: 'reused-lookahead', maxNewTokens: 20 } });
     expect(specKVPC({ kernelSize: 16 }).compressor.neighbourTokens).toBe(16); // N follows an explicit k
   });
@@ -22,7 +22,7 @@ describe('specKVPC', () => {
     const target = model({ name: 'target' });
     const { compressor, lookahead } = specKVPC({ budget: 24, windowSize: 4, kernelSize: 3, neighbourTokens: 3 });
     const ids = promptIds(80);
-    const compressed = await compressor.compress({ inputIds: ids, text: '', budget: 8, draft }); // budget 8 = SpecKV's C, ignored
+    const compressed = await compressor.compress({ inputIds: ids, text: '', budget: 24, draft });
     expect(compressed.keptIndices.length).toBe(24);
     expect(compressed.draftTokenIds).toHaveLength(20);
     expect(draft.calls).toHaveLength(20); // 1 prefill + 19 fed-back tokens
@@ -36,6 +36,15 @@ describe('specKVPC', () => {
     expect(target.calls).toHaveLength(0);
     expect(lookahead.pending).toBe(0);
     expect(lookahead.fallbackRuns).toBe(0);
+  });
+
+  it("prefers the pipeline's input.draftTokenIds and forgets the remembered entry", async () => {
+    const draft = model();
+    const { compressor, lookahead } = specKVPC({ budget: 10, windowSize: 2, lookaheadTokens: 3 });
+    const a = await compressor.compress({ inputIds: promptIds(30), text: '', budget: 10, draft });
+    const out = await lookahead.lookahead({ inputIds: a.inputIds, text: a.text, maxNewTokens: 8, target: model(), draft, draftTokenIds: [120, 121] });
+    expect(out).toEqual({ tokenIds: [120, 121], text: 'xy', draftTokens: 0 });
+    expect(lookahead.pending).toBe(0);
   });
 
   it('matches the compressed prompt (not the latest) when several requests interleave', async () => {
@@ -65,7 +74,7 @@ describe('specKVPC', () => {
     const target = model();
     const { compressor, lookahead } = specKVPC({ budget: 64, lookaheadTokens: 5 });
     const ids = promptIds(20);
-    const passed = await compressor.compress({ inputIds: ids, text: '', budget: 8, draft });
+    const passed = await compressor.compress({ inputIds: ids, text: '', budget: 64, draft });
     expect(passed.compressed).toBe(false);
     expect(draft.calls).toHaveLength(0);
     const out = await lookahead.lookahead({ inputIds: passed.inputIds, text: '', maxNewTokens: 64, target, draft });

@@ -51,8 +51,9 @@ export interface ReusedLookaheadConfig extends PolicyConfig {
  * SpecKV's lookahead in the SpecKV-PC cascade: hands SpecKV the draft tokens the SpecPC stage already
  * generated from the **full** prompt, so one draft run serves both stages.
  *
- * The compressor `remember`s its answer keyed by the compressed prompt; `lookahead` takes (and forgets) the
- * most recent entry whose compressed text equals `input.text` or whose ids equal `input.inputIds`, so
+ * `input.draftTokenIds` (core's pipeline passes the compressor's tokens when the vocabularies are shared) is
+ * used first. Otherwise (other pipelines, different vocabularies) the compressor `remember`s its answer
+ * keyed by the compressed prompt, and `lookahead` takes (and forgets) the most recent entry whose compressed text equals `input.text` or whose ids equal `input.inputIds`, so
  * concurrent requests over different prompts do not mix. All remembered tokens are returned (the cascade's
  * lookahead length is fixed by the compressor, not by `maxNewTokens`). Vocabularies: same tokenizer
  * fingerprint → ids as is; otherwise the answer crosses as text (special tokens skipped), is re-tokenised by
@@ -91,6 +92,12 @@ export class ReusedLookahead implements LookaheadProviderV1 {
 
   async lookahead(input: LookaheadInputV1): Promise<LookaheadResultV1> {
     const index = this.findEntry(input);
+    if (input.draftTokenIds) {
+      // core's pipeline hands the compressor's draft tokens over itself (shared vocabularies): use them.
+      if (index >= 0) this.entries.splice(index, 1);
+      const tokenIds = Array.from(input.draftTokenIds);
+      return { tokenIds, text: input.target.tokenizer.decode(tokenIds, { skipSpecialTokens: true }), draftTokens: 0 };
+    }
     if (index >= 0) {
       const [entry] = this.entries.splice(index, 1);
       return toTarget(entry.tokenIds, entry.stoppedAtEos, entry.draftTokenizer, input.target, 0);
@@ -178,8 +185,8 @@ export interface SpecKVPC {
  * draft run serves both stages). Returns the linked compressor + lookahead; the KV stage is SpecKV's cache
  * policy, e.g. `createPipeline({ compressor, lookahead, cachePolicy: specKV({ budget: 256 }) })`.
  *
- * The compressor's `budget` (C_pc, default 2048) takes precedence over the pipeline's budget, which is
- * SpecKV's C.
+ * The compressor's `budget` (C_pc, default `{ tokens: 2048 }`) is core's pipeline default prompt budget
+ * (`promptBudget` wins), separate from the pipeline's KV `budget` (SpecKV's C).
  */
 export function specKVPC(options: SpecKVPCOptions = {}): SpecKVPC {
   const { onMissingLookahead, ...rest } = options;
@@ -187,7 +194,7 @@ export function specKVPC(options: SpecKVPCOptions = {}): SpecKVPC {
   const kernelSize = rest.kernelSize ?? SPECKV_PC_DEFAULTS.kernelSize;
   const compressor = new SpecPCCompressor({
     ...rest,
-    budget: rest.budget ?? SPECKV_PC_DEFAULTS.budget,
+    budget: rest.budget ?? { tokens: SPECKV_PC_DEFAULTS.budget },
     kernelSize,
     neighbourTokens: rest.neighbourTokens ?? (rest.kernelSize === undefined ? SPECKV_PC_DEFAULTS.neighbourTokens : kernelSize),
     lookaheadTokens: rest.lookaheadTokens ?? SPECKV_PC_DEFAULTS.lookaheadTokens,

@@ -140,9 +140,15 @@ describe('SpecPCCompressor', () => {
     expect(Array.from(result.positionIds!)).toEqual(Array.from(result.keptIndices));
   });
 
-  it('a constructor budget takes precedence over the call budget', async () => {
-    const result = await specPC({ budget: 7, windowSize: 2 }).compress({ inputIds: promptIds(30), text: '', budget: 20, draft: draftModel() });
-    expect(result.keptIndices.length).toBe(7);
+  it('the call budget wins; the budget option is a core Budget default (config for the pipeline)', async () => {
+    const compressor = specPC({ budget: 7, windowSize: 2 });
+    expect(compressor.toConfig().budget).toEqual({ tokens: 7 });
+    const result = await compressor.compress({ inputIds: promptIds(30), text: '', budget: 20, draft: draftModel() });
+    expect(result.keptIndices.length).toBe(20);
+    const noBudget = { inputIds: promptIds(30), text: '', draft: draftModel() } as unknown as Parameters<typeof compressor.compress>[0];
+    expect((await compressor.compress(noBudget)).keptIndices.length).toBe(7);
+    expect((await specPC({ budget: { keepRatio: 0.5 }, windowSize: 2 }).compress(noBudget)).keptIndices.length).toBe(15);
+    expect(() => specPC({ budget: { keepRatio: 2 } })).toThrow(InvalidArgumentError);
   });
 
   it('honours an AbortSignal (before and during the run) and disposes every cache', async () => {

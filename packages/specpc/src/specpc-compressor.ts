@@ -1,9 +1,11 @@
 import {
+  type Budget,
   InvalidArgumentError,
   type PolicyConfig,
   type PromptCompressionInputV1,
   type PromptCompressionResultV1,
   type PromptCompressorV1,
+  resolveBudget,
   throwIfAborted,
   type TokenizerV1,
 } from '@draft/core';
@@ -25,11 +27,12 @@ export const SPECPC_DEFAULTS = Object.freeze({
 
 export interface SpecPCOptions {
   /**
-   * C: prompt tokens kept, window included (reference `max_capacity_prompt`). When set it **takes precedence**
-   * over the call's `input.budget` (a cascade keeps C_pc prompt tokens while the pipeline budget is SpecKV's C);
-   * when unset the call's budget is used (1024 if a caller passes none).
+   * C: prompt tokens kept, window included (reference `max_capacity_prompt`), as a number or any core `Budget`.
+   * Stored as a `Budget`: it is the **default** prompt budget of core's `createPipeline` (whose `promptBudget`
+   * option wins). `compress` always keeps `input.budget` tokens, so the pipeline's n ≤ C check and the result
+   * agree; this option is used only when a caller passes no budget (then 1024).
    */
-  budget?: number;
+  budget?: number | Budget;
   /** W: last prompt positions whose queries score the prompt and which are always kept. Default 64. */
   windowSize?: number;
   /** k: max-pool kernel (centred zero padding; any k ≥ 1). Default 64 (use 32 for Llama-family pairs). */
@@ -54,7 +57,7 @@ export interface SpecPCOptions {
 
 export interface SpecPCConfig extends PolicyConfig {
   type: 'specpc';
-  budget?: number;
+  budget?: Budget;
   windowSize: number;
   kernelSize: number;
   neighbourTokens: number;
@@ -90,7 +93,7 @@ export class SpecPCCompressor implements PromptCompressorV1 {
   readonly specificationVersion = 'v1' as const;
   readonly type: string = 'specpc';
   readonly needs = 'draft' as const;
-  readonly budget: number | undefined;
+  readonly budget: Budget | undefined;
   readonly windowSize: number;
   readonly kernelSize: number;
   readonly neighbourTokens: number;
@@ -104,7 +107,7 @@ export class SpecPCCompressor implements PromptCompressorV1 {
 
   constructor(options: SpecPCOptions = {}) {
     const d = SPECPC_DEFAULTS;
-    this.budget = options.budget === undefined ? undefined : requireInteger('budget', options.budget, 1);
+    this.budget = normaliseBudget(options.budget);
     this.windowSize = requireInteger('windowSize', options.windowSize ?? d.windowSize, 1);
     this.kernelSize = requireInteger('kernelSize', options.kernelSize ?? d.kernelSize, 1);
     this.neighbourTokens = requireInteger('neighbourTokens', options.neighbourTokens ?? this.kernelSize, 0);
@@ -127,7 +130,8 @@ export class SpecPCCompressor implements PromptCompressorV1 {
     const ids = Array.from(input.inputIds ?? []);
     const n = ids.length;
     if (n < 1) throw new InvalidArgumentError({ argument: 'inputIds', value: [], expected: 'a non-empty prompt' });
-    const budget = requireInteger('budget', this.budget ?? input.budget ?? SPECPC_DEFAULTS.budget, 1);
+    const budget =
+      input.budget === undefined ? resolveBudget(this.budget ?? { tokens: SPECPC_DEFAULTS.budget }, n) : requireInteger('budget', input.budget, 1);
     const lookaheadTokens = requireInteger('lookaheadTokens', input.lookaheadTokens ?? this.lookaheadTokens, 1);
     throwIfAborted(input.signal);
     const draft = input.draft;
@@ -205,6 +209,14 @@ export class SpecPCCompressor implements PromptCompressorV1 {
       ...(this.chunkSize === undefined ? {} : { chunkSize: this.chunkSize }),
     };
   }
+}
+
+/** A budget option as a core Budget (validated; a number C becomes `{ tokens: C }`). */
+function normaliseBudget(budget: number | Budget | undefined): Budget | undefined {
+  if (budget === undefined) return undefined;
+  if (typeof budget === 'number') return { tokens: requireInteger('budget', budget, 1) };
+  resolveBudget(budget, 1); // throws InvalidArgumentError on a malformed budget or an out-of-range ratio
+  return { ...budget };
 }
 
 /** `new SpecPCCompressor(options)`. */

@@ -35,7 +35,10 @@ describe('periodicRescore', () => {
       specificationVersion: 'v1',
       type: 'spy',
       requires: ['kvSelection', 'queryCapture'],
-      afterStep: async (c) => (seen.push(c.step), [[Int32Array.of(0)]]),
+      afterStep: async (c) => {
+        seen.push(c.step);
+        return [[Int32Array.of(0)]];
+      },
       toConfig: () => ({ type: 'spy' }),
     };
     const policy = periodicRescore({ every: 3, policy: inner });

@@ -23,8 +23,8 @@ export class PeriodicRescore implements DecodePolicyV1 {
   constructor(options: PeriodicRescoreOptions) {
     this.every = requireInteger('every', options?.every, 1);
     const policy = options.policy;
-    if (!policy || policy.specificationVersion !== 'v1' || typeof policy.afterStep !== 'function') {
-      throw new InvalidArgumentError({ argument: 'policy', value: policy && policy.type, expected: "a DecodePolicyV1 (specificationVersion 'v1' with afterStep())" });
+    if (policy?.specificationVersion !== 'v1' || typeof policy.afterStep !== 'function') {
+      throw new InvalidArgumentError({ argument: 'policy', value: policy?.type, expected: "a DecodePolicyV1 (specificationVersion 'v1' with afterStep())" });
     }
     this.policy = policy;
     this.requires = policy.requires;

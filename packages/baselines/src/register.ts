@@ -57,5 +57,7 @@ export function registerBaselines(options: { override?: boolean } = {}): () => v
     for (const u of undo) u();
     throw error;
   }
-  return () => undo.forEach((u) => u());
+  return () => {
+    for (const u of undo) u();
+  };
 }

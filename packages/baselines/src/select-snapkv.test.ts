@@ -38,8 +38,8 @@ describe('selectSnapKV — hand-derived goldens', () => {
     const kv0 = [[1, 0], [0, 3], [0, 0], [2, 0], [0, 1], [3, 0], [0, 2]];
     const kv1 = [[0, 2], [2, 0], [0, 0], [0, 0], [3, 0], [0, 3], [0, 0]];
     const keys = new Float32Array(2 * n * 2);
-    kv0.forEach(([x, y], j) => keys.set([x, y], j * 2));
-    kv1.forEach(([x, y], j) => keys.set([x, y], (n + j) * 2));
+    for (const [j, [x, y]] of kv0.entries()) keys.set([x, y], j * 2);
+    for (const [j, [x, y]] of kv1.entries()) keys.set([x, y], (n + j) * 2);
     const queries = new Float32Array(4 * 3 * 2);
     for (let h = 0; h < 4; h++) for (let i = 0; i < 3; i++) queries[(h * 3 + i) * 2 + (h % 2)] = 1;
     const kept = selectSnapKV({ queries: [queries], keys: [keys], numHeads: 4, numKvHeads: 2, headDim: 2, promptLength: n, budget: 5, windowSize: 2, kernelSize: 1 });

@@ -29,5 +29,7 @@ export function registerSpecKV(options: { override?: boolean } = {}): () => void
       override: options.override,
     }),
   ];
-  return () => undo.forEach((u) => u());
+  return () => {
+    for (const u of undo) u();
+  };
 }

@@ -90,9 +90,18 @@ describe('SpecKVPolicy', () => {
       ...referenceKernelBackend,
       name: 'spy',
       device: 'test',
-      windowAttentionScores: async (q, k, o) => (calls.push('score'), referenceKernelBackend.windowAttentionScores(q, k, o)),
-      pool1d: async (s, o) => (calls.push('pool'), referenceKernelBackend.pool1d(s, o)),
-      topKPerRow: async (s, o) => (calls.push('topk'), referenceKernelBackend.topKPerRow(s, o)),
+      windowAttentionScores: async (q, k, o) => {
+        calls.push('score');
+        return referenceKernelBackend.windowAttentionScores(q, k, o);
+      },
+      pool1d: async (s, o) => {
+        calls.push('pool');
+        return referenceKernelBackend.pool1d(s, o);
+      },
+      topKPerRow: async (s, o) => {
+        calls.push('topk');
+        return referenceKernelBackend.topKPerRow(s, o);
+      },
     };
     const undo = registerKernelBackend(spy, { priority: 1000 });
     try {

@@ -28,3 +28,4 @@ export { PeriodicRescore, type PeriodicRescoreOptions, periodicRescore } from '.
 export type { WindowPolicyOptions } from './internal/window-policy.js';
 export type { BudgetOption } from './internal/config.js';
 export { policies, registerBaselines } from './register.js';
+export * from './prompt-compression/index.js';

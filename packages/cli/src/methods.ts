@@ -61,13 +61,20 @@ export const BUILT_IN_METHODS = Object.freeze([
   'recency-pc',
 ]);
 
+/** CLI method names of prompt-compression baselines → their registry types. */
+const METHOD_ALIASES: Readonly<Record<string, string>> = Object.freeze({
+  selfinfo: 'self-information',
+  'random-pc': 'random',
+  'recency-pc': 'recency',
+});
+
 /** Every method name `--method` accepts now: built-ins plus registered cache policies and compressors. */
 export function knownMethods(): string[] {
   registerBuiltInMethods();
   const extra = listPolicies()
     .filter((p) => p.kind === 'cache' || p.kind === 'compressor')
     .map((p) => p.type)
-    .filter((t) => !BUILT_IN_METHODS.includes(t));
+    .filter((t) => !BUILT_IN_METHODS.includes(t) && !Object.values(METHOD_ALIASES).includes(t));
   return [...BUILT_IN_METHODS, ...extra.sort()];
 }
 
@@ -101,12 +108,13 @@ export function planMethod(method: string, settings: MethodSettings): MethodPlan
       };
     }
   }
-  const info = listPolicies().find((p) => p.type === method);
+  const type = METHOD_ALIASES[method] ?? method;
+  const info = listPolicies().find((p) => p.type === type);
   if (info?.kind === 'cache') {
-    return { method, stages: { cachePolicy: kv(method), budget }, needsDraft: false, budgetKind: 'kv' };
+    return { method, stages: { cachePolicy: kv(type), budget }, needsDraft: false, budgetKind: 'kv' };
   }
   if (info?.kind === 'compressor') {
-    const compressor = createPolicy({ type: method, ...window }, { kind: 'compressor' });
+    const compressor = createPolicy({ type, ...window }, { kind: 'compressor' });
     return { method, stages: { compressor, promptBudget: budget }, needsDraft: compressor.needs === 'draft', budgetKind: 'prompt' };
   }
   throw new UnknownMethodError({ method, known: knownMethods() });

@@ -1,0 +1,110 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { type GenerateJson, runCli } from '../src/index.js';
+
+const plugin = fileURLToPath(new URL('../../../examples/third-party-policy/dist/index.js', import.meta.url));
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+async function generate(args: string[]): Promise<GenerateJson> {
+  const { code, stdout, stderr } = await cli(['generate', '--json', ...args]);
+  expect(stderr).toBe('');
+  expect(code).toBe(0);
+  const lines = stdout.trim().split('\n');
+  expect(lines).toHaveLength(1); // exactly one JSON object
+  return JSON.parse(lines[0]) as GenerateJson;
+}
+
+// ~300 target tokens: long enough for small budgets to bite on the bundled pair.
+const PROMPT = Array.from({ length: 60 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
+const KV_METHODS = ['speckv', 'snapkv', 'streamingllm', 'h2o', 'laq'];
+
+describe('draft generate --json on the bundled pair', () => {
+  it('full: one object with the documented fields; keptKvTokens is per layer and KV head', async () => {
+    const out = await generate(['--prompt', PROMPT, '--max-new-tokens', '6']);
+    expect(out.method).toBe('full');
+    expect(out.budget).toBeNull();
+    expect(out.tokens).toHaveLength(6);
+    expect(out.usage.completionTokens).toBe(6);
+    expect(out.usage.compressedPromptTokens).toBe(out.usage.promptTokens);
+    // bundled target: 4 layers × 2 KV heads, everything kept
+    expect(out.usage.keptKvTokens).toEqual(Array.from({ length: 4 }, () => [out.usage.promptTokens, out.usage.promptTokens]));
+    expect(Object.keys(out.timings)).toEqual(expect.arrayContaining(['prefillMs', 'decodeMs', 'ttftMs', 'decodeTokensPerSecond']));
+  }, 60_000);
+
+  it('with a budget ≥ the prompt length every KV method generates exactly what full KV does', async () => {
+    const full = await generate(['--prompt', PROMPT, '--max-new-tokens', '8']);
+    const budget = String(full.usage.promptTokens + 10);
+    for (const method of KV_METHODS) {
+      const out = await generate(['--prompt', PROMPT, '--max-new-tokens', '8', '--method', method, '--budget', budget]);
+      expect(out.tokens, method).toEqual(full.tokens);
+    }
+  }, 180_000);
+
+  it('with a small budget keptKvTokens shows C per layer and head and KV bytes fall in proportion', async () => {
+    const full = await generate(['--prompt', PROMPT, '--max-new-tokens', '4']);
+    const n = full.usage.promptTokens;
+    for (const method of ['speckv', 'snapkv', 'streamingllm']) {
+      const out = await generate(['--prompt', PROMPT, '--max-new-tokens', '4', '--method', method, '--budget', '48', '--window', '8']);
+      expect(out.usage.keptKvTokens, method).toEqual(Array.from({ length: 4 }, () => [48, 48]));
+      // after prefill the cache holds the C kept entries + the re-run last prompt token, vs n entries for full
+      expect(out.kvBytes.afterPrefill / full.kvBytes.afterPrefill, method).toBeCloseTo(49 / n, 6);
+    }
+  }, 120_000);
+
+  it('prompt compressors send exactly min(budget, n) tokens to the target', async () => {
+    for (const method of ['specpc', 'random-pc']) {
+      const out = await generate(['--prompt', PROMPT, '--max-new-tokens', '4', '--method', method, '--budget', '100', '--window', '8']);
+      expect(out.usage.compressedPromptTokens, method).toBe(100);
+    }
+  }, 120_000);
+
+  it('runs a third-party policy registered by a plugin', async () => {
+    const out = await generate(['--plugin', plugin, '--prompt', PROMPT, '--max-new-tokens', '4', '--method', 'keynorm', '--budget', '40']);
+    expect(out.method).toBe('keynorm');
+    expect(out.usage.keptKvTokens).toEqual(Array.from({ length: 4 }, () => [40, 40]));
+  }, 60_000);
+});
+
+describe('draft CLI errors', () => {
+  it('an unknown method is a usage error listing the known methods', async () => {
+    const { code, stderr } = await cli(['generate', '--prompt', 'hi', '--method', 'nope']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('UNKNOWN_METHOD');
+    expect(stderr).toContain('speckv');
+    expect(stderr).toContain('snapkv');
+  });
+
+  it('a negative budget is INVALID_ARGUMENT naming the flag', async () => {
+    const { code, stderr } = await cli(['generate', '--json', '--prompt', 'hi', '--method', 'snapkv', '--budget=-3']);
+    expect(code).toBe(2);
+    const { error } = JSON.parse(stderr);
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.details).toMatchObject({ argument: '--budget', value: '-3' });
+  });
+
+  it('budget < window is rejected with a typed error', async () => {
+    const { code, stderr } = await cli(['generate', '--json', '--prompt', PROMPT, '--method', 'snapkv', '--budget', '4', '--window', '8']);
+    expect(code).toBe(2);
+    expect(JSON.parse(stderr).error.code).toBe('INVALID_ARGUMENT');
+  });
+
+  it('AdaKV refuses a target without a ragged per-head cache instead of masking silently', async () => {
+    const { code, stderr } = await cli(['generate', '--json', '--prompt', PROMPT, '--method', 'adakv', '--budget', '48']);
+    expect(code).toBe(1);
+    const { error } = JSON.parse(stderr);
+    expect(error.code).toBe('UNSUPPORTED_CAPABILITY');
+    expect(error.details.capability).toBe('raggedKvHeads');
+  });
+
+  it('a missing model folder is MODEL_LAYOUT', async () => {
+    const { code, stderr } = await cli(['generate', '--prompt', 'hi', '--target', 'no/such/folder']);
+    expect(code).toBe(1);
+    expect(stderr).toContain('MODEL_LAYOUT');
+  });
+});

@@ -1,5 +1,6 @@
 /**
- * Writes the perf-shaped model (not committed) to models/perf/ (decomposed) and models/perf-gqa/ (GQA variant).
+ * Writes the perf-shaped model (not committed) to models/perf/ (decomposed), its draft to models/perf-draft/, and
+ * models/perf-gqa/ (GQA variant).
  * Skips a folder whose config.json already records the same spec. Pass --force to rewrite, --no-gqa to skip the
  * GQA variant.
  *   pnpm --filter @draft/models make:perf
@@ -7,12 +8,15 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHAT_TEMPLATE } from '../src/tokenizer.js';
-import { fixturePath, PERF_SPEC } from '../src/fixtures.js';
+import { fixturePath, PERF_DRAFT_SPEC, PERF_SPEC } from '../src/fixtures.js';
 import type { ModelSpec } from '../src/spec.js';
 import { writeDecoderModel } from '../src/writer.js';
 
 const force = process.argv.includes('--force');
-const variants: { name: 'perf' | 'perf-gqa'; spec: ModelSpec }[] = [{ name: 'perf', spec: PERF_SPEC }];
+const variants: { name: 'perf' | 'perf-gqa' | 'perf-draft'; spec: ModelSpec }[] = [
+  { name: 'perf', spec: PERF_SPEC },
+  { name: 'perf-draft', spec: PERF_DRAFT_SPEC },
+];
 if (!process.argv.includes('--no-gqa')) variants.push({ name: 'perf-gqa', spec: { ...PERF_SPEC, attention: 'gqa' } });
 
 for (const { name, spec } of variants) {

@@ -16,8 +16,8 @@ const FIXTURE_DIRS: Record<FixtureName, string> = {
  * Absolute path of a committed fixture folder (works from src/ and dist/: both sit one level below the package
  * root). Also accepts 'perf' / 'perf-gqa' (generated on demand by `pnpm --filter @draft/models make:perf`).
  */
-export function fixturePath(name: FixtureName | 'perf' | 'perf-gqa'): string {
-  const rel = name === 'perf' || name === 'perf-gqa' ? name : FIXTURE_DIRS[name];
+export function fixturePath(name: FixtureName | 'perf' | 'perf-gqa' | 'perf-draft'): string {
+  const rel = name === 'perf' || name === 'perf-gqa' || name === 'perf-draft' ? name : FIXTURE_DIRS[name];
   if (!rel) throw new Error(`unknown fixture ${name}`);
   return fileURLToPath(new URL(`../${rel}`, import.meta.url));
 }
@@ -95,4 +95,15 @@ export const PERF_SPEC: ModelSpec = {
   tieWordEmbeddings: false,
   seed: 5,
   weightScale: 0.07,
+};
+
+/** A draft for the perf-shaped target: same tokenizer and positions, 2 layers, a quarter of the width. */
+export const PERF_DRAFT_SPEC: ModelSpec = {
+  ...PERF_SPEC,
+  hiddenSize: 256,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  intermediateSize: 704,
+  seed: 6,
 };

@@ -15,7 +15,7 @@ export {
   rmsNorm,
 } from './reference-forward.js';
 export type { KvEntry, ReferenceForwardInput, ReferenceForwardOutput, ReferenceModel } from './reference-forward.js';
-export { DEFAULT_WEIGHT_SCALE, FIXTURES, fixturePath, PERF_SPEC, TINY_SIZES } from './fixtures.js';
+export { DEFAULT_WEIGHT_SCALE, FIXTURES, fixturePath, PERF_DRAFT_SPEC, PERF_SPEC, TINY_SIZES } from './fixtures.js';
 export type { FixtureDef, FixtureName } from './fixtures.js';
 export { GraphBuilder, readInitializers } from './onnx-builder.js';
 export type { ReadTensor } from './onnx-builder.js';

@@ -136,7 +136,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       const component = `cache policy '${cachePolicy.type}'`;
       for (const c of cachePolicy.requires) requireCapability(c, component);
       requireCapability('kvSelection', component);
-      requireCapability(cachePolicy.queryWindow === 'all' ? 'allQueryCapture' : 'queryCapture', component);
+      // Query-free policies (StreamingLLM, key-norm) need no capture.
+      if (cachePolicy.queryWindow === 'all') requireCapability('allQueryCapture', component);
+      else if (cachePolicy.queryWindow > 0 || cachePolicy.usesLookahead) requireCapability('queryCapture', component);
     }
     if (decodePolicy) for (const c of decodePolicy.requires) requireCapability(c, `decode policy '${decodePolicy.type}'`);
     if (lookahead && !cachePolicy) {
@@ -336,7 +338,7 @@ async function runCausal(
       const prefill = await target.forward({
         inputIds: L > 0 ? ids.concat(lookaheadIds) : ids,
         positionIds: prefillPositions,
-        captureQueries: policy.queryWindow === 'all' ? 'all' : queryCount,
+        captureQueries: policy.queryWindow === 'all' ? 'all' : queryCount > 0 ? queryCount : undefined,
         signal,
         chunkSize: s.prefillChunkSize,
       });

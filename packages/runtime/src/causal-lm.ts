@@ -21,7 +21,7 @@ import {
   validateSamplerOptions,
 } from '@draft/core';
 import { basename, resolve } from 'node:path';
-import { OrtKvCache } from './kv-cache.js';
+import { type CacheContext, OrtKvCache } from './kv-cache.js';
 import { readModelFolder } from './model-folder.js';
 import { HfTokenizer } from './tokenizer.js';
 import { WorkerClient } from './worker-client.js';
@@ -36,6 +36,14 @@ export interface LoadModelOptions extends CallOptions {
    * when also named in the request's `debugOutputs`.
    */
   debugOutputs?: string[];
+  /**
+   * Let caches keep a different number of entries per layer and KV head (AdaKV, PyramidKV): the graph gets a
+   * per-(layer, head) key bias before each Softmax; shorter heads are padded to the longest and the padding is
+   * masked. Decomposed attention only (GroupQueryAttention ignores masks inside the past): an
+   * UnsupportedCapabilityError otherwise. Costs one elementwise Add over the attention scores per layer, and
+   * memory of the padding. Default false.
+   */
+  raggedCache?: boolean;
 }
 
 /** A forward request with runtime extras. */
@@ -85,8 +93,9 @@ function isAbort(error: unknown): error is AbortError {
  */
 export class OrtCausalLM implements CausalLMV1 {
   readonly specificationVersion = 'v1' as const;
-  readonly capabilities: CapabilitiesV1 = CAPABILITIES;
+  readonly capabilities: CapabilitiesV1;
   private disposed = false;
+  private readonly cacheContext: CacheContext;
 
   /** @internal use `loadModel` */
   constructor(
@@ -96,7 +105,11 @@ export class OrtCausalLM implements CausalLMV1 {
     /** How the graph was instrumented: 'decomposed' or 'gqa', and the captured tensor per layer. */
     readonly graph: InitResult,
     private readonly client: WorkerClient,
-  ) {}
+    ragged: boolean,
+  ) {
+    this.capabilities = Object.freeze({ ...CAPABILITIES, raggedKvHeads: ragged, raggedLayers: ragged });
+    this.cacheContext = { client, numLayers: info.numLayers, numKvHeads: info.numKvHeads, headDim: info.headDim, owner: this, ragged };
+  }
 
   private check(): void {
     if (this.disposed) throw new DisposedError('OrtCausalLM');
@@ -179,8 +192,7 @@ export class OrtCausalLM implements CausalLMV1 {
           onProgress: (p) => request.onProgress?.({ stage: p.stage, completed: p.completed, total: p.total }),
         },
       );
-      const shape = { numLayers: this.info.numLayers, numKvHeads: this.info.numKvHeads, headDim: this.info.headDim };
-      const next = cache ? cache.appended(result.cache, positions) : OrtKvCache.fresh(this.client, result.cache, shape, positions, this);
+      const next = cache ? cache.appended(result.cache, positions) : OrtKvCache.fresh(this.cacheContext, result.cache, positions);
       return { logits: result.logits, cache: next, ...(result.queries ? { queries: result.queries } : {}), ...(result.debug ? { debug: result.debug } : {}) };
     } catch (error) {
       if (isAbort(error)) throw new AbortError({ reason: request.signal?.reason });
@@ -353,10 +365,11 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       maxPositions: info.maxPositions,
       threads: options.threads,
       debugOutputs: options.debugOutputs,
+      keyBias: options.raggedCache ?? false,
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });
-    return new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client);
+    return new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, options.raggedCache ?? false);
   } catch (error) {
     await client.terminate();
     throw error;

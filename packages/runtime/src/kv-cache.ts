@@ -10,77 +10,95 @@ import type { WorkerClient } from './worker-client.js';
 /** Releases worker-side tensors of caches that were garbage-collected without `dispose()`. */
 const finalizer = new FinalizationRegistry<{ client: WorkerClient; handle: number }>(({ client, handle }) => client.send({ type: 'release', cache: handle }));
 
-interface Shape {
+/** @internal what every cache of one model shares. */
+export interface CacheContext {
+  client: WorkerClient;
   numLayers: number;
   numKvHeads: number;
   headDim: number;
+  /** The model that owns the worker. */
+  owner: object;
+  /** The graph has the per-(layer, head) key bias: counts may differ per layer and KV head. */
+  ragged: boolean;
+}
+
+/** @internal layout of a cache's entries. */
+interface Layout {
+  /** Slots per (layer, KV head), padding included. */
+  slots: number;
+  /** Per (layer, KV head) original positions of the entries before `tail` (undefined = none). */
+  base: Int32Array[][] | undefined;
+  /** Padded caches: per (layer, KV head) the slot of each base entry (undefined = slot i holds entry i). */
+  baseSlots: Int32Array[][] | undefined;
+  /** Slots taken by the base part (the tail follows). */
+  baseSlotCount: number;
+  /** Positions appended after the base part, shared by every (layer, KV head). */
+  tail: Int32Array;
+  nextPosition: number;
 }
 
 /**
  * KV cache of an `OrtCausalLM`. The tensors live in the model's worker thread behind a handle (see the
- * README, "Where the cache lives"); this object holds the shape and the original position of every entry.
+ * README, "Where the cache lives"); this object holds the layout and the original position of every entry.
  *
- * Keys are post-RoPE; every (layer, KV head) holds the same number of entries (ORT exports take one past
- * length), so `gather` rejects non-uniform counts with `UnsupportedCapabilityError('raggedKvHeads')` (or
- * 'raggedLayers' when layers differ). Caches are immutable: gather/crop/clone and forward return new caches.
+ * Keys are post-RoPE. ORT exports take one past length, so every (layer, KV head) has the same number of
+ * *slots*. Models loaded with `raggedCache: true` (decomposed attention only) may keep different counts per
+ * layer and KV head: shorter heads are padded and the padding is masked by a per-(layer, head) key bias; other
+ * models reject non-uniform `gather` with `UnsupportedCapabilityError('raggedKvHeads' | 'raggedLayers')`.
+ * Caches are immutable: gather/crop/clone and forward return new caches.
  */
 export class OrtKvCache implements KvCacheV1 {
   readonly specificationVersion = 'v1' as const;
   readonly numLayers: number;
   readonly numKvHeads: number;
   readonly headDim: number;
-  readonly uniform = true;
-  /** Entries per (layer, KV head). */
+  /** Slots per (layer, KV head) held in the worker (padding included); the entry count when `uniform`. */
   readonly length: number;
   readonly nextPosition: number;
+  readonly lengths: readonly (readonly number[])[];
+  readonly uniform: boolean;
   private disposed = false;
-  private lengthsCache: number[][] | undefined;
 
-  /**
-   * @param base per (layer, KV head) positions of the first entries (undefined = none)
-   * @param tail positions appended after `base`, shared by every (layer, KV head)
-   * @internal
-   */
+  /** @internal */
   constructor(
-    private readonly client: WorkerClient,
+    private readonly context: CacheContext,
     /** @internal worker-side handle */
     readonly handle: number,
-    shape: Shape,
-    length: number,
-    private readonly base: Int32Array[][] | undefined,
-    private readonly tail: Int32Array,
-    nextPosition: number,
-    /** @internal the model that owns the worker */
-    readonly owner: object,
+    private readonly layout: Layout,
   ) {
-    this.numLayers = shape.numLayers;
-    this.numKvHeads = shape.numKvHeads;
-    this.headDim = shape.headDim;
-    this.length = length;
-    this.nextPosition = nextPosition;
-    finalizer.register(this, { client, handle }, this);
+    this.numLayers = context.numLayers;
+    this.numKvHeads = context.numKvHeads;
+    this.headDim = context.headDim;
+    this.length = layout.slots;
+    this.nextPosition = layout.nextPosition;
+    const tail = layout.tail.length;
+    this.lengths = Array.from({ length: this.numLayers }, (_, l) =>
+      Array.from({ length: this.numKvHeads }, (_, h) => (layout.base ? layout.base[l][h].length : 0) + tail),
+    );
+    this.uniform = this.lengths.every((layer) => layer.every((n) => n === layout.slots));
+    finalizer.register(this, { client: context.client, handle }, this);
   }
 
-  get lengths(): readonly (readonly number[])[] {
-    this.lengthsCache ??= Array.from({ length: this.numLayers }, () => new Array<number>(this.numKvHeads).fill(this.length));
-    return this.lengthsCache;
+  /** @internal the model that owns this cache's worker */
+  get owner(): object {
+    return this.context.owner;
   }
 
   /** @internal the cache made by a forward call without a past. */
-  static fresh(client: WorkerClient, handle: number, shape: Shape, positions: Int32Array, owner: object): OrtKvCache {
+  static fresh(context: CacheContext, handle: number, positions: Int32Array): OrtKvCache {
     let next = 0;
     for (const p of positions) if (p + 1 > next) next = p + 1;
-    return new OrtKvCache(client, handle, shape, positions.length, undefined, Int32Array.from(positions), next, owner);
+    return new OrtKvCache(context, handle, { slots: positions.length, base: undefined, baseSlots: undefined, baseSlotCount: 0, tail: Int32Array.from(positions), nextPosition: next });
   }
 
-  /** @internal a cache with `positions` appended (after a forward call). */
+  /** @internal a cache with `positions` appended to every (layer, KV head) (after a forward call). */
   appended(handle: number, positions: Int32Array): OrtKvCache {
-    const tail = new Int32Array(this.tail.length + positions.length);
-    tail.set(this.tail);
-    tail.set(positions, this.tail.length);
+    const tail = new Int32Array(this.layout.tail.length + positions.length);
+    tail.set(this.layout.tail);
+    tail.set(positions, this.layout.tail.length);
     let next = this.nextPosition;
     for (const p of positions) if (p + 1 > next) next = p + 1;
-    return new OrtKvCache(this.client, handle, this, this.length + positions.length, this.base, tail, next, this.owner);
+    return new OrtKvCache(this.context, handle, { ...this.layout, slots: this.layout.slots + positions.length, tail, nextPosition: next });
   }
 
   private check(): void {
@@ -91,94 +109,153 @@ export class OrtKvCache implements KvCacheV1 {
     this.check();
     this.checkIndex('layer', layer, this.numLayers);
     this.checkIndex('kvHead', kvHead, this.numKvHeads);
-    const head = this.base?.[layer][kvHead] ?? new Int32Array(0);
-    const out = new Int32Array(head.length + this.tail.length);
+    const head = this.layout.base?.[layer][kvHead] ?? new Int32Array(0);
+    const out = new Int32Array(head.length + this.layout.tail.length);
     out.set(head);
-    out.set(this.tail, head.length);
+    out.set(this.layout.tail, head.length);
     return out;
   }
 
-  async readKeys(layer: number): Promise<Float32Array> {
-    this.check();
-    this.checkIndex('layer', layer, this.numLayers);
-    return this.client.request<Float32Array>({ type: 'read', cache: this.handle, layer, which: 'key' });
+  /** Slot of entry `i` of (layer, kvHead). */
+  private slotOf(layer: number, kvHead: number, i: number): number {
+    const baseCount = this.layout.base?.[layer][kvHead].length ?? 0;
+    if (i < baseCount) return this.layout.baseSlots ? this.layout.baseSlots[layer][kvHead][i] : i;
+    return this.layout.baseSlotCount + (i - baseCount);
   }
 
-  async readValues(layer: number): Promise<Float32Array> {
+  private async read(layer: number, which: 'key' | 'value'): Promise<Float32Array> {
     this.check();
     this.checkIndex('layer', layer, this.numLayers);
-    return this.client.request<Float32Array>({ type: 'read', cache: this.handle, layer, which: 'value' });
+    if (!this.lengths[layer].every((n) => n === this.lengths[layer][0])) {
+      throw new UnsupportedCapabilityError({
+        capability: 'raggedKvHeads',
+        component: 'OrtKvCache.readKeys/readValues',
+        message: `Layer ${layer} holds different counts per KV head (${this.lengths[layer].join(', ')}); reads need one count per layer.`,
+      });
+    }
+    return this.context.client.request<Float32Array>({ type: 'read', cache: this.handle, layer, which });
+  }
+
+  /** Keys of one layer, (numKvHeads, lengths[layer][0], headDim); every head of the layer must hold the same count. */
+  readKeys(layer: number): Promise<Float32Array> {
+    return this.read(layer, 'key');
+  }
+
+  /** Values of one layer, (numKvHeads, lengths[layer][0], headDim); every head of the layer must hold the same count. */
+  readValues(layer: number): Promise<Float32Array> {
+    return this.read(layer, 'value');
+  }
+
+  /**
+   * @internal The worker-side tensor of one layer with its padding: data (numKvHeads, slots, headDim) and
+   * valid (numKvHeads, slots), 1 for a real entry. For tests and debugging.
+   */
+  async readSlots(layer: number, which: 'key' | 'value'): Promise<{ data: Float32Array; valid: Uint8Array; slots: number }> {
+    this.check();
+    this.checkIndex('layer', layer, this.numLayers);
+    return this.context.client.request({ type: 'read', cache: this.handle, layer, which, slots: true });
   }
 
   async gather(kept: KeptIndices): Promise<OrtKvCache> {
     this.check();
     if (kept.length !== this.numLayers) throw new InvalidArgumentError({ argument: 'kept.length', value: kept.length, expected: `${this.numLayers} (numLayers)` });
-    const count = kept[0]?.[0]?.length ?? 0;
+    const first = kept[0]?.[0]?.length ?? 0;
+    let maxCount = 0;
     const positions: Int32Array[][] = [];
-    const copies: Int32Array[][] = [];
+    const slots: Int32Array[][] = [];
     for (let l = 0; l < this.numLayers; l++) {
       const layer = kept[l];
       if (layer.length !== this.numKvHeads) {
         throw new InvalidArgumentError({ argument: `kept[${l}].length`, value: layer.length, expected: `${this.numKvHeads} (numKvHeads)` });
       }
       const layerPositions: Int32Array[] = [];
-      const layerCopies: Int32Array[] = [];
+      const layerSlots: Int32Array[] = [];
       for (let h = 0; h < this.numKvHeads; h++) {
         const idx = layer[h];
-        if (idx.length !== layer[0].length) {
-          throw new UnsupportedCapabilityError({ capability: 'raggedKvHeads', component: 'OrtKvCache.gather', backend: 'onnxruntime-node' });
+        if (!this.context.ragged && idx.length !== layer[0].length) {
+          throw new UnsupportedCapabilityError({ capability: 'raggedKvHeads', component: 'OrtKvCache.gather', backend: 'this model (load it with raggedCache: true; decomposed attention only)' });
         }
-        if (idx.length !== count) {
-          throw new UnsupportedCapabilityError({ capability: 'raggedLayers', component: 'OrtKvCache.gather', backend: 'onnxruntime-node' });
+        if (!this.context.ragged && idx.length !== first) {
+          throw new UnsupportedCapabilityError({ capability: 'raggedLayers', component: 'OrtKvCache.gather', backend: 'this model (load it with raggedCache: true; decomposed attention only)' });
         }
+        const n = this.lengths[l][h];
         const all = this.positions(l, h);
-        const pos = new Int32Array(count);
-        for (let j = 0; j < count; j++) {
+        const pos = new Int32Array(idx.length);
+        const slot = new Int32Array(idx.length);
+        for (let j = 0; j < idx.length; j++) {
           const i = idx[j];
-          if (!Number.isInteger(i) || i < 0 || i >= this.length || (j > 0 && i <= idx[j - 1])) {
-            throw new InvalidArgumentError({ argument: `kept[${l}][${h}][${j}]`, value: i, expected: `ascending distinct indices in [0, ${this.length})` });
+          if (!Number.isInteger(i) || i < 0 || i >= n || (j > 0 && i <= idx[j - 1])) {
+            throw new InvalidArgumentError({ argument: `kept[${l}][${h}][${j}]`, value: i, expected: `ascending distinct indices in [0, ${n})` });
           }
           pos[j] = all[i];
+          slot[j] = this.slotOf(l, h, i);
         }
+        maxCount = Math.max(maxCount, idx.length);
         layerPositions.push(pos);
-        layerCopies.push(Int32Array.from(idx));
+        layerSlots.push(slot);
       }
       positions.push(layerPositions);
-      copies.push(layerCopies);
+      slots.push(layerSlots);
     }
-    const handle = await this.client.request<number>({ type: 'gather', cache: this.handle, kept: copies });
-    // The next token still goes at the true next position: positions are never renumbered.
-    return new OrtKvCache(this.client, handle, this, count, positions, new Int32Array(0), this.nextPosition, this.owner);
+    const handle = await this.context.client.request<number>({ type: 'gather', cache: this.handle, kept: slots });
+    const padded = positions.some((layer) => layer.some((p) => p.length !== maxCount));
+    // The worker puts kept entries first, padding after; positions are never renumbered, so the next token
+    // still goes at the true next position.
+    return new OrtKvCache(this.context, handle, {
+      slots: maxCount,
+      base: positions,
+      baseSlots: padded ? positions.map((layer) => layer.map((p) => Int32Array.from({ length: p.length }, (_, i) => i))) : undefined,
+      baseSlotCount: maxCount,
+      tail: new Int32Array(0),
+      nextPosition: this.nextPosition,
+    });
   }
 
-  /** Keeps the first `length` entries; `nextPosition` becomes one past the largest kept position (rollback). */
+  /**
+   * Keeps the first `length` entries of every (layer, KV head); `nextPosition` becomes one past the largest
+   * kept position (rollback).
+   */
   async crop(length: number): Promise<OrtKvCache> {
     this.check();
-    if (!Number.isInteger(length) || length < 0 || length > this.length) {
-      throw new InvalidArgumentError({ argument: 'length', value: length, expected: `an integer in [0, ${this.length}]` });
+    const shortest = Math.min(...this.lengths.flat());
+    if (!Number.isInteger(length) || length < 0 || length > shortest) {
+      throw new InvalidArgumentError({ argument: 'length', value: length, expected: `an integer in [0, ${shortest}]` });
     }
-    const positions: Int32Array[][] = [];
+    const prefix = Int32Array.from({ length }, (_, i) => i);
+    const kept = Array.from({ length: this.numLayers }, () => Array.from({ length: this.numKvHeads }, () => prefix));
     let next = 0;
     for (let l = 0; l < this.numLayers; l++) {
-      const layer: Int32Array[] = [];
-      for (let h = 0; h < this.numKvHeads; h++) {
-        const p = this.positions(l, h).slice(0, length);
-        for (const x of p) if (x + 1 > next) next = x + 1;
-        layer.push(p);
-      }
-      positions.push(layer);
+      for (let h = 0; h < this.numKvHeads; h++) for (const p of this.positions(l, h).subarray(0, length)) if (p + 1 > next) next = p + 1;
     }
-    const handle = await this.client.request<number>({ type: 'crop', cache: this.handle, length });
-    return new OrtKvCache(this.client, handle, this, length, positions, new Int32Array(0), next, this.owner);
+    let handle: number;
+    let layout: Layout;
+    if (this.uniform) {
+      handle = await this.context.client.request<number>({ type: 'crop', cache: this.handle, length });
+      layout = { slots: length, base: undefined, baseSlots: undefined, baseSlotCount: 0, tail: new Int32Array(0), nextPosition: next };
+      const base = kept.map((layer, l) => layer.map((_, h) => this.positions(l, h).slice(0, length)));
+      layout.base = base;
+      layout.baseSlotCount = length;
+    } else {
+      const gathered = await this.gather(kept);
+      return new OrtKvCache(this.context, gathered.transferHandle(), { ...gathered.layout, nextPosition: next });
+    }
+    return new OrtKvCache(this.context, handle, layout);
+  }
+
+  /** Hands this cache's worker handle to a new object (this one becomes disposed without releasing it). */
+  private transferHandle(): number {
+    this.disposed = true;
+    finalizer.unregister(this);
+    return this.handle;
   }
 
   async clone(): Promise<OrtKvCache> {
     this.check();
-    const handle = await this.client.request<number>({ type: 'clone', cache: this.handle });
-    return new OrtKvCache(this.client, handle, this, this.length, this.base, this.tail, this.nextPosition, this.owner);
+    const handle = await this.context.client.request<number>({ type: 'clone', cache: this.handle });
+    return new OrtKvCache(this.context, handle, this.layout);
   }
 
-  /** float32 keys + values: 2 · numLayers · numKvHeads · length · headDim · 4 bytes. */
+  /** float32 keys + values held, padding included: 2 · numLayers · numKvHeads · slots · headDim · 4 bytes. */
   byteSize(): number {
     return 2 * this.numLayers * this.numKvHeads * this.length * this.headDim * 4;
   }
@@ -191,7 +268,7 @@ export class OrtKvCache implements KvCacheV1 {
     if (this.disposed) return;
     this.disposed = true;
     finalizer.unregister(this);
-    this.client.send({ type: 'release', cache: this.handle });
+    this.context.client.send({ type: 'release', cache: this.handle });
   }
 
   private checkIndex(argument: string, value: number, size: number): void {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AbortError, DisposedError, DraftError, type DraftErrorCode, GraphPatternError, ModelLayoutError } from '@draft/core';
+import { AbortError, DisposedError, DraftError, type DraftErrorCode, GraphPatternError, ModelLayoutError, UnsupportedCapabilityError } from '@draft/core';
 import type { SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
@@ -24,6 +24,14 @@ function revive(error: SerializedError): DraftError {
   if (error.code === 'GRAPH_PATTERN') result = new GraphPatternError(error.message, { details: error.details });
   else if (error.code === 'MODEL_LAYOUT') result = new ModelLayoutError(error.message, { path: error.details?.path as string | undefined, details: error.details });
   else if (error.code === 'ABORTED') result = new AbortError({});
+  else if (error.code === 'UNSUPPORTED_CAPABILITY') {
+    result = new UnsupportedCapabilityError({
+      capability: String(error.details?.capability),
+      component: String(error.details?.component),
+      backend: error.details?.backend as string | undefined,
+      message: error.message,
+    });
+  }
   else if (error.code === 'DISPOSED') result = new DisposedError(String(error.details?.resource ?? 'KvCache'));
   else {
     const known = error.code as DraftErrorCode;

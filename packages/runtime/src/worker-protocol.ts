@@ -2,7 +2,7 @@ import type { QueryCaptureSpec } from './graph/instrument.js';
 
 /** Messages between OrtCausalLM (main thread) and its worker. Every request carries an id; replies echo it. */
 export type WorkerRequest =
-  | { id: number; type: 'init'; modelPath: string; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number; ropeTheta: number; maxPositions: number; threads?: number; debugOutputs?: string[] }
+  | { id: number; type: 'init'; modelPath: string; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number; ropeTheta: number; maxPositions: number; threads?: number; debugOutputs?: string[]; keyBias?: boolean }
   | {
       id: number;
       type: 'forward';
@@ -15,10 +15,12 @@ export type WorkerRequest =
       chunkSize: number;
       debugOutputs?: string[];
     }
+  /** `kept[layer][kvHead]`: ascending **slot** indices; counts may differ (padded caches). */
   | { id: number; type: 'gather'; cache: number; kept: Int32Array[][] }
   | { id: number; type: 'crop'; cache: number; length: number }
   | { id: number; type: 'clone'; cache: number }
-  | { id: number; type: 'read'; cache: number; layer: number; which: 'key' | 'value' }
+  /** Valid entries of each head (equal counts required), or with `slots` the padded tensor and validity. */
+  | { id: number; type: 'read'; cache: number; layer: number; which: 'key' | 'value'; slots?: boolean }
   | { id: number; type: 'release'; cache: number }
   | { id: number; type: 'cancel'; target: number };
 

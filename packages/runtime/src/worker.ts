@@ -20,7 +20,10 @@ interface CacheEntry {
   /** Per layer (numKvHeads, length, headDim). */
   keys: Float32Array[];
   values: Float32Array[];
+  /** Slots per (layer, KV head). */
   length: number;
+  /** Padded caches: per layer (numKvHeads · length), 1 = a real entry, 0 = padding (masked by the key bias). */
+  valid?: Uint8Array[];
 }
 
 interface State {
@@ -30,6 +33,7 @@ interface State {
   pattern: 'decomposed' | 'gqa';
   hasAttentionMask: boolean;
   hasNumLogitsToKeep: boolean;
+  keyBiasInputs?: string[];
   ropeFallback?: { cos: Float32Array; sin: Float32Array; rotaryDim: number };
 }
 
@@ -66,6 +70,11 @@ function serialize(error: unknown): SerializedError {
   };
 }
 
+function s(): State {
+  if (!state) throw new WorkerError('INTERNAL', 'Worker not initialised.');
+  return state;
+}
+
 function getCache(handle: number): CacheEntry {
   const entry = caches.get(handle);
   if (!entry) throw new WorkerError('DISPOSED', `KV cache ${handle} has been disposed.`, { resource: 'KvCache' });
@@ -87,7 +96,13 @@ const i64 = (values: ArrayLike<number>, dims: number[]): Tensor => {
 async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<InitResult> {
   const started = performance.now();
   const bytes = readFileSync(request.modelPath);
-  const graph = instrumentGraph(bytes, { numLayers: request.numLayers, headDim: request.headDim, path: request.modelPath, debugOutputs: request.debugOutputs });
+  const graph = instrumentGraph(bytes, {
+    numLayers: request.numLayers,
+    headDim: request.headDim,
+    path: request.modelPath,
+    debugOutputs: request.debugOutputs,
+    keyBias: request.keyBias,
+  });
   const options: Record<string, unknown> = { graphOptimizationLevel: 'all', interOpNumThreads: 1, executionMode: 'sequential' };
   if (request.threads !== undefined) options.intraOpNumThreads = request.threads;
   const session = await ort.InferenceSession.create(graph.bytes, options);
@@ -109,6 +124,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     pattern: graph.pattern,
     hasAttentionMask: session.inputNames.includes('attention_mask'),
     hasNumLogitsToKeep: session.inputNames.includes('num_logits_to_keep'),
+    keyBiasInputs: graph.keyBiasInputs,
   };
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = { ...ropeTables(request.maxPositions, gqa.rotaryDim, request.ropeTheta), rotaryDim: gqa.rotaryDim };
@@ -192,6 +208,7 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
   let keys = base.keys;
   let values = base.values;
   let past = base.length;
+  let valid = base.valid;
   let debug: ForwardResult['debug'];
   for (let c0 = 0, c1 = 0; c0 < S; c0 = c1) {
     if (cancelled.has(request.id)) throw new WorkerError('ABORTED', 'The operation was aborted.');
@@ -210,6 +227,9 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
     };
     if (s.hasAttentionMask) feeds.attention_mask = i64(new Int32Array(past + n).fill(1), [1, past + n]);
     if (s.hasNumLogitsToKeep) feeds.num_logits_to_keep = i64([request.logits === 'all' ? n : 1], []);
+    if (s.keyBiasInputs) {
+      for (let l = 0; l < numLayers; l++) feeds[s.keyBiasInputs[l]] = new ort.Tensor('float32', keyBias(valid?.[l], numHeads, numKvHeads, past, n), [1, numHeads, 1, past + n]);
+    }
     for (let l = 0; l < numLayers; l++) {
       feeds[`past_key_values.${l}.key`] = new ort.Tensor('float32', keys[l], [1, numKvHeads, past, d]);
       feeds[`past_key_values.${l}.value`] = new ort.Tensor('float32', values[l], [1, numKvHeads, past, d]);
@@ -228,6 +248,7 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
     }
     keys = nextKeys;
     values = nextValues;
+    if (valid) valid = valid.map((v) => appendValid(v, numKvHeads, past, n));
     past += n;
     const logitsData = out.logits.data as Float32Array;
     const rows = out.logits.dims[1] as number;
@@ -244,7 +265,7 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
     // Let a 'cancel' message in between chunks.
     if (c1 < S) await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  const handle = store({ keys, values, length: past });
+  const handle = store({ keys, values, length: past, ...(valid ? { valid } : {}) });
   const transfer: ArrayBuffer[] = [logits.buffer as ArrayBuffer];
   if (queries) for (const q of queries) transfer.push(q.buffer as ArrayBuffer);
   return { result: { cache: handle, length: past, logits, ...(queries ? { queries } : {}), ...(debug ? { debug } : {}) }, transfer };
@@ -254,20 +275,55 @@ function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
   const s = state as State;
   const { numKvHeads, headDim: d } = s.init;
   const entry = getCache(request.cache);
-  const count = request.kept[0]?.[0]?.length ?? 0;
+  let count = 0;
+  let ragged = false;
+  for (const layer of request.kept) for (const idx of layer) count = Math.max(count, idx.length);
+  for (const layer of request.kept) for (const idx of layer) ragged ||= idx.length !== count;
+  // Kept slots first, padding (zeros, marked invalid) after: one slot count for every (layer, KV head).
   const select = (tensors: Float32Array[]) =>
     tensors.map((t, l) => {
       const out = new Float32Array(numKvHeads * count * d);
       for (let h = 0; h < numKvHeads; h++) {
         const idx = request.kept[l][h];
-        for (let j = 0; j < count; j++) {
+        for (let j = 0; j < idx.length; j++) {
           const src = (h * entry.length + idx[j]) * d;
           out.set(t.subarray(src, src + d), (h * count + j) * d);
         }
       }
       return out;
     });
-  return store({ keys: select(entry.keys), values: select(entry.values), length: count });
+  const valid = ragged
+    ? request.kept.map((layer) => {
+        const v = new Uint8Array(numKvHeads * count);
+        for (let h = 0; h < numKvHeads; h++) v.fill(1, h * count, h * count + layer[h].length);
+        return v;
+      })
+    : undefined;
+  return store({ keys: select(entry.keys), values: select(entry.values), length: count, ...(valid ? { valid } : {}) });
+}
+
+/** Additive key bias (numHeads, 1, past + n): −3.4e38 at padding slots of the query head's KV head. */
+function keyBias(valid: Uint8Array | undefined, numHeads: number, numKvHeads: number, past: number, n: number): Float32Array {
+  const total = past + n;
+  const bias = new Float32Array(numHeads * total);
+  if (!valid) return bias;
+  const group = numHeads / numKvHeads;
+  for (let q = 0; q < numHeads; q++) {
+    // repeat_kv expands KV heads kv-major: query head q reads KV head ⌊q / group⌋.
+    const kv = Math.floor(q / group);
+    for (let t = 0; t < past; t++) if (valid[kv * past + t] === 0) bias[q * total + t] = -3.4028234663852886e38;
+  }
+  return bias;
+}
+
+/** Validity after appending n real entries to every head. */
+function appendValid(valid: Uint8Array, numKvHeads: number, past: number, n: number): Uint8Array {
+  const out = new Uint8Array(numKvHeads * (past + n));
+  for (let h = 0; h < numKvHeads; h++) {
+    out.set(valid.subarray(h * past, (h + 1) * past), h * (past + n));
+    out.fill(1, h * (past + n) + past, (h + 1) * (past + n));
+  }
+  return out;
 }
 
 function crop(request: Extract<WorkerRequest, { type: 'crop' }>): number {
@@ -309,7 +365,29 @@ async function handle(request: WorkerRequest): Promise<void> {
       }
       case 'read': {
         const entry = getCache(request.cache);
-        const copy = Float32Array.from((request.which === 'key' ? entry.keys : entry.values)[request.layer]);
+        const tensor = (request.which === 'key' ? entry.keys : entry.values)[request.layer];
+        const valid = entry.valid?.[request.layer];
+        if (request.slots) {
+          const data = Float32Array.from(tensor);
+          const mask = valid ? Uint8Array.from(valid) : new Uint8Array(s().init.numKvHeads * entry.length).fill(1);
+          post({ id: request.id, type: 'result', result: { data, valid: mask, slots: entry.length } }, [data.buffer as ArrayBuffer, mask.buffer as ArrayBuffer]);
+          return;
+        }
+        let copy: Float32Array;
+        if (!valid) copy = Float32Array.from(tensor);
+        else {
+          // Only real entries, head after head (the caller checked that every head has the same count).
+          const d = s().init.headDim;
+          let count = 0;
+          for (const v of valid) count += v;
+          copy = new Float32Array(count * d);
+          let o = 0;
+          for (let slot = 0; slot < valid.length; slot++) {
+            if (valid[slot] === 0) continue;
+            copy.set(tensor.subarray(slot * d, (slot + 1) * d), o);
+            o += d;
+          }
+        }
         post({ id: request.id, type: 'result', result: copy }, [copy.buffer as ArrayBuffer]);
         return;
       }

@@ -1,4 +1,4 @@
-import { GraphPatternError, ModelLayoutError } from '@draft/core';
+import { GraphPatternError, ModelLayoutError, UnsupportedCapabilityError } from '@draft/core';
 import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
@@ -38,6 +38,12 @@ export interface InstrumentedGraph {
   captures: QueryCaptureSpec[];
   /** Graph outputs added for debugging (present only when requested). */
   debugOutputs: string[];
+  /**
+   * With `keyBias`: per layer, the name of an added float input [1, numHeads, 1, total] added to the attention
+   * scores right before the Softmax (0 = attend, −3.4e38 = masked). Lets every (layer, head) ignore its own
+   * cache slots, which is how ragged caches are padded to one length.
+   */
+  keyBiasInputs?: string[];
   inputNames: string[];
   outputNames: string[];
 }
@@ -67,7 +73,10 @@ function attrInt(node: NodeProto, name: string, fallback: number): number {
  * com.microsoft.GroupQueryAttention. Layers are ordered by the `layers.N` index in node names when every
  * attention has one, else by graph order.
  */
-export function instrumentGraph(bytes: Uint8Array, options: { numLayers: number; headDim: number; path: string; debugOutputs?: readonly string[] }): InstrumentedGraph {
+export function instrumentGraph(
+  bytes: Uint8Array,
+  options: { numLayers: number; headDim: number; path: string; debugOutputs?: readonly string[]; keyBias?: boolean },
+): InstrumentedGraph {
   let model: InstanceType<typeof onnx.ModelProto>;
   try {
     model = onnx.ModelProto.decode(bytes);
@@ -181,6 +190,40 @@ export function instrumentGraph(bytes: Uint8Array, options: { numLayers: number;
   const byName = indices.every((i) => i !== undefined) && new Set(indices).size === found.length && indices.every((i) => (i as number) < found.length);
   const captures = found.map((f, k) => ({ ...f.spec, layer: byName ? (indices[k] as number) : k }) as QueryCaptureSpec).sort((a, b) => a.layer - b.layer);
 
+  let keyBiasInputs: string[] | undefined;
+  if (options.keyBias) {
+    if (pattern !== 'decomposed') {
+      throw new UnsupportedCapabilityError({
+        capability: 'raggedKvHeads',
+        component: 'loadModel({ raggedCache: true })',
+        backend: 'a com.microsoft.GroupQueryAttention graph (it only honours leading valid cache entries)',
+      });
+    }
+    keyBiasInputs = [];
+    const softmaxOf = new Map(found.map((f, k) => [captures.findIndex((c) => c.node === f.spec.node && c.output === f.spec.output), f.node] as const));
+    for (let layer = 0; layer < captures.length; layer++) {
+      const softmax = softmaxOf.get(layer) as NodeProto;
+      const input = `draft_key_bias.${layer}`;
+      const biased = `${softmax.input[0]}/draft_key_bias`;
+      graph.node.push(onnx.NodeProto.create({ opType: 'Add', input: [softmax.input[0], input], output: [biased], name: `${softmax.name ?? `softmax_${layer}`}/draft_key_bias` }));
+      softmax.input[0] = biased;
+      graph.input.push(
+        onnx.ValueInfoProto.create({
+          name: input,
+          type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch_size' }, { dimParam: 'num_heads' }, { dimValue: 1 }, { dimParam: 'total_sequence_length' }] } } },
+        }),
+      );
+      keyBiasInputs.push(input);
+    }
+    // Keep the node list topologically sorted: move each Softmax after its new Add.
+    const order = graph.node as NodeProto[];
+    for (const softmax of softmaxOf.values()) {
+      order.splice(order.indexOf(softmax), 1);
+      const add = order.findIndex((n) => n.output[0] === softmax.input[0]);
+      order.splice(add + 1, 0, softmax);
+    }
+  }
+
   const existing = new Set(graph.output.map((o) => o.name as string));
   const add = (name: string) => {
     if (existing.has(name)) return;
@@ -199,6 +242,7 @@ export function instrumentGraph(bytes: Uint8Array, options: { numLayers: number;
     pattern,
     captures,
     debugOutputs,
+    ...(keyBiasInputs ? { keyBiasInputs } : {}),
     inputNames: graph.input.map((i) => i.name as string),
     outputNames: graph.output.map((o) => o.name as string),
   };

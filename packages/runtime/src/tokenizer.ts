@@ -36,7 +36,15 @@ function tokenContent(value: unknown): string | undefined {
   return undefined;
 }
 
-/** TokenizerV1 over `@huggingface/tokenizers` (tokenizer.json + tokenizer_config.json). */
+/**
+ * TokenizerV1 over `@huggingface/tokenizers` (tokenizer.json + tokenizer_config.json).
+ * - `encode` adds special tokens by default (as the tokenizer's post-processor says); `decode` keeps them
+ *   unless `skipSpecialTokens`.
+ * - `applyChatTemplate` exists when tokenizer_config.json has a `chat_template`; `addGenerationPrompt`
+ *   defaults to false (as in transformers). Rendering needs `@huggingface/jinja` (see the README).
+ * - `fingerprint`: sha256 (first 32 hex digits) of the model section, added tokens, normalizer and
+ *   pre-tokenizer of tokenizer.json — equal fingerprints map text to the same ids.
+ */
 export class HfTokenizer implements TokenizerV1 {
   readonly vocabSize: number;
   readonly fingerprint: string;
@@ -75,7 +83,7 @@ export class HfTokenizer implements TokenizerV1 {
           });
         }
         compiled ??= new jinja(source);
-        return compiled.render({ messages, add_generation_prompt: options.addGenerationPrompt ?? true, ...specials });
+        return compiled.render({ messages, add_generation_prompt: options.addGenerationPrompt ?? false, ...specials });
       };
     }
   }

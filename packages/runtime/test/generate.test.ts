@@ -24,6 +24,7 @@ describe('generate / stream on tiny-qwen2-gqa', () => {
   it('applies the chat template and generates from messages', async () => {
     const messages = [{ role: 'user' as const, content: 'hello there' }];
     expect(model.tokenizer.applyChatTemplate!(messages, { addGenerationPrompt: true })).toBe('<|user|>hello there<|end|><|assistant|>');
+    expect(model.tokenizer.applyChatTemplate!(messages)).toBe('<|user|>hello there<|end|>');
     const ids = model.encodePrompt({ messages });
     expect(ids[0]).toBe(509); // <|user|> as one special token
     expect(ids[ids.length - 1]).toBe(510); // <|assistant|>

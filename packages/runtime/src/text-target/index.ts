@@ -1,0 +1,3 @@
+export { OpenAITextTarget, type OpenAITextTargetOptions } from './openai-text-target.js';
+export { parseSseStream, SseParser, type SseEvent } from './sse.js';
+export { backoffDelay, type BackoffOptions } from './retry.js';

@@ -3,6 +3,7 @@ import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
 import { runDemo } from './commands/demo.js';
 import { runGenerate, toJson } from './commands/generate.js';
 import { benchKernels, kernelsInfo } from './commands/kernels.js';
+import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
 import { loadPlugins } from './plugins.js';
 
@@ -16,6 +17,7 @@ Usage:
   draft methods [--plugin MODULE]... [--json]
   draft kernels [--json]
   draft bench kernels [--json]
+  draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--max-concurrent N] [--max-queue N]
 
 Methods: ${'{methods}'}
 --budget is C, entries kept per layer and KV head (KV methods), or prompt tokens kept (prompt compressors).
@@ -110,6 +112,21 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         if (json) io.stdout(`${JSON.stringify(result)}\n`);
         return 0;
       }
+      case 'serve': {
+        const { values } = parseArgs({
+          args: rest,
+          strict: true,
+          options: {
+            host: { type: 'string' },
+            port: { type: 'string' },
+            target: { type: 'string' },
+            draft: { type: 'string' },
+            'max-concurrent': { type: 'string' },
+            'max-queue': { type: 'string' },
+          },
+        });
+        return await runServe(values, io);
+      }
       case undefined:
       case 'help':
       case '--help':
@@ -117,7 +134,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         io.stdout(`${USAGE.replace('{methods}', knownMethods().join(', '))}\n`);
         return command === undefined ? 2 : 0;
       default:
-        throw new InvalidArgumentError({ argument: 'command', value: command, expected: 'generate, demo, methods, kernels or bench' });
+        throw new InvalidArgumentError({ argument: 'command', value: command, expected: 'generate, demo, methods, kernels, bench or serve' });
     }
   } catch (error) {
     return reportError(error, json, io);

@@ -1,0 +1,84 @@
+import { resolveModelDir } from '@draft/cli';
+import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import { createDraftServer, type DraftServer, type DraftServerOptions } from './server.js';
+
+/** Options of `startServer`: where to listen, which model folders to load, and the server's own options. */
+export interface StartServerOptions extends Omit<DraftServerOptions, 'target' | 'draft' | 'disposeModels'> {
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** Target model folder. Default: the bundled target (CLI's `resolveModelDir`). */
+  target?: string;
+  /** Draft model folder, or false for none. Default: the bundled draft. */
+  draft?: string | false;
+  /** ORT intra-op threads per model. */
+  threads?: number;
+  /** Close gracefully on SIGTERM / SIGINT (default true). */
+  handleSignals?: boolean;
+}
+
+export interface RunningServer extends DraftServer {
+  /** Base URL, e.g. 'http://127.0.0.1:8080' (the OpenAI base URL is this + '/v1'). */
+  readonly url: string;
+  readonly port: number;
+  /** Resolves once the server has closed (after `close()` or a signal). */
+  readonly closed: Promise<void>;
+}
+
+/**
+ * Loads the models once, starts the server, and (by default) shuts it down gracefully on SIGTERM/SIGINT:
+ * stop accepting, finish in-flight requests, dispose the models. Never calls `process.exit`: with the
+ * models disposed and the socket closed the event loop drains and the process exits with code 0.
+ */
+export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, target: targetDir, draft: draftDir, ...serverOptions } = options;
+  const models: OrtCausalLM[] = [];
+  let server: DraftServer;
+  try {
+    const target = await loadModel(resolveModelDir('target', targetDir), { threads });
+    models.push(target);
+    const draft = draftDir === false ? undefined : await loadModel(resolveModelDir('draft', draftDir), { threads });
+    if (draft) models.push(draft);
+    server = createDraftServer({ ...serverOptions, target, draft });
+  } catch (error) {
+    await Promise.all(models.map((m) => m.dispose()));
+    throw error;
+  }
+  let listening: { url: string; port: number };
+  try {
+    listening = await server.listen({ host, port });
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  let resolveClosed: () => void = () => {};
+  const closed = new Promise<void>((resolve) => {
+    resolveClosed = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    serverOptions.log?.(`draft server: ${signal}`);
+    void close();
+  };
+  const close = async () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    await server.close();
+    resolveClosed();
+  };
+  if (handleSignals) {
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+  return {
+    http: server.http,
+    get stats() {
+      return server.stats;
+    },
+    listen: server.listen,
+    close,
+    url: listening.url,
+    port: listening.port,
+    closed,
+  };
+}

@@ -1,12 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import { parseSseStream } from '@draft/runtime';
 
+// biome-ignore lint/suspicious/noExplicitAny: JSON from the wire, checked field by field in the tests
+export type Json = any;
+
 export const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 
 // ~300 target tokens on the bundled pair: long enough for small budgets to bite.
 export const LONG_PROMPT = Array.from({ length: 60 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
 
-export async function post(base: string, path: string, body: unknown, init: RequestInit = {}): Promise<{ status: number; json: any; headers: Headers }> {
+export async function post(base: string, path: string, body: unknown, init: RequestInit = {}): Promise<{ status: number; json: Json; headers: Headers }> {
   const response = await fetch(`${base}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -17,7 +20,7 @@ export async function post(base: string, path: string, body: unknown, init: Requ
   return { status: response.status, json: text ? JSON.parse(text) : undefined, headers: response.headers };
 }
 
-export async function get(base: string, path: string): Promise<{ status: number; json: any }> {
+export async function get(base: string, path: string): Promise<{ status: number; json: Json }> {
   const response = await fetch(`${base}${path}`);
   return { status: response.status, json: await response.json() };
 }

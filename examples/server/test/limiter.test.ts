@@ -7,8 +7,12 @@ describe('FifoLimiter', () => {
     const order: string[] = [];
     const a = await limiter.acquire();
     const b = await limiter.acquire();
-    const c = limiter.acquire().then((r) => (order.push('c'), r));
-    const d = limiter.acquire().then((r) => (order.push('d'), r));
+    const granted = (name: string) => (release: () => void) => {
+      order.push(name);
+      return release;
+    };
+    const c = limiter.acquire().then(granted('c'));
+    const d = limiter.acquire().then(granted('d'));
     await expect(limiter.acquire()).rejects.toBeInstanceOf(QueueFullError);
     expect([limiter.active, limiter.queued]).toEqual([2, 2]);
     let idle = false;

@@ -2,7 +2,7 @@ import { planMethod, runPlan } from '@draft/cli';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDraftServer, type DraftServer } from '../src/index.js';
-import { get, LONG_PROMPT, MODELS, post, sse, until } from './helpers.js';
+import { get, type Json, LONG_PROMPT, MODELS, post, sse, until } from './helpers.js';
 
 let target: OrtCausalLM;
 let draft: OrtCausalLM;
@@ -71,7 +71,7 @@ describe('completions over the real bundled models', () => {
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const events = await sse(response);
     expect(events.at(-1)).toBe('[DONE]');
-    const chunks = events.slice(0, -1) as any[];
+    const chunks = events.slice(0, -1) as Json[];
     expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
     expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'target')).toBe(true);
     expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
@@ -87,7 +87,7 @@ describe('completions over the real bundled models', () => {
     const body = { prompt: 'The tide', max_tokens: 10 };
     const whole = (await post(base, '/v1/completions', body)).json.choices[0].text;
     const events = await sse(await fetch(`${base}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }) }));
-    const chunks = events.slice(0, -1) as any[];
+    const chunks = events.slice(0, -1) as Json[];
     expect(chunks.every((c) => c.object === 'text_completion')).toBe(true);
     expect(chunks.map((c) => c.choices[0].text).join('')).toBe(whole);
     expect(chunks.at(-1).choices[0].finish_reason).toBe('length');

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
+import { BENCH_USAGE, runBenchCommand } from './commands/bench-command.js';
 import { runDemo } from './commands/demo.js';
 import { runGenerate, toJson } from './commands/generate.js';
 import { benchKernels, kernelsInfo } from './commands/kernels.js';
@@ -17,6 +18,7 @@ Usage:
   draft methods [--plugin MODULE]... [--json]
   draft kernels [--json]
   draft bench kernels [--json]
+${BENCH_USAGE}
   draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--max-concurrent N] [--max-queue N]
 
 Methods: ${'{methods}'}
@@ -106,7 +108,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
       }
       case 'bench': {
         const [what, ...flags] = rest;
-        if (what !== 'kernels') throw new InvalidArgumentError({ argument: 'bench', value: what, expected: "'kernels'" });
+        if (what === 'ruler' || what === 'fidelity' || what === 'perf') return await runBenchCommand(what, flags, io, io === defaultIo && process.stderr.isTTY === true);
+        if (what !== 'kernels') throw new InvalidArgumentError({ argument: 'bench', value: what, expected: "'kernels', 'ruler', 'fidelity' or 'perf'" });
         parseArgs({ args: flags, strict: true, options: { json: { type: 'boolean' } } });
         const result = await benchKernels({ json });
         if (json) io.stdout(`${JSON.stringify(result)}\n`);

@@ -5,3 +5,10 @@ export { runGenerate, runPlan, toJson, type GenerateFlags, type GenerateJson, ty
 export { runDemo, needlePrompt } from './commands/demo.js';
 export { kernelsInfo, benchKernels } from './commands/kernels.js';
 export { bundledModelsDir, resolveModelDir } from './model-dirs.js';
+export { generateSample, availableTasks, taskMaxNewTokens, RULER_TASKS, type RulerSample, type RulerMetric, type Insertion, type GenerateSampleOptions } from './bench/ruler-tasks.js';
+export { scorePrediction, cutPrediction } from './bench/metrics.js';
+export { readTaskFormat, validateTaskFormat, type TaskFormatV1 } from './bench/task-format.js';
+export { runBenchRuler, RULER_DEFAULTS, type BenchRulerFlags, type BenchIo, type RulerBenchJson, type RulerResultRow, type RulerSummaryRow } from './commands/bench-ruler.js';
+export { runBenchFidelity, FIDELITY_DEFAULTS, type BenchFidelityFlags, type FidelityBenchJson, type FidelityResultRow, type FidelitySummaryRow } from './commands/bench-fidelity.js';
+export { runBenchPerf, PERF_DEFAULTS, type BenchPerfFlags, type PerfBenchJson, type PerfRow } from './commands/bench-perf.js';
+export { runBenchCommand, BENCH_USAGE } from './commands/bench-command.js';

@@ -1,0 +1,55 @@
+import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import type { MethodPlan } from '../methods.js';
+
+/** Methods whose selections differ per KV head or layer (need `raggedCache`). */
+export const RAGGED_METHODS = Object.freeze(['adakv', 'pyramidkv']);
+
+export interface BenchModels {
+  target: OrtCausalLM;
+  draft?: OrtCausalLM;
+  /** Whether the target was loaded with a ragged cache (and why not, when asked for and refused). */
+  ragged: boolean;
+  raggedRefused?: string;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Loads the target (with a ragged per-head cache when a requested method needs one; if the graph refuses,
+ * e.g. fused GroupQueryAttention, it loads without and those methods are skipped by the pipeline's typed
+ * error) and the draft when a plan needs it.
+ */
+export async function loadBenchModels(options: { targetDir: string; draftDir?: string; plans: readonly MethodPlan[]; threads?: number }): Promise<BenchModels> {
+  const wantRagged = options.plans.some((p) => RAGGED_METHODS.includes(p.method));
+  const wantDraft = options.plans.some((p) => p.needsDraft);
+  let target: OrtCausalLM;
+  let ragged = false;
+  let raggedRefused: string | undefined;
+  if (wantRagged) {
+    try {
+      target = await loadModel(options.targetDir, { raggedCache: true, threads: options.threads });
+      ragged = true;
+    } catch (error) {
+      if ((error as { code?: string })?.code !== 'UNSUPPORTED_CAPABILITY') throw error;
+      raggedRefused = (error as Error).message;
+      target = await loadModel(options.targetDir, { threads: options.threads });
+    }
+  } else {
+    target = await loadModel(options.targetDir, { threads: options.threads });
+  }
+  let draft: OrtCausalLM | undefined;
+  try {
+    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, { threads: options.threads }) : undefined;
+  } catch (error) {
+    await target.dispose();
+    throw error;
+  }
+  return {
+    target,
+    draft,
+    ragged,
+    raggedRefused,
+    async dispose() {
+      await Promise.all([target.dispose(), draft?.dispose()]);
+    },
+  };
+}

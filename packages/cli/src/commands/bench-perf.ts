@@ -1,0 +1,348 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createPipeline, InvalidArgumentError } from '@draft/core';
+import type { OrtCausalLM } from '@draft/runtime';
+import { markdownTable, parseIntList, parseList, runMeta, runName, skipReason, writeJson, writeText } from '../bench/common.js';
+import { type BenchModels, loadBenchModels } from '../bench/models.js';
+import { Progress } from '../bench/progress.js';
+import { generateSample } from '../bench/ruler-tasks.js';
+import { lineChart } from '../bench/svg.js';
+import { readTaskFormat } from '../bench/task-format.js';
+import { type MethodPlan, planMethod } from '../methods.js';
+import { bundledModelsDir } from '../model-dirs.js';
+import { intOption } from '../options.js';
+import type { BenchIo } from './bench-ruler.js';
+
+export interface BenchPerfFlags {
+  target?: string;
+  draft?: string;
+  methods?: string;
+  budget?: string;
+  lengths?: string;
+  'new-tokens'?: string;
+  repeats?: string;
+  window?: string;
+  threads?: string;
+  transformers?: boolean;
+  out?: string;
+  json?: boolean;
+}
+
+export interface PerfRow {
+  /** CLI method name, or `transformers.js` (full KV in @huggingface/transformers on the same folder). */
+  method: string;
+  budget: number | null;
+  length: number;
+  ttftMs: number | null;
+  totalMs: number | null;
+  decodeTokensPerSecond: number | null;
+  /** (draft + compression) time / total time. */
+  draftShare: number | null;
+  kvBytes: number | null;
+  /** Highest process RSS sampled every 5 ms during the run (ORT runs in a worker of this process). */
+  peakRssBytes: number | null;
+  newTokens: number;
+  /** Ratios to full KV of the same length, same process run. */
+  vsFull?: { ttft: number; totalTime: number; decodeTokensPerSecond: number; kvBytes: number };
+  skipped?: string;
+}
+
+export interface PerfBenchJson {
+  results: PerfRow[];
+}
+
+export const PERF_DEFAULTS = Object.freeze({
+  methods: 'full,speckv,snapkv,streamingllm,laq,specpc',
+  budget: 256,
+  lengths: '1K,2K,4K,8K',
+  newTokens: 32,
+  repeats: 1,
+  out: 'bench-results/perf',
+});
+
+/**
+ * `draft bench perf`: TTFT, total time, decode tokens/s, draft share, kept KV bytes and peak RSS per method and
+ * context length, with full KV and transformers.js rows as references, ratios side by side from one run.
+ */
+export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<PerfBenchJson> {
+  const { targetDir, draftDir } = perfModelDirs(flags, io);
+  const methods = parseList(flags.methods ?? PERF_DEFAULTS.methods);
+  if (!methods.includes('full')) methods.unshift('full');
+  const budget = intOption('budget', flags.budget, 1) ?? PERF_DEFAULTS.budget;
+  const lengths = parseIntList('lengths', flags.lengths ?? PERF_DEFAULTS.lengths, 16);
+  const newTokens = intOption('new-tokens', flags['new-tokens'], 1) ?? PERF_DEFAULTS.newTokens;
+  const repeats = intOption('repeats', flags.repeats, 1) ?? PERF_DEFAULTS.repeats;
+  const windowSize = intOption('window', flags.window, 1);
+  const threads = intOption('threads', flags.threads, 1);
+  const out = resolve(flags.out ?? PERF_DEFAULTS.out);
+  const plans = methods.map((m) => planMethod(m, { budget: m === 'full' ? undefined : budget, windowSize }));
+  const withTransformers = flags.transformers !== false;
+  mkdirSync(out, { recursive: true });
+
+  const rows: PerfRow[] = [];
+  const progress = new Progress(lengths.length * (methods.length + (withTransformers ? 1 : 0)), io.stderr, io.tty ?? false);
+  const models = await loadBenchModels({ targetDir, draftDir, plans, threads });
+  const format = readTaskFormat(targetDir);
+  try {
+    // Warm-up: the first ORT runs of a session are slower (allocations); not measured.
+    await createPipeline({ target: models.target }).generate({ inputIds: [1, 2, 3, 4] }, { maxNewTokens: 2 });
+    if (models.draft) await models.draft.generate({ inputIds: [1, 2, 3, 4] }, { maxNewTokens: 2 });
+    for (const length of lengths) {
+      const ids = models.target.tokenizer.encode(generateSample({ task: 'niah_single_2', length, seed: 0, index: 0, tokenizer: models.target.tokenizer, format }).input);
+      const lengthRows: PerfRow[] = [];
+      for (const plan of plans) {
+        const label = `${plan.method} L${length}`;
+        progress.update(label, 'running');
+        const row = await perfRun(plan, models, ids, length, plan.budgetKind === 'none' ? null : budget, newTokens, repeats, io.signal);
+        lengthRows.push(row);
+        progress.finish(label, row.skipped ? `skipped (${row.skipped})` : `TTFT ${row.ttftMs?.toFixed(0)} ms, ${row.decodeTokensPerSecond?.toFixed(1)} tok/s`);
+      }
+      if (withTransformers) {
+        progress.update(`transformers.js L${length}`, 'running');
+        const row = await transformersRun(targetDir, models.target, ids, length, newTokens, repeats, threads);
+        lengthRows.push(row);
+        progress.finish(`transformers.js L${length}`, row.skipped ? `skipped (${row.skipped})` : `TTFT ${row.ttftMs?.toFixed(0)} ms`);
+      }
+      const full = lengthRows.find((r) => r.method === 'full' && !r.skipped);
+      for (const r of lengthRows) {
+        if (full && !r.skipped && r.ttftMs !== null && full.ttftMs && full.totalMs && full.decodeTokensPerSecond && full.kvBytes) {
+          r.vsFull = {
+            ttft: r.ttftMs / full.ttftMs,
+            totalTime: (r.totalMs ?? 0) / full.totalMs,
+            decodeTokensPerSecond: (r.decodeTokensPerSecond ?? 0) / full.decodeTokensPerSecond,
+            kvBytes: (r.kvBytes ?? 0) / full.kvBytes,
+          };
+        }
+        const dir = join(out, 'runs', runName({ method: r.method, budget: r.budget, length, task: 'perf' }));
+        writeJson(join(dir, 'config.json'), { method: r.method, budget: r.budget, length, newTokens, repeats, windowSize: windowSize ?? null, threads: threads ?? null, target: targetDir, draft: draftDir });
+        writeJson(join(dir, 'run_meta.json'), {
+          ...runMeta({ seeds: { prompt: 0 } }),
+          raggedCache: models.ragged,
+          models: { target: { dir: targetDir, ...models.target.info }, draft: models.draft ? { dir: draftDir, ...models.draft.info } : null },
+        });
+        writeText(join(dir, 'predictions.jsonl'), `${JSON.stringify({ promptTokens: ids.length, ...r })}\n`);
+        writeJson(join(dir, 'metrics.json'), r);
+      }
+      rows.push(...lengthRows);
+    }
+  } finally {
+    progress.end();
+    await models.dispose();
+  }
+  const report: PerfBenchJson = { results: rows };
+  writeText(join(out, 'summary.md'), perfMarkdown(rows, { newTokens, budget, repeats, target: targetDir }));
+  writeText(join(out, 'latency-vs-length.svg'), perfChart(rows, 'latency'));
+  writeText(join(out, 'memory-vs-length.svg'), perfChart(rows, 'memory'));
+  writeJson(join(out, 'results.json'), report);
+  return report;
+}
+
+function perfModelDirs(flags: BenchPerfFlags, io: BenchIo): { targetDir: string; draftDir: string } {
+  if (flags.target) {
+    return { targetDir: resolve(flags.target), draftDir: resolve(flags.draft ?? join(dirname(resolve(flags.target)), `${basename(resolve(flags.target))}-draft`)) };
+  }
+  const models = bundledModelsDir();
+  if (!models) throw new InvalidArgumentError({ argument: '--target', value: undefined, expected: 'a model folder (no models/ checkout found; pass --target DIR)' });
+  const targetDir = join(models, 'perf');
+  const draftDir = flags.draft ? resolve(flags.draft) : join(models, 'perf-draft');
+  if (!existsSync(join(targetDir, 'onnx', 'model.onnx')) || (!flags.draft && !existsSync(join(draftDir, 'onnx', 'model.onnx')))) {
+    io.stderr(`${targetDir} missing: generating it with 'pnpm --filter @draft/models make:perf --no-gqa' …\n`);
+    try {
+      execFileSync('pnpm', ['--filter', '@draft/models', 'make:perf', '--no-gqa'], { cwd: dirname(models), stdio: ['ignore', 'ignore', 'inherit'] });
+    } catch (cause) {
+      throw new InvalidArgumentError({ argument: '--target', value: targetDir, expected: "the perf model (run 'pnpm --filter @draft/models make:perf', or pass --target DIR)", cause });
+    }
+  }
+  return { targetDir, draftDir };
+}
+
+/** Samples process RSS every 5 ms while `fn` runs (the ORT worker shares the process, so this covers it). */
+async function withPeakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 5);
+  try {
+    const value = await fn();
+    peak = Math.max(peak, process.memoryUsage.rss());
+    return { value, peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function perfRun(plan: MethodPlan, models: BenchModels, ids: number[], length: number, budget: number | null, newTokens: number, repeats: number, signal?: AbortSignal): Promise<PerfRow> {
+  const base = { method: plan.method, budget, length, newTokens };
+  const measured: PerfRow[] = [];
+  try {
+    for (let i = 0; i < repeats; i++) {
+      const { value: r, peak } = await withPeakRss(async () => {
+        if (plan.draftOnly) return models.draft!.generate({ inputIds: ids }, { maxNewTokens: newTokens, signal });
+        const pipeline = createPipeline({ target: models.target, draft: plan.needsDraft ? models.draft : undefined, ...plan.stages });
+        return pipeline.generate({ inputIds: ids }, { maxNewTokens: newTokens, signal });
+      });
+      const t = r.timings;
+      measured.push({
+        ...base,
+        ttftMs: t.ttftMs,
+        totalMs: t.totalMs,
+        decodeTokensPerSecond: t.decodeTokensPerSecond,
+        draftShare: t.totalMs > 0 ? (t.draftMs + t.compressMs) / t.totalMs : 0,
+        kvBytes: r.kvBytes.afterPrefill,
+        peakRssBytes: peak,
+      });
+    }
+  } catch (error) {
+    const reason = skipReason(error);
+    if (!reason) throw error;
+    return { ...base, ttftMs: null, totalMs: null, decodeTokensPerSecond: null, draftShare: null, kvBytes: null, peakRssBytes: null, skipped: reason };
+  }
+  const pick = (k: 'ttftMs' | 'totalMs' | 'decodeTokensPerSecond' | 'draftShare') => median(measured.map((m) => m[k] as number));
+  return { ...measured[0], ttftMs: pick('ttftMs'), totalMs: pick('totalMs'), decodeTokensPerSecond: pick('decodeTokensPerSecond'), draftShare: pick('draftShare'), peakRssBytes: Math.max(...measured.map((m) => m.peakRssBytes ?? 0)) };
+}
+
+interface TransformersModule {
+  AutoModelForCausalLM: { from_pretrained(name: string, options: Record<string, unknown>): Promise<{ generate(o: Record<string, unknown>): Promise<{ data: ArrayLike<bigint> }>; dispose?: () => Promise<void> }> };
+  env: { allowRemoteModels: boolean; localModelPath: string };
+  Tensor: new (type: string, data: BigInt64Array, dims: number[]) => unknown;
+}
+
+/**
+ * `@huggingface/transformers` is not a dependency of the CLI. It is imported from the CLI when installed there;
+ * inside this monorepo it falls back to the copy @draft/runtime has as a devDependency (the row says which).
+ */
+async function importTransformers(): Promise<{ module?: TransformersModule; via?: string; reason?: string }> {
+  try {
+    return { module: (await import('@huggingface/transformers' as string)) as TransformersModule, via: '@draft/cli' };
+  } catch {}
+  try {
+    const resolveFrom = (import.meta as { resolve?: (s: string) => string }).resolve;
+    if (!resolveFrom) throw new Error('import.meta.resolve unavailable');
+    const runtimeEntry = new URL(resolveFrom('@draft/runtime'));
+    const req = createRequire(runtimeEntry);
+    const pkgJson = req.resolve('@huggingface/transformers/package.json');
+    const { readFileSync } = await import('node:fs');
+    const pkg = JSON.parse(readFileSync(pkgJson, 'utf8')) as { exports?: Record<string, unknown>; module?: string; main?: string };
+    const nodeEntry = (pkg.exports?.['.'] as { node?: { import?: { default?: string } | string } } | undefined)?.node;
+    const rel = typeof nodeEntry?.import === 'string' ? nodeEntry.import : (nodeEntry?.import?.default ?? pkg.module ?? pkg.main);
+    if (!rel) throw new Error('no entry point');
+    const mod = (await import(pathToFileURL(join(dirname(pkgJson), rel)).href)) as TransformersModule;
+    return { module: mod, via: '@draft/runtime (devDependency, monorepo only)' };
+  } catch (error) {
+    return { reason: `@huggingface/transformers is not resolvable from @draft/cli (${(error as Error).message.split('\n')[0]})` };
+  }
+}
+
+async function transformersRun(targetDir: string, ours: OrtCausalLM, ids: number[], length: number, newTokens: number, repeats: number, threads?: number): Promise<PerfRow> {
+  const base = { method: 'transformers.js', budget: null, length, newTokens };
+  const none = { ttftMs: null, totalMs: null, decodeTokensPerSecond: null, draftShare: null, kvBytes: null, peakRssBytes: null };
+  const { module, via, reason } = await importTransformers();
+  if (!module) return { ...base, ...none, skipped: reason };
+  try {
+    module.env.allowRemoteModels = false;
+    module.env.localModelPath = `${dirname(targetDir)}/`;
+    const model = await module.AutoModelForCausalLM.from_pretrained(basename(targetDir), {
+      dtype: 'fp32',
+      local_files_only: true,
+      device: 'cpu',
+      session_options: { intraOpNumThreads: threads ?? 2, interOpNumThreads: 1 },
+    });
+    const results: { ttft: number; total: number; tps: number; peak: number }[] = [];
+    try {
+      for (let i = 0; i < repeats + 1; i++) {
+        const input = new module.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
+        const mask = new module.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]);
+        const stamps: number[] = [];
+        // generate() calls put() once with the prompt, then once per generated token.
+        const streamer = { put: () => stamps.push(performance.now()), end: () => {} };
+        const start = performance.now();
+        const { peak } = await withPeakRss(() =>
+          model.generate({ input_ids: input, attention_mask: mask, max_new_tokens: newTokens, min_new_tokens: newTokens, do_sample: false, streamer }),
+        );
+        const total = performance.now() - start;
+        const gen = stamps.slice(1);
+        // The first call is a warm-up, as for our runtime.
+        if (i > 0 && gen.length > 0) results.push({ ttft: gen[0] - start, total, tps: gen.length > 1 ? (gen.length - 1) / ((gen[gen.length - 1] - gen[0]) / 1000) : 0, peak });
+      }
+    } finally {
+      await model.dispose?.();
+    }
+    const { numLayers, numKvHeads, headDim } = ours.info;
+    return {
+      ...base,
+      method: 'transformers.js',
+      ttftMs: median(results.map((r) => r.ttft)),
+      totalMs: median(results.map((r) => r.total)),
+      decodeTokensPerSecond: median(results.map((r) => r.tps)),
+      draftShare: 0,
+      // Full fp32 KV of the prompt (computed: 2 · layers · KV heads · n · head dim · 4 bytes).
+      kvBytes: 2 * numLayers * numKvHeads * ids.length * headDim * 4,
+      peakRssBytes: Math.max(...results.map((r) => r.peak)),
+      ...(via !== '@draft/cli' ? { note: `imported via ${via}` } : {}),
+    } as PerfRow;
+  } catch (error) {
+    return { ...base, ...none, skipped: `transformers.js failed: ${(error as Error).message.split('\n')[0]}` };
+  }
+}
+
+function perfMarkdown(rows: PerfRow[], info: { newTokens: number; budget: number; repeats: number; target: string }): string {
+  const mib = (b: number | null) => (b === null ? '–' : (b / 2 ** 20).toFixed(1));
+  const x = (v: number | undefined) => (v === undefined ? '–' : `${v.toFixed(2)}×`);
+  const table = markdownTable(
+    ['method', 'length', 'budget', 'TTFT ms', 'vs full', 'total ms', 'vs full', 'decode tok/s', 'vs full', 'draft share', 'KV MiB', 'vs full', 'peak RSS MiB'],
+    rows.map((r) =>
+      r.skipped
+        ? [r.method, r.length, r.budget ?? '–', `skipped: ${r.skipped}`, '', '', '', '', '', '', '', '', '']
+        : [
+            r.method,
+            r.length,
+            r.budget ?? '–',
+            (r.ttftMs ?? 0).toFixed(1),
+            x(r.vsFull?.ttft),
+            (r.totalMs ?? 0).toFixed(1),
+            x(r.vsFull?.totalTime),
+            (r.decodeTokensPerSecond ?? 0).toFixed(1),
+            x(r.vsFull?.decodeTokensPerSecond),
+            `${(100 * (r.draftShare ?? 0)).toFixed(1)}%`,
+            mib(r.kvBytes),
+            x(r.vsFull?.kvBytes),
+            mib(r.peakRssBytes),
+          ],
+    ),
+  );
+  return `# Performance\n\nTarget ${info.target}; budget C = ${info.budget}; ${info.newTokens} new tokens, greedy; median of ${info.repeats}; ratios are to full KV at the same length, measured in the same process run. Peak RSS is the whole process (sampled every 5 ms), so it also holds the models and earlier allocations.\n\n${table}\n`;
+}
+
+function perfChart(rows: PerfRow[], kind: 'latency' | 'memory'): string {
+  const ok = rows.filter((r) => !r.skipped);
+  const methods = [...new Set(ok.map((r) => r.method))];
+  const series = (pick: (r: PerfRow) => number | null) =>
+    methods.map((m) => ({ name: m, points: ok.filter((r) => r.method === m && pick(r) !== null).map((r) => [r.length, pick(r) as number] as [number, number]) }));
+  if (kind === 'latency') {
+    return lineChart({
+      title: 'Latency vs context length',
+      xLabel: 'context length (tokens, log scale)',
+      yLabel: 'ms',
+      xLog: true,
+      panels: [
+        { title: 'time to first token (ms)', series: series((r) => r.ttftMs) },
+        { title: 'total time (ms)', series: series((r) => r.totalMs) },
+      ],
+    });
+  }
+  return lineChart({
+    title: 'Memory vs context length',
+    xLabel: 'context length (tokens, log scale)',
+    yLabel: 'MiB',
+    xLog: true,
+    panels: [
+      { title: 'kept KV after prefill (MiB)', series: series((r) => (r.kvBytes === null ? null : r.kvBytes / 2 ** 20)) },
+      { title: 'peak process RSS (MiB)', series: series((r) => (r.peakRssBytes === null ? null : r.peakRssBytes / 2 ** 20)) },
+    ],
+  });
+}

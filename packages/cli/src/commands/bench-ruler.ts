@@ -1,0 +1,362 @@
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { InvalidArgumentError } from '@draft/core';
+import {
+  type BudgetSpec,
+  markdownTable,
+  parseBudgets,
+  parseIntList,
+  parseList,
+  readJson,
+  resolveBudget,
+  runMeta,
+  runName,
+  scoresWithQuery,
+  skipReason,
+  writeJson,
+  writeText,
+} from '../bench/common.js';
+import { cutPrediction, scorePrediction } from '../bench/metrics.js';
+import { type BenchModels, loadBenchModels } from '../bench/models.js';
+import { Progress } from '../bench/progress.js';
+import { availableTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
+import { flatSeries, lineChart } from '../bench/svg.js';
+import { readTaskFormat } from '../bench/task-format.js';
+import { type MethodPlan, planMethod } from '../methods.js';
+import { resolveModelDir } from '../model-dirs.js';
+import { intOption } from '../options.js';
+import { runPlan } from './generate.js';
+
+export interface BenchRulerFlags {
+  target?: string;
+  draft?: string;
+  methods?: string;
+  budgets?: string;
+  lengths?: string;
+  tasks?: string;
+  samples?: string;
+  seed?: string;
+  window?: string;
+  'max-new-tokens'?: string;
+  threads?: string;
+  out?: string;
+  json?: boolean;
+}
+
+export interface BenchIo {
+  /** Progress and log lines. */
+  stderr: (text: string) => void;
+  /** Redraw a progress bar (stderr is a terminal) instead of one line per run. */
+  tty?: boolean;
+  signal?: AbortSignal;
+}
+
+/** One run = method × budget × length × task. */
+export interface RulerResultRow {
+  method: string;
+  /** Tokens (resolved from a fraction when one was given); null for full and draft-only. */
+  budget: number | null;
+  length: number;
+  task: string;
+  /** Mean metric over samples, 0..1; null when skipped. */
+  accuracy: number | null;
+  samples: number;
+  /** Why the run did not run (typed capability/argument error of the backend). */
+  skipped?: string;
+}
+
+export interface RulerSummaryRow {
+  method: string;
+  budget: number | null;
+  length: number;
+  /** Mean over the tasks that ran. */
+  accuracy: number;
+}
+
+/** `draft bench ruler --json`: exactly this object. */
+export interface RulerBenchJson {
+  results: RulerResultRow[];
+  summary: RulerSummaryRow[];
+}
+
+interface RunMetrics {
+  status: 'ok' | 'skipped';
+  reason?: string;
+  method: string;
+  budget: number | null;
+  budgetSpec: string | null;
+  length: number;
+  task: string;
+  metric?: string;
+  accuracy: number | null;
+  samples: number;
+  meanPromptTokens?: number;
+  meanKeptKvTokens?: number;
+  meanKvBytes?: number;
+  meanTtftMs?: number;
+  meanTotalMs?: number;
+}
+
+export const RULER_DEFAULTS = Object.freeze({
+  methods: 'full,draft-only,speckv,laq,snapkv,pyramidkv,h2o,streamingllm',
+  budgets: '1/16,1/8,1/4',
+  lengths: '1024,2048',
+  samples: 10,
+  seed: 0,
+  out: 'bench-results/ruler',
+});
+
+/**
+ * `draft bench ruler`: RULER-style accuracy over methods × budgets × lengths × tasks on a target/draft pair,
+ * resumable (a run with a metrics.json is not run again), with per-run files, summary.md and an SVG plot.
+ */
+export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promise<RulerBenchJson> {
+  const targetDir = resolveModelDir('target', flags.target);
+  const draftDir = resolveModelDir('draft', flags.draft);
+  const format = readTaskFormat(targetDir);
+  const methods = parseList(flags.methods ?? RULER_DEFAULTS.methods);
+  const budgets = parseBudgets(flags.budgets, RULER_DEFAULTS.budgets);
+  const lengths = parseIntList('lengths', flags.lengths ?? RULER_DEFAULTS.lengths, 16);
+  const known = availableTasks(format);
+  const tasks = flags.tasks ? parseList(flags.tasks) : known;
+  for (const t of tasks) {
+    if (!known.includes(t)) throw new InvalidArgumentError({ argument: '--tasks', value: t, expected: `one of ${known.join(', ')}${format ? ' (task_format.json)' : ''}` });
+  }
+  const samples = intOption('samples', flags.samples, 1) ?? RULER_DEFAULTS.samples;
+  const seed = intOption('seed', flags.seed, 0) ?? RULER_DEFAULTS.seed;
+  const windowSize = intOption('window', flags.window, 1);
+  const maxNewCap = intOption('max-new-tokens', flags['max-new-tokens'], 1);
+  const threads = intOption('threads', flags.threads, 1);
+  const out = resolve(flags.out ?? RULER_DEFAULTS.out);
+  // Validate every method name before loading anything (UnknownMethodError is a usage error).
+  const probePlans = methods.map((m) => planMethod(m, { budget: 64, windowSize }));
+
+  type Run = { method: string; spec: BudgetSpec | null; budget: number | null; length: number; task: string; dir: string };
+  const runs: Run[] = [];
+  for (const length of lengths) {
+    for (const task of tasks) {
+      for (const [i, method] of methods.entries()) {
+        const specs: (BudgetSpec | null)[] = probePlans[i].budgetKind === 'none' ? [null] : budgets;
+        const seen = new Set<number>();
+        for (const spec of specs) {
+          const budget = spec ? resolveBudget(spec, length) : null;
+          if (budget !== null) {
+            if (seen.has(budget)) continue;
+            seen.add(budget);
+          }
+          runs.push({ method, spec, budget, length, task, dir: join(out, 'runs', runName({ method, budget, length, task })) });
+        }
+      }
+    }
+  }
+
+  mkdirSync(out, { recursive: true });
+  const progress = new Progress(runs.length, io.stderr, io.tty ?? false);
+  const metrics: RunMetrics[] = [];
+  let models: BenchModels | undefined;
+  const sampleCache = new Map<string, RulerSample[]>();
+  try {
+    for (const run of runs) {
+      const label = `${run.method} ${run.budget === null ? '' : `b${run.budget} `}L${run.length} ${run.task}`;
+      const metricsPath = join(run.dir, 'metrics.json');
+      if (existsSync(metricsPath)) {
+        metrics.push(readJson<RunMetrics>(metricsPath));
+        progress.finish(label, 'done earlier (resumed)');
+        continue;
+      }
+      models ??= await loadBenchModels({ targetDir, draftDir, plans: probePlans, threads });
+      const key = `${run.task}|${run.length}`;
+      if (!sampleCache.has(key)) {
+        sampleCache.clear();
+        sampleCache.set(
+          key,
+          Array.from({ length: samples }, (_, index) => generateSample({ task: run.task, length: run.length, seed, index, tokenizer: models!.target.tokenizer, format })),
+        );
+      }
+      const taskSamples = sampleCache.get(key)!;
+      const base = {
+        method: run.method,
+        budget: run.budget,
+        budgetSpec: run.spec?.text ?? null,
+        length: run.length,
+        task: run.task,
+      };
+      writeJson(join(run.dir, 'config.json'), {
+        ...base,
+        budgetFraction: run.budget === null ? null : run.budget / run.length,
+        budgetUnit: probePlans[methods.indexOf(run.method)].budgetKind,
+        windowSize: windowSize ?? null,
+        samples,
+        seed,
+        style: format ? 'symbolic' : 'natural',
+        maxNewTokens: taskSamples[0] ? Math.min(taskSamples[0].maxNewTokens, maxNewCap ?? Number.POSITIVE_INFINITY) : null,
+        generation: 'greedy',
+        target: targetDir,
+        draft: draftDir,
+      });
+      writeJson(join(run.dir, 'run_meta.json'), {
+        ...runMeta({ seeds: { seed, sampleSeeds: taskSamples.map((s) => s.seed) } }),
+        queryAware: { questionInPrompt: true, methodScoresWithQuery: scoresWithQuery(run.method) },
+        raggedCache: models.ragged,
+        ...(models.raggedRefused ? { raggedCacheRefused: models.raggedRefused } : {}),
+        models: { target: { dir: targetDir, ...models.target.info }, draft: models.draft ? { dir: draftDir, ...models.draft.info } : null },
+      });
+      const predictionsPath = join(run.dir, 'predictions.jsonl');
+      writeFileSync(predictionsPath, '');
+      const result = await runOne(run, taskSamples, models, { windowSize, maxNewCap, signal: io.signal, onSample: (i) => progress.update(label, `sample ${i + 1}/${samples}`) }, (line) =>
+        appendFileSync(predictionsPath, `${JSON.stringify(line)}\n`),
+      );
+      const m: RunMetrics = { status: result.skipped ? 'skipped' : 'ok', ...base, samples: 0, ...result.metrics, accuracy: result.metrics.accuracy ?? null, ...(result.skipped ? { reason: result.skipped } : {}) };
+      writeJson(metricsPath, m);
+      metrics.push(m);
+      progress.finish(label, result.skipped ? `skipped (${result.skipped})` : `accuracy ${(m.accuracy ?? 0).toFixed(3)}`);
+    }
+  } finally {
+    progress.end();
+    await models?.dispose();
+  }
+
+  const report = summarize(metrics);
+  writeText(join(out, 'summary.md'), rulerMarkdown(report, metrics, { tasks, style: format ? 'symbolic' : 'natural', samples, seed }));
+  writeText(join(out, 'accuracy-vs-budget.svg'), rulerChart(report, lengths));
+  writeJson(join(out, 'results.json'), report);
+  return report;
+}
+
+async function runOne(
+  run: { method: string; budget: number | null },
+  taskSamples: RulerSample[],
+  models: BenchModels,
+  options: { windowSize?: number; maxNewCap?: number; signal?: AbortSignal; onSample?: (i: number) => void },
+  writeLine: (line: Record<string, unknown>) => void,
+): Promise<{ skipped?: string; metrics: Partial<RunMetrics> }> {
+  let plan: MethodPlan;
+  try {
+    plan = planMethod(run.method, { budget: run.budget ?? undefined, windowSize: options.windowSize });
+  } catch (error) {
+    const reason = skipReason(error);
+    if (reason) return { skipped: reason, metrics: { accuracy: null, samples: 0 } };
+    throw error;
+  }
+  const scores: number[] = [];
+  const sums = { prompt: 0, kept: 0, kv: 0, ttft: 0, total: 0 };
+  for (const [i, sample] of taskSamples.entries()) {
+    options.onSample?.(i);
+    let r: Awaited<ReturnType<typeof runPlan>>;
+    try {
+      r = await runPlan(plan, { target: models.target, draft: plan.needsDraft ? models.draft : undefined }, sample.input, {
+        maxNewTokens: Math.min(sample.maxNewTokens, options.maxNewCap ?? Number.POSITIVE_INFINITY),
+        stopStrings: sample.stopStrings,
+        signal: options.signal,
+      });
+    } catch (error) {
+      const reason = skipReason(error);
+      if (reason) return { skipped: reason, metrics: { accuracy: null, samples: 0 } };
+      throw error;
+    }
+    const prediction = cutPrediction(r.text, sample.stopStrings);
+    const score = scorePrediction(sample.metric, prediction, sample.answers, { tokens: sample.style === 'symbolic' });
+    scores.push(score);
+    const kept = r.usage.keptKvTokens.flat();
+    sums.prompt += r.usage.compressedPromptTokens;
+    sums.kept += kept.length ? kept.reduce((a, b) => a + b, 0) / kept.length : 0;
+    sums.kv += r.kvBytes.afterPrefill;
+    sums.ttft += r.timings.ttftMs;
+    sums.total += r.timings.totalMs;
+    writeLine({
+      index: sample.index,
+      seed: sample.seed,
+      promptTokens: sample.tokens,
+      depths: sample.insertions.map((x) => Number(x.depth.toFixed(4))),
+      answers: sample.answers,
+      expected: sample.expectedOutput,
+      prediction,
+      score,
+      finishReason: r.finishReason,
+      targetPromptTokens: r.usage.compressedPromptTokens,
+      keptKvTokens: r.usage.keptKvTokens,
+      kvBytes: r.kvBytes.afterPrefill,
+      ttftMs: Number(r.timings.ttftMs.toFixed(2)),
+      totalMs: Number(r.timings.totalMs.toFixed(2)),
+    });
+  }
+  const n = taskSamples.length || 1;
+  return {
+    metrics: {
+      metric: taskSamples[0]?.metric,
+      accuracy: scores.reduce((a, b) => a + b, 0) / n,
+      samples: scores.length,
+      meanPromptTokens: sums.prompt / n,
+      meanKeptKvTokens: sums.kept / n,
+      meanKvBytes: sums.kv / n,
+      meanTtftMs: sums.ttft / n,
+      meanTotalMs: sums.total / n,
+    },
+  };
+}
+
+function summarize(metrics: RunMetrics[]): RulerBenchJson {
+  const results: RulerResultRow[] = metrics.map((m) => ({
+    method: m.method,
+    budget: m.budget,
+    length: m.length,
+    task: m.task,
+    accuracy: m.status === 'ok' ? m.accuracy : null,
+    samples: m.status === 'ok' ? m.samples : 0,
+    ...(m.status === 'skipped' ? { skipped: m.reason ?? 'skipped' } : {}),
+  }));
+  const groups = new Map<string, RulerResultRow[]>();
+  for (const r of results) {
+    if (r.accuracy === null) continue;
+    const k = JSON.stringify([r.method, r.budget, r.length]);
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const summary = [...groups.values()].map((rows) => ({
+    method: rows[0].method,
+    budget: rows[0].budget,
+    length: rows[0].length,
+    accuracy: rows.reduce((a, r) => a + (r.accuracy ?? 0), 0) / rows.length,
+  }));
+  return { results, summary };
+}
+
+function rulerMarkdown(report: RulerBenchJson, metrics: RunMetrics[], info: { tasks: string[]; style: string; samples: number; seed: number }): string {
+  const tasks = info.tasks.filter((t) => report.results.some((r) => r.task === t));
+  const rows = report.summary.map((s) => {
+    const spec = metrics.find((m) => m.method === s.method && m.budget === s.budget && m.length === s.length)?.budgetSpec;
+    const per = tasks.map((t) => {
+      const r = report.results.find((x) => x.method === s.method && x.budget === s.budget && x.length === s.length && x.task === t);
+      return r?.accuracy === null || r === undefined ? '–' : (100 * r.accuracy).toFixed(1);
+    });
+    return [s.method, s.budget === null ? '–' : `${s.budget}${spec && spec !== String(s.budget) ? ` (${spec})` : ''}`, s.length, ...per, (100 * s.accuracy).toFixed(1)];
+  });
+  const skipped = report.results.filter((r) => r.skipped);
+  const lines = [
+    '# RULER-style accuracy',
+    '',
+    `Style ${info.style}; ${info.samples} samples per task, seed ${info.seed}; scores in %, mean = mean over tasks (string_match_all; qa: string_match_part).`,
+    '',
+    markdownTable(['method', 'budget', 'length', ...tasks, 'mean'], rows),
+  ];
+  if (skipped.length > 0) {
+    lines.push('', '## Skipped', '', markdownTable(['method', 'budget', 'length', 'task', 'reason'], skipped.map((r) => [r.method, r.budget ?? '–', r.length, r.task, r.skipped ?? ''])));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function rulerChart(report: RulerBenchJson, lengths: number[]): string {
+  const panels = lengths.map((length) => {
+    const rows = report.summary.filter((s) => s.length === length);
+    const budgets = [...new Set(rows.filter((r) => r.budget !== null).map((r) => r.budget as number))];
+    const methods = [...new Set(rows.map((r) => r.method))];
+    return {
+      title: `length ${length}`,
+      series: methods.map((m) => {
+        const mine = rows.filter((r) => r.method === m);
+        if (mine.length === 1 && mine[0].budget === null) return flatSeries(m, mine[0].accuracy, budgets.length ? budgets : [1]);
+        return { name: m, points: mine.map((r) => [r.budget ?? 0, r.accuracy] as [number, number]) };
+      }),
+    };
+  });
+  return lineChart({ title: 'RULER-style accuracy vs KV / prompt budget', xLabel: 'budget (tokens, log scale)', yLabel: 'accuracy', panels, xLog: true, yRange: [0, 1] });
+}

@@ -1,0 +1,112 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/index.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const cliDir = join(root, 'packages/cli');
+const serverDir = join(root, 'examples/server');
+const bin = join(cliDir, 'dist/bin.js');
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    t = Math.max(t, entry.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+// `draft serve` loads examples/server/dist and the spawned CLI runs dist/bin.js: build them when missing or
+// stale (the root `pnpm test` has built everything already).
+beforeAll(() => {
+  const serverEntry = join(serverDir, 'dist/index.js');
+  if (!existsSync(serverEntry) || statSync(serverEntry).mtimeMs < newest(join(serverDir, 'src'))) {
+    execFileSync('pnpm', ['run', 'build'], { cwd: serverDir, stdio: 'ignore' });
+  }
+  const built = existsSync(join(cliDir, 'dist')) && readdirSync(join(cliDir, 'dist')).some((f) => f.endsWith('.js') && readFileSync(join(cliDir, 'dist', f), 'utf8').includes('draft serve needs'));
+  if (!built) execFileSync('pnpm', ['run', 'build'], { cwd: cliDir, stdio: 'ignore' });
+}, 120_000);
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+describe('draft serve: flags', () => {
+  for (const [args, argument] of [
+    [['--port', 'abc'], '--port'],
+    [['--port', '70000'], '--port'],
+    [['--max-concurrent', '0'], '--max-concurrent'],
+    [['--max-queue', '-1'], '--max-queue'],
+  ] as const) {
+    it(`${args.join(' ')} is a usage error naming ${argument}`, async () => {
+      const { code, stderr } = await cli(['serve', ...args]);
+      expect(code).toBe(2);
+      expect(stderr).toContain('INVALID_ARGUMENT');
+      expect(stderr).toContain(argument);
+    });
+  }
+
+  it('an unknown flag is a usage error; the usage lists serve', async () => {
+    expect((await cli(['serve', '--bogus'])).code).toBe(2);
+    expect((await cli(['help'])).stdout).toContain('draft serve [--host 127.0.0.1] [--port N]');
+  });
+
+  it('a missing target folder fails before listening with MODEL_LAYOUT', async () => {
+    const { code, stdout, stderr } = await cli(['serve', '--port', '0', '--target', 'no/such/folder']);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('MODEL_LAYOUT');
+  });
+});
+
+function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr?.on('data', (d) => (err += d));
+    child.stdout?.on('data', (d) => {
+      out += d;
+      if (out.includes('\n')) resolve(out.split('\n')[0]);
+    });
+    child.once('exit', (code) => reject(new Error(`draft serve exited (${code}) before printing its URL: ${err}`)));
+  });
+}
+
+describe('draft serve: a real process', () => {
+  it('--port 0 prints the URL; serves chat with a per-request method; SIGTERM finishes the in-flight request and exits 0', async () => {
+    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--max-concurrent', '1', '--max-queue', '4'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const url = await firstLine(child);
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(Number(new URL(url).port)).toBeGreaterThan(0);
+      expect(await (await fetch(`${url}/health`)).json()).toMatchObject({ status: 'ok', model: 'target', draft: 'draft' });
+      const prompt = Array.from({ length: 40 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
+      const chat = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'target', messages: [{ role: 'user', content: prompt }], max_tokens: 3, draft: { method: 'specpc', budget: 32, window: 8 } }),
+      });
+      expect(chat.status).toBe(200);
+      const body = await chat.json();
+      expect(body.usage.draft).toMatchObject({ method: 'specpc', compressedPromptTokens: 32 });
+
+      const inflight = fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt, max_tokens: 300 }) }).then((r) => r.json());
+      for (let i = 0; i < 500 && (await (await fetch(`${url}/health`)).json()).active === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      child.kill('SIGTERM');
+      const done = await inflight;
+      expect(done.usage.completion_tokens).toBe(300);
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('shutting down');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 120_000);
+});

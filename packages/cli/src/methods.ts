@@ -28,6 +28,8 @@ export interface MethodPlan {
   budgetKind: 'kv' | 'prompt' | 'none';
   /** The draft answers alone (the floor reference). */
   draftOnly?: boolean;
+  /** The cache policy keeps different counts per layer or KV head: load the target with `raggedCache`. */
+  needsRaggedCache?: boolean;
 }
 
 let registered = false;
@@ -111,7 +113,9 @@ export function planMethod(method: string, settings: MethodSettings): MethodPlan
   const type = METHOD_ALIASES[method] ?? method;
   const info = listPolicies().find((p) => p.type === type);
   if (info?.kind === 'cache') {
-    return { method, stages: { cachePolicy: kv(type), budget }, needsDraft: false, budgetKind: 'kv' };
+    const policy = createPolicy(kv(type), { kind: 'cache' });
+    const needsRaggedCache = policy.requires.includes('raggedKvHeads') || policy.requires.includes('raggedLayers');
+    return { method, stages: { cachePolicy: policy, budget }, needsDraft: false, budgetKind: 'kv', needsRaggedCache };
   }
   if (info?.kind === 'compressor') {
     const compressor = createPolicy({ type, ...window }, { kind: 'compressor' });

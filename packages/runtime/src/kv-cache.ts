@@ -199,15 +199,17 @@ export class OrtKvCache implements KvCacheV1 {
     }
     const handle = await this.context.client.request<number>({ type: 'gather', cache: this.handle, kept: slots });
     const padded = positions.some((layer) => layer.some((p) => p.length !== maxCount));
-    // The worker puts kept entries first, padding after; positions are never renumbered, so the next token
-    // still goes at the true next position.
+    // The worker puts kept entries first, padding after; positions are never renumbered. The next token goes
+    // right after the largest position kept (KvCacheV1.gather): dropping a lookahead tail rewinds to it.
+    let next = 0;
+    for (const layer of positions) for (const p of layer) if (p.length > 0) next = Math.max(next, p[p.length - 1] + 1);
     return new OrtKvCache(this.context, handle, {
       slots: maxCount,
       base: positions,
       baseSlots: padded ? positions.map((layer) => layer.map((p) => Int32Array.from({ length: p.length }, (_, i) => i))) : undefined,
       baseSlotCount: maxCount,
       tail: new Int32Array(0),
-      nextPosition: this.nextPosition,
+      nextPosition: next,
     });
   }
 

@@ -1,27 +1,14 @@
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { type ChatMessage, ModelLayoutError, type TokenizerV1, UnsupportedCapabilityError } from '@draft/core';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 /** A jinja renderer: `@huggingface/jinja`'s `Template` class. */
 type TemplateClass = new (template: string) => { render(context: Record<string, unknown>): string };
 
-/**
- * Finds a jinja engine for chat templates. `@huggingface/jinja` is not a dependency of this package (see the
- * README): it is used when the application has it installed, or found through `@huggingface/transformers`.
- */
+/** Loads the jinja engine (`@huggingface/jinja`, a dependency) used to render chat templates. */
 async function loadJinja(): Promise<TemplateClass | undefined> {
   try {
-    const mod = (await import('@huggingface/jinja' as string)) as { Template: TemplateClass };
-    return mod.Template;
-  } catch {
-    // not installed directly
-  }
-  try {
-    const require = createRequire(import.meta.url);
-    const transformers = require.resolve('@huggingface/transformers');
-    const jinjaPath = createRequire(transformers).resolve('@huggingface/jinja');
-    const mod = (await import(jinjaPath)) as { Template: TemplateClass };
+    const mod = (await import('@huggingface/jinja')) as unknown as { Template: TemplateClass };
     return mod.Template;
   } catch {
     return undefined;

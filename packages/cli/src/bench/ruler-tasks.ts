@@ -550,3 +550,19 @@ function symbolicLayout(task: string, seed: number, f: TaskFormatV1, tokenizer: 
   const units = (n: number) => frequencyList(new Rng(listSeed), pool, n).words;
   return finish(task === 'cwe' ? t.cwe_question : t.fwe_question, top, [], units, 10);
 }
+
+/**
+ * Exactly `length` target token ids of haystack filler (essay sentences, or random symbolic filler), for
+ * benchmarks that need a long input but no question (perf; fidelity where a task prompt would not fit).
+ */
+export function fillerIds(options: { length: number; seed: number; tokenizer: LengthTokenizer; format?: TaskFormatV1 }): number[] {
+  const { length, tokenizer, format } = options;
+  const rng = new Rng(deriveSeed(options.seed, 'filler-ids', length));
+  const parts: string[] = [];
+  let ids: number[] = [];
+  for (let chunk = 64; ids.length < length; chunk *= 2) {
+    for (let i = 0; i < chunk; i++) parts.push(format ? rng.pick(format.vocabulary.filler) : essaySentence(rng));
+    ids = tokenizer.encode(parts.join(' '));
+  }
+  return ids.slice(0, length);
+}

@@ -18,7 +18,7 @@ import {
 } from '../bench/common.js';
 import { type BenchModels, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
-import { generateSample } from '../bench/ruler-tasks.js';
+import { fillerIds, generateSample } from '../bench/ruler-tasks.js';
 import { lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
 import { agreement, argmax, klDivergence, teacherForcedLogits } from '../bench/teacher-forcing.js';
@@ -142,8 +142,14 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
       prompts.push({ name: basename(file), ids: tokenizer.encode(text) });
     }
     for (const length of lengths) {
-      const sample = generateSample({ task: 'niah_single_2', length, seed, index: 0, tokenizer, format });
-      prompts.push({ name: `generated-${length}`, ids: tokenizer.encode(sample.input) });
+      // A needle-in-a-haystack prompt (question at the end) where one fits, else plain filler of that length.
+      let ids: number[];
+      try {
+        ids = tokenizer.encode(generateSample({ task: 'niah_single_2', length, seed, index: 0, tokenizer, format }).input);
+      } catch {
+        ids = fillerIds({ length, seed, tokenizer, format });
+      }
+      prompts.push({ name: `generated-${length}`, ids });
     }
     if (prompts.length === 0) throw new InvalidArgumentError({ argument: '--lengths', value: flags.lengths, expected: 'at least one length or --prompt-file' });
 

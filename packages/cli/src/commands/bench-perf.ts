@@ -8,7 +8,7 @@ import type { OrtCausalLM } from '@draft/runtime';
 import { markdownTable, parseIntList, parseList, runMeta, runName, skipReason, writeJson, writeText } from '../bench/common.js';
 import { type BenchModels, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
-import { generateSample } from '../bench/ruler-tasks.js';
+import { fillerIds } from '../bench/ruler-tasks.js';
 import { lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
 import { type MethodPlan, planMethod } from '../methods.js';
@@ -91,7 +91,7 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
     await createPipeline({ target: models.target }).generate({ inputIds: [1, 2, 3, 4] }, { maxNewTokens: 2 });
     if (models.draft) await models.draft.generate({ inputIds: [1, 2, 3, 4] }, { maxNewTokens: 2 });
     for (const length of lengths) {
-      const ids = models.target.tokenizer.encode(generateSample({ task: 'niah_single_2', length, seed: 0, index: 0, tokenizer: models.target.tokenizer, format }).input);
+      const ids = fillerIds({ length, seed: 0, tokenizer: models.target.tokenizer, format });
       const lengthRows: PerfRow[] = [];
       for (const plan of plans) {
         const label = `${plan.method} L${length}`;
@@ -224,14 +224,8 @@ async function importTransformers(): Promise<{ module?: TransformersModule; via?
     const resolveFrom = (import.meta as { resolve?: (s: string) => string }).resolve;
     if (!resolveFrom) throw new Error('import.meta.resolve unavailable');
     const runtimeEntry = new URL(resolveFrom('@draft/runtime'));
-    const req = createRequire(runtimeEntry);
-    const pkgJson = req.resolve('@huggingface/transformers/package.json');
-    const { readFileSync } = await import('node:fs');
-    const pkg = JSON.parse(readFileSync(pkgJson, 'utf8')) as { exports?: Record<string, unknown>; module?: string; main?: string };
-    const nodeEntry = (pkg.exports?.['.'] as { node?: { import?: { default?: string } | string } } | undefined)?.node;
-    const rel = typeof nodeEntry?.import === 'string' ? nodeEntry.import : (nodeEntry?.import?.default ?? pkg.module ?? pkg.main);
-    if (!rel) throw new Error('no entry point');
-    const mod = (await import(pathToFileURL(join(dirname(pkgJson), rel)).href)) as TransformersModule;
+    const entry = createRequire(runtimeEntry).resolve('@huggingface/transformers');
+    const mod = (await import(pathToFileURL(entry).href)) as TransformersModule;
     return { module: mod, via: '@draft/runtime (devDependency, monorepo only)' };
   } catch (error) {
     return { reason: `@huggingface/transformers is not resolvable from @draft/cli (${(error as Error).message.split('\n')[0]})` };

@@ -53,7 +53,7 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const plan = planMethod(method, { budget, windowSize });
   const models: OrtCausalLM[] = [];
   try {
-    const target = await loadModel(resolveModelDir('target', flags.target));
+    const target = await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache });
     models.push(target);
     const draft = plan.needsDraft ? await loadModel(resolveModelDir('draft', flags.draft)) : undefined;
     if (draft) models.push(draft);

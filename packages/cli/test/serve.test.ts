@@ -88,18 +88,18 @@ describe('draft serve: a real process', () => {
       const url = await firstLine(child);
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(Number(new URL(url).port)).toBeGreaterThan(0);
-      expect(await (await fetch(`${url}/health`)).json()).toMatchObject({ status: 'ok', model: 'target', draft: 'draft' });
+      expect((await (await fetch(`${url}/health`)).json()) as object).toMatchObject({ status: 'ok', model: 'target', draft: 'draft' });
       const prompt = Array.from({ length: 40 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
       const chat = await fetch(`${url}/v1/chat/completions`, {
         method: 'POST',
         body: JSON.stringify({ model: 'target', messages: [{ role: 'user', content: prompt }], max_tokens: 3, draft: { method: 'specpc', budget: 32, window: 8 } }),
       });
       expect(chat.status).toBe(200);
-      const body = await chat.json();
+      const body = (await chat.json()) as { usage: { draft: Record<string, unknown> } };
       expect(body.usage.draft).toMatchObject({ method: 'specpc', compressedPromptTokens: 32 });
 
-      const inflight = fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt, max_tokens: 300 }) }).then((r) => r.json());
-      for (let i = 0; i < 500 && (await (await fetch(`${url}/health`)).json()).active === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const inflight = fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt, max_tokens: 300 }) }).then((r) => r.json() as Promise<{ usage: { completion_tokens: number } }>);
+      for (let i = 0; i < 500 && ((await (await fetch(`${url}/health`)).json()) as { active: number }).active === 0; i++) await new Promise((r) => setTimeout(r, 10));
       child.kill('SIGTERM');
       const done = await inflight;
       expect(done.usage.completion_tokens).toBe(300);

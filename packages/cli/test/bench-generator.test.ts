@@ -19,7 +19,7 @@ beforeAll(async () => {
 });
 
 /** A symbolic format like the trained pair's: word tokens from three disjoint classes. */
-export const SYMBOLIC_FORMAT: TaskFormatV1 = validateTaskFormat({
+const SYMBOLIC_FORMAT: TaskFormatV1 = validateTaskFormat({
   version: 1,
   style: 'symbolic',
   vocabulary: {

@@ -194,17 +194,21 @@ export function createDraftServer(options: DraftServerOptions): DraftServer {
     plan: ReturnType<typeof planMethod>,
     generation: GenerationOptionsV1,
   ): Promise<void> {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: closing ? 'close' : 'keep-alive' });
-    res.flushHeaders();
     const base = { id, object: CHUNK_OBJECT[kind], created: Math.floor(Date.now() / 1000), model: modelName };
-    const send = (data: unknown) => {
-      if (!res.destroyed && !res.writableEnded) res.write(`data: ${JSON.stringify(data)}\n\n`);
-    };
     const choice = (text: string | undefined, finish: string | null, first = false) =>
       kind === 'chat'
         ? { index: 0, delta: text === undefined ? {} : first ? { role: 'assistant', content: text } : { content: text }, logprobs: null, finish_reason: finish }
         : { index: 0, text: text ?? '', logprobs: null, finish_reason: finish };
-    if (kind === 'chat') send({ ...base, choices: [choice('', null, true)] });
+    // Headers go out with the first piece: an error before it (bad window for this prompt, prompt too long, …)
+    // still gets its proper 4xx JSON answer instead of a 200 stream holding an error event.
+    const send = (data: unknown) => {
+      if (res.destroyed || res.writableEnded) return;
+      if (!res.headersSent) {
+        res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: closing ? 'close' : 'keep-alive' });
+        if (kind === 'chat') res.write(`data: ${JSON.stringify({ ...base, choices: [choice('', null, true)] })}\n\n`);
+      }
+      res.write(`data: ${JSON.stringify(data)}\n\n`);
+    };
     let result: GenerationResultV1;
     let streamed = '';
     try {
@@ -217,7 +221,7 @@ export function createDraftServer(options: DraftServerOptions): DraftServer {
         },
       });
     } catch (error) {
-      if (generation.signal?.aborted) throw error;
+      if (generation.signal?.aborted || !res.headersSent) throw error;
       // Headers are gone: report the error in the stream, as OpenAI does, and end it cleanly.
       send(toHttpError(error).toJSON());
       res.end('data: [DONE]\n\n');

@@ -150,6 +150,14 @@ describe('bad input gets a JSON error with the right 4xx status, and the server 
     expect(ada.json.error.message).toContain('raggedKvHeads');
   });
 
+  it('a stream whose method fails before its first piece still gets a 4xx JSON answer, not a 200 stream', async () => {
+    // SpecPC's default window (64) exceeds this 3-token prompt once the budget forces compression.
+    const res = await post(base, '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi there' }], stream: true, draft: { method: 'specpc', budget: 2 } });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(res.json.error).toMatchObject({ code: 'invalid_value', type: 'invalid_request_error' });
+  });
+
   it('a body over 1 MiB is 413', async () => {
     const res = await post(base, '/v1/completions', { prompt: 'x'.repeat(1.5 * 1024 * 1024), max_tokens: 1 });
     expect(res.status).toBe(413);

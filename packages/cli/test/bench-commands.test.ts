@@ -126,7 +126,7 @@ describe('draft bench fidelity (bundled pair)', () => {
   it('agreement and teacher-forced KL vs full KV; self-check: budget ≥ prompt gives 1 and 0 for every method', async () => {
     const out = join(work, 'fidelity');
     const { code, stdout, stderr } = await cli([
-      'bench', 'fidelity', '--json', ...pair, '--methods', 'full,draft-only,snapkv,streamingllm,specpc', '--budgets', '1/4', '--lengths', '320',
+      'bench', 'fidelity', '--json', ...pair, '--methods', 'full,draft-only,speckv,snapkv,streamingllm,specpc', '--budgets', '1/4', '--lengths', '320',
       '--steps', '6', '--window', '8', '--out', out,
     ]);
     expect(code, stderr).toBe(0);
@@ -134,7 +134,7 @@ describe('draft bench fidelity (bundled pair)', () => {
     expect(report.selfCheck.passed).toBe(true);
     expect(report.selfCheck.failures).toEqual([]);
     // full plus one budget ≥ prompt row per budgeted method
-    expect(report.selfCheck.rows.map((r) => r.method)).toEqual(['full', 'snapkv', 'streamingllm', 'specpc']);
+    expect(report.selfCheck.rows.map((r) => r.method)).toEqual(['full', 'speckv', 'snapkv', 'streamingllm', 'specpc']);
     for (const r of report.selfCheck.rows) {
       expect(r.agreementPrefix, r.method).toBe(1);
       expect(r.agreement, r.method).toBe(1);
@@ -144,7 +144,7 @@ describe('draft bench fidelity (bundled pair)', () => {
     const full = report.results.find((r) => r.method === 'full');
     expect(full).toMatchObject({ agreementPrefix: 1, agreement: 1, forcedTop1: 1, meanKl: 0, budget: null });
     const compressed = report.results.filter((r) => r.budget !== null);
-    expect(compressed.map((r) => [r.method, r.budget])).toEqual([['snapkv', 80], ['streamingllm', 80], ['specpc', 80]]);
+    expect(compressed.map((r) => [r.method, r.budget])).toEqual([['speckv', 80], ['snapkv', 80], ['streamingllm', 80], ['specpc', 80]]);
     for (const r of compressed) {
       // a quarter of the KV really changes the next-token distributions of the random bundled target …
       expect(r.meanKl, r.method).toBeGreaterThan(1e-3);

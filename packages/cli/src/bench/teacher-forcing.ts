@@ -12,7 +12,9 @@ import type { MethodPlan } from '../methods.js';
  * method's compacted cache; the proxy runs the reference continuation `forced[0..N−2]` over that cache in one
  * call with `logits: 'all'` instead, which gives the distributions of steps 1..N−1 conditioned on the
  * reference tokens (not on the method's own choices). While armed the proxy reports no EOS ids so that the
- * loop cannot stop before that call; generation is capped at 2 tokens, so nothing else runs.
+ * loop cannot stop before that call. The generation options are those of the free-running run
+ * (maxNewTokens = N, so SpecKV/LAQ look ahead N tokens and compressors get their defaults); right after the
+ * forced call the proxy aborts the run through its own AbortController, so no further step runs.
  *
  * Returns `steps × vocab` logits (row i = the distribution of generated token i).
  */
@@ -30,18 +32,29 @@ export async function teacherForcedLogits(
     if (!draft) throw new DraftError('INVALID_ARGUMENT', 'draft-only needs a draft model.');
     return forcedOnModel(draft, promptIds, forced, signal);
   }
-  const proxy = new ForcingProxy(models.target, forced);
+  // Same options as the free-running generation (maxNewTokens = N, so lookahead L = N); once the forced
+  // call is done, our own abort ends the decode loop (the pipeline disposes its caches on abort).
+  const controller = new AbortController();
+  const onOuterAbort = () => controller.abort(signal?.reason);
+  signal?.addEventListener('abort', onOuterAbort, { once: true });
+  const proxy = new ForcingProxy(models.target, forced, () => controller.abort(FORCED_DONE));
   const pipeline = createPipeline({ target: proxy, draft: plan.needsDraft ? models.draft : undefined, ...plan.stages });
-  await pipeline.generate(
-    { inputIds: promptIds },
-    {
-      maxNewTokens: forced.length > 1 ? 2 : 1,
-      signal,
-      onProgress: (p) => {
-        if (p.stage === 'decode' && p.completed === 0) proxy.arm();
+  try {
+    await pipeline.generate(
+      { inputIds: promptIds },
+      {
+        maxNewTokens: forced.length,
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.stage === 'decode' && p.completed === 0) proxy.arm();
+        },
       },
-    },
-  );
+    );
+  } catch (error) {
+    if (!(controller.signal.aborted && controller.signal.reason === FORCED_DONE && (error as { code?: string })?.code === 'ABORTED')) throw error;
+  } finally {
+    signal?.removeEventListener('abort', onOuterAbort);
+  }
   if (!proxy.firstLogits) throw new DraftError('INTERNAL', `teacher forcing of '${plan.method}': the pipeline never reached its decode stage.`);
   if (forced.length > 1 && !proxy.forcedLogits) throw new DraftError('INTERNAL', `teacher forcing of '${plan.method}': the decode loop made no forward call.`);
   const out = new Float32Array(forced.length * V);
@@ -68,6 +81,8 @@ async function forcedOnModel(model: CausalLMV1, promptIds: readonly number[], fo
   return out;
 }
 
+const FORCED_DONE = Symbol('teacher forcing done');
+
 class ForcingProxy implements CausalLMV1 {
   readonly specificationVersion = 'v1' as const;
   private armed = false;
@@ -78,6 +93,7 @@ class ForcingProxy implements CausalLMV1 {
   constructor(
     private readonly inner: CausalLMV1,
     private readonly forced: readonly number[],
+    private readonly onForced: () => void,
   ) {}
 
   get name() {
@@ -103,6 +119,7 @@ class ForcingProxy implements CausalLMV1 {
     if (this.armed && !this.forcedLogits && request.cache) {
       const r = await this.inner.forward({ inputIds: this.forced.slice(0, -1), cache: request.cache, logits: 'all', signal: request.signal });
       this.forcedLogits = r.logits;
+      this.onForced();
       return { ...r, logits: r.logits.subarray(r.logits.length - V) };
     }
     const r = await this.inner.forward(request);

@@ -48,6 +48,8 @@ export interface PerfRow {
   /** Ratios to full KV of the same length, same process run. */
   vsFull?: { ttft: number; totalTime: number; decodeTokensPerSecond: number; kvBytes: number };
   skipped?: string;
+  /** e.g. how transformers.js was imported. */
+  note?: string;
 }
 
 export interface PerfBenchJson {
@@ -278,7 +280,7 @@ async function transformersRun(targetDir: string, ours: OrtCausalLM, ids: number
       kvBytes: 2 * numLayers * numKvHeads * ids.length * headDim * 4,
       peakRssBytes: Math.max(...results.map((r) => r.peak)),
       ...(via !== '@draft/cli' ? { note: `imported via ${via}` } : {}),
-    } as PerfRow;
+    };
   } catch (error) {
     return { ...base, ...none, skipped: `transformers.js failed: ${(error as Error).message.split('\n')[0]}` };
   }

@@ -1,4 +1,5 @@
 import { resolveModelDir } from '@draft/cli';
+import { DraftError } from '@draft/core';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { createDraftServer, type DraftServer, type DraftServerOptions } from './server.js';
 
@@ -14,6 +15,12 @@ export interface StartServerOptions extends Omit<DraftServerOptions, 'target' | 
   draft?: string | false;
   /** ORT intra-op threads per model. */
   threads?: number;
+  /**
+   * Load the target with a ragged cache so per-head / per-layer budgets (AdaKV, PyramidKV) can be served too;
+   * costs one elementwise Add over the attention scores per layer. Falls back to a plain cache when the graph
+   * cannot take it (fused GroupQueryAttention). Default true.
+   */
+  raggedCache?: boolean;
   /** Close gracefully on SIGTERM / SIGINT (default true). */
   handleSignals?: boolean;
 }
@@ -32,11 +39,19 @@ export interface RunningServer extends DraftServer {
  * models disposed and the socket closed the event loop drains and the process exits with code 0.
  */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, target: targetDir, draft: draftDir, ...serverOptions } = options;
+  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
   let server: DraftServer;
   try {
-    const target = await loadModel(resolveModelDir('target', targetDir), { threads });
+    const targetPath = resolveModelDir('target', targetDir);
+    let target: OrtCausalLM;
+    try {
+      target = await loadModel(targetPath, { threads, raggedCache });
+    } catch (error) {
+      if (!raggedCache || !DraftError.isInstance(error) || error.code !== 'UNSUPPORTED_CAPABILITY') throw error;
+      serverOptions.log?.(`draft server: ${error.message} Serving without a ragged cache (no AdaKV / PyramidKV).`);
+      target = await loadModel(targetPath, { threads });
+    }
     models.push(target);
     const draft = draftDir === false ? undefined : await loadModel(resolveModelDir('draft', draftDir), { threads });
     if (draft) models.push(draft);

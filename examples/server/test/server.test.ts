@@ -93,7 +93,7 @@ describe('completions over the real bundled models', () => {
     expect(chunks.at(-1).choices[0].finish_reason).toBe('length');
   });
 
-  it('the draft field picks the method per request: specpc sends min(budget, n) tokens, snapkv keeps C entries per head', async () => {
+  it('the draft field picks the method per request: specpc sends min(budget, n) tokens, speckv / snapkv keep C entries per head', async () => {
     const ask = (draftField: unknown) => post(base, '/v1/completions', { prompt: LONG_PROMPT, max_tokens: 4, draft: draftField });
     const full = await ask(undefined);
     const n = full.json.usage.prompt_tokens;
@@ -107,6 +107,9 @@ describe('completions over the real bundled models', () => {
     expect(pc.json.choices[0].text).toBe(direct.text);
     const roomy = await ask({ method: 'specpc', budget: n + 50 });
     expect(roomy.json.usage.draft.compressedPromptTokens).toBe(n);
+    const speckv = await ask({ method: 'speckv', budget: 48, window: 8 });
+    expect(speckv.json.usage.draft.keptKvTokens).toMatchObject({ min: 48, max: 48, mean: 48 });
+    expect(speckv.json.usage.draft.draftTokens).toBeGreaterThan(0); // the draft's lookahead
     const kv = await ask({ method: 'snapkv', budget: 48, window: 8 });
     expect(kv.json.usage.draft).toMatchObject({ method: 'snapkv', compressedPromptTokens: n, draftTokens: 0 });
     expect(kv.json.usage.draft.keptKvTokens).toMatchObject({ min: 48, max: 48, mean: 48, layers: 4, kvHeads: 2 });
@@ -139,7 +142,7 @@ describe('bad input gets a JSON error with the right 4xx status, and the server 
     });
   }
 
-  it('an unknown method lists the known ones; chat without messages is 400; AdaKV on a uniform cache is a typed 400', async () => {
+  it('an unknown method lists the known ones; chat without messages is 400; AdaKV on a target loaded without a ragged cache is a typed 400', async () => {
     const unknown = await post(base, '/v1/completions', { prompt: 'hi', draft: { method: 'magic' } });
     expect(unknown.json.error.message).toContain("Unknown method 'magic'");
     for (const m of ['speckv', 'specpc', 'snapkv', 'full']) expect(unknown.json.error.message).toContain(m);

@@ -97,6 +97,12 @@ describe('draft serve: a real process', () => {
       expect(chat.status).toBe(200);
       const body = (await chat.json()) as { usage: { draft: Record<string, unknown> } };
       expect(body.usage.draft).toMatchObject({ method: 'specpc', compressedPromptTokens: 32 });
+      // the served target has a ragged cache: AdaKV keeps C entries per layer on average, split unevenly over heads
+      const ada = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt, max_tokens: 2, draft: { method: 'adakv', budget: 48, window: 8 } }) });
+      expect(ada.status).toBe(200);
+      const kept = ((await ada.json()) as { usage: { draft: { keptKvTokens: { min: number; max: number; mean: number } } } }).usage.draft.keptKvTokens;
+      expect(kept.mean).toBe(48);
+      expect(kept.max).toBeGreaterThan(kept.min);
 
       const inflight = fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt, max_tokens: 300 }) }).then((r) => r.json() as Promise<{ usage: { completion_tokens: number } }>);
       for (let i = 0; i < 500 && ((await (await fetch(`${url}/health`)).json()) as { active: number }).active === 0; i++) await new Promise((r) => setTimeout(r, 10));

@@ -1,8 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type GenerateJson, runCli } from '../src/index.js';
 
 const plugin = fileURLToPath(new URL('../../../examples/third-party-policy/dist/index.js', import.meta.url));
+
+// The bundled target's shape, read from its config so the tests follow the shipped pair.
+const targetConfig = JSON.parse(readFileSync(new URL('../../../models/target/config.json', import.meta.url), 'utf8'));
+const LAYERS: number = targetConfig.num_hidden_layers;
+const KV_HEADS: number = targetConfig.num_key_value_heads;
+const perHead = (count: number) => Array.from({ length: LAYERS }, () => Array.from({ length: KV_HEADS }, () => count));
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
@@ -32,8 +39,8 @@ describe('draft generate --json on the bundled pair', () => {
     expect(out.tokens).toHaveLength(6);
     expect(out.usage.completionTokens).toBe(6);
     expect(out.usage.compressedPromptTokens).toBe(out.usage.promptTokens);
-    // bundled target: 4 layers × 2 KV heads, everything kept
-    expect(out.usage.keptKvTokens).toEqual(Array.from({ length: 4 }, () => [out.usage.promptTokens, out.usage.promptTokens]));
+    // everything kept, per layer and KV head
+    expect(out.usage.keptKvTokens).toEqual(perHead(out.usage.promptTokens));
     expect(Object.keys(out.timings)).toEqual(expect.arrayContaining(['prefillMs', 'decodeMs', 'ttftMs', 'decodeTokensPerSecond']));
   }, 60_000);
 
@@ -51,7 +58,7 @@ describe('draft generate --json on the bundled pair', () => {
     const n = full.usage.promptTokens;
     for (const method of ['speckv', 'snapkv', 'streamingllm']) {
       const out = await generate(['--prompt', PROMPT, '--max-new-tokens', '4', '--method', method, '--budget', '48', '--window', '8']);
-      expect(out.usage.keptKvTokens, method).toEqual(Array.from({ length: 4 }, () => [48, 48]));
+      expect(out.usage.keptKvTokens, method).toEqual(perHead(48));
       // after prefill the cache holds the C kept entries + the re-run last prompt token, vs n entries for full
       expect(out.kvBytes.afterPrefill / full.kvBytes.afterPrefill, method).toBeCloseTo(49 / n, 6);
     }
@@ -67,7 +74,7 @@ describe('draft generate --json on the bundled pair', () => {
   it('runs a third-party policy registered by a plugin', async () => {
     const out = await generate(['--plugin', plugin, '--prompt', PROMPT, '--max-new-tokens', '4', '--method', 'keynorm', '--budget', '40']);
     expect(out.method).toBe('keynorm');
-    expect(out.usage.keptKvTokens).toEqual(Array.from({ length: 4 }, () => [40, 40]));
+    expect(out.usage.keptKvTokens).toEqual(perHead(40));
   }, 60_000);
 });
 

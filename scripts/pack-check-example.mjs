@@ -1,0 +1,33 @@
+// A minimal program run against the packed tarballs (see pack-check.mjs): argv[2] is the repo's models/ folder.
+import { join } from 'node:path';
+import { topK } from '@draft/core';
+import { loadModel } from '@draft/runtime';
+import { speckv } from '@draft/speckv';
+import { snapkv } from '@draft/baselines';
+import { specPC } from '@draft/specpc';
+import { nativeInfo } from '@draft/cuda';
+import { runCli } from '@draft/cli';
+
+const assert = (ok, what) => {
+  if (!ok) throw new Error(`pack-check example: ${what}`);
+};
+assert(Array.from(topK([0.1, 0.9, 0.9, 0.2], 2)).join() === '1,2', 'topK');
+assert(speckv({ budget: 64, windowSize: 8 }).type === 'speckv', 'speckv policy');
+assert(snapkv({ budget: 64, windowSize: 8 }).type === 'snapkv', 'snapkv policy');
+assert(typeof specPC === 'function', 'specPC factory');
+const native = nativeInfo();
+console.log('native kernels:', JSON.stringify(native));
+const hasCmake = (await import('node:child_process')).spawnSync('cmake', ['--version']).status === 0;
+assert(!hasCmake || native.native, `cmake exists but the installed @draft/cuda built no addon: ${native.reason}`);
+const model = await loadModel(join(process.argv[2], 'fixtures', 'tiny-llama'));
+try {
+  const result = await model.generate('the quick brown fox', { maxNewTokens: 4 });
+  assert(result.tokens.length === 4, `generated ${result.tokens.length} tokens`);
+  console.log(`generated ${JSON.stringify(result.text)} from the installed @draft/runtime`);
+} finally {
+  await model.dispose();
+}
+let out = '';
+const code = await runCli(['methods', '--json'], { stdout: (t) => (out += t), stderr: () => {} });
+assert(code === 0 && JSON.parse(out).methods.includes('speckv'), 'draft methods --json');
+console.log('the installed @draft/cli lists', JSON.parse(out).methods.length, 'methods');

@@ -1,38 +1,22 @@
 import type { GenerationResultV1 } from '@draft/core';
 import { loadModel } from '@draft/runtime';
+import { scorePrediction } from '../bench/metrics.js';
+import { generateSample } from '../bench/ruler-tasks.js';
+import { readTaskFormat } from '../bench/task-format.js';
 import { planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { runPlan } from './generate.js';
-
-const FILLER = [
-  'The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.',
-  'A quiet river ran past the old mill, and the miller counted sacks of grain before the winter came.',
-  'Merchants from the coast brought salt and copper; the market stayed open until the lamps were lit.',
-];
-
-/** A long document with one fact hidden in the middle, and a question about it. */
-export function needlePrompt(words: number, seed = 7): { prompt: string; answer: string } {
-  const answer = String(1000 + ((seed * 7919) % 9000));
-  const parts: string[] = [];
-  let count = 0;
-  for (let i = 0; count < words; i++) {
-    const sentence = FILLER[i % FILLER.length];
-    parts.push(sentence);
-    count += sentence.split(' ').length;
-    if (i === 20) parts.push(`The special magic number for the lighthouse is ${answer}. Remember it.`);
-  }
-  return { prompt: `${parts.join(' ')}\nQuestion: What is the special magic number for the lighthouse?\nAnswer:`, answer };
-}
 
 interface DemoRow {
   method: string;
   budget: string;
   result: GenerationResultV1;
+  correct: boolean;
 }
 
 /**
- * `draft demo`: one long prompt through full KV, SpecKV, SnapKV, StreamingLLM and SpecPC on the bundled pair,
- * printing kept KV, memory, time and agreement with full KV side by side.
+ * `draft demo`: one long needle prompt through full KV, the draft alone, SpecKV, SnapKV, StreamingLLM and
+ * SpecPC on the bundled pair, printing correctness, kept KV, memory, time and agreement with full KV.
  */
 export async function runDemo(options: { target?: string; draft?: string; maxNewTokens?: number; log?: (line: string) => void } = {}) {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -41,16 +25,28 @@ export async function runDemo(options: { target?: string; draft?: string; maxNew
   const target = await loadModel(targetDir);
   const draft = await loadModel(draftDir);
   try {
-    const { prompt, answer } = needlePrompt(900);
+    // A RULER multi-key needle in the pair's own task format (natural-language templates otherwise).
+    const format = readTaskFormat(targetDir);
+    const sample = generateSample({
+      task: format ? 'niah_multikey_1' : 'niah_single_1',
+      length: 1024,
+      seed: 7,
+      index: 0,
+      tokenizer: target.tokenizer,
+      format,
+    });
+    const prompt = sample.input;
     const n = target.tokenizer.encode(prompt).length;
     const kvBudget = 64;
     const pcBudget = 128;
-    log(`target ${target.name} (${target.info.numLayers} layers, ${target.info.numHeads}/${target.info.numKvHeads} heads), draft ${draft.name}`);
-    log(`prompt: ${n} tokens with a needle (answer ${answer}); KV budget C=${kvBudget} per layer and KV head, prompt budget ${pcBudget} tokens\n`);
-    const generation = { maxNewTokens: 16 };
+    log(`target ${target.name} (${target.info.numLayers} layers, ${target.info.numHeads}/${target.info.numKvHeads} heads), draft ${draft.name} (${draft.info.numLayers} layers)`);
+    log(`prompt: ${n} tokens, ${sample.task} (${format ? 'the pair\'s symbolic task format' : 'natural templates'}); expected answer ${JSON.stringify(sample.answers.join(' '))}`);
+    log(`KV budget C=${kvBudget} per layer and KV head (${((100 * kvBudget) / n).toFixed(1)}% of the prompt), prompt budget ${pcBudget} tokens\n`);
+    const generation = { maxNewTokens: sample.maxNewTokens, stopStrings: sample.stopStrings };
     const rows: DemoRow[] = [];
     const runs: [string, number | undefined][] = [
       ['full', undefined],
+      ['draft-only', undefined],
       ['speckv', kvBudget],
       ['snapkv', kvBudget],
       ['streamingllm', kvBudget],
@@ -62,11 +58,12 @@ export async function runDemo(options: { target?: string; draft?: string; maxNew
         ...generation,
         maxNewTokens: options.maxNewTokens ?? generation.maxNewTokens,
       });
-      rows.push({ method, budget: budget === undefined ? '-' : String(budget), result });
+      const correct = scorePrediction(sample.metric, result.text, sample.answers) === 1;
+      rows.push({ method, budget: budget === undefined ? '-' : String(budget), result, correct });
     }
     const full = rows[0].result;
-    const header = ['method', 'budget', 'target prompt', 'kept KV/head', 'KV bytes', 'TTFT ms', 'total ms', 'same tokens', 'answer'];
-    const table = rows.map(({ method, budget, result }) => [
+    const header = ['method', 'budget', 'target prompt', 'kept KV/head', 'KV bytes', 'TTFT ms', 'total ms', 'same tokens', 'correct', 'answer'];
+    const table = rows.map(({ method, budget, result, correct }) => [
       method,
       budget,
       String(result.usage.compressedPromptTokens),
@@ -75,10 +72,11 @@ export async function runDemo(options: { target?: string; draft?: string; maxNew
       result.timings.ttftMs.toFixed(0),
       result.timings.totalMs.toFixed(0),
       `${agreement(full.tokens, result.tokens)}/${full.tokens.length}`,
-      JSON.stringify(result.text.slice(0, 24)),
+      correct ? 'yes' : 'no',
+      JSON.stringify(result.text.slice(0, 32)),
     ]);
     printTable(log, header, table);
-    log('\nThe bundled pair has random weights until the trained pair lands: compare memory, time and agreement, not answers.');
+    log(`\nKV bytes are the target's cache after prefill; draft-only shows the draft's own. 'same tokens' counts the prefix equal to full KV.`);
     return rows;
   } finally {
     await Promise.all([target.dispose(), draft.dispose()]);

@@ -2,3 +2,4 @@ export * from './sampler.js';
 export * from './stopping.js';
 export * from './decode-loop.js';
 export * from './async-iterable.js';
+export * from './greedy-continue.js';

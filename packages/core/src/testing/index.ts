@@ -4,3 +4,5 @@ export * from './fake-kv-cache.js';
 export * from './fake-causal-lm.js';
 export * from './fake-text-target.js';
 export * from './fake-selection-context.js';
+export * from './scripted-causal-lm.js';
+export * from './policy-contract.js';

@@ -2,10 +2,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { policies } from './register.js';
 import { speckv } from './speckv-policy.js';
-import { type ContractCase, checkContract, runPolicy } from './testing/contract.js';
+import { checkPolicyContract, type PolicyContractCase, runPolicyContractCase } from '@draft/core/testing';
 
 // The same contract as @draft/baselines' shared table (src/contract.test.ts there), for SpecKV.
-const base: ContractCase = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 3, promptLength: 40, budget: 12, windowSize: 4, lookahead: 3, seed: 1 };
+const base: PolicyContractCase = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 3, promptLength: 40, budget: 12, windowSize: 4, lookahead: 3, seed: 1 };
 
 describe('CachePolicyV1 contract: speckv', () => {
   it('round-trips its config through its factory', () => {
@@ -14,11 +14,11 @@ describe('CachePolicyV1 contract: speckv', () => {
   });
 
   it('keeps C ascending in-range indices per (layer, KV head) with the window; all when n ≤ C; C = W + 1', async () => {
-    checkContract(await runPolicy(speckv({ windowSize: 4 }), base), base, () => 12);
+    checkPolicyContract(await runPolicyContractCase(speckv({ windowSize: 4 }), base), base, () => 12);
     const all = { ...base, budget: 40 };
-    checkContract(await runPolicy(speckv({ windowSize: 4 }), all), all, () => 39);
+    checkPolicyContract(await runPolicyContractCase(speckv({ windowSize: 4 }), all), all, () => 39);
     const tight = { ...base, budget: 5 };
-    checkContract(await runPolicy(speckv({ windowSize: 4 }), tight), tight, () => 5);
+    checkPolicyContract(await runPolicyContractCase(speckv({ windowSize: 4 }), tight), tight, () => 5);
   });
 
   it('holds for random shapes, budgets and lookahead lengths (property)', async () => {
@@ -38,8 +38,8 @@ describe('CachePolicyV1 contract: speckv', () => {
         }),
         async (r) => {
           fc.pre(r.windowSize < r.promptLength);
-          const c: ContractCase = { ...r, numHeads: r.numKvHeads * r.group, budget: r.windowSize + r.extra };
-          checkContract(await runPolicy(speckv({ windowSize: r.windowSize, kernelSize: r.kernelSize }), c), c, () => c.budget);
+          const c: PolicyContractCase = { ...r, numHeads: r.numKvHeads * r.group, budget: r.windowSize + r.extra };
+          checkPolicyContract(await runPolicyContractCase(speckv({ windowSize: r.windowSize, kernelSize: r.kernelSize }), c), c, () => c.budget);
         },
       ),
       { numRuns: 60 },

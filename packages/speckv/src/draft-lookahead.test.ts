@@ -1,16 +1,16 @@
 import { AbortError, InvalidArgumentError } from '@draft/core';
 import { describe, expect, it } from 'vitest';
 import { DraftLookahead, draftLookahead } from './draft-lookahead.js';
-import { fakeModel, letterTokenizer } from './testing/fake-model.js';
+import { createLetterTokenizer, createScriptedCausalLM } from '@draft/core/testing';
 
 // Vocabulary of the draft: 'a'..'o' = 0..14, EOS = 15. It answers "the next letter", and 'f' -> EOS.
-const draftTokenizer = letterTokenizer({ fingerprint: 'letters', specials: [15] });
+const draftTokenizer = createLetterTokenizer({ fingerprint: 'letters', specials: [15] });
 const nextLetter = (t: number) => (t === 5 ? 15 : (t + 1) % 15);
 
 describe('DraftLookahead', () => {
   it('same tokenizer: greedy ids at explicit positions, the last token not fed back, caches disposed', async () => {
-    const draft = fakeModel({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
-    const target = fakeModel({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
+    const draft = createScriptedCausalLM({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
+    const target = createScriptedCausalLM({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
     // prompt "abc" -> d e f, then f -> EOS; maxNewTokens 3 stops before that.
     const result = await new DraftLookahead().lookahead({ inputIds: [0, 1, 2], text: 'abc', maxNewTokens: 3, target, draft });
     expect(result).toEqual({ tokenIds: [3, 4, 5], text: 'def', draftTokens: 3 });
@@ -23,18 +23,18 @@ describe('DraftLookahead', () => {
   });
 
   it('stops at EOS and keeps it', async () => {
-    const draft = fakeModel({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
-    const target = fakeModel({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
+    const draft = createScriptedCausalLM({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
+    const target = createScriptedCausalLM({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
     const result = await draftLookahead({ maxNewTokens: 10 }).lookahead({ inputIds: [2], text: 'c', maxNewTokens: 99, target, draft });
     expect(result).toEqual({ tokenIds: [3, 4, 5, 15], text: 'def', draftTokens: 4 });
     expect(draft.calls).toHaveLength(4); // prefill + d, e, f fed back; EOS is not
   });
 
   it('different tokenizers: the prompt and the answer cross as text, EOS maps to the target EOS', async () => {
-    const draft = fakeModel({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
+    const draft = createScriptedCausalLM({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
     // Target ids are shifted: 'a' = 3, and its EOS is 1.
-    const targetTokenizer = letterTokenizer({ fingerprint: 'shifted', offset: 3, vocabSize: 20, specials: [1] });
-    const target = fakeModel({ next: () => 0, tokenizer: targetTokenizer, eos: [1], vocabSize: 20 });
+    const targetTokenizer = createLetterTokenizer({ fingerprint: 'shifted', offset: 3, vocabSize: 20, specials: [1] });
+    const target = createScriptedCausalLM({ next: () => 0, tokenizer: targetTokenizer, eos: [1], vocabSize: 20 });
     const result = await new DraftLookahead().lookahead({ inputIds: [99, 98], text: 'd', maxNewTokens: 8, target, draft });
     // The draft read 'd' with its own tokenizer (id 3), not the target ids.
     expect(draft.calls[0].inputIds).toEqual([3]);
@@ -44,8 +44,8 @@ describe('DraftLookahead', () => {
   });
 
   it('maxNewTokens 0 runs nothing; a missing draft and a bad option are typed errors', async () => {
-    const draft = fakeModel({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
-    const target = fakeModel({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
+    const draft = createScriptedCausalLM({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
+    const target = createScriptedCausalLM({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
     expect(await new DraftLookahead().lookahead({ inputIds: [0], text: 'a', maxNewTokens: 0, target, draft })).toEqual({
       tokenIds: [],
       text: '',
@@ -61,8 +61,8 @@ describe('DraftLookahead', () => {
   });
 
   it('reuses draftTokenIds from an earlier stage (SpecKV-PC) without running the draft, unless told not to', async () => {
-    const draft = fakeModel({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
-    const target = fakeModel({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
+    const draft = createScriptedCausalLM({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
+    const target = createScriptedCausalLM({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
     const input = { inputIds: [0], text: 'a', maxNewTokens: 4, target, draft, draftTokenIds: [7, 8, 15] };
     expect(await new DraftLookahead().lookahead(input)).toEqual({ tokenIds: [7, 8, 15], text: 'hi', draftTokens: 0 });
     expect(draft.calls).toHaveLength(0);
@@ -70,8 +70,8 @@ describe('DraftLookahead', () => {
   });
 
   it('aborts with an AbortError and leaves no cache alive', async () => {
-    const draft = fakeModel({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
-    const target = fakeModel({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
+    const draft = createScriptedCausalLM({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
+    const target = createScriptedCausalLM({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
     const controller = new AbortController();
     const run = new DraftLookahead().lookahead({
       inputIds: [0],

@@ -1,13 +1,14 @@
 import {
+  greedyContinue,
   InvalidArgumentError,
   type LookaheadInputV1,
   type LookaheadProviderV1,
   type LookaheadResultV1,
   type PolicyConfig,
+  range,
+  requireInteger,
   throwIfAborted,
 } from '@draft/core';
-import { greedyContinue, positionsFrom } from './internal/greedy.js';
-import { requireInteger } from './internal/validate.js';
 
 export interface DraftLookaheadOptions {
   /**
@@ -72,7 +73,7 @@ export class DraftLookahead implements LookaheadProviderV1 {
     }
     throwIfAborted(signal);
     input.onProgress?.({ stage: 'lookahead', completed: 0, total: maxNewTokens });
-    const prefill = await draft.forward({ inputIds: promptIds, positionIds: positionsFrom(0, promptIds.length), signal });
+    const prefill = await draft.forward({ inputIds: promptIds, positionIds: range(0, promptIds.length), signal });
     let generated: { tokens: number[]; stoppedAtEos: boolean };
     try {
       generated = await greedyContinue({

@@ -6,5 +6,5 @@
 export { SPECKV_DEFAULTS, type PoolType, type SelectSpecKVOptions, selectSpecKV, selectSpecKVAsync } from './select-speckv.js';
 export { type SpecKVConfig, type SpecKVOptions, SpecKVPolicy, speckv } from './speckv-policy.js';
 export { DraftLookahead, type DraftLookaheadConfig, type DraftLookaheadOptions, draftLookahead } from './draft-lookahead.js';
-export type { BudgetOption } from './internal/config.js';
+export type { BudgetOption } from '@draft/core';
 export { policies, registerSpecKV } from './register.js';

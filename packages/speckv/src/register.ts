@@ -1,6 +1,5 @@
-import { type PolicyConfig, registerPolicy } from '@draft/core';
+import { optionsFromConfig, type PolicyConfig, registerPolicy } from '@draft/core';
 import { DraftLookahead, type DraftLookaheadOptions } from './draft-lookahead.js';
-import { optionsFromConfig } from './internal/config.js';
 import { SpecKVPolicy, type SpecKVOptions } from './speckv-policy.js';
 
 const SPECKV_KEYS = ['budget', 'windowSize', 'kernelSize', 'poolType', 'reduce'];

@@ -1,8 +1,16 @@
-import { getKernelBackend, type KernelBackendV1, type ReduceOp, referenceKernelBackend } from '@draft/core';
-import { runAsync, runSync } from './internal/drive.js';
-import { type PoolType, selectUniformWindow, validateWindowInput } from './internal/window-selection.js';
+import {
+  getKernelBackend,
+  type KernelBackendV1,
+  type PoolType,
+  type ReduceOp,
+  referenceKernelBackend,
+  runAsync,
+  runSync,
+  selectUniformWindow,
+  validateWindowInput,
+} from '@draft/core';
 
-export type { PoolType } from './internal/window-selection.js';
+export type { PoolType } from '@draft/core';
 
 /** SpecKV defaults (ALGORITHMS.md, "SpecKV"): C = 256, W = 32, k = 7, max-pool, max-reduce. */
 export const SPECKV_DEFAULTS = Object.freeze({

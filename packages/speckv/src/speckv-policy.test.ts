@@ -2,7 +2,7 @@ import { AbortError, InvalidArgumentError, type KernelBackendV1, referenceKernel
 import { describe, expect, it } from 'vitest';
 import { selectSpecKV } from './select-speckv.js';
 import { SpecKVPolicy, speckv } from './speckv-policy.js';
-import { arrayContext, randomArray } from './testing/context.js';
+import { createFakeSelectionContext, randomArray } from '@draft/core/testing';
 
 const hq = 4;
 const hkv = 2;
@@ -46,7 +46,7 @@ describe('SpecKVPolicy', () => {
     const budget = 12;
     const expected = selectSpecKV({ ...exact, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget, windowSize: window, kernelSize: 3 });
     const policy = speckv({ windowSize: window, kernelSize: 3 });
-    const context = arrayContext({ ...exact, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget, queryCount: need });
+    const context = createFakeSelectionContext({ ...exact, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget, queryCount: need });
     const kept = await policy.select(context);
     expect(kept).toEqual(expected);
     expect(context.reads).toEqual(['q0', 'k0', 'q1', 'k1']);
@@ -59,12 +59,12 @@ describe('SpecKVPolicy', () => {
       for (let h = 0; h < hq; h++) out.set(q.subarray(h * need * d, (h + 1) * need * d), (h * (need + extra) + extra) * d);
       return out;
     });
-    const wideContext = arrayContext({ queries: wide, keys: exact.keys, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget, queryCount: need + extra });
+    const wideContext = createFakeSelectionContext({ queries: wide, keys: exact.keys, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget, queryCount: need + extra });
     expect(await policy.select(wideContext)).toEqual(expected);
   });
 
   it('keeps everything without reading tensors when n ≤ context.budget, which always decides C', async () => {
-    const context = arrayContext({ ...tensors(8), numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 40, queryCount: 8 });
+    const context = createFakeSelectionContext({ ...tensors(8), numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 40, queryCount: 8 });
     const kept = await speckv({ windowSize: window, budget: 10 }).select(context);
     expect(context.reads).toEqual([]);
     expect(kept.map((heads) => heads.map((h) => h.length))).toEqual([[39, 39], [39, 39]]);
@@ -72,7 +72,7 @@ describe('SpecKVPolicy', () => {
 
   it('rejects too few captured queries and a window ≥ the context budget', async () => {
     const t = tensors(5);
-    const context = arrayContext({ ...t, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 12, queryCount: 5 });
+    const context = createFakeSelectionContext({ ...t, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 12, queryCount: 5 });
     await expect(speckv({ windowSize: window }).select(context)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'context.queryCount' });
     await expect(speckv({ windowSize: 12 }).select(context)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'windowSize' });
   });
@@ -80,7 +80,7 @@ describe('SpecKVPolicy', () => {
   it('honours an aborted signal', async () => {
     const controller = new AbortController();
     controller.abort();
-    const context = arrayContext({ ...tensors(8), numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 12, queryCount: 8, signal: controller.signal });
+    const context = createFakeSelectionContext({ ...tensors(8), numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 12, queryCount: 8, signal: controller.signal });
     await expect(speckv({ windowSize: window }).select(context)).rejects.toBeInstanceOf(AbortError);
   });
 
@@ -106,7 +106,7 @@ describe('SpecKVPolicy', () => {
     const undo = registerKernelBackend(spy, { priority: 1000 });
     try {
       const t = tensors(8);
-      const context = arrayContext({ ...t, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 12, queryCount: 8 });
+      const context = createFakeSelectionContext({ ...t, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 12, queryCount: 8 });
       const kept = await speckv({ windowSize: window, kernelSize: 3 }).select(context);
       expect(calls).toEqual(['score', 'pool', 'topk', 'score', 'pool', 'topk']);
       expect(kept).toEqual(selectSpecKV({ ...t, numHeads: hq, numKvHeads: hkv, headDim: d, promptLength: n, lookaheadLength: lookahead, budget: 12, windowSize: window, kernelSize: 3 }));

@@ -1,19 +1,26 @@
 import {
   type Budget,
+  type BudgetOption,
   type CachePolicyV1,
   type CapabilityName,
+  contextBudget,
   getKernelBackend,
+  keepAll,
   type KeptIndices,
   type PolicyConfig,
+  type PoolType,
   type ReduceOp,
+  requireInteger,
+  requireOneOf,
+  runAsync,
   type SelectionContextV1,
+  selectUniformWindowLayer,
   throwIfAborted,
+  trailingQueries,
+  validateBudgetOption,
+  validateKernel,
+  validateWindowInput,
 } from '@draft/core';
-import { type BudgetOption, validateBudgetOption } from './internal/config.js';
-import { contextBudget, keepAll, trailingQueries } from './internal/context.js';
-import { runAsync } from './internal/drive.js';
-import { requireInteger, requireOneOf, validateKernel } from './internal/validate.js';
-import { type PoolType, selectUniformWindowLayer, validateWindowInput } from './internal/window-selection.js';
 import { SPECKV_DEFAULTS } from './select-speckv.js';
 
 export interface SpecKVOptions {

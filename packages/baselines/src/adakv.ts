@@ -1,7 +1,5 @@
-import type { CapabilityName, KernelBackendV1, PolicyConfig } from '@draft/core';
-import type { KernelProgram } from './internal/drive.js';
+import { type CapabilityName, type KernelBackendV1, type KernelProgram, type PolicyConfig, type ValidatedWindowInput } from '@draft/core';
 import { WindowPolicy, type WindowPolicyOptions } from './internal/window-policy.js';
-import type { ValidatedWindowInput } from './internal/window-selection.js';
 import { ADAKV_DEFAULT_ALPHA, selectAdaKVLayer, validateAlpha } from './select-adakv.js';
 
 export interface AdaKVOptions extends WindowPolicyOptions {

@@ -9,9 +9,9 @@ import { policies } from './register.js';
 import { pyramidLayerBudgets } from './select-pyramidkv.js';
 import { snapkv } from './snapkv.js';
 import { streamingllm } from './streamingllm.js';
-import { type ContractCase, checkContract, runPolicy } from './testing/contract.js';
+import { checkPolicyContract, type PolicyContractCase, runPolicyContractCase } from '@draft/core/testing';
 
-type Count = (c: ContractCase) => { perHead: (layer: number, head: number) => number | [number, number]; layerTotal?: (layer: number) => [number, number] };
+type Count = (c: PolicyContractCase) => { perHead: (layer: number, head: number) => number | [number, number]; layerTotal?: (layer: number) => [number, number] };
 
 const uniform: Count = (c) => ({ perHead: () => c.budget });
 
@@ -49,7 +49,7 @@ const table: { name: string; create: (windowSize: number) => CachePolicyV1; requ
   },
 ];
 
-const base: ContractCase = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 3, promptLength: 40, budget: 12, windowSize: 4, lookahead: 3, seed: 1 };
+const base: PolicyContractCase = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 3, promptLength: 40, budget: 12, windowSize: 4, lookahead: 3, seed: 1 };
 
 describe.each(table)('CachePolicyV1 contract: $name', ({ name, create, requires, queryWindow, count }) => {
   it('declares its type, capabilities, query window and a config that round-trips through its factory', () => {
@@ -65,20 +65,20 @@ describe.each(table)('CachePolicyV1 contract: $name', ({ name, create, requires,
   });
 
   it('keeps ascending in-range indices, the window, and the budget rule', async () => {
-    const kept = await runPolicy(create(base.windowSize), base);
+    const kept = await runPolicyContractCase(create(base.windowSize), base);
     const rule = count(base);
-    checkContract(kept, base, rule.perHead, rule.layerTotal);
+    checkPolicyContract(kept, base, rule.perHead, rule.layerTotal);
   });
 
   it('keeps all n − 1 entries when n ≤ C', async () => {
     const c = { ...base, budget: 40 };
-    checkContract(await runPolicy(create(base.windowSize), c), c, () => 39);
+    checkPolicyContract(await runPolicyContractCase(create(base.windowSize), c), c, () => 39);
   });
 
   it('budget = window + 1 keeps one candidate per head (AdaKV: around one)', async () => {
     const c = { ...base, budget: base.windowSize + 1 };
     const rule = count(c);
-    checkContract(await runPolicy(create(base.windowSize), c), c, rule.perHead, rule.layerTotal);
+    checkPolicyContract(await runPolicyContractCase(create(base.windowSize), c), c, rule.perHead, rule.layerTotal);
   });
 
   it('holds for random shapes and budgets (property)', async () => {
@@ -97,9 +97,9 @@ describe.each(table)('CachePolicyV1 contract: $name', ({ name, create, requires,
         }),
         async (r) => {
           fc.pre(r.windowSize < r.promptLength);
-          const c: ContractCase = { ...r, numHeads: r.numKvHeads * r.group, budget: r.windowSize + r.extra };
+          const c: PolicyContractCase = { ...r, numHeads: r.numKvHeads * r.group, budget: r.windowSize + r.extra };
           const rule = count(c);
-          checkContract(await runPolicy(create(r.windowSize), c), c, rule.perHead, rule.layerTotal);
+          checkPolicyContract(await runPolicyContractCase(create(r.windowSize), c), c, rule.perHead, rule.layerTotal);
         },
       ),
       { numRuns: 40 },

@@ -1,18 +1,21 @@
 import {
   type Budget,
+  type BudgetOption,
   type CachePolicyV1,
   type CapabilityName,
+  contextBudget,
   getKernelBackend,
   InvalidArgumentError,
+  keepAll,
   type KeptIndices,
   type PolicyConfig,
+  requireInteger,
+  runAsync,
   type SelectionContextV1,
   throwIfAborted,
+  validateBudgetOption,
+  validateKernel,
 } from '@draft/core';
-import { type BudgetOption, validateBudgetOption } from './internal/config.js';
-import { contextBudget, keepAll } from './internal/context.js';
-import { runAsync } from './internal/drive.js';
-import { requireInteger, validateKernel } from './internal/validate.js';
 import { prepareH2O, selectH2OLayer } from './select-h2o.js';
 
 export interface H2OOptions {

@@ -26,6 +26,6 @@ export { TargetPseudoLookahead, type TargetPseudoLookaheadOptions, targetPseudoL
 export { SlidingWindowDecode, type SlidingWindowDecodeOptions, slidingWindowDecode } from './sliding-window-decode.js';
 export { PeriodicRescore, type PeriodicRescoreOptions, periodicRescore } from './periodic-rescore.js';
 export type { WindowPolicyOptions } from './internal/window-policy.js';
-export type { BudgetOption } from './internal/config.js';
+export type { BudgetOption } from '@draft/core';
 export { policies, registerBaselines } from './register.js';
 export * from './prompt-compression/index.js';

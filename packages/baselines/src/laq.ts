@@ -1,8 +1,14 @@
-import type { CapabilityName, KernelBackendV1, PolicyConfig, ReduceOp } from '@draft/core';
-import type { KernelProgram } from './internal/drive.js';
-import { requireOneOf } from './internal/validate.js';
+import {
+  type CapabilityName,
+  type KernelBackendV1,
+  type KernelProgram,
+  type PolicyConfig,
+  type ReduceOp,
+  requireOneOf,
+  selectUniformWindowLayer,
+  type ValidatedWindowInput,
+} from '@draft/core';
 import { WindowPolicy, type WindowPolicyOptions } from './internal/window-policy.js';
-import { selectUniformWindowLayer, type ValidatedWindowInput } from './internal/window-selection.js';
 
 export interface LAQOptions extends WindowPolicyOptions {
   /** Reduce over group heads × window and pseudo-lookahead queries. Default 'max' (as SpecKV). */

@@ -11,7 +11,7 @@ import { selectPyramidKV } from './select-pyramidkv.js';
 import { selectSnapKV } from './select-snapkv.js';
 import { snapkv } from './snapkv.js';
 import { streamingllm } from './streamingllm.js';
-import { arrayContext, randomArray } from './testing/context.js';
+import { createFakeSelectionContext, randomArray } from '@draft/core/testing';
 
 const shape = { numHeads: 4, numKvHeads: 2, headDim: 3, promptLength: 30 };
 const layers = 3;
@@ -23,7 +23,7 @@ const tensors = (queryCount: number, lookahead: number) => ({
   keys: Array.from({ length: layers }, (_, l) => randomArray(2 * (30 + lookahead) * 3, 200 + l)),
 });
 const ctx = (t: ReturnType<typeof tensors>, queryCount: number, lookahead: number, extra: object = {}) =>
-  arrayContext({ ...t, ...shape, lookaheadLength: lookahead, budget: C, queryCount, ...extra });
+  createFakeSelectionContext({ ...t, ...shape, lookaheadLength: lookahead, budget: C, queryCount, ...extra });
 
 describe('policies select exactly what their pure functions select', () => {
   it('snapkv, pyramidkv, adakv (window W + 1, layer by layer)', async () => {

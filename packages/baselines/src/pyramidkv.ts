@@ -1,8 +1,12 @@
-import type { CapabilityName, KernelBackendV1, PolicyConfig } from '@draft/core';
-import type { KernelProgram } from './internal/drive.js';
-import { requireInteger } from './internal/validate.js';
+import {
+  type CapabilityName,
+  type KernelBackendV1,
+  type KernelProgram,
+  type PolicyConfig,
+  requireInteger,
+  type ValidatedWindowInput,
+} from '@draft/core';
 import { WindowPolicy, type WindowPolicyOptions } from './internal/window-policy.js';
-import type { ValidatedWindowInput } from './internal/window-selection.js';
 import { PYRAMIDKV_DEFAULT_BETA, pyramidLayerBudgets, selectPyramidLayer } from './select-pyramidkv.js';
 
 export interface PyramidKVOptions extends WindowPolicyOptions {

@@ -1,7 +1,6 @@
-import { createPolicy, type PolicyConfig, type PolicyKind, registerPolicy } from '@draft/core';
+import { createPolicy, optionsFromConfig, type PolicyConfig, type PolicyKind, registerPolicy } from '@draft/core';
 import { AdaKVPolicy } from './adakv.js';
 import { H2OPolicy } from './h2o.js';
-import { optionsFromConfig } from './internal/config.js';
 import { LAQPolicy } from './laq.js';
 import { PeriodicRescore } from './periodic-rescore.js';
 import { PyramidKVPolicy } from './pyramidkv.js';

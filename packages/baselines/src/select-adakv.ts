@@ -1,8 +1,19 @@
-import { getKernelBackend, InvalidArgumentError, type KernelBackendV1, referenceKernelBackend, topKPerRow } from '@draft/core';
-import { type KernelProgram, runAsync, runSync } from './internal/drive.js';
+import {
+  allButLast,
+  getKernelBackend,
+  InvalidArgumentError,
+  type KernelBackendV1,
+  type KernelProgram,
+  pooledCandidateScores,
+  referenceKernelBackend,
+  requireInteger,
+  runAsync,
+  runSync,
+  topKPerRow,
+  type ValidatedWindowInput,
+  withWindow,
+} from '@draft/core';
 import { decimalFraction, roundHalfEvenRational } from './internal/round.js';
-import { requireInteger } from './internal/validate.js';
-import { allButLast, pooledCandidateScores, type ValidatedWindowInput, withWindow } from './internal/window-selection.js';
 import { prepareSnapKV, type SelectSnapKVOptions } from './select-snapkv.js';
 
 /** AdaKV's floor α (ALGORITHMS.md): each head keeps at least about α·(C − W). */

@@ -1,7 +1,19 @@
-import { getKernelBackend, type KernelBackendV1, referenceKernelBackend } from '@draft/core';
-import { type KernelProgram, runAsync, runSync } from './internal/drive.js';
-import { requireInteger, validateBudgetWindow, validateHeads, validateKernel, validateLayerTensors, validateWindowInPrompt } from './internal/validate.js';
-import { allButLast, withWindow } from './internal/window-selection.js';
+import {
+  allButLast,
+  getKernelBackend,
+  type KernelBackendV1,
+  type KernelProgram,
+  referenceKernelBackend,
+  requireInteger,
+  runAsync,
+  runSync,
+  validateBudgetWindow,
+  validateHeads,
+  validateKernel,
+  validateLayerTensors,
+  validateWindowInPrompt,
+  withWindow,
+} from '@draft/core';
 
 export interface SelectH2OOptions {
   /** Per layer, post-RoPE queries of **every** prompt position: (numHeads, promptLength, headDim). */

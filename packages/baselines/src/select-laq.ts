@@ -1,6 +1,14 @@
-import { getKernelBackend, type KernelBackendV1, type ReduceOp, referenceKernelBackend } from '@draft/core';
-import { runAsync, runSync } from './internal/drive.js';
-import { type PoolType, selectUniformWindow, validateWindowInput } from './internal/window-selection.js';
+import {
+  getKernelBackend,
+  type KernelBackendV1,
+  type PoolType,
+  type ReduceOp,
+  referenceKernelBackend,
+  runAsync,
+  runSync,
+  selectUniformWindow,
+  validateWindowInput,
+} from '@draft/core';
 
 /** LAQ++ defaults: SpecKV's scorer (C = 256, W = 32, max-pool k = 7, max reduce). */
 export const LAQ_DEFAULTS = Object.freeze({ budget: 256, windowSize: 32, kernelSize: 7, poolType: 'max' as PoolType, reduce: 'max' as ReduceOp });

@@ -1,8 +1,19 @@
-import { getKernelBackend, InvalidArgumentError, type KernelBackendV1, referenceKernelBackend } from '@draft/core';
-import { type KernelProgram, runAsync, runSync } from './internal/drive.js';
+import {
+  allButLast,
+  getKernelBackend,
+  InvalidArgumentError,
+  type KernelBackendV1,
+  type KernelProgram,
+  pooledCandidateScores,
+  referenceKernelBackend,
+  requireInteger,
+  runAsync,
+  runSync,
+  validateBudgetWindow,
+  type ValidatedWindowInput,
+  withWindow,
+} from '@draft/core';
 import { roundHalfEvenRational } from './internal/round.js';
-import { requireInteger, validateBudgetWindow } from './internal/validate.js';
-import { allButLast, pooledCandidateScores, type ValidatedWindowInput, withWindow } from './internal/window-selection.js';
 import { prepareSnapKV, type SelectSnapKVOptions } from './select-snapkv.js';
 
 /** PyramidKV's β (ALGORITHMS.md): the smallest layer share is (C − W)/β. */

@@ -1,8 +1,15 @@
-import { getKernelBackend, type KernelBackendV1, referenceKernelBackend } from '@draft/core';
-import { runAsync, runSync } from './internal/drive.js';
-import { type PoolType, selectUniformWindow, validateWindowInput } from './internal/window-selection.js';
+import {
+  getKernelBackend,
+  type KernelBackendV1,
+  type PoolType,
+  referenceKernelBackend,
+  runAsync,
+  runSync,
+  selectUniformWindow,
+  validateWindowInput,
+} from '@draft/core';
 
-export type { PoolType } from './internal/window-selection.js';
+export type { PoolType } from '@draft/core';
 
 /**
  * SnapKV defaults (ALGORITHMS.md "Baselines"): C = 256, W = 32, max-pool k = 7, mean reduce. The original

@@ -1,5 +1,4 @@
-import { requireInteger, validateBudgetWindow, validateWindowInPrompt } from './internal/validate.js';
-import { allButLast, withWindow } from './internal/window-selection.js';
+import { allButLast, requireInteger, validateBudgetWindow, validateWindowInPrompt, withWindow } from '@draft/core';
 
 export interface SelectStreamingLLMOptions {
   /** Prompt length n. */

@@ -1,6 +1,12 @@
-import type { CapabilityName, DecodePolicyV1, DecodeStepContextV1, KeptIndices, PolicyConfig } from '@draft/core';
+import {
+  type CapabilityName,
+  type DecodePolicyV1,
+  type DecodeStepContextV1,
+  type KeptIndices,
+  type PolicyConfig,
+  requireInteger,
+} from '@draft/core';
 import { InvalidArgumentError } from '@draft/core';
-import { requireInteger } from './internal/validate.js';
 
 export interface SlidingWindowDecodeOptions {
   /** Leading cache entries always kept (attention sinks; StreamingLLM uses 4). Default 4. */

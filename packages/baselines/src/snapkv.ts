@@ -1,7 +1,12 @@
-import type { CapabilityName, KernelBackendV1, PolicyConfig } from '@draft/core';
-import type { KernelProgram } from './internal/drive.js';
+import {
+  type CapabilityName,
+  type KernelBackendV1,
+  type KernelProgram,
+  type PolicyConfig,
+  selectUniformWindowLayer,
+  type ValidatedWindowInput,
+} from '@draft/core';
 import { WindowPolicy, type WindowPolicyOptions } from './internal/window-policy.js';
-import { selectUniformWindowLayer, type ValidatedWindowInput } from './internal/window-selection.js';
 
 export type SnapKVOptions = WindowPolicyOptions;
 

@@ -1,7 +1,16 @@
-import type { Budget, CachePolicyV1, CapabilityName, KeptIndices, PolicyConfig, SelectionContextV1 } from '@draft/core';
-import { type BudgetOption, validateBudgetOption } from './internal/config.js';
-import { contextBudget, keepAll } from './internal/context.js';
-import { requireInteger } from './internal/validate.js';
+import {
+  type Budget,
+  type BudgetOption,
+  type CachePolicyV1,
+  type CapabilityName,
+  contextBudget,
+  keepAll,
+  type KeptIndices,
+  type PolicyConfig,
+  requireInteger,
+  type SelectionContextV1,
+  validateBudgetOption,
+} from '@draft/core';
 import { selectStreamingLLM } from './select-streamingllm.js';
 
 export interface StreamingLLMOptions {

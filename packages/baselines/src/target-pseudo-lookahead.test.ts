@@ -1,18 +1,18 @@
 import { InvalidArgumentError, UnsupportedCapabilityError } from '@draft/core';
 import { describe, expect, it } from 'vitest';
 import { TargetPseudoLookahead, targetPseudoLookahead } from './target-pseudo-lookahead.js';
-import { type FakeCache, fakeModel, letterTokenizer } from './testing/fake-model.js';
+import { createLetterTokenizer, createScriptedCausalLM, type ScriptedKvCache } from '@draft/core/testing';
 
-const tokenizer = letterTokenizer({ fingerprint: 'letters', specials: [15] });
+const tokenizer = createLetterTokenizer({ fingerprint: 'letters', specials: [15] });
 const next = (t: number) => (t === 12 ? 15 : (t + 1) % 15);
 
 describe('TargetPseudoLookahead (LAQ++)', () => {
   it('generates with a SnapKV-compressed cache: prefill + capture W + 1 queries, gather, re-run x[n−1] at n − 1, greedy', async () => {
-    const target = fakeModel({ next, tokenizer, eos: [15] });
+    const target = createScriptedCausalLM({ next, tokenizer, eos: [15] });
     const gathered: number[][] = [];
     const originalForward = target.forward.bind(target);
     target.forward = async (request) => {
-      if (request.cache) gathered.push((request.cache as FakeCache).entries.map((e) => e.position));
+      if (request.cache) gathered.push((request.cache as ScriptedKvCache).entries.map((e) => e.position));
       return originalForward(request);
     };
     const ids = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]; // n = 10
@@ -32,7 +32,7 @@ describe('TargetPseudoLookahead (LAQ++)', () => {
   });
 
   it('keeps EOS; short prompts (n ≤ C) are not compressed', async () => {
-    const target = fakeModel({ next, tokenizer, eos: [15] });
+    const target = createScriptedCausalLM({ next, tokenizer, eos: [15] });
     const result = await targetPseudoLookahead({ maxNewTokens: 8 }).lookahead({ inputIds: [9, 10], text: '', maxNewTokens: 1, target });
     expect(result.tokenIds).toEqual([11, 12, 15]);
     expect(target.calls[0].positionIds).toEqual([0, 1]);
@@ -40,7 +40,7 @@ describe('TargetPseudoLookahead (LAQ++)', () => {
   });
 
   it('needs queryCapture when it must compress', async () => {
-    const target = fakeModel({ next, tokenizer, eos: [15], queryCapture: false });
+    const target = createScriptedCausalLM({ next, tokenizer, eos: [15], queryCapture: false });
     const run = new TargetPseudoLookahead({ budget: 5, windowSize: 2 }).lookahead({ inputIds: new Array(10).fill(1), text: '', maxNewTokens: 2, target });
     await expect(run).rejects.toBeInstanceOf(UnsupportedCapabilityError);
     await expect(run).rejects.toMatchObject({ code: 'UNSUPPORTED_CAPABILITY', capability: 'queryCapture' });

@@ -1,19 +1,24 @@
 import {
   type Budget,
+  budgetFor,
+  type BudgetOption,
   type CausalLMV1,
+  greedyContinue,
   InvalidArgumentError,
   type KvCacheV1,
   type LookaheadInputV1,
   type LookaheadProviderV1,
   type LookaheadResultV1,
   type PolicyConfig,
+  type PoolType,
+  range,
+  requireInteger,
+  requireOneOf,
   throwIfAborted,
   UnsupportedCapabilityError,
+  validateBudgetOption,
+  validateKernel,
 } from '@draft/core';
-import { type BudgetOption, budgetFor, validateBudgetOption } from './internal/config.js';
-import { greedyContinue, positionsFrom } from './internal/greedy.js';
-import { requireInteger, requireOneOf, validateKernel } from './internal/validate.js';
-import type { PoolType } from './internal/window-selection.js';
 import { selectSnapKV } from './select-snapkv.js';
 
 export interface TargetPseudoLookaheadOptions {
@@ -67,7 +72,7 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
     input.onProgress?.({ stage: 'lookahead', completed: 0, total: this.maxNewTokens });
     const prefill = await target.forward({
       inputIds: ids,
-      positionIds: positionsFrom(0, n),
+      positionIds: range(0, n),
       captureQueries: compress ? this.windowSize + 1 : undefined,
       signal,
     });

@@ -1,21 +1,29 @@
 import {
   type Budget,
+  type BudgetOption,
   type CachePolicyV1,
   type CapabilityName,
+  contextBudget,
   getKernelBackend,
   InvalidArgumentError,
+  keepAll,
   type KeptIndices,
   type KernelBackendV1,
+  type KernelProgram,
   type PolicyConfig,
+  type PoolType,
   type ReduceOp,
+  requireInteger,
+  requireOneOf,
+  runAsync,
   type SelectionContextV1,
   throwIfAborted,
+  trailingQueries,
+  validateBudgetOption,
+  type ValidatedWindowInput,
+  validateKernel,
+  validateWindowInput,
 } from '@draft/core';
-import { type BudgetOption, validateBudgetOption } from './config.js';
-import { contextBudget, keepAll, trailingQueries } from './context.js';
-import { type KernelProgram, runAsync } from './drive.js';
-import { requireInteger, requireOneOf, validateKernel } from './validate.js';
-import { type PoolType, type ValidatedWindowInput, validateWindowInput } from './window-selection.js';
 
 export interface WindowPolicyOptions {
   /**

@@ -1,6 +1,5 @@
-import { InvalidArgumentError, windowAttentionScores } from '@draft/core';
+import { InvalidArgumentError, requireInteger, requireOneOf, windowAttentionScores } from '@draft/core';
 import { SpecPCAccumulator } from './internal/accumulator.js';
-import { requireInteger, requireOneOf } from './internal/validate.js';
 
 /** One draft layer's tensors for SpecPC's window scoring. All post-RoPE. */
 export interface SpecPCLayerInput {

@@ -1,5 +1,4 @@
-import { InvalidArgumentError, pool1d, topK } from '@draft/core';
-import { range, requireInteger } from './internal/validate.js';
+import { InvalidArgumentError, pool1d, range, requireInteger, topK } from '@draft/core';
 
 export interface SelectSpecPCOptions {
   /** Per prompt token importance, (n); higher score = keep (SpecPC step 3, see `scoreSpecPC`). */

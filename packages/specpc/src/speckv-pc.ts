@@ -5,10 +5,11 @@ import {
   type LookaheadProviderV1,
   type LookaheadResultV1,
   type PolicyConfig,
+  requireInteger,
+  requireOneOf,
   type TokenizerV1,
 } from '@draft/core';
 import { greedyAnswer } from './internal/greedy.js';
-import { requireInteger, requireOneOf } from './internal/validate.js';
 import { type SpecPCConfig, SpecPCCompressor, type SpecPCOptions } from './specpc-compressor.js';
 
 /** SpecKV-PC's prompt-compression stage (ALGORITHMS.md, SpecKV-PC): C_pc = 2048, k = N = 32, 20 draft tokens. */

@@ -5,12 +5,15 @@ import {
   type PromptCompressionInputV1,
   type PromptCompressionResultV1,
   type PromptCompressorV1,
+  range,
+  requireBoolean,
+  requireInteger,
+  requireOneOf,
   resolveBudget,
   throwIfAborted,
   type TokenizerV1,
 } from '@draft/core';
 import { runSpecPCDraft } from './internal/draft-run.js';
-import { range, requireBoolean, requireInteger, requireOneOf } from './internal/validate.js';
 import { selectSpecPC } from './select-specpc.js';
 
 /** Defaults of ALGORITHMS.md, SpecPC. */

@@ -4,12 +4,12 @@ import {
   getKernelBackend,
   type KvCacheV1,
   type ProgressCallback,
+  range,
   throwIfAborted,
   UnsupportedCapabilityError,
 } from '@draft/core';
 import { resolveStartingLayerIndex, specPCQueryWeights } from '../score-specpc.js';
 import { SpecPCAccumulator } from './accumulator.js';
-import { range } from './validate.js';
 
 export interface SpecPCDraftRunOptions {
   draft: CausalLMV1;

@@ -1,4 +1,4 @@
-import { type CapabilityName, type KernelBackendV1, type KernelProgram, type PolicyConfig, type ValidatedWindowInput } from '@draft/core';
+import type { CapabilityName, KernelBackendV1, KernelProgram, PolicyConfig, ValidatedWindowInput } from '@draft/core';
 import { WindowPolicy, type WindowPolicyOptions } from './internal/window-policy.js';
 import { ADAKV_DEFAULT_ALPHA, selectAdaKVLayer, validateAlpha } from './select-adakv.js';
 

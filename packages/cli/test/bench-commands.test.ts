@@ -6,30 +6,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseBudgets, resolveBudget } from '../src/bench/common.js';
 import { agreement, klDivergence } from '../src/bench/teacher-forcing.js';
 import { type FidelityBenchJson, type PerfBenchJson, type RulerBenchJson, runCli, scorePrediction } from '../src/index.js';
+import { symbolicTaskFormat } from './bench-fixtures.js';
 
 /** A symbolic task format (the trained pair writes its own into models/target). */
-const SYMBOLIC_FORMAT = {
-  version: 1,
-  style: 'symbolic',
-  vocabulary: {
-    filler: Array.from({ length: 40 }, (_, i) => `f${i}`),
-    key: Array.from({ length: 30 }, (_, i) => `k${i}`),
-    value: Array.from({ length: 30 }, (_, i) => `v${i}`),
-  },
-  templates: {
-    needle: '{key} {value}',
-    question: 'Q {keys} A',
-    answer: '{values}',
-    vt_assign: '{var} {value}',
-    vt_chain: '{var} {prev}',
-    vt_question: 'V {value} A',
-    cwe_question: 'C A',
-    fwe_question: 'F A',
-  },
-  join: ' ',
-  answer_end: '<eos>',
-  tasks: ['niah_single_1', 'niah_multivalue', 'vt', 'cwe'],
-};
+const SYMBOLIC_FORMAT = symbolicTaskFormat(['niah_single_1', 'niah_multivalue', 'vt', 'cwe']);
 
 const models = fileURLToPath(new URL('../../../models', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'draft-bench-'));

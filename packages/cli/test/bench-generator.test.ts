@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { cutPrediction, generateSample, RULER_TASKS, type RulerSample, scorePrediction, type TaskFormatV1, validateTaskFormat } from '../src/index.js';
 import { frequencyList } from '../src/bench/ruler-tasks.js';
 import { Rng } from '../src/bench/rng.js';
+import { symbolicTaskFormat } from './bench-fixtures.js';
 
 const targetDir = fileURLToPath(new URL('../../../models/target', import.meta.url));
 let tokenizer: HfTokenizer;
@@ -19,29 +20,7 @@ beforeAll(async () => {
 });
 
 /** A symbolic format like the trained pair's: word tokens from three disjoint classes. */
-const SYMBOLIC_FORMAT: TaskFormatV1 = validateTaskFormat({
-  version: 1,
-  style: 'symbolic',
-  vocabulary: {
-    filler: Array.from({ length: 40 }, (_, i) => `f${i}`),
-    key: Array.from({ length: 30 }, (_, i) => `k${i}`),
-    value: Array.from({ length: 30 }, (_, i) => `v${i}`),
-  },
-  templates: {
-    needle: '{key} {value}',
-    question: 'Q {keys} A',
-    answer: '{values}',
-    vt_assign: '{var} {value}',
-    vt_chain: '{var} {prev}',
-    vt_question: 'V {value} A',
-    cwe_question: 'C A',
-    fwe_question: 'F A',
-  },
-  join: ' ',
-  answer_end: '<eos>',
-  tasks: RULER_TASKS.filter((t) => t !== 'qa'),
-  notes: 'test format',
-});
+const SYMBOLIC_FORMAT: TaskFormatV1 = validateTaskFormat(symbolicTaskFormat(RULER_TASKS.filter((t) => t !== 'qa'), { notes: 'test format' }));
 
 function occurrences(haystack: string, text: string, words: boolean): number {
   if (words) return ` ${haystack} `.split(` ${text} `).length - 1;

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Train one model of the pair (one torch thread).
+
+  draft : PYENV_VERSION=system python3 models/train/train.py --name draft --seed 1 --a-max-steps 1500 --b-minutes 14
+  seed  : ... --name seed --seed 2 --b-minutes 3             (small model, later grown)
+  target: ... --name target --seed 3 --grow-from seed --arch target --b-minutes 35 --max-len 2048 --lr 3e-3
+
+Phase A (skipped when growing): induction warm-up on 128-token copy sequences until the EMA copy
+accuracy > 0.9. Phase B: the 11 task formats (answer-only loss), length curriculum, ~4K tokens/step.
+Writes models/train/runs/<name>/{ckpt.pt, log.csv}; resumes from ckpt.pt when present.
+"""
+import argparse
+import csv
+import json
+import os
+import random
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
+
+MIX = {"dense": .2, "niah_single_1": .04, "niah_single_2": .04, "niah_single_3": .04,
+       "niah_multikey_1": .05, "niah_multikey_2": .05, "niah_multikey_3": .05,
+       "niah_multivalue": .12, "niah_multiquery": .12, "vt": .19, "cwe": .05, "fwe": .05}
+# the target's stage-2 mix: more weight on the multikey family, less on vt/cwe/fwe
+MIX_TARGET = {"dense": .25, "niah_single_1": .04, "niah_single_2": .04, "niah_single_3": .04,
+              "niah_multikey_1": .07, "niah_multikey_2": .07, "niah_multikey_3": .07,
+              "niah_multivalue": .12, "niah_multiquery": .12, "vt": .12, "cwe": .04, "fwe": .04}
+# stage 1 of phase B: the retrieval family only, until niah_single_2 and niah_multikey_1 are learned
+MIX1 = {"dense": .3, "niah_single_1": .1, "niah_single_2": .1, "niah_single_3": .1, "niah_multikey_1": .1,
+        "niah_multikey_2": .1, "niah_multikey_3": .1, "niah_multivalue": .2, "niah_multiquery": .2}
+ARCHS = {
+    "small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                  head_dim=32, intermediate_size=0),
+    "target": dict(hidden_size=128, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                   head_dim=32, intermediate_size=256),
+}
+
+
+def lengths_for(frac, max_len):
+    if frac < 0.15:
+        return [256], [1]
+    if frac < 0.35:
+        return [256, 512], [.5, .5]
+    if max_len >= 2048 and frac >= 0.6:
+        return [256, 512, 1024, 2048], [.2, .25, .3, .25]
+    return [256, 512, 1024], [.3, .3, .4]
+
+
+def batch_tasks(rng, L, bs, mix):
+    names = list(mix)
+    w = [mix[n] for n in names]
+    seqs, lms, tasks = [], [], []
+    for _ in range(bs):
+        t = rng.choices(names, w)[0]
+        if t == "dense":
+            p, a, am = lib.gen_dense(rng, L)
+        else:
+            p, a = lib.gen_task(rng, t, L, train=True)
+            am = [1] * len(a)
+        s = p + a
+        seqs.append(s[:-1])
+        tg = s[1:]
+        lm = [0] * (len(p) - 1) + am
+        lms.append((tg, lm))
+        tasks.append(t)
+    n = max(len(s) for s in seqs)
+    X = torch.full((bs, n), lib.PAD, dtype=torch.int64)
+    Y = torch.full((bs, n), lib.PAD, dtype=torch.int64)
+    M = torch.zeros(bs, n)
+    for i, (s, (tg, lm)) in enumerate(zip(seqs, lms)):
+        X[i, :len(s)] = torch.tensor(s)
+        Y[i, :len(tg)] = torch.tensor(tg)
+        M[i, :len(lm)] = torch.tensor(lm, dtype=torch.float32)
+    return X, Y, M, tasks
+
+
+def batch_copy(rng, bs):
+    X, Y, M = [], [], []
+    for _ in range(bs):
+        ids, lm = lib.gen_copy(rng)
+        X.append(ids[:-1])
+        Y.append(ids[1:])
+        M.append(lm[:-1])
+    return torch.tensor(X), torch.tensor(Y), torch.tensor(M, dtype=torch.float32), None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--arch", default="small")
+    ap.add_argument("--grow-from", default=None)
+    ap.add_argument("--lr", type=float, default=5e-3)
+    ap.add_argument("--a-max-steps", type=int, default=2500)
+    ap.add_argument("--b-minutes", type=float, default=10)
+    ap.add_argument("--max-len", type=int, default=1024)
+    ap.add_argument("--tokens", type=int, default=3072)
+    ap.add_argument("--mix", default="default", choices=["default", "target"])
+    args = ap.parse_args()
+
+    rundir = os.path.join(lib.HERE, "runs", args.name)
+    os.makedirs(rundir, exist_ok=True)
+    ckpt_path = os.path.join(rundir, "ckpt.pt")
+    cfg = lib.Cfg(**ARCHS[args.arch])
+    state = {"phase": "A", "step": 0, "a_steps": 0, "b_elapsed": 0.0, "elapsed": 0.0}
+    if args.grow_from:
+        src = torch.load(os.path.join(lib.HERE, "runs", args.grow_from, "final.pt"))
+        small = lib.LlamaLM(lib.Cfg(**src["cfg"]))
+        small.load_state_dict(src["model"])
+        model = lib.grow(small, cfg, args.seed)
+        state["phase"] = "B"
+    else:
+        model = lib.init_model(cfg, args.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    resumed = False
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        state = ck["state"]
+        resumed = True
+        state["b_minutes"] = args.b_minutes
+    print(f"[{args.name}] params {lib.n_params(model)} cfg {cfg.to_dict()} resumed={resumed} state={state}", flush=True)
+    rng = random.Random(args.seed * 1000003 + state["step"])
+    torch.manual_seed(args.seed + state["step"])
+    logf = open(os.path.join(rundir, "log.csv"), "a", newline="")
+    log = csv.writer(logf)
+    if not resumed:
+        log.writerow(["step", "minutes", "phase", "L", "lr", "loss", "tok_acc", "copy_ema", "task_ema"])
+    ema = {}
+    copy_ema = 0.0
+    last_ck = time.time()
+    t_prev = time.time()
+    b_total = args.b_minutes * 60
+    while True:
+        step = state["step"]
+        if state["phase"] == "A":
+            X, Y, M, tasks = batch_copy(rng, 32)
+            L = 128
+            lr = args.lr * min(1.0, (step + 1) / 50)
+        else:
+            frac = state["b_elapsed"] / b_total
+            if frac >= 1.0:
+                break
+            stage1 = state.get("stage", 1) == 1
+            if stage1 and ((ema.get("niah_single_2", 0) > 0.85 and ema.get("niah_multikey_1", 0) > 0.7) or frac > 0.5):
+                state["stage"] = 2
+                stage1 = False
+                print(f"[{args.name}] stage 2 (full mix) at step {step}, {state['elapsed'] / 60:.1f} min", flush=True)
+            Ls, w = lengths_for(min(frac, 0.34) if stage1 else frac, args.max_len)
+            L = rng.choices(Ls, w)[0]
+            X, Y, M, tasks = batch_tasks(rng, L, max(1, args.tokens // L), MIX1 if stage1 else (MIX_TARGET if args.mix == "target" else MIX))
+            bstep = step - state["a_steps"]
+            lr = args.lr * min(1.0, (bstep + 1) / 50) * (1.0 if frac < 0.75 else max(0.05, (1 - frac) / 0.25))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        logits = model.logits(X)
+        lossv = torch.nn.functional.cross_entropy(logits.reshape(-1, lib.V), Y.reshape(-1), reduction="none").view_as(M)
+        loss = (lossv * M).sum() / M.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            corr = (logits.argmax(-1) == Y).float()
+            tok_acc = float((corr * M).sum() / M.sum())
+            if tasks is None:
+                copy_ema = 0.95 * copy_ema + 0.05 * tok_acc
+            else:
+                allc = ((corr * M).sum(1) == M.sum(1)).tolist()
+                for t, c in zip(tasks, allc):
+                    ema[t] = 0.95 * ema.get(t, 0.0) + 0.05 * float(c)
+        now = time.time()
+        dt = now - t_prev
+        t_prev = now
+        state["elapsed"] += dt
+        if state["phase"] == "B":
+            state["b_elapsed"] += dt
+        state["step"] = step + 1
+        if state["phase"] == "A":
+            state["a_steps"] = step + 1
+            if (copy_ema > 0.9 and step > 100) or step + 1 >= args.a_max_steps:
+                print(f"[{args.name}] phase A done at step {step + 1}, copy_ema {copy_ema:.3f}, {state['elapsed'] / 60:.1f} min", flush=True)
+                state["phase"] = "B"
+        if step % 10 == 0:
+            te = " ".join(f"{t[:6] + t[-1]}={v:.2f}" for t, v in sorted(ema.items()))
+            log.writerow([step, round(state["elapsed"] / 60, 3), "A" if tasks is None else "B", L, f"{lr:.2e}",
+                          round(float(loss), 4), round(tok_acc, 4), round(copy_ema, 4), json.dumps({k: round(v, 3) for k, v in ema.items()})])
+            logf.flush()
+            if step % 50 == 0:
+                print(f"[{args.name}] step {step} {state['elapsed'] / 60:.1f}m L={L} loss {float(loss):.3f} acc {tok_acc:.2f} copy {copy_ema:.2f} | {te}", flush=True)
+        if now - last_ck > 60:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "cfg": cfg.to_dict()}, ckpt_path + ".tmp")
+            os.replace(ckpt_path + ".tmp", ckpt_path)
+            last_ck = now
+    torch.save({"model": model.state_dict(), "cfg": cfg.to_dict(), "state": state, "args": vars(args)},
+               os.path.join(rundir, "final.pt"))
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "cfg": cfg.to_dict()}, ckpt_path)
+    print(f"[{args.name}] done: {state['step']} steps, {state['elapsed'] / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,13 +3,15 @@ import type { ModelSpec } from './spec.js';
 import { CHAT_TEMPLATE } from './tokenizer.js';
 
 /** Names of the committed fixture folders (relative to the package root). */
-export type FixtureName = 'tiny-llama' | 'tiny-qwen2-gqa' | 'draft' | 'target';
+/** `random-draft` / `random-target`: a random-weight pair with a byte-level tokenizer, for mechanics tests on
+ * natural-language text (the trained default pair in models/draft and models/target speaks a symbolic vocabulary). */
+export type FixtureName = 'tiny-llama' | 'tiny-qwen2-gqa' | 'random-draft' | 'random-target';
 
 const FIXTURE_DIRS: Record<FixtureName, string> = {
   'tiny-llama': 'fixtures/tiny-llama',
   'tiny-qwen2-gqa': 'fixtures/tiny-qwen2-gqa',
-  draft: 'draft',
-  target: 'target',
+  'random-draft': 'fixtures/random-draft',
+  'random-target': 'fixtures/random-target',
 };
 
 /**
@@ -54,12 +56,12 @@ export const FIXTURES: FixtureDef[] = [
     chatTemplate: CHAT_TEMPLATE,
   },
   {
-    name: 'draft',
+    name: 'random-draft',
     spec: { architecture: 'llama', attention: 'decomposed', ...TINY_SIZES, maxPositions: 4096, tieWordEmbeddings: false, seed: 3, weightScale: DEFAULT_WEIGHT_SCALE },
     chatTemplate: CHAT_TEMPLATE,
   },
   {
-    name: 'target',
+    name: 'random-target',
     spec: {
       architecture: 'llama',
       attention: 'decomposed',

@@ -55,7 +55,7 @@ describe('byte-level BPE tokenizer', () => {
 
   it('is deterministic and identical to the committed fixture tokenizers', () => {
     expect(JSON.stringify(buildTokenizer().tokenizerJson)).toBe(JSON.stringify(built.tokenizerJson));
-    for (const name of ['tiny-llama', 'tiny-qwen2-gqa', 'draft', 'target'] as const) {
+    for (const name of ['tiny-llama', 'tiny-qwen2-gqa', 'random-draft', 'random-target'] as const) {
       const onDisk = JSON.parse(readFileSync(join(fixturePath(name), 'tokenizer.json'), 'utf8'));
       expect(onDisk).toEqual(built.tokenizerJson);
     }

@@ -10,8 +10,8 @@ let server: DraftServer;
 let base: string;
 
 beforeAll(async () => {
-  target = await loadModel(`${MODELS}target`, { threads: 1 });
-  draft = await loadModel(`${MODELS}draft`, { threads: 1 });
+  target = await loadModel(`${MODELS}fixtures/random-target`, { threads: 1 });
+  draft = await loadModel(`${MODELS}fixtures/random-draft`, { threads: 1 });
   server = createDraftServer({ target, draft, disposeModels: false, maxQueue: 4 });
   base = (await server.listen({ port: 0 })).url;
 });
@@ -25,10 +25,10 @@ const chatPrompt = (content: string) => target.tokenizer.applyChatTemplate?.([{ 
 
 describe('routes', () => {
   it('GET /health, GET /v1/models and /v1/models/:id; 404 for unknown routes and models, 405 for wrong verbs', async () => {
-    expect((await get(base, '/health')).json).toMatchObject({ status: 'ok', model: 'target', draft: 'draft', active: 0, queued: 0 });
+    expect((await get(base, '/health')).json).toMatchObject({ status: 'ok', model: 'random-target', draft: 'random-draft', active: 0, queued: 0 });
     const models = await get(base, '/v1/models');
-    expect(models.json).toMatchObject({ object: 'list', data: [{ id: 'target', object: 'model', owned_by: 'draft' }] });
-    expect((await get(base, '/v1/models/target')).json.id).toBe('target');
+    expect(models.json).toMatchObject({ object: 'list', data: [{ id: 'random-target', object: 'model', owned_by: 'draft' }] });
+    expect((await get(base, '/v1/models/random-target')).json.id).toBe('random-target');
     const missing = await get(base, '/v1/models/gpt-4');
     expect(missing.status).toBe(404);
     expect(missing.json.error).toMatchObject({ code: 'model_not_found', param: 'model', type: 'invalid_request_error' });
@@ -39,10 +39,10 @@ describe('routes', () => {
 
 describe('completions over the real bundled models', () => {
   it('chat (non-streaming): the reply is exactly what the target generates from the chat-templated prompt', async () => {
-    const { status, json } = await post(base, '/v1/chat/completions', { model: 'target', messages: [{ role: 'user', content: 'Where is the key?' }], max_tokens: 6 });
+    const { status, json } = await post(base, '/v1/chat/completions', { model: 'random-target', messages: [{ role: 'user', content: 'Where is the key?' }], max_tokens: 6 });
     expect(status).toBe(200);
     const expected = await target.generate(chatPrompt('Where is the key?'), { maxNewTokens: 6 });
-    expect(json).toMatchObject({ object: 'chat.completion', model: 'target', choices: [{ index: 0, message: { role: 'assistant', content: expected.text }, finish_reason: 'length' }] });
+    expect(json).toMatchObject({ object: 'chat.completion', model: 'random-target', choices: [{ index: 0, message: { role: 'assistant', content: expected.text }, finish_reason: 'length' }] });
     expect(json.id).toMatch(/^chatcmpl-/);
     expect(json.usage).toMatchObject({ prompt_tokens: expected.usage.promptTokens, completion_tokens: 6, total_tokens: expected.usage.promptTokens + 6 });
     expect(json.usage.draft).toMatchObject({ method: 'full', budget: null, compressedPromptTokens: expected.usage.promptTokens, draftTokens: 0 });
@@ -73,7 +73,7 @@ describe('completions over the real bundled models', () => {
     expect(events.at(-1)).toBe('[DONE]');
     const chunks = events.slice(0, -1) as Json[];
     expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
-    expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'target')).toBe(true);
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'random-target')).toBe(true);
     expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
     const text = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
     expect(text).toBe(whole);
@@ -234,7 +234,7 @@ describe('concurrency, disconnects, shutdown, leaks', () => {
   });
 
   it('close() (what SIGTERM runs) stops accepting, finishes in-flight requests, then disposes the models', async () => {
-    const t = await loadModel(`${MODELS}target`, { threads: 1 });
+    const t = await loadModel(`${MODELS}fixtures/random-target`, { threads: 1 });
     const own = createDraftServer({ target: t });
     const url = (await own.listen({ port: 0 })).url;
     const inflight = post(url, '/v1/completions', { prompt: LONG_PROMPT, max_tokens: 200 });

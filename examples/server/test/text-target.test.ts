@@ -18,8 +18,8 @@ const recordingFetch: typeof fetch = (url, init) => {
 };
 
 beforeAll(async () => {
-  target = await loadModel(`${MODELS}target`, { threads: 1 });
-  draft = await loadModel(`${MODELS}draft`, { threads: 1 });
+  target = await loadModel(`${MODELS}fixtures/random-target`, { threads: 1 });
+  draft = await loadModel(`${MODELS}fixtures/random-draft`, { threads: 1 });
   server = createDraftServer({ target, disposeModels: false }); // the server needs no draft here
   base = (await server.listen({ port: 0 })).url;
 });
@@ -30,7 +30,7 @@ afterAll(async () => {
 });
 
 const remote = (endpoint: 'chat' | 'completions', extra: Partial<ConstructorParameters<typeof OpenAITextTarget>[0]> = {}) =>
-  new OpenAITextTarget({ baseUrl: `${base}/v1`, model: 'target', endpoint, fetch: recordingFetch, initialRetryDelayMs: 1, ...extra });
+  new OpenAITextTarget({ baseUrl: `${base}/v1`, model: 'random-target', endpoint, fetch: recordingFetch, initialRetryDelayMs: 1, ...extra });
 
 describe('OpenAITextTarget ↔ the example server', () => {
   it('SpecPC in front of the remote target: the server receives the compressed prompt and answers it', async () => {
@@ -45,7 +45,7 @@ describe('OpenAITextTarget ↔ the example server', () => {
     const pipeline = createPipeline({ target: remote('completions'), draft, ...stages });
     const result = await pipeline.generate(LONG_PROMPT, { maxNewTokens: 4 });
     expect(sent).toHaveLength(1);
-    expect(sent[0]).toMatchObject({ model: 'target', prompt: compressed, max_tokens: 4, stream: false });
+    expect(sent[0]).toMatchObject({ model: 'random-target', prompt: compressed, max_tokens: 4, stream: false });
     expect(result.usage.compressedPromptTokens).toBe(48); // min(budget, n) in draft tokens
     expect(result.usage.promptTokens).toBeGreaterThan(48);
     expect(result.usage.draftTokens).toBeGreaterThan(0);
@@ -76,7 +76,7 @@ describe('OpenAITextTarget ↔ the example server', () => {
         error = e;
       }
       expect(error, method).toBeInstanceOf(UnsupportedCapabilityError);
-      expect((error as UnsupportedCapabilityError).message).toContain("target 'openai:target'");
+      expect((error as UnsupportedCapabilityError).message).toContain("target 'openai:random-target'");
     }
   });
 

@@ -28,7 +28,7 @@ function oneJson<T>(stdout: string): T {
   return JSON.parse(lines[0]) as T;
 }
 
-const pair = ['--target', join(models, 'target'), '--draft', join(models, 'draft')];
+const pair = ['--target', join(models, 'fixtures', 'random-target'), '--draft', join(models, 'fixtures', 'random-draft')];
 const RUN_FILES = ['predictions.jsonl', 'metrics.json', 'config.json', 'run_meta.json'];
 
 describe('draft bench ruler (bundled pair, smoke size)', () => {
@@ -84,11 +84,11 @@ describe('draft bench ruler (bundled pair, smoke size)', () => {
     const target = join(work, 'symbolic-target');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(target);
-    for (const f of readdirSync(join(models, 'target'))) symlinkSync(join(models, 'target', f), join(target, f));
+    for (const f of readdirSync(join(models, 'fixtures', 'random-target'))) symlinkSync(join(models, 'fixtures', 'random-target', f), join(target, f));
     writeFileSync(join(target, 'task_format.json'), JSON.stringify(SYMBOLIC_FORMAT));
     const sout = join(work, 'ruler-symbolic');
     const { code, stdout, stderr } = await cli([
-      'bench', 'ruler', '--json', '--target', target, '--draft', join(models, 'draft'), '--methods', 'full,streamingllm',
+      'bench', 'ruler', '--json', '--target', target, '--draft', join(models, 'fixtures', 'random-draft'), '--methods', 'full,streamingllm',
       '--budgets', '64', '--lengths', '300', '--tasks', 'niah_multivalue,vt', '--samples', '1', '--window', '8', '--out', sout,
     ]);
     expect(code, stderr).toBe(0);

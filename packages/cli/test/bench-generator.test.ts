@@ -8,7 +8,7 @@ import { frequencyList } from '../src/bench/ruler-tasks.js';
 import { Rng } from '../src/bench/rng.js';
 import { symbolicTaskFormat } from './bench-fixtures.js';
 
-const targetDir = fileURLToPath(new URL('../../../models/target', import.meta.url));
+const targetDir = fileURLToPath(new URL('../../../models/fixtures/random-target', import.meta.url));
 let tokenizer: HfTokenizer;
 
 beforeAll(async () => {

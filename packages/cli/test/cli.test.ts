@@ -5,8 +5,11 @@ import { type GenerateJson, runCli } from '../src/index.js';
 
 const plugin = fileURLToPath(new URL('../../../examples/third-party-policy/dist/index.js', import.meta.url));
 
-// The bundled target's shape, read from its config so the tests follow the shipped pair.
-const targetConfig = JSON.parse(readFileSync(new URL('../../../models/target/config.json', import.meta.url), 'utf8'));
+// Mechanics run on the random-weight pair with a byte-level tokenizer (English prompts tokenise well there).
+const RANDOM_TARGET = fileURLToPath(new URL('../../../models/fixtures/random-target', import.meta.url));
+const RANDOM_DRAFT = fileURLToPath(new URL('../../../models/fixtures/random-draft', import.meta.url));
+// The target's shape, read from its config so the tests follow the shipped pair.
+const targetConfig = JSON.parse(readFileSync(new URL('../../../models/fixtures/random-target/config.json', import.meta.url), 'utf8'));
 const LAYERS: number = targetConfig.num_hidden_layers;
 const KV_HEADS: number = targetConfig.num_key_value_heads;
 const perHead = (count: number) => Array.from({ length: LAYERS }, () => Array.from({ length: KV_HEADS }, () => count));
@@ -19,7 +22,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 async function generate(args: string[]): Promise<GenerateJson> {
-  const { code, stdout, stderr } = await cli(['generate', '--json', ...args]);
+  const { code, stdout, stderr } = await cli(['generate', '--json', '--target', RANDOM_TARGET, '--draft', RANDOM_DRAFT, ...args]);
   expect(stderr).toBe('');
   expect(code).toBe(0);
   const lines = stdout.trim().split('\n');
@@ -31,7 +34,7 @@ async function generate(args: string[]): Promise<GenerateJson> {
 const PROMPT = Array.from({ length: 60 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
 const KV_METHODS = ['speckv', 'snapkv', 'pyramidkv', 'adakv', 'streamingllm', 'h2o', 'laq'];
 
-describe('draft generate --json on the bundled pair', () => {
+describe('draft generate --json on a random-weight pair', () => {
   it('full: one object with the documented fields; keptKvTokens is per layer and KV head', async () => {
     const out = await generate(['--prompt', PROMPT, '--max-new-tokens', '6']);
     expect(out.method).toBe('full');

@@ -80,7 +80,7 @@ function firstLine(child: ChildProcess): Promise<string> {
 
 describe('draft serve: a real process', () => {
   it('--port 0 prints the URL; serves chat with a per-request method; SIGTERM finishes the in-flight request and exits 0', async () => {
-    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--max-concurrent', '1', '--max-queue', '4'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--max-concurrent', '1', '--max-queue', '4', '--target', 'models/fixtures/random-target', '--draft', 'models/fixtures/random-draft'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -88,11 +88,11 @@ describe('draft serve: a real process', () => {
       const url = await firstLine(child);
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(Number(new URL(url).port)).toBeGreaterThan(0);
-      expect((await (await fetch(`${url}/health`)).json()) as object).toMatchObject({ status: 'ok', model: 'target', draft: 'draft' });
+      expect((await (await fetch(`${url}/health`)).json()) as object).toMatchObject({ status: 'ok', model: 'random-target', draft: 'random-draft' });
       const prompt = Array.from({ length: 40 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
       const chat = await fetch(`${url}/v1/chat/completions`, {
         method: 'POST',
-        body: JSON.stringify({ model: 'target', messages: [{ role: 'user', content: prompt }], max_tokens: 3, draft: { method: 'specpc', budget: 32, window: 8 } }),
+        body: JSON.stringify({ model: 'random-target', messages: [{ role: 'user', content: prompt }], max_tokens: 3, draft: { method: 'specpc', budget: 32, window: 8 } }),
       });
       expect(chat.status).toBe(200);
       const body = (await chat.json()) as { usage: { draft: Record<string, unknown> } };

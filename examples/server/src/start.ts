@@ -1,4 +1,4 @@
-import { resolveModelDir } from '@draft/cli';
+import { resolveModelDir, useNativeKernels } from '@draft/cli';
 import { DraftError } from '@draft/core';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { createDraftServer, type DraftServer, type DraftServerOptions } from './server.js';
@@ -43,6 +43,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const models: OrtCausalLM[] = [];
   let server: DraftServer;
   try {
+    await useNativeKernels();
     const targetPath = resolveModelDir('target', targetDir);
     let target: OrtCausalLM;
     try {

@@ -3,7 +3,7 @@ import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
 import { BENCH_USAGE, runBenchCommand } from './commands/bench-command.js';
 import { runDemo } from './commands/demo.js';
 import { runGenerate, toJson } from './commands/generate.js';
-import { benchKernels, kernelsInfo } from './commands/kernels.js';
+import { benchKernels, kernelsInfo, useNativeKernels } from './commands/kernels.js';
 import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
 import { loadPlugins } from './plugins.js';
@@ -40,6 +40,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
   const [command, ...rest] = argv;
   const json = rest.includes('--json');
   try {
+    // Scoring, pooling, top-k and gather run on the native addon when it is built.
+    if (command !== undefined && ['generate', 'demo', 'serve', 'bench'].includes(command)) await useNativeKernels((line) => io.stderr(`${line}\n`));
     switch (command) {
       case 'generate': {
         const { values } = parseArgs({

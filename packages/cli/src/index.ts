@@ -3,7 +3,7 @@ export { runCli, USAGE, type CliIo } from './cli.js';
 export { planMethod, knownMethods, registerBuiltInMethods, BUILT_IN_METHODS, type MethodPlan, type MethodSettings } from './methods.js';
 export { runGenerate, runPlan, toJson, type GenerateFlags, type GenerateJson, type GenerateRun } from './commands/generate.js';
 export { runDemo } from './commands/demo.js';
-export { kernelsInfo, benchKernels } from './commands/kernels.js';
+export { kernelsInfo, benchKernels, useNativeKernels } from './commands/kernels.js';
 export { bundledModelsDir, resolveModelDir } from './model-dirs.js';
 export { generateSample, availableTasks, taskMaxNewTokens, RULER_TASKS, type RulerSample, type RulerMetric, type Insertion, type GenerateSampleOptions } from './bench/ruler-tasks.js';
 export { scorePrediction, cutPrediction } from './bench/metrics.js';

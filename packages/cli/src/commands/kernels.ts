@@ -1,10 +1,30 @@
 import { getKernelBackend } from '@draft/core';
 
+let nativeTried = false;
+
+/**
+ * Makes @draft/core's kernel registry use @draft/cuda's native kernels when its addon is built; otherwise the
+ * TS reference stays in use and one notice is printed (to stderr) the first time.
+ */
+export async function useNativeKernels(warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<string> {
+  if (!nativeTried) {
+    nativeTried = true;
+    try {
+      const cuda = await import('@draft/cuda');
+      const { registered, reason } = cuda.registerNativeBackend();
+      if (registered.length === 0) warn(`draft: native kernels unavailable (${reason}); using the TypeScript reference kernels.`);
+    } catch (cause) {
+      warn(`draft: @draft/cuda could not load (${String(cause)}); using the TypeScript reference kernels.`);
+    }
+  }
+  return getKernelBackend().name;
+}
+
 /** `draft kernels --json`: what native code this machine has and which backend is in use. */
 export async function kernelsInfo(): Promise<{ native: boolean; cuda: { built: boolean; devices: number }; backend: string; reason?: string }> {
   try {
     const cuda = await import('@draft/cuda');
-    cuda.registerNativeBackend();
+    await useNativeKernels(() => {});
     const info = cuda.nativeInfo();
     return { native: info.native, cuda: info.cuda, backend: getKernelBackend().name, ...(info.reason ? { reason: info.reason } : {}) };
   } catch (cause) {

@@ -57,16 +57,18 @@ describe('DraftLookahead', () => {
       argument: 'draft',
     });
     expect(() => new DraftLookahead({ maxNewTokens: -1 })).toThrow(InvalidArgumentError);
-    expect(new DraftLookahead({ maxNewTokens: 5 }).toConfig()).toEqual({ type: 'draft-lookahead', maxNewTokens: 5, reuseDraftTokens: true });
+    expect(new DraftLookahead({ maxNewTokens: 5 }).toConfig()).toEqual({ type: 'draft-lookahead', maxNewTokens: 5, reuseDraftTokens: false });
   });
 
-  it('reuses draftTokenIds from an earlier stage (SpecKV-PC) without running the draft, unless told not to', async () => {
+  it('ignores draftTokenIds from an earlier stage by default (L = maxNewTokens); reuses them only when told to', async () => {
     const draft = createScriptedCausalLM({ next: nextLetter, tokenizer: draftTokenizer, eos: [15] });
     const target = createScriptedCausalLM({ next: () => 0, tokenizer: draftTokenizer, eos: [15] });
-    const input = { inputIds: [0], text: 'a', maxNewTokens: 4, target, draft, draftTokenIds: [7, 8, 15] };
-    expect(await new DraftLookahead().lookahead(input)).toEqual({ tokenIds: [7, 8, 15], text: 'hi', draftTokens: 0 });
-    expect(draft.calls).toHaveLength(0);
-    expect((await new DraftLookahead({ reuseDraftTokens: false }).lookahead(input)).tokenIds).toEqual([1, 2, 3, 4]);
+    const input = { inputIds: [0], text: 'a', maxNewTokens: 4, target, draft, draftTokenIds: [7] };
+    expect(await new DraftLookahead().lookahead(input)).toEqual({ tokenIds: [1, 2, 3, 4], text: 'bcde', draftTokens: 4 });
+    expect(draft.calls).toHaveLength(4);
+    const reused = await new DraftLookahead({ reuseDraftTokens: true }).lookahead({ ...input, draftTokenIds: [7, 8, 15] });
+    expect(reused).toEqual({ tokenIds: [7, 8, 15], text: 'hi', draftTokens: 0 });
+    expect(draft.calls).toHaveLength(4);
   });
 
   it('aborts with an AbortError and leaves no cache alive', async () => {

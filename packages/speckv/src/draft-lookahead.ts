@@ -17,8 +17,11 @@ export interface DraftLookaheadOptions {
    */
   maxNewTokens?: number;
   /**
-   * Reuse `LookaheadInputV1.draftTokenIds` (draft tokens an earlier stage, e.g. SpecPC in SpecKV-PC, already
-   * generated from the full prompt, in the target's vocabulary) instead of running the draft again. Default true.
+   * Reuse `LookaheadInputV1.draftTokenIds` (draft tokens an earlier stage already generated from the full
+   * prompt, in the target's vocabulary) instead of running the draft again. Default **false**: those tokens
+   * have the earlier stage's length (SpecPC's Lk = 1, SpecPrefill's 8), not SpecKV's L = maxNewTokens. The
+   * SpecKV-PC cascade reuses them through `@draft/specpc`'s `ReusedLookahead`; set true only for a compressor
+   * whose lookahead was sized for SpecKV.
    */
   reuseDraftTokens?: boolean;
 }
@@ -38,7 +41,8 @@ export interface DraftLookaheadConfig extends PolicyConfig {
  * - Different tokenizers: the draft reads `text` with its own tokenizer; its answer crosses as text
  *   (special tokens skipped) and is re-tokenised by the target's tokenizer without special tokens; an EOS
  *   stop becomes the target's first EOS id.
- * - `draftTokenIds` given (SpecKV-PC): returned as they are, the draft is not run (`draftTokens: 0`).
+ * - `draftTokenIds` from an earlier stage are ignored unless `reuseDraftTokens: true` (then returned as they
+ *   are, the draft is not run, `draftTokens: 0`).
  */
 export class DraftLookahead implements LookaheadProviderV1 {
   readonly specificationVersion = 'v1' as const;
@@ -52,7 +56,7 @@ export class DraftLookahead implements LookaheadProviderV1 {
     if (options.reuseDraftTokens !== undefined && typeof options.reuseDraftTokens !== 'boolean') {
       throw new InvalidArgumentError({ argument: 'reuseDraftTokens', value: options.reuseDraftTokens, expected: 'a boolean' });
     }
-    this.reuseDraftTokens = options.reuseDraftTokens ?? true;
+    this.reuseDraftTokens = options.reuseDraftTokens ?? false;
   }
 
   async lookahead(input: LookaheadInputV1): Promise<LookaheadResultV1> {

@@ -1,4 +1,4 @@
-import { createPipeline } from '@draft/core';
+import { createPipeline, type PromptCompressorV1 } from '@draft/core';
 import { createFakeTokenizer, FakeCausalLM } from '@draft/core/testing';
 import { describe, expect, it } from 'vitest';
 import { DraftLookahead } from './draft-lookahead.js';
@@ -31,6 +31,34 @@ describe('createPipeline + speckv + DraftLookahead', () => {
     // The draft's first call read the prompt with its own (shifted) ids.
     expect(draft.calls[0].inputIds[1]).toBe((prompt.charCodeAt(0) + 3) % 128);
     expect(result.usage.keptKvTokens.flat().every((c) => c === 16)).toBe(true);
+  });
+
+  it("after a compressor that hands over its own draft tokens, SpecKV still drafts L = maxNewTokens (no reuse)", async () => {
+    // A SpecPC-like compressor: keeps the last 40 tokens and reports its one (Lk = 1) draft token.
+    const seen: { lookaheadTokens?: number }[] = [];
+    const compressor: PromptCompressorV1 = {
+      specificationVersion: 'v1',
+      type: 'lk1-compressor',
+      needs: 'draft',
+      async compress(input) {
+        seen.push({ lookaheadTokens: input.lookaheadTokens });
+        const n = input.inputIds.length;
+        const kept = Int32Array.from({ length: input.budget }, (_, i) => n - input.budget + i);
+        const ids = Array.from(kept, (i) => input.inputIds[i]);
+        return { keptIndices: kept, inputIds: ids, text: '', draftTokenIds: [120], draftTokens: 1 };
+      },
+      toConfig: () => ({ type: 'lk1-compressor' }),
+    };
+    const target = new FakeCausalLM({ name: 'target' });
+    const draft = new FakeCausalLM({ name: 'draft', numLayers: 1, numHeads: 2, numKvHeads: 1 });
+    const pipeline = createPipeline({ target, draft, compressor, promptBudget: { tokens: 40 }, lookahead: new DraftLookahead(), cachePolicy: speckv({ windowSize: 4, budget: 16 }) });
+    const result = await pipeline.generate(prompt, { maxNewTokens: 5, lookaheadTokens: 6 });
+    // The compressor drafted with its own lookahead: the pipeline's L is not its Lk.
+    expect(seen).toEqual([{ lookaheadTokens: undefined }]);
+    // SpecKV's lookahead: 6 fresh draft tokens after the 40-token compressed prompt, not the compressor's 1.
+    expect(target.calls[0].inputIds).toHaveLength(40 + 6);
+    expect(result.usage.draftTokens).toBe(1 + 6);
+    expect(target.tracker.live + draft.tracker.live).toBe(0);
   });
 
   it('n ≤ C: no draft run, no selection', async () => {

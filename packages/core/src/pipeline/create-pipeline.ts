@@ -61,7 +61,10 @@ export interface PipelineOptions {
 export type PipelineInput = string | { inputIds: readonly number[]; text?: string };
 
 export interface PipelineGenerateOptions extends GenerationOptionsV1 {
-  /** Lookahead tokens to request (default: maxNewTokens, as SpecKV's L = maxNewTokens). */
+  /**
+   * Lookahead tokens to request from the stage-2 provider (default: maxNewTokens, as SpecKV's L = maxNewTokens).
+   * Not passed to the prompt compressor, which drafts with its own configured lookahead.
+   */
   lookaheadTokens?: number;
 }
 
@@ -218,7 +221,9 @@ async function compressStage(
   const n = draftIds.length;
   const budget = resolveBudget(promptBudget, n);
   if (n <= budget) return undefined;
-  const result = await compressor.compress({ inputIds: draftIds, text, budget, draft, lookaheadTokens: generation.lookaheadTokens, signal: generation.signal, onProgress: generation.onProgress });
+  // No `lookaheadTokens`: `generation.lookaheadTokens` is SpecKV's L (stage 2); a compressor drafts with its own
+  // configured lookahead (SpecPC Lk = 1, SpecPrefill 8, SpecKV-PC 20).
+  const result = await compressor.compress({ inputIds: draftIds, text, budget, draft, signal: generation.signal, onProgress: generation.onProgress });
   const source = `prompt compressor '${compressor.type}'`;
   validateKeptIndices([[result.keptIndices]], { numLayers: 1, numKvHeads: 1, limit: n, source });
   if (result.keptIndices.length > budget) {

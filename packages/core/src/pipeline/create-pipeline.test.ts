@@ -110,6 +110,22 @@ describe('createPipeline: capability validation at construction', () => {
     }
     expect(() => createPipeline({ target: new FakeCausalLM(), cachePolicy: { type: 'nope' } })).toThrow(UnknownMethodError);
   });
+
+  it("takes a config's numeric budget as { tokens: C } (cache policy and compressor)", async () => {
+    const undoCache = registerPolicy('sinks-numeric', () => sinkPolicy().policy, { kind: 'cache', description: 'test' });
+    const undoCompressor = registerPolicy('every-other-numeric', () => everyOther, { kind: 'compressor', description: 'test' });
+    try {
+      const target = new FakeCausalLM();
+      const kv = await createPipeline({ target, cachePolicy: { type: 'sinks-numeric', budget: 8 } }).generate(PROMPT, { maxNewTokens: 1 });
+      expect(kv.usage.keptKvTokens).toEqual([[8, 8], [8, 8]]);
+      const pc = await createPipeline({ target, compressor: { type: 'every-other-numeric', budget: 12 } }).generate(PROMPT, { maxNewTokens: 1 });
+      expect(pc.usage.compressedPromptTokens).toBe(10);
+      expect(() => createPipeline({ target, cachePolicy: { type: 'sinks-numeric', budget: 0 } })).toThrow(InvalidArgumentError);
+    } finally {
+      undoCache();
+      undoCompressor();
+    }
+  });
 });
 
 describe('pipeline.generate on a CausalLM target', () => {

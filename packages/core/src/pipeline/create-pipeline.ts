@@ -44,9 +44,12 @@ export interface PipelineOptions {
   cachePolicy?: CachePolicyV1 | PolicyConfig;
   /** Stage 4. */
   decodePolicy?: DecodePolicyV1 | PolicyConfig;
-  /** KV budget C per (layer, KV head), window included. Default: the cache policy config's `budget`, else 256 tokens. */
+  /**
+   * KV budget C per (layer, KV head), window included. Default: the cache policy config's `budget` (a number C
+   * or a `Budget`), else 256 tokens.
+   */
   budget?: Budget;
-  /** Prompt-compression budget. Default: the compressor config's `budget`, else `budget`, else 1024 tokens. */
+  /** Prompt-compression budget. Default: the compressor config's `budget` (number or `Budget`), else `budget`, else 1024 tokens. */
   promptBudget?: Budget;
   /**
    * When draft and target vocabularies differ (tokenizer fingerprints), let prompts and lookahead cross as text
@@ -102,8 +105,10 @@ function instantiate<T extends { specificationVersion: 'v1' }>(value: T | Policy
   return createPolicy(value as PolicyConfig, { kind }) as unknown as T;
 }
 
+/** A policy config's `budget`: a `Budget`, or a number C (= `{ tokens: C }`), as the policy options accept. */
 function configBudget(value: unknown): Budget | undefined {
   const b = (value as { budget?: unknown } | undefined)?.budget;
+  if (typeof b === 'number') return { tokens: b };
   return typeof b === 'object' && b !== null ? (b as Budget) : undefined;
 }
 

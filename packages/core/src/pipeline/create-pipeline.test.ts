@@ -84,6 +84,19 @@ describe('createPipeline: capability validation at construction', () => {
     expect(() => createPipeline({ target, lookahead: fixedLookahead([1]) })).toThrow(/lookahead 'fixed-lookahead' needs the capability 'tokenIds'/);
   });
 
+  it('rejects a compressor in front of a text target without a draft (nothing could tokenise the prompt)', () => {
+    const target = new FakeTextTarget({ name: 'remote' });
+    try {
+      createPipeline({ target, compressor: everyOther });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(UnsupportedCapabilityError);
+      expect(error).toMatchObject({ capability: 'draft', component: "prompt compressor 'every-other'" });
+      expect((error as Error).message).toMatch(/text target 'remote' needs a draft model to tokenise the prompt/);
+    }
+    expect(() => createPipeline({ target, draft: new FakeCausalLM(), compressor: everyOther })).not.toThrow();
+  });
+
   it('requires a draft for stages that need one, and a shared vocabulary when text crossing is off', () => {
     const target = new FakeCausalLM();
     const needsDraft = { ...everyOther, needs: 'draft' as const };

@@ -114,7 +114,8 @@ function configBudget(value: unknown): Budget | undefined {
 
 /**
  * Builds a pipeline and validates that every stage's required capabilities are offered (UnsupportedCapabilityError
- * naming the capability and the component), that stages needing a draft have one, and that vocabularies can cross.
+ * naming the capability and the component), that stages needing a draft have one (a compressor in front of a
+ * text target always does: the draft tokenises the prompt), and that vocabularies can cross.
  */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { target, draft } = options;
@@ -159,6 +160,15 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         expected: `a lookahead provider: cache policy '${cachePolicy.type}' scores with lookahead tokens`,
       });
     }
+  }
+  if (compressor && isTextTarget(target) && !draft) {
+    // A text target has no tokenizer here: the prompt reaches a compressor as draft token ids.
+    throw new UnsupportedCapabilityError({
+      capability: 'draft',
+      component: `prompt compressor '${compressor.type}'`,
+      backend: `target '${target.name}'`,
+      message: `prompt compressor '${compressor.type}' in front of text target '${target.name}' needs a draft model to tokenise the prompt; pass { draft }.`,
+    });
   }
   if (compressor?.needs === 'draft' && !draft) {
     throw new UnsupportedCapabilityError({ capability: 'draft', component: `prompt compressor '${compressor.type}'`, message: `prompt compressor '${compressor.type}' needs a draft model; pass { draft }.` });
@@ -474,7 +484,9 @@ async function runText(
   let promptText = text;
   let compressedTokens = draftIds?.length ?? 0;
   let draftTokens = 0;
-  if (s.compressor && draftIds) {
+  if (s.compressor) {
+    // createPipeline guarantees a draft (and so draftIds) whenever a compressor fronts a text target.
+    if (!draftIds) throw new DraftError('INTERNAL', `prompt compressor '${s.compressor.type}' has no draft tokenizer for text target '${target.name}'.`);
     const t = now();
     const compressed = await compressStage(s.compressor, draft, s.promptBudget, text, draftIds, generation);
     if (compressed) {

@@ -54,7 +54,8 @@ export function prepareH2O(options: SelectH2OOptions): H2OInput {
   validateHeads(options);
   const n = requireInteger('promptLength', options.promptLength, 1);
   const { budget, windowSize } = validateBudgetWindow(options.budget ?? 256, options.windowSize ?? 32);
-  validateWindowInPrompt(windowSize, n);
+  // n ≤ C is a passthrough (all of [0, n − 1) kept), so n ≤ W is valid then.
+  if (n > budget) validateWindowInPrompt(windowSize, n);
   const kernelSize = validateKernel(options.kernelSize ?? 1);
   const queryBlockSize = requireInteger('queryBlockSize', options.queryBlockSize ?? 512, 1);
   const { numHeads: hq, numKvHeads: hkv, headDim: d } = options;

@@ -26,8 +26,10 @@ describe('selectSnapKV — hand-derived goldens', () => {
   });
 
   it('defaults: C = 256, W = 32, k = 7', () => {
-    // n = 8 ≤ 256 would need W < n: the default W = 32 does not fit an 8-token prompt.
-    expect(() => selectSnapKV({ ...scalarCase([0, 0, 0, 0, 0], 2), windowSize: undefined })).toThrow(InvalidArgumentError);
+    // n = 8 ≤ C = 256: no compression, so the default W = 32 ≥ n is no error; all of [0, n − 1) is kept.
+    const kept = selectSnapKV({ ...scalarCase([0, 0, 0, 0, 0], 2), windowSize: undefined, budget: undefined });
+    expect(kept.map((heads) => heads.map((h) => Array.from(h)))).toEqual([[[0, 1, 2, 3, 4, 5, 6]]]);
+    expect(() => selectSnapKV({ ...scalarCase([0, 0, 0, 0, 0], 2), windowSize: 300 })).toThrow(InvalidArgumentError); // W ≥ C
   });
 
   it('GQA: mean over the group heads of each KV head (Hq = 4, Hkv = 2)', () => {

@@ -7,7 +7,7 @@ export interface SelectStreamingLLMOptions {
   numKvHeads: number;
   /** C per (layer, KV head), window included. Default 256. */
   budget?: number;
-  /** W: recent prompt positions kept, 0 < W < C, W < n. Default 32. */
+  /** W: recent prompt positions kept, 0 < W < C (and W < n when n > C). Default 32. */
   windowSize?: number;
 }
 
@@ -22,10 +22,11 @@ export function selectStreamingLLM(options: SelectStreamingLLMOptions): Int32Arr
   const layers = requireInteger('numLayers', options.numLayers, 1);
   const hkv = requireInteger('numKvHeads', options.numKvHeads, 1);
   const { budget, windowSize } = validateBudgetWindow(options.budget ?? 256, options.windowSize ?? 32);
-  validateWindowInPrompt(windowSize, n);
   let kept: Int32Array;
+  // n ≤ C first: no compression, so n ≤ W is valid here (W < n matters only when selecting).
   if (n <= budget) kept = allButLast(n);
   else {
+    validateWindowInPrompt(windowSize, n);
     const sinks = new Int32Array(budget - windowSize);
     for (let i = 0; i < sinks.length; i++) sinks[i] = i;
     kept = withWindow(sinks, n, windowSize);

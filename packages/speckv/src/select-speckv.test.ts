@@ -276,8 +276,10 @@ describe('selectSpecKV — validation', () => {
     expectInvalid(() => selectSpecKV({ ...valid, budget: 0 }), 'budget', 0);
   });
 
-  it('rejects a window that does not fit the prompt', () => {
-    expectInvalid(() => selectSpecKV({ ...valid, promptLength: 2, windowSize: 2, budget: 8 }), 'windowSize', 2);
+  it('a window that does not fit the prompt is no error when n ≤ C (nothing is compressed)', () => {
+    // W < C, so W ≥ n only happens with n ≤ C: the prompt passes through.
+    const kept = selectSpecKV({ ...valid, promptLength: 2, windowSize: 2, budget: 8 });
+    expect(kept.map((heads) => heads.map((h) => Array.from(h)))).toEqual([[[0]]]);
   });
 
   it('rejects an even kernel and unknown pool / reduce ops', () => {
@@ -296,5 +298,22 @@ describe('selectSpecKV — validation', () => {
     expectInvalid(() => selectSpecKV({ ...valid, budget: 6, keys: [new Float32Array(5)] }), 'keys[0].length', 5);
     expectInvalid(() => selectSpecKV({ ...valid, budget: 6, keys: [] }), 'keys.length', 0);
     expectInvalid(() => selectSpecKV({ ...valid, budget: 6, headDim: 2 }), 'queries[0].length', 4);
+  });
+});
+
+describe('selectSpecKV: n ≤ W < C', () => {
+  it('passes the prompt through (all of [0, n − 1) kept) instead of rejecting W ≥ n', () => {
+    // Defaults W = 32, C = 256; n = 10 needs no compression.
+    const n = 10;
+    const kept = selectSpecKV({
+      queries: [new Float32Array(2 * (n + 3) * 4)],
+      keys: [new Float32Array(1 * (n + 3) * 4)],
+      numHeads: 2,
+      numKvHeads: 1,
+      headDim: 4,
+      promptLength: n,
+      lookaheadLength: 3,
+    });
+    expect(kept.map((heads) => heads.map((h) => Array.from(h)))).toEqual([[Array.from({ length: n - 1 }, (_, i) => i)]]);
   });
 });

@@ -60,15 +60,10 @@ export function validateWindowInPrompt(windowSize: number, promptLength: number)
 }
 
 /**
- * Per-layer tensors: at least one layer, equal layer counts, and each layer's queries / keys a Float32Array of
- * exactly `expected.queries` / `expected.keys` values (`queriesShape` / `keysShape` describe them in errors).
- * Returns the number of layers.
+ * Per-layer tensors whose lengths are not read (e.g. a prompt with n ≤ C): at least one layer, queries and
+ * keys with equal layer counts. Returns the number of layers.
  */
-export function validateLayerTensors(
-  queries: readonly Float32Array[],
-  keys: readonly Float32Array[],
-  expected: { queries: number; keys: number; queriesShape: string; keysShape: string },
-): number {
+export function validateLayerCount(queries: readonly Float32Array[], keys: readonly Float32Array[]): number {
   if (!Array.isArray(queries) || queries.length < 1) {
     throw new InvalidArgumentError({ argument: 'queries', value: queries, expected: 'an array with one Float32Array per layer' });
   }
@@ -79,6 +74,20 @@ export function validateLayerTensors(
       expected: `one Float32Array per layer (${queries.length}, as queries)`,
     });
   }
+  return queries.length;
+}
+
+/**
+ * Per-layer tensors: at least one layer, equal layer counts, and each layer's queries / keys a Float32Array of
+ * exactly `expected.queries` / `expected.keys` values (`queriesShape` / `keysShape` describe them in errors).
+ * Returns the number of layers.
+ */
+export function validateLayerTensors(
+  queries: readonly Float32Array[],
+  keys: readonly Float32Array[],
+  expected: { queries: number; keys: number; queriesShape: string; keysShape: string },
+): number {
+  validateLayerCount(queries, keys);
   for (let l = 0; l < queries.length; l++) {
     if (!(queries[l] instanceof Float32Array) || queries[l].length !== expected.queries) {
       throw new InvalidArgumentError({

@@ -30,6 +30,13 @@ describe('lookahead-window selection', () => {
     expect(runSync(selectUniformWindow(input, referenceKernelBackend)).map((l) => l.map((h) => Array.from(h)))).toEqual([[[0, 1, 2, 3, 4]]]);
   });
 
+  it('keeps [0, n − 1) when n ≤ W < C (no compression, so W ≥ n is not an error)', () => {
+    const input = validateWindowInput({ ...tiny, promptLength: 3, budget: 8, windowSize: 4, queries: [new Float32Array(3)], keys: [new Float32Array(3)] });
+    expect(input).toMatchObject({ numLayers: 1, candidates: 0 });
+    expect(runSync(selectUniformWindow(input, referenceKernelBackend)).map((l) => l.map((h) => Array.from(h)))).toEqual([[[0, 1]]]);
+    expect(() => validateWindowInput({ ...tiny, promptLength: 3, budget: 8, windowSize: 4, keys: [] })).toThrow(/keys\.length/);
+  });
+
   it('derives the candidate count m = n − W − 1 and rejects bad shapes', () => {
     expect(validateWindowInput(tiny)).toMatchObject({ numLayers: 1, candidates: 4 });
     expect(() => validateWindowInput({ ...tiny, windowSize: 3 })).toThrow(InvalidArgumentError); // W ≥ C

@@ -2,7 +2,7 @@ import type { KernelProgram } from '../kernels/kernel-program.js';
 import type { KernelBackendV1 } from '../kernels/kernel-backend.js';
 import type { ReduceOp } from '../primitives/window-scores.js';
 import { requireInteger, requireOneOf } from '../validation/arguments.js';
-import { validateBudgetWindow, validateHeads, validateKernel, validateLayerTensors, validateWindowInPrompt } from './validate-window.js';
+import { validateBudgetWindow, validateHeads, validateKernel, validateLayerCount, validateLayerTensors, validateWindowInPrompt } from './validate-window.js';
 
 /** Pooling of candidate scores along positions: max pooling or average pooling. */
 export type PoolType = 'max' | 'avg';
@@ -39,17 +39,20 @@ export interface ValidatedWindowInput extends WindowScoringInput {
 }
 
 /**
- * Checks a `WindowScoringInput`: head shape, 0 < W < C, odd kernel, pool type and reduce op, W < n, and every
- * layer's tensor lengths (queries (Hq, W + 1 + L, d), keys (Hkv, n + L, d)). Throws `InvalidArgumentError`.
+ * Checks a `WindowScoringInput`: head shape, 0 < W < C, odd kernel, pool type and reduce op; then, when n > C
+ * (W < n follows from W < C), every layer's tensor lengths (queries (Hq, W + 1 + L, d), keys (Hkv, n + L, d)).
+ * With n ≤ C nothing is compressed and the tensors are not read (n ≤ W is then valid: the selection keeps all
+ * of [0, n − 1)), so only their layer count is checked. Throws `InvalidArgumentError`.
  */
 export function validateWindowInput(input: WindowScoringInput): ValidatedWindowInput {
   validateHeads(input);
   const n = requireInteger('promptLength', input.promptLength, 1);
   const lookahead = requireInteger('lookaheadLength', input.lookaheadLength, 0);
-  const { windowSize: w } = validateBudgetWindow(input.budget, input.windowSize);
+  const { budget: c, windowSize: w } = validateBudgetWindow(input.budget, input.windowSize);
   validateKernel(input.kernelSize);
   requireOneOf('poolType', input.poolType, ['max', 'avg'] as const);
   requireOneOf('reduce', input.reduce, ['max', 'mean', 'sum'] as const);
+  if (n <= c) return { ...input, numLayers: validateLayerCount(input.queries, input.keys), candidates: Math.max(0, n - w - 1) };
   validateWindowInPrompt(w, n);
   const { numHeads: hq, numKvHeads: hkv, headDim: d } = input;
   const queryCount = w + 1 + lookahead;

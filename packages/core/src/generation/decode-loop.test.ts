@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { AbortError } from '../spec/errors.js';
+import { AbortError, PolicyOutputError } from '../spec/errors.js';
 import type { KvCacheV1 } from '../spec/kv-cache.js';
 import type { CausalLMV1, ForwardRequestV1 } from '../spec/model.js';
+import type { DecodePolicyV1 } from '../spec/policy.js';
 import { callbackToAsyncIterable } from './async-iterable.js';
 import { decodeLoop } from './decode-loop.js';
 
@@ -10,7 +11,7 @@ function fakeModel(): { model: CausalLMV1; forwards: number[][]; disposed: numbe
   const forwards: number[][] = [];
   const disposed: number[] = [];
   const cacheAt = (next: number): KvCacheV1 =>
-    ({ nextPosition: next, dispose: () => disposed.push(next) }) as unknown as KvCacheV1;
+    ({ nextPosition: next, numLayers: 1, numKvHeads: 1, lengths: [[next]], dispose: () => disposed.push(next), gather: async () => cacheAt(next) }) as unknown as KvCacheV1;
   const logitsFor = (id: number) => {
     const l = new Float32Array(6);
     l[(id + 1) % 5] = 1;
@@ -100,6 +101,24 @@ describe('decodeLoop', () => {
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AbortError);
     expect((error as AbortError).partial).toMatchObject({ tokens: [0, 1], text: 'ab', finishReason: 'abort' });
+  });
+
+  it("rejects a decode policy's bad output with PolicyOutputError and disposes the step's cache", async () => {
+    const outputs: [string, unknown, RegExp][] = [
+      ['out of range', [[Int32Array.of(0, 4)]], /decode policy 'bad' kept index 4 at layer 0, head 0; valid indices are 0..3/],
+      ['unsorted', [[Int32Array.of(2, 1)]], /decode policy 'bad' returned an unsorted index 1/],
+      ['no heads', [[]], /decode policy 'bad' returned 0 heads for layer 0/],
+      ['not an array', [[undefined]], /decode policy 'bad' returned no index array at layer 0, head 0/],
+    ];
+    for (const [, output, pattern] of outputs) {
+      const { model, disposed } = fakeModel();
+      const bad: DecodePolicyV1 = { specificationVersion: 'v1', type: 'bad', requires: [], afterStep: async () => output as never, toConfig: () => ({ type: 'bad' }) };
+      const run = decodeLoop({ model, cache: { nextPosition: 3 } as unknown as KvCacheV1, firstLogits: first(0), promptLength: 3, decodePolicy: bad, generation: { maxNewTokens: 4 } });
+      const error = await run.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PolicyOutputError);
+      expect((error as Error).message).toMatch(pattern);
+      expect(disposed).toEqual([4]); // the cache of the one forward step (length 4)
+    }
   });
 
   it('streams through callbackToAsyncIterable', async () => {

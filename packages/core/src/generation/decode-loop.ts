@@ -1,3 +1,4 @@
+import { validateKeptIndices } from '../primitives/kept-indices.js';
 import { AbortError, InvalidArgumentError } from '../spec/errors.js';
 import type { GenerationOptionsV1 } from '../spec/generation.js';
 import type { KvCacheV1 } from '../spec/kv-cache.js';
@@ -43,7 +44,9 @@ export interface DecodeLoopResult {
  * back (nothing needs its KV). `signal` is checked before every step; on abort it throws an `AbortError`
  * whose `partial` is a `DecodeLoopResult` with `finishReason: 'abort'` (its cache belongs to the caller).
  * `onToken` receives each generated id with the text it released (may be '' while a possible stop-string
- * prefix or an incomplete character is held back).
+ * prefix or an incomplete character is held back). A decode policy's `afterStep` output is checked like a
+ * cache policy's (ascending, distinct, within the cache's `lengths`): PolicyOutputError otherwise, with every
+ * cache the loop made disposed.
  */
 export async function decodeLoop(options: DecodeLoopOptions): Promise<DecodeLoopResult> {
   const { model, generation, decodePolicy, promptLength } = options;
@@ -102,7 +105,11 @@ export async function decodeLoop(options: DecodeLoopOptions): Promise<DecodeLoop
       logits = forward.logits;
       if (decodePolicy) {
         const kept = await decodePolicy.afterStep({ cache, step, promptLength });
-        if (kept) replaceCache(await cache.gather(kept));
+        if (kept) {
+          // A plugin's output: a PolicyOutputError here, not a backend failure inside gather.
+          validateKeptIndices(kept, { numLayers: cache.numLayers, numKvHeads: cache.numKvHeads, limit: cache.lengths, source: `decode policy '${decodePolicy.type}'` });
+          replaceCache(await cache.gather(kept));
+        }
       }
     }
   } catch (error) {

@@ -3,7 +3,7 @@ import { defineCachePolicy } from '../policies/define-cache-policy.js';
 import { range } from '../primitives/kept-indices.js';
 import { registerPolicy } from '../registry/policy-registry.js';
 import { InvalidArgumentError, PolicyOutputError, UnknownMethodError, UnsupportedCapabilityError, VocabMismatchError } from '../spec/errors.js';
-import type { CachePolicyV1, LookaheadProviderV1, PromptCompressorV1, SelectionContextV1 } from '../spec/policy.js';
+import type { CachePolicyV1, DecodeStepContextV1, LookaheadProviderV1, PromptCompressorV1, SelectionContextV1 } from '../spec/policy.js';
 import { FakeCausalLM } from '../testing/fake-causal-lm.js';
 import { createFakeTokenizer } from '../testing/fake-tokenizer.js';
 import { FakeTextTarget } from '../testing/fake-text-target.js';
@@ -228,6 +228,15 @@ describe('pipeline.generate on a CausalLM target', () => {
     }
     // The model stays usable.
     expect((await createPipeline({ target }).generate(PROMPT, { maxNewTokens: 1 })).text).toBe(letter(N));
+  });
+
+  it("rejects a decode policy's out-of-range output with PolicyOutputError and leaks no cache", async () => {
+    const target = new FakeCausalLM();
+    const bad = { specificationVersion: 'v1' as const, type: 'bad-decode', requires: [], afterStep: async (c: DecodeStepContextV1) => c.cache.lengths.map((heads) => heads.map(() => Int32Array.of(0, 999))), toConfig: () => ({ type: 'bad-decode' }) };
+    const run = createPipeline({ target, decodePolicy: bad }).generate(PROMPT, { maxNewTokens: 3 });
+    await expect(run).rejects.toBeInstanceOf(PolicyOutputError);
+    await expect(createPipeline({ target, decodePolicy: bad }).generate(PROMPT, { maxNewTokens: 3 })).rejects.toThrow(/decode policy 'bad-decode' kept index 999/);
+    expect(target.tracker.live).toBe(0);
   });
 
   it('rejects ragged selections on a uniform-cache target at run time', async () => {

@@ -111,6 +111,15 @@ describe('BaseCachePolicy', () => {
     expect(() => new ToyPolicy({ windowSize: 2, kernelSize: 4 })).toThrow(/kernelSize/);
     await expect(new ToyPolicy({ windowSize: 5 }).select(context())).rejects.toThrow(/windowSize/);
     await expect(new ToyPolicy({ windowSize: 2 }, [[1, 2, 3]]).select(context())).rejects.toThrow(PolicyOutputError);
+    // A plugin returning no scores at all: a PolicyOutputError naming the policy, not a bare TypeError.
+    class Broken extends ToyPolicy {
+      override score(): Float32Array {
+        return undefined as unknown as Float32Array;
+      }
+    }
+    const broken = new Broken({ windowSize: 2 }).select(context());
+    await expect(broken).rejects.toBeInstanceOf(PolicyOutputError);
+    await expect(broken).rejects.toThrow(/cache policy 'toy' scored undefined instead of a Float32Array at layer 0/);
     expect(new ToyPolicy({ windowSize: 2, kernelSize: 3 }).toConfig()).toEqual({ type: 'toy', windowSize: 2, kernelSize: 3, poolType: 'max' });
   });
 

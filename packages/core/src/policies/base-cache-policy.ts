@@ -93,12 +93,14 @@ export abstract class BaseCachePolicy implements CachePolicyV1 {
     const kept: Int32Array[][] = [];
     for (let layer = 0; layer < numLayers; layer++) {
       throwIfAborted(context.signal);
-      const scores = await this.score(context, layer);
-      const width = scores.length / hkv;
+      const scores: unknown = await this.score(context, layer);
+      // Type first: a plugin's score() may return anything (undefined, a plain array).
+      const width = scores instanceof Float32Array ? scores.length / hkv : Number.NaN;
       if (!(scores instanceof Float32Array) || (width !== limit && width !== n + lookaheadLength)) {
+        const got = scores instanceof Float32Array ? `${scores.length} entries` : `${describe(scores)} instead of a Float32Array`;
         throw new PolicyOutputError(
-          `cache policy '${this.type}' scored ${scores?.length} entries at layer ${layer}; expected numKvHeads × (n − 1) = ${hkv * limit} or numKvHeads × (n + L) = ${hkv * (n + lookaheadLength)}.`,
-          { details: { layer, length: scores?.length } },
+          `cache policy '${this.type}' scored ${got} at layer ${layer}; expected numKvHeads × (n − 1) = ${hkv * limit} or numKvHeads × (n + L) = ${hkv * (n + lookaheadLength)} entries.`,
+          { details: { layer, length: (scores as { length?: unknown } | null | undefined)?.length } },
         );
       }
       const candidates = new Float32Array(hkv * m);
@@ -133,4 +135,11 @@ export abstract class BaseCachePolicy implements CachePolicyV1 {
     }
     return allocation.map(clip);
   }
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'a plain array';
+  if (typeof value === 'object') return `a ${(value as object).constructor?.name ?? 'object'}`;
+  return `a ${typeof value}`;
 }

@@ -23,11 +23,12 @@ export function range(start: number, end: number): Int32Array {
 
 /**
  * Checks a policy's output: numLayers × numKvHeads arrays of ascending, distinct indices in [0, limit).
- * Throws PolicyOutputError naming the first offending (layer, head, index).
+ * `limit` is one bound for every (layer, head), or one per (layer, head) — e.g. a (ragged) cache's
+ * `lengths[layer][kvHead]`. Throws PolicyOutputError naming the first offending (layer, head, index).
  */
 export function validateKeptIndices(
   kept: KeptIndices,
-  shape: { numLayers: number; numKvHeads: number; limit: number; source?: string },
+  shape: { numLayers: number; numKvHeads: number; limit: number | readonly (readonly number[])[]; source?: string },
 ): void {
   const who = shape.source ?? 'policy';
   if (!Array.isArray(kept) || kept.length !== shape.numLayers) {
@@ -47,11 +48,12 @@ export function validateKeptIndices(
       if (idx === null || typeof idx !== 'object' || typeof idx.length !== 'number') {
         throw new PolicyOutputError(`${who} returned no index array at layer ${l}, head ${h}.`, { details: { layer: l, head: h } });
       }
+      const limit = typeof shape.limit === 'number' ? shape.limit : (shape.limit[l]?.[h] ?? 0);
       for (let i = 0; i < idx.length; i++) {
         const v = idx[i];
-        if (!Number.isInteger(v) || v < 0 || v >= shape.limit) {
-          throw new PolicyOutputError(`${who} kept index ${v} at layer ${l}, head ${h}; valid indices are 0..${shape.limit - 1}.`, {
-            details: { layer: l, head: h, index: v, limit: shape.limit },
+        if (!Number.isInteger(v) || v < 0 || v >= limit) {
+          throw new PolicyOutputError(`${who} kept index ${v} at layer ${l}, head ${h}; valid indices are 0..${limit - 1}.`, {
+            details: { layer: l, head: h, index: v, limit },
           });
         }
         if (i > 0 && v <= idx[i - 1]) {

@@ -46,6 +46,16 @@ describe('TargetPseudoLookahead (LAQ++)', () => {
     await expect(run).rejects.toMatchObject({ code: 'UNSUPPORTED_CAPABILITY', capability: 'queryCapture' });
   });
 
+  it('a target that returns no captured queries is an UnsupportedCapabilityError, and leaks no cache', async () => {
+    const target = createScriptedCausalLM({ next, tokenizer, eos: [15] });
+    const originalForward = target.forward.bind(target);
+    target.forward = async (request) => ({ ...(await originalForward(request)), queries: undefined });
+    const run = new TargetPseudoLookahead({ budget: 5, windowSize: 2 }).lookahead({ inputIds: new Array(10).fill(1), text: '', maxNewTokens: 2, target });
+    await expect(run).rejects.toBeInstanceOf(UnsupportedCapabilityError);
+    await expect(run).rejects.toMatchObject({ code: 'UNSUPPORTED_CAPABILITY', capability: 'queryCapture' });
+    expect(target.live.size).toBe(0);
+  });
+
   it('validates and serialises', () => {
     expect(() => new TargetPseudoLookahead({ windowSize: 300 })).toThrow(InvalidArgumentError);
     expect(new TargetPseudoLookahead().toConfig()).toEqual({ type: 'target-pseudo-lookahead', maxNewTokens: 8, budget: { tokens: 256 }, windowSize: 32, kernelSize: 7, poolType: 'max' });

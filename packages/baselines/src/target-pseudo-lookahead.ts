@@ -83,7 +83,13 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
       if (compress) {
         const { numLayers, numHeads, numKvHeads, headDim } = target.info;
         if (!prefill.queries || prefill.queries.length !== numLayers) {
-          throw new InvalidArgumentError({ argument: 'forward().queries', value: prefill.queries?.length, expected: `${numLayers} captured layers` });
+          // The backend claims queryCapture but returned none: a capability failure, as in SpecPC / SpecPrefill.
+          throw new UnsupportedCapabilityError({
+            capability: 'queryCapture',
+            component: 'TargetPseudoLookahead (LAQ++)',
+            backend: target.name,
+            message: `TargetPseudoLookahead (LAQ++): the target '${target.name}' returned ${prefill.queries?.length ?? 'no'} captured query layers; expected ${numLayers}.`,
+          });
         }
         const kept: Int32Array[][] = [];
         for (let layer = 0; layer < numLayers; layer++) {

@@ -3,10 +3,13 @@ import {
   type PolicyConfig,
   type PromptCompressionInputV1,
   type PromptCompressorV1,
+  range,
+  requireBoolean,
+  requireInteger,
   throwIfAborted,
   type TokenizerV1,
 } from '@draft/core';
-import { buildResult, type CompressionResult, range, readInput, requireBoolean, requireInteger } from './shared.js';
+import { buildResult, type CompressionResult, readInput } from './shared.js';
 
 /**
  * min(C, n) distinct positions drawn uniformly without replacement, ascending: a partial Fisher–Yates shuffle of

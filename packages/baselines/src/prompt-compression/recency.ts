@@ -1,12 +1,21 @@
-import { type PolicyConfig, type PromptCompressionInputV1, type PromptCompressorV1, throwIfAborted, type TokenizerV1 } from '@draft/core';
-import { buildResult, type CompressionResult, range, readInput, requireBoolean, requireInteger } from './shared.js';
+import {
+  type PolicyConfig,
+  type PromptCompressionInputV1,
+  type PromptCompressorV1,
+  range,
+  requireBoolean,
+  requireInteger,
+  throwIfAborted,
+  type TokenizerV1,
+} from '@draft/core';
+import { buildResult, type CompressionResult, readInput } from './shared.js';
 
 /** Keeps the last min(C, n) positions n − C … n − 1. */
 export function selectRecency(options: { promptLength: number; budget: number }): Int32Array {
   const n = requireInteger('promptLength', options.promptLength, 1);
   const c = requireInteger('budget', options.budget, 1);
   const keep = Math.min(c, n);
-  return range(n - keep, keep);
+  return range(n - keep, n);
 }
 
 export interface RecencyOptions {

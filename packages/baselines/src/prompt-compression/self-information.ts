@@ -4,10 +4,13 @@ import {
   type PolicyConfig,
   type PromptCompressionInputV1,
   type PromptCompressorV1,
+  range,
+  requireBoolean,
+  requireInteger,
   throwIfAborted,
   topK,
 } from '@draft/core';
-import { buildResult, type CompressionResult, range, readInput, requireBoolean, requireInteger } from './shared.js';
+import { buildResult, type CompressionResult, readInput } from './shared.js';
 
 /**
  * Token surprisal −ln p(x_{i+1} | x_≤i) from logits rows: row r predicts `targets[r]`.
@@ -45,7 +48,7 @@ export function selectSelfInformation(options: { scores: ArrayLike<number>; budg
   const head = topK(options.scores, c - w, { offset: 0, length: n - w });
   const out = new Int32Array(c);
   out.set(head);
-  out.set(range(n - w, w), head.length);
+  out.set(range(n - w, n), head.length);
   return out;
 }
 
@@ -112,7 +115,7 @@ export class SelfInformationCompressor implements PromptCompressorV1 {
         const end = Math.min(n, start + this.forwardChunkSize);
         const out = await draft.forward({
           inputIds: ids.slice(start, end),
-          positionIds: range(start, end - start),
+          positionIds: range(start, end),
           cache,
           logits: 'all',
           signal: input.signal,

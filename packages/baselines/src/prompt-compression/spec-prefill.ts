@@ -1,17 +1,19 @@
 import {
-  argmax,
+  greedyScoringRun,
   InvalidArgumentError,
-  type KvCacheV1,
   type PolicyConfig,
   type PromptCompressionInputV1,
   type PromptCompressorV1,
   pool1d,
+  range,
+  requireBoolean,
+  requireInteger,
+  requireOneOf,
   throwIfAborted,
   topK,
-  UnsupportedCapabilityError,
   windowScores,
 } from '@draft/core';
-import { buildResult, type CompressionResult, range, readInput, requireBoolean, requireInteger, requireOneOf } from './shared.js';
+import { buildResult, type CompressionResult, readInput } from './shared.js';
 
 /**
  * SpecPrefill chunk selection (Liu et al. 2025, "Speculative Prefill", chunked token selection), read for an
@@ -35,7 +37,7 @@ export function selectSpecPrefillChunks(options: { scores: ArrayLike<number>; bu
   const numChunks = Math.ceil(n / s);
   const lastStart = (numChunks - 1) * s;
   const lastLength = n - lastStart;
-  if (lastLength >= c) return range(n - c, c);
+  if (lastLength >= c) return range(n - c, n);
 
   const kept: number[] = [];
   for (let p = lastStart; p < n; p++) kept.push(p);
@@ -232,51 +234,28 @@ export class SpecPrefillCompressor implements PromptCompressorV1 {
     if (n <= budget) return buildResult({ input, ids, kept: range(0, n), keepOriginalPositions: this.keepOriginalPositions });
     const draft = input.draft;
     if (!draft) throw new InvalidArgumentError({ argument: 'draft', value: draft, expected: 'a draft CausalLMV1 (SpecPrefill scores with a draft)' });
-    if (!draft.capabilities.queryCapture) {
-      throw new UnsupportedCapabilityError({ capability: 'queryCapture', component: 'SpecPrefillCompressor', backend: draft.name });
-    }
-    const { numLayers, numHeads, numKvHeads, headDim, eosTokenIds, maxPositions } = draft.info;
-    const eos = new Set(eosTokenIds);
+    const { numLayers, numHeads, numKvHeads, headDim } = draft.info;
     const acc = new SpecPrefillAccumulator(n, numHeads, this.kernelSize, this.reduce);
-    const scoreStep = async (queries: Float32Array[] | undefined, cache: KvCacheV1) => {
-      if (!queries || queries.length !== numLayers) {
-        throw new UnsupportedCapabilityError({ capability: 'queryCapture', component: 'SpecPrefillCompressor', backend: draft.name });
-      }
-      acc.beginStep();
-      for (let l = 0; l < numLayers; l++) {
-        const keys = await cache.readKeys(l);
-        const m = keys.length / (numKvHeads * headDim);
-        acc.addLayer(windowScores(queries[l], keys, { numHeads, numKvHeads, headDim, queryCount: 1, keyCount: m, causalTail: true }), m);
-      }
-      acc.endStep();
-    };
-
-    const prefill = await draft.forward({ inputIds: ids, positionIds: range(0, n), captureQueries: 1, signal: input.signal });
-    let cache = prefill.cache;
-    const tokens: number[] = [];
-    try {
-      await scoreStep(prefill.queries, cache);
-      tokens.push(argmax(prefill.logits));
-      input.onProgress?.({ stage: 'compress', completed: 1, total: lookaheadTokens });
-      while (tokens.length < lookaheadTokens && !eos.has(tokens[tokens.length - 1]) && cache.nextPosition < maxPositions) {
-        throwIfAborted(input.signal);
-        const step = await draft.forward({
-          inputIds: [tokens[tokens.length - 1]],
-          positionIds: [cache.nextPosition],
-          cache,
-          captureQueries: 1,
-          signal: input.signal,
-        });
-        if (cache !== prefill.cache) cache.dispose();
-        cache = step.cache;
-        await scoreStep(step.queries, cache);
-        tokens.push(argmax(step.logits));
-        input.onProgress?.({ stage: 'compress', completed: tokens.length, total: lookaheadTokens });
-      }
-    } finally {
-      if (cache !== prefill.cache) cache.dispose();
-      prefill.cache.dispose();
-    }
+    // The query of the last prompt token, then of each fed-back lookahead token, scores every key so far.
+    const { tokens } = await greedyScoringRun({
+      model: draft,
+      inputIds: ids,
+      maxNewTokens: lookaheadTokens,
+      prefillQueries: 1,
+      signal: input.signal,
+      onProgress: input.onProgress,
+      stage: 'compress',
+      component: 'SpecPrefillCompressor',
+      async score({ queries, cache }) {
+        acc.beginStep();
+        for (let l = 0; l < numLayers; l++) {
+          const keys = await cache.readKeys(l);
+          const m = keys.length / (numKvHeads * headDim);
+          acc.addLayer(windowScores(queries[l], keys, { numHeads, numKvHeads, headDim, queryCount: 1, keyCount: m, causalTail: true }), m);
+        }
+        acc.endStep();
+      },
+    });
     throwIfAborted(input.signal);
     const kept = selectSpecPrefillChunks({ scores: acc.result(), budget, chunkSize: this.chunkSize });
     return buildResult({

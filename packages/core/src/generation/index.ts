@@ -3,3 +3,4 @@ export * from './stopping.js';
 export * from './decode-loop.js';
 export * from './async-iterable.js';
 export * from './greedy-continue.js';
+export * from './greedy-scoring-run.js';

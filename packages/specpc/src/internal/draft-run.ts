@@ -1,13 +1,4 @@
-import {
-  argmax,
-  type CausalLMV1,
-  getKernelBackend,
-  type KvCacheV1,
-  type ProgressCallback,
-  range,
-  throwIfAborted,
-  UnsupportedCapabilityError,
-} from '@draft/core';
+import { type CausalLMV1, getKernelBackend, greedyScoringRun, type ProgressCallback, throwIfAborted } from '@draft/core';
 import { resolveStartingLayerIndex, specPCQueryWeights } from '../score-specpc.js';
 import { SpecPCAccumulator } from './accumulator.js';
 
@@ -38,97 +29,50 @@ export interface SpecPCDraftRun {
 }
 
 /**
- * Runs the draft for SpecPC (steps 1–3): one prefill capturing the last W queries, then greedy decoding of
- * Lk tokens where each fed-back token's query scores the prompt keys. Layer tensors are read one layer at a
- * time and scored through the active kernel backend (`getKernelBackend()`), so memory holds one layer's keys.
+ * Runs the draft for SpecPC (steps 1–3) through core's `greedyScoringRun`: one prefill capturing the last W
+ * queries, then greedy decoding of Lk tokens where each fed-back token's query scores the prompt keys. Layer
+ * tensors are read one layer at a time and scored through the active kernel backend (`getKernelBackend()`),
+ * so memory holds one layer's keys.
  */
 export async function runSpecPCDraft(options: SpecPCDraftRunOptions): Promise<SpecPCDraftRun> {
-  const { draft, inputIds, windowSize: w, signal, onProgress, reduce } = options;
-  if (!draft.capabilities.queryCapture) {
-    throw new UnsupportedCapabilityError({ capability: 'queryCapture', component: options.component, backend: draft.name });
-  }
-  const { numLayers, numHeads, numKvHeads, headDim, eosTokenIds, maxPositions } = draft.info;
+  const { draft, inputIds, windowSize: w, signal, reduce } = options;
+  const { numLayers, numHeads, numKvHeads, headDim } = draft.info;
   const n = inputIds.length;
   const start = resolveStartingLayerIndex(options.startingLayerIndex, numLayers);
   const queryWeights = specPCQueryWeights(w, options.weightedQuery);
   const backend = getKernelBackend();
   const acc = new SpecPCAccumulator(n, reduce);
-  const eos = new Set(eosTokenIds);
-  const total = 1 + Math.max(0, options.lookaheadTokens - 1);
-  throwIfAborted(signal);
-  onProgress?.({ stage: 'compress', completed: 0, total });
-
-  const prefill = await draft.forward({ inputIds, positionIds: range(0, n), captureQueries: w, signal, chunkSize: options.chunkSize });
-  let cache: KvCacheV1 = prefill.cache;
-  try {
-    const queries = prefill.queries;
-    if (!queries || queries.length !== numLayers) {
-      throw new UnsupportedCapabilityError({
-        capability: 'queryCapture',
-        component: options.component,
-        backend: draft.name,
-        message: `${options.component}: the draft '${draft.name}' returned no captured queries for its ${numLayers} layers.`,
-      });
-    }
-    acc.beginStep();
-    for (let l = start; l < numLayers; l++) {
-      throwIfAborted(signal);
-      const keys = await cache.readKeys(l);
-      const scores = await backend.windowAttentionScores(queries[l], keys, {
-        numHeads,
-        numKvHeads,
-        headDim,
-        queryCount: w,
-        keyCount: n,
-        op: reduce,
-        queryWeights,
-        causalTail: true,
-      });
-      acc.addLayer(scores, numKvHeads, n);
-    }
-    acc.endStep();
-    onProgress?.({ stage: 'compress', completed: 1, total });
-
-    const tokens = [argmax(prefill.logits)];
-    let stoppedAtEos = eos.has(tokens[0]);
-    while (tokens.length < options.lookaheadTokens && !stoppedAtEos && cache.nextPosition < maxPositions) {
-      throwIfAborted(signal, { tokens: tokens.slice() });
-      const step = await draft.forward({
-        inputIds: [tokens[tokens.length - 1]],
-        positionIds: [cache.nextPosition],
-        cache,
-        captureQueries: 1,
-        signal,
-      });
-      if (cache !== prefill.cache) cache.dispose();
-      cache = step.cache;
-      const stepQueries = step.queries;
-      if (!stepQueries || stepQueries.length !== numLayers) {
-        throw new UnsupportedCapabilityError({ capability: 'queryCapture', component: options.component, backend: draft.name });
-      }
+  const { tokens, stoppedAtEos } = await greedyScoringRun({
+    model: draft,
+    inputIds,
+    maxNewTokens: options.lookaheadTokens,
+    prefillQueries: w,
+    chunkSize: options.chunkSize,
+    signal,
+    onProgress: options.onProgress,
+    stage: 'compress',
+    component: options.component,
+    async score({ index, queries, cache }) {
       acc.beginStep();
       for (let l = start; l < numLayers; l++) {
+        throwIfAborted(signal);
         const keys = await cache.readKeys(l);
         const m = keys.length / (numKvHeads * headDim);
-        const scores = await backend.windowAttentionScores(stepQueries[l], keys, {
+        // Step 0: the last W prompt queries, weighted (step 2); later steps: one fed-back token's query.
+        const scores = await backend.windowAttentionScores(queries[l], keys, {
           numHeads,
           numKvHeads,
           headDim,
-          queryCount: 1,
+          queryCount: index === 0 ? w : 1,
           keyCount: m,
           op: reduce,
+          ...(index === 0 ? { queryWeights } : {}),
           causalTail: true,
         });
         acc.addLayer(scores, numKvHeads, m);
       }
       acc.endStep();
-      tokens.push(argmax(step.logits));
-      stoppedAtEos = eos.has(tokens[tokens.length - 1]);
-      onProgress?.({ stage: 'compress', completed: tokens.length, total });
-    }
-    return { scores: acc.result(), tokens, stoppedAtEos, startingLayerIndex: start };
-  } finally {
-    if (cache !== prefill.cache) cache.dispose();
-    prefill.cache.dispose();
-  }
+    },
+  });
+  return { scores: acc.result(), tokens, stoppedAtEos, startingLayerIndex: start };
 }

@@ -4,6 +4,7 @@ import { range } from '../primitives/kept-indices.js';
 import { registerPolicy } from '../registry/policy-registry.js';
 import { InvalidArgumentError, PolicyOutputError, UnknownMethodError, UnsupportedCapabilityError, VocabMismatchError } from '../spec/errors.js';
 import type { CachePolicyV1, DecodeStepContextV1, LookaheadProviderV1, PromptCompressorV1, SelectionContextV1 } from '../spec/policy.js';
+import type { TextCompletionRequestV1 } from '../spec/model.js';
 import { FakeCausalLM } from '../testing/fake-causal-lm.js';
 import { createFakeTokenizer } from '../testing/fake-tokenizer.js';
 import { FakeTextTarget } from '../testing/fake-text-target.js';
@@ -292,5 +293,28 @@ describe('pipeline.generate on a text target', () => {
     expect(result.usage).toMatchObject({ promptTokens: 20, compressedPromptTokens: 10, draftTokens: 2, keptKvTokens: [] });
     const passthrough = await createPipeline({ target }).generate('short', { maxNewTokens: 50 });
     expect(passthrough.text).toBe('echo:short');
+  });
+
+  it("streams report the target's finish reason ('length' when cut by maxNewTokens)", async () => {
+    const target = new FakeTextTarget({ reply: () => 'abcdefgh' });
+    const streamed = async (pipeline: ReturnType<typeof createPipeline>, maxNewTokens: number) => {
+      const stream = pipeline.stream('q', { maxNewTokens });
+      let text = '';
+      for await (const piece of stream) text += piece;
+      return { text, result: await stream.result };
+    };
+    const cut = await streamed(createPipeline({ target }), 3);
+    expect(cut.text).toBe('abc');
+    expect(cut.result).toMatchObject({ text: 'abc', finishReason: 'length', usage: { completionTokens: 3 } });
+    expect((await streamed(createPipeline({ target }), 50)).result.finishReason).toBe('stop');
+    // A stream that returns no TextStreamEndV1: estimated with the draft's tokenizer.
+    const bare = Object.assign(new FakeTextTarget(), {
+      async *stream(request: TextCompletionRequestV1) {
+        yield* 'abcdefgh'.slice(0, request.maxNewTokens);
+      },
+    });
+    const draft = new FakeCausalLM({ name: 'draft' });
+    expect((await streamed(createPipeline({ target: bare, draft }), 3)).result.finishReason).toBe('length');
+    expect((await streamed(createPipeline({ target: bare, draft }), 50)).result.finishReason).toBe('stop');
   });
 });

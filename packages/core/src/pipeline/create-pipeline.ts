@@ -17,7 +17,7 @@ import {
 } from '../spec/errors.js';
 import type { GenerationOptionsV1, GenerationResultV1, TimingsV1, UsageV1 } from '../spec/generation.js';
 import type { KvCacheV1 } from '../spec/kv-cache.js';
-import type { CausalLMV1, TextTargetV1 } from '../spec/model.js';
+import type { CausalLMV1, TextStreamEndV1, TextTargetV1 } from '../spec/model.js';
 import type {
   CachePolicyV1,
   DecodePolicyV1,
@@ -91,7 +91,11 @@ export interface Pipeline {
    * not counted); without selection it is n for every head.
    */
   generate(prompt: PipelineInput, options: PipelineGenerateOptions): Promise<GenerationResultV1>;
-  /** Like generate, yielding text pieces as they are released. */
+  /**
+   * Like generate, yielding text pieces as they are released. Through a text target, `finishReason` is the one
+   * the target's stream returns (`TextStreamEndV1`); a stream that returns none gets 'length' when the completion,
+   * counted with the draft's tokenizer, reached maxNewTokens, else 'stop' (always 'stop' without a draft).
+   */
   stream(prompt: PipelineInput, options: PipelineGenerateOptions): PipelineStream;
 }
 
@@ -511,14 +515,36 @@ async function runText(
   let finishReason: GenerationResultV1['finishReason'];
   let completionTokens: number | undefined;
   let remotePromptTokens: number | undefined;
+  let estimatedFinish = false;
   if (onText) {
     resultText = '';
-    for await (const piece of target.stream(request)) {
-      ttft(piece);
-      resultText += piece;
-      onText(piece);
+    const iterator = target.stream(request)[Symbol.asyncIterator]();
+    let end: TextStreamEndV1 | undefined | void;
+    let ended = false;
+    try {
+      for (;;) {
+        const step = await iterator.next();
+        if (step.done) {
+          ended = true;
+          end = step.value;
+          break;
+        }
+        ttft(step.value);
+        resultText += step.value;
+        onText(step.value);
+      }
+    } finally {
+      if (!ended) await iterator.return?.();
     }
-    finishReason = 'stop';
+    if (end?.finishReason) {
+      finishReason = end.finishReason;
+      completionTokens = end.usage?.completionTokens;
+      remotePromptTokens = end.usage?.promptTokens;
+    } else {
+      // The stream did not say why it ended: estimated below from the completion length.
+      finishReason = 'stop';
+      estimatedFinish = true;
+    }
   } else {
     const result = await target.complete(request);
     resultText = result.text;
@@ -533,6 +559,9 @@ async function runText(
   if (timings.ttftMs === 0) timings.ttftMs = now() - started;
   timings.totalMs = now() - started;
   const completion = completionTokens ?? (draft ? draft.tokenizer.encode(resultText, { addSpecialTokens: false }).length : 0);
+  // A stream without a TextStreamEndV1: 'length' when the completion (counted with the draft's tokenizer, the
+  // only one here) reached maxNewTokens. Without a draft nothing can be counted and 'stop' is reported.
+  if (estimatedFinish && draft && completion >= generation.maxNewTokens) finishReason = 'length';
   timings.decodeTokensPerSecond = timings.decodeMs > 0 ? completion / (timings.decodeMs / 1000) : 0;
   return {
     text: resultText,

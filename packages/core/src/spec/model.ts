@@ -79,6 +79,16 @@ export interface TextCompletionResultV1 {
 }
 
 /**
+ * What a text stream may return when it ends: the async iterator's final `{ done: true, value }` (an async
+ * generator's `return` value). Optional: a stream that returns nothing still satisfies `TextTargetV1`.
+ */
+export interface TextStreamEndV1 {
+  /** Why the remote stopped (e.g. OpenAI's `finish_reason`: 'stop' or 'length'). */
+  finishReason: FinishReason;
+  usage?: { promptTokens?: number; completionTokens?: number };
+}
+
+/**
  * A target reachable only as text (e.g. an OpenAI-compatible endpoint). Offers no KV capabilities, so only
  * prompt compression applies in front of it.
  */
@@ -88,7 +98,11 @@ export interface TextTargetV1 {
   readonly name: string;
   readonly capabilities: CapabilitiesV1;
   complete(request: TextCompletionRequestV1): Promise<TextCompletionResultV1>;
-  stream(request: TextCompletionRequestV1): AsyncIterable<string>;
+  /**
+   * Text pieces as they arrive. Should end by returning a `TextStreamEndV1` (the remote's finish reason and
+   * usage); a stream that returns nothing leaves the pipeline to estimate the finish reason.
+   */
+  stream(request: TextCompletionRequestV1): AsyncIterable<string, TextStreamEndV1 | undefined | void>;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';

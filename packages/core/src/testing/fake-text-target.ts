@@ -1,6 +1,6 @@
 import { NO_CAPABILITIES } from '../spec/capabilities.js';
 import { throwIfAborted } from '../spec/errors.js';
-import type { TextCompletionRequestV1, TextCompletionResultV1, TextTargetV1 } from '../spec/model.js';
+import type { TextCompletionRequestV1, TextCompletionResultV1, TextStreamEndV1, TextTargetV1 } from '../spec/model.js';
 
 /**
  * A TextTargetV1 for tests: answers `reply(prompt)` (default: 'echo:' + the first 8 characters of the prompt),
@@ -27,8 +27,10 @@ export class FakeTextTarget implements TextTargetV1 {
     return { text, finishReason: text.length < full.length ? 'length' : 'stop', usage: { promptTokens: request.prompt.length, completionTokens: text.length } };
   }
 
-  async *stream(request: TextCompletionRequestV1): AsyncIterable<string> {
-    const { text } = await this.complete(request);
+  /** Yields the completion character by character and returns its finish reason and usage. */
+  async *stream(request: TextCompletionRequestV1): AsyncGenerator<string, TextStreamEndV1> {
+    const { text, finishReason, usage } = await this.complete(request);
     for (const ch of text) yield ch;
+    return { finishReason, usage };
   }
 }

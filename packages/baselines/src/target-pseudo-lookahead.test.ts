@@ -31,6 +31,19 @@ describe('TargetPseudoLookahead (LAQ++)', () => {
     expect(target.live.size).toBe(0);
   });
 
+  it("takes the run's budget (LookaheadInputV1.budget) when its own is unset; its own option wins", async () => {
+    const run = async (lookahead: TargetPseudoLookahead, budget?: number) => {
+      const target = createScriptedCausalLM({ next, tokenizer, eos: [15] });
+      await lookahead.lookahead({ inputIds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], text: '', maxNewTokens: 99, target, budget });
+      return target.calls[1]?.cacheLength; // the re-run of x[n−1] over the compacted cache
+    };
+    expect(await run(new TargetPseudoLookahead({ windowSize: 2, kernelSize: 1, maxNewTokens: 2 }), 6)).toBe(6);
+    expect(await run(new TargetPseudoLookahead({ windowSize: 2, kernelSize: 1, maxNewTokens: 2, budget: 4 }), 6)).toBe(4);
+    // No budget anywhere: 256 ≥ n, so no compression (no re-run; the second call is the first decode step).
+    expect(await run(new TargetPseudoLookahead({ windowSize: 2, kernelSize: 1, maxNewTokens: 2 }))).toBe(10);
+    await expect(run(new TargetPseudoLookahead({ windowSize: 8, maxNewTokens: 2 }), 6)).rejects.toMatchObject({ argument: 'windowSize' });
+  });
+
   it('keeps EOS; short prompts (n ≤ C) are not compressed', async () => {
     const target = createScriptedCausalLM({ next, tokenizer, eos: [15] });
     const result = await targetPseudoLookahead({ maxNewTokens: 8 }).lookahead({ inputIds: [9, 10], text: '', maxNewTokens: 1, target });
@@ -57,8 +70,12 @@ describe('TargetPseudoLookahead (LAQ++)', () => {
   });
 
   it('validates and serialises', () => {
-    expect(() => new TargetPseudoLookahead({ windowSize: 300 })).toThrow(InvalidArgumentError);
-    expect(new TargetPseudoLookahead().toConfig()).toEqual({ type: 'target-pseudo-lookahead', maxNewTokens: 8, budget: { tokens: 256 }, windowSize: 32, kernelSize: 7, poolType: 'max' });
+    expect(() => new TargetPseudoLookahead({ windowSize: 300, budget: 256 })).toThrow(InvalidArgumentError);
+    expect(() => new TargetPseudoLookahead({ windowSize: 0 })).toThrow(InvalidArgumentError);
+    // Without its own budget, W is checked against the run's C when it runs (see above).
+    expect(() => new TargetPseudoLookahead({ windowSize: 300 })).not.toThrow();
+    expect(new TargetPseudoLookahead().toConfig()).toEqual({ type: 'target-pseudo-lookahead', maxNewTokens: 8, windowSize: 32, kernelSize: 7, poolType: 'max' });
+    expect(new TargetPseudoLookahead({ budget: 64 }).toConfig()).toMatchObject({ budget: { tokens: 64 } });
     expect(new TargetPseudoLookahead().needs).toBe('target');
   });
 });

@@ -21,10 +21,16 @@ import {
 } from '@draft/core';
 import { selectSnapKV } from './select-snapkv.js';
 
+/** SnapKV budget when neither the option nor the run gives one. */
+const DEFAULT_BUDGET = 256;
+
 export interface TargetPseudoLookaheadOptions {
   /** Pseudo-answer tokens the target generates. Default 8 (a port choice: "a few tokens"). */
   maxNewTokens?: number;
-  /** C of the SnapKV cache the target generates with (number or core `Budget`). Default 256. */
+  /**
+   * C of the SnapKV cache the target generates with (number or core `Budget`). Default: the run's KV budget
+   * (`LookaheadInputV1.budget`, which core's pipeline fills with its resolved C), else 256.
+   */
   budget?: BudgetOption;
   /** SnapKV window W. Default 32. */
   windowSize?: number;
@@ -40,13 +46,17 @@ export interface TargetPseudoLookaheadOptions {
  * (layer, KV head), re-run the last prompt token at position n − 1, then greedy decode (EOS kept). Its
  * tokens are already in the target's vocabulary. Needs no draft; the target must offer 'queryCapture' and
  * 'kvSelection'. For n ≤ C the cache is not compressed.
+ *
+ * Budget: its own `budget` option when set; otherwise the run's C from `LookaheadInputV1.budget` (in core's
+ * pipeline, the same C the LAQ++ cache policy keeps), otherwise 256. The window W must be < that C.
  */
 export class TargetPseudoLookahead implements LookaheadProviderV1 {
   readonly specificationVersion = 'v1' as const;
   readonly type: string = 'target-pseudo-lookahead';
   readonly needs = 'target' as const;
   readonly maxNewTokens: number;
-  readonly budget: Budget;
+  /** The configured SnapKV budget; undefined = the run's C (`LookaheadInputV1.budget`), else 256. */
+  readonly budget: Budget | undefined;
   readonly windowSize: number;
   readonly kernelSize: number;
   readonly poolType: PoolType;
@@ -54,7 +64,7 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
   constructor(options: TargetPseudoLookaheadOptions = {}) {
     this.maxNewTokens = requireInteger('maxNewTokens', options.maxNewTokens ?? 8, 0);
     this.windowSize = requireInteger('windowSize', options.windowSize ?? 32, 1);
-    this.budget = validateBudgetOption(options.budget ?? 256, this.windowSize) as Budget;
+    this.budget = validateBudgetOption(options.budget, this.windowSize);
     this.kernelSize = validateKernel(options.kernelSize ?? 7);
     this.poolType = requireOneOf('poolType', options.poolType ?? 'max', ['max', 'avg'] as const);
   }
@@ -65,7 +75,7 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
     const n = ids.length;
     if (n === 0) throw new InvalidArgumentError({ argument: 'inputIds', value: [], expected: 'a non-empty prompt' });
     if (this.maxNewTokens === 0) return { tokenIds: [], text: '', draftTokens: 0 };
-    const budget = budgetFor(this.budget, n, this.windowSize);
+    const budget = budgetFor(this.budget ?? input.budget ?? DEFAULT_BUDGET, n, this.windowSize);
     const compress = n > budget;
     if (compress) for (const capability of ['queryCapture', 'kvSelection'] as const) requireCapability(target, capability);
     throwIfAborted(signal);
@@ -129,7 +139,7 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
     return {
       type: 'target-pseudo-lookahead',
       maxNewTokens: this.maxNewTokens,
-      budget: this.budget,
+      ...(this.budget === undefined ? {} : { budget: this.budget }),
       windowSize: this.windowSize,
       kernelSize: this.kernelSize,
       poolType: this.poolType,

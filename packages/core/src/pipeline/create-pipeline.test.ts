@@ -3,7 +3,7 @@ import { defineCachePolicy } from '../policies/define-cache-policy.js';
 import { range } from '../primitives/kept-indices.js';
 import { registerPolicy } from '../registry/policy-registry.js';
 import { InvalidArgumentError, PolicyOutputError, UnknownMethodError, UnsupportedCapabilityError, VocabMismatchError } from '../spec/errors.js';
-import type { CachePolicyV1, DecodeStepContextV1, LookaheadProviderV1, PromptCompressorV1, SelectionContextV1 } from '../spec/policy.js';
+import type { CachePolicyV1, DecodeStepContextV1, LookaheadInputV1, LookaheadProviderV1, PromptCompressorV1, SelectionContextV1 } from '../spec/policy.js';
 import type { TextCompletionRequestV1 } from '../spec/model.js';
 import { FakeCausalLM } from '../testing/fake-causal-lm.js';
 import { createFakeTokenizer } from '../testing/fake-tokenizer.js';
@@ -191,6 +191,17 @@ describe('pipeline.generate on a CausalLM target', () => {
     }
     expect(result.timings.totalMs).toBeGreaterThanOrEqual(result.timings.ttftMs);
     expect(target.tracker.live).toBe(0);
+  });
+
+  it("hands the lookahead provider the run's resolved KV budget C", async () => {
+    const seen: LookaheadInputV1[] = [];
+    const lookahead = fixedLookahead([120]);
+    lookahead.lookahead = async (input) => {
+      seen.push(input);
+      return { tokenIds: [120], text: '', draftTokens: 0 };
+    };
+    await createPipeline({ target: new FakeCausalLM(), cachePolicy: sinkPolicy().policy, lookahead, budget: { keepRatio: 0.5 } }).generate(PROMPT, { maxNewTokens: 1 });
+    expect(seen.map((input) => input.budget)).toEqual([10]); // 0.5 × n = 20
   });
 
   it('compresses the prompt first and counts compressor and lookahead draft tokens', async () => {

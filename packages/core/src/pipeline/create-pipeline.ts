@@ -342,6 +342,7 @@ async function runCausal(
           target,
           draft,
           draftTokenIds,
+          budget,
           signal,
           onProgress: generation.onProgress,
         });

@@ -65,6 +65,11 @@ export interface LookaheadInputV1 extends CallOptions {
    * draft again (SpecKV-PC: one draft run serves both stages).
    */
   draftTokenIds?: readonly number[];
+  /**
+   * The run's resolved KV budget C per (layer, KV head), window included (core's pipeline fills it). A provider
+   * that compresses its own cache while generating (LAQ++'s SnapKV pass) may use it when not configured.
+   */
+  budget?: number;
 }
 
 export interface LookaheadResultV1 {

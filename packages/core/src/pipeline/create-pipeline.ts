@@ -520,14 +520,14 @@ async function runText(
   if (onText) {
     resultText = '';
     const iterator = target.stream(request)[Symbol.asyncIterator]();
-    let end: TextStreamEndV1 | undefined | void;
+    let end: TextStreamEndV1 | undefined;
     let ended = false;
     try {
       for (;;) {
         const step = await iterator.next();
         if (step.done) {
           ended = true;
-          end = step.value;
+          end = step.value || undefined;
           break;
         }
         ttft(step.value);

@@ -102,6 +102,7 @@ export interface TextTargetV1 {
    * Text pieces as they arrive. Should end by returning a `TextStreamEndV1` (the remote's finish reason and
    * usage); a stream that returns nothing leaves the pipeline to estimate the finish reason.
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: an async generator without a return statement returns void; it must stay assignable.
   stream(request: TextCompletionRequestV1): AsyncIterable<string, TextStreamEndV1 | undefined | void>;
 }
 

@@ -176,6 +176,28 @@ describe('OpenAITextTarget', () => {
     expect(server.hits[0].body.stream).toBe(true);
   });
 
+  it("a stream ends by returning the remote's finish_reason and usage", async () => {
+    const server = await fake((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(
+        'data: {"choices":[{"text":"a"}]}\n\ndata: {"choices":[{"text":"b","finish_reason":"length"}]}\n\n' +
+          'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}\n\ndata: [DONE]\n\n',
+      );
+    });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', endpoint: 'completions' });
+    const iterator = target.stream({ prompt: 'x', maxNewTokens: 2 })[Symbol.asyncIterator]();
+    const pieces: string[] = [];
+    for (;;) {
+      const step = await iterator.next();
+      if (step.done) {
+        expect(step.value).toEqual({ finishReason: 'length', usage: { promptTokens: 7, completionTokens: 2 } });
+        break;
+      }
+      pieces.push(step.value);
+    }
+    expect(pieces).toEqual(['a', 'b']);
+  });
+
   it('stream on /completions reads choices[0].text; an error event becomes a RemoteError', async () => {
     const server = await fake((_req, res, _hit, n) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });

@@ -112,7 +112,7 @@ export class KernelRegistry {
   private missingMessage(name: string): string {
     const hint =
       name === 'native'
-        ? ' Install and build @draft/cuda (and import it, or let @draft/runtime load it) to get the native kernels.'
+        ? ' Install and build @draft/cuda and call its registerNativeBackend() (the draft CLI and server do) to get the native kernels.'
         : '';
     return `[@draft/core] Kernel backend '${name}' was requested but is not registered.${hint}`;
   }

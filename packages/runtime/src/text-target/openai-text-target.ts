@@ -7,6 +7,7 @@ import {
   RemoteError,
   type TextCompletionRequestV1,
   type TextCompletionResultV1,
+  type TextStreamEndV1,
   type TextTargetV1,
 } from '@draft/core';
 import { backoffDelay, sleep } from './retry.js';
@@ -208,13 +209,14 @@ export class OpenAITextTarget implements TextTargetV1 {
    * Streams text pieces (`stream: true`, server-sent events until `data: [DONE]`). Breaking out of the loop
    * cancels the HTTP request. Retries happen only before the response starts.
    */
-  async *stream(request: TextCompletionRequestV1): AsyncGenerator<string> {
+  async *stream(request: TextCompletionRequestV1): AsyncGenerator<string, TextStreamEndV1> {
     const body = this.body(request, true);
     const { response, attempt } = await this.withRetries(request.signal, async (a) => ({ response: await this.post(body, a), attempt: a }), true);
     let finished = false;
     try {
       if (!response.body) throw new RemoteError(`${this.name}: the streaming response has no body.`, { status: response.status });
       let sawFinish = false;
+      let end: TextStreamEndV1 = { finishReason: 'stop' };
       for await (const event of parseSseStream(response.body as unknown as AsyncIterable<Uint8Array>)) {
         attempt.arm();
         if (event.data === '[DONE]') {
@@ -230,11 +232,16 @@ export class OpenAITextTarget implements TextTargetV1 {
         if (chunk.error !== undefined) throw remoteError(this.name, response.status, chunk, undefined);
         const choice = chunk.choices?.[0];
         const piece = this.endpoint === 'chat' ? choice?.delta?.content : choice?.text;
-        if (choice?.finish_reason) sawFinish = true;
+        if (choice?.finish_reason) {
+          sawFinish = true;
+          end = { ...end, finishReason: finishReason(choice.finish_reason) };
+        }
+        if (chunk.usage) end = { ...end, usage: { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens } };
         if (typeof piece === 'string' && piece.length > 0) yield piece;
       }
       if (!finished && !sawFinish) throw new RemoteError(`${this.name}: the stream ended before 'data: [DONE]'.`, { status: response.status });
       finished = true;
+      return end;
     } catch (error) {
       throw attempt.failure(error, this.name);
     } finally {

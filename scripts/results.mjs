@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// Regenerates the README's Results section: runs `draft bench ruler` (KV and prompt-compression methods on the
+// bundled trained pair), `draft bench fidelity` and `draft bench perf`, copies their tables and SVG plots into
+// docs/results/, and splices the tables between the README's results markers.
+//   pnpm bench:results [--samples N] [--lengths 1024,2048] [--skip-perf]
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    samples: { type: 'string', default: '10' },
+    lengths: { type: 'string', default: '1024,2048' },
+    tasks: { type: 'string', default: 'niah_single_1,niah_single_2,niah_multikey_1,niah_multikey_2,niah_multivalue,niah_multiquery' },
+    'skip-perf': { type: 'boolean', default: false },
+  },
+});
+const root = join(import.meta.dirname, '..');
+const out = join(root, 'bench-results');
+const docs = join(root, 'docs', 'results');
+mkdirSync(docs, { recursive: true });
+const draft = (args) => execFileSync(process.execPath, [join(root, 'packages/cli/dist/bin.js'), ...args], { cwd: root, stdio: 'inherit' });
+
+const common = ['--lengths', values.lengths, '--samples', values.samples, '--tasks', values.tasks, '--seed', '0'];
+draft(['bench', 'ruler', ...common, '--methods', 'full,draft-only,speckv,laq,snapkv,pyramidkv,adakv,h2o,streamingllm', '--budgets', '1/32,1/16,1/8', '--out', join(out, 'ruler-kv')]);
+draft(['bench', 'ruler', ...common, '--methods', 'full,specpc,speckv-pc,specprefill,selfinfo,random-pc', '--budgets', '1/8,1/4', '--out', join(out, 'ruler-pc')]);
+draft(['bench', 'fidelity', '--lengths', '1024', '--methods', 'speckv,laq,snapkv,streamingllm,specpc', '--budgets', '1/16,1/8,1/4', '--out', join(out, 'fidelity')]);
+if (!values['skip-perf']) {
+  draft(['bench', 'perf', '--target', 'models/perf', '--draft', 'models/perf-draft', '--methods', 'full,speckv,snapkv,specpc', '--budget', '256', '--lengths', '1024,2048,4096', '--out', join(out, 'perf')]);
+}
+
+const sections = [];
+const version = JSON.parse(readFileSync(join(root, 'packages/core/package.json'), 'utf8')).version;
+let revision = 'unknown';
+try {
+  revision = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+} catch {}
+sections.push(
+  `Measured on ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ` +
+    `onnxruntime-node 1.30.0, @draft ${version} (${revision}); regenerate with \`pnpm bench:results\`.`,
+);
+for (const [name, title] of [
+  ['ruler-kv', 'KV-cache methods (budget C per layer and KV head as a fraction of the context)'],
+  ['ruler-pc', 'Prompt compression (budget = prompt tokens kept)'],
+  ['fidelity', 'Fidelity to full KV (no labels): greedy agreement and KL'],
+  ['perf', 'Speed and memory on the perf-shaped model'],
+]) {
+  const dir = join(out, name);
+  if (!existsSync(join(dir, 'summary.md'))) continue;
+  mkdirSync(join(docs, name), { recursive: true });
+  cpSync(join(dir, 'summary.md'), join(docs, name, 'summary.md'));
+  const plots = readdirSync(dir).filter((f) => f.endsWith('.svg'));
+  for (const p of plots) cpSync(join(dir, p), join(docs, name, p));
+  const table = readFileSync(join(dir, 'summary.md'), 'utf8').replace(/^# .*\n+/, '');
+  sections.push(`### ${title}\n\n${table.trim()}\n\n${plots.map((p) => `![${name} ${p}](docs/results/${name}/${p})`).join('\n')}`);
+}
+const readmePath = join(root, 'README.md');
+const readme = readFileSync(readmePath, 'utf8');
+const start = '<!-- results:start -->';
+const end = '<!-- results:end -->';
+if (!readme.includes(start) || !readme.includes(end)) throw new Error('README.md lacks the results markers');
+const body = `${start}\n${sections.join('\n\n')}\n${end}`;
+writeFileSync(readmePath, readme.replace(new RegExp(`${start}[\\s\\S]*${end}`), body));
+console.log('README Results section regenerated from', out);

@@ -190,6 +190,25 @@ def gen_dense(rng, L):
     return prompt[:L - 0], cont, mask
 
 
+def gen_mqar(rng, L):
+    """Training-only associative recall (keeps the induction circuit alive under answer-only loss):
+    a haystack with N needles, then 8 recall pairs 'k v' of random needles; loss on each recalled v.
+    Returns prompt, continuation, loss mask like gen_dense."""
+    n = {256: 8, 512: 12, 1024: 20, 2048: 32}.get(L, 8)
+    m = 8
+    keys = rng.sample(KEY, n)
+    vals = rng.sample(VAL, n)
+    asked = [rng.randrange(n) for _ in range(m)]
+    hlen = L - 2 * n - 1
+    hay = filler_noisy(rng, hlen, set(vals)) if rng.random() < 0.3 else filler_iid(rng, hlen)
+    prompt = place_facts(rng, hay, [[k, v] for k, v in zip(keys, vals)]) + [keys[asked[0]]]
+    cont, mask = [vals[asked[0]]], [1]
+    for i in asked[1:]:
+        cont += [rng.choice(FIL), keys[i], vals[i]]
+        mask += [0, 0, 1]
+    return prompt, cont, mask
+
+
 def gen_task(rng, task, L, train=False):
     if task.startswith("niah_single") or task.startswith("niah_multikey"):
         return gen_niah(rng, L, task)

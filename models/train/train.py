@@ -25,15 +25,15 @@ import lib  # noqa: E402
 torch.set_num_threads(1)
 torch.set_num_interop_threads(1)
 
-MIX = {"dense": .2, "niah_single_1": .04, "niah_single_2": .04, "niah_single_3": .04,
+MIX = {"mqar": .2, "dense": .2, "niah_single_1": .04, "niah_single_2": .04, "niah_single_3": .04,
        "niah_multikey_1": .05, "niah_multikey_2": .05, "niah_multikey_3": .05,
        "niah_multivalue": .12, "niah_multiquery": .12, "vt": .19, "cwe": .05, "fwe": .05}
 # the target's stage-2 mix: more weight on the multikey family, less on vt/cwe/fwe
-MIX_TARGET = {"dense": .25, "niah_single_1": .04, "niah_single_2": .04, "niah_single_3": .04,
+MIX_TARGET = {"mqar": .2, "dense": .25, "niah_single_1": .04, "niah_single_2": .04, "niah_single_3": .04,
               "niah_multikey_1": .07, "niah_multikey_2": .07, "niah_multikey_3": .07,
               "niah_multivalue": .12, "niah_multiquery": .12, "vt": .12, "cwe": .04, "fwe": .04}
 # stage 1 of phase B: the retrieval family only, until niah_single_2 and niah_multikey_1 are learned
-MIX1 = {"dense": .3, "niah_single_1": .1, "niah_single_2": .1, "niah_single_3": .1, "niah_multikey_1": .1,
+MIX1 = {"mqar": .3, "dense": .3, "niah_single_1": .1, "niah_single_2": .1, "niah_single_3": .1, "niah_multikey_1": .1,
         "niah_multikey_2": .1, "niah_multikey_3": .1, "niah_multivalue": .2, "niah_multiquery": .2}
 ARCHS = {
     "small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
@@ -49,7 +49,7 @@ def lengths_for(frac, max_len):
     if frac < 0.35:
         return [256, 512], [.5, .5]
     if max_len >= 2048 and frac >= 0.6:
-        return [256, 512, 1024, 2048], [.2, .25, .3, .25]
+        return [256, 512, 1024, 2048], [.25, .3, .3, .15]
     return [256, 512, 1024], [.3, .3, .4]
 
 
@@ -61,6 +61,8 @@ def batch_tasks(rng, L, bs, mix):
         t = rng.choices(names, w)[0]
         if t == "dense":
             p, a, am = lib.gen_dense(rng, L)
+        elif t == "mqar":
+            p, a, am = lib.gen_mqar(rng, L)
         else:
             p, a = lib.gen_task(rng, t, L, train=True)
             am = [1] * len(a)
@@ -103,6 +105,7 @@ def main():
     ap.add_argument("--max-len", type=int, default=1024)
     ap.add_argument("--tokens", type=int, default=3072)
     ap.add_argument("--mix", default="default", choices=["default", "target"])
+    ap.add_argument("--copy-aux", type=int, default=0, help="phase B: add the phase-A copy loss on this many 128-token sequences every step (keeps induction alive)")
     args = ap.parse_args()
 
     rundir = os.path.join(lib.HERE, "runs", args.name)
@@ -139,7 +142,9 @@ def main():
     last_ck = time.time()
     t_prev = time.time()
     b_total = args.b_minutes * 60
-    while True:
+    if state["phase"] == "B" and args.b_minutes <= 0:
+        state["phase"] = "done"
+    while state["phase"] != "done":
         step = state["step"]
         if state["phase"] == "A":
             X, Y, M, tasks = batch_copy(rng, 32)
@@ -165,6 +170,12 @@ def main():
         logits = model.logits(X)
         lossv = torch.nn.functional.cross_entropy(logits.reshape(-1, lib.V), Y.reshape(-1), reduction="none").view_as(M)
         loss = (lossv * M).sum() / M.sum()
+        if tasks is not None and args.copy_aux > 0:
+            Xc, Yc, Mc, _ = batch_copy(rng, args.copy_aux)
+            lc = torch.nn.functional.cross_entropy(model.logits(Xc).reshape(-1, lib.V), Yc.reshape(-1), reduction="none").view_as(Mc)
+            lcv = (lc * Mc).sum() / Mc.sum()
+            loss = loss + lcv
+            copy_ema = 0.95 * copy_ema + 0.05 * float(torch.exp(-lcv.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -189,7 +200,7 @@ def main():
             state["a_steps"] = step + 1
             if (copy_ema > 0.9 and step > 100) or step + 1 >= args.a_max_steps:
                 print(f"[{args.name}] phase A done at step {step + 1}, copy_ema {copy_ema:.3f}, {state['elapsed'] / 60:.1f} min", flush=True)
-                state["phase"] = "B"
+                state["phase"] = "B" if args.b_minutes > 0 else "done"
         if step % 10 == 0:
             te = " ".join(f"{t[:6] + t[-1]}={v:.2f}" for t, v in sorted(ema.items()))
             log.writerow([step, round(state["elapsed"] / 60, 3), "A" if tasks is None else "B", L, f"{lr:.2e}",

@@ -4,7 +4,7 @@
 // docs/results/, and splices the tables between the README's results markers.
 //   pnpm bench:results [--samples N] [--lengths 1024,2048] [--skip-perf]
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -50,10 +50,13 @@ for (const [name, title] of [
   const dir = join(out, name);
   if (!existsSync(join(dir, 'summary.md'))) continue;
   mkdirSync(join(docs, name), { recursive: true });
-  cpSync(join(dir, 'summary.md'), join(docs, name, 'summary.md'));
+  // Paths in the outputs are made relative to the repository before they are committed.
+  const relative = (text) => text.split(`${root}/`).join('').split(root).join('.');
+  const summary = relative(readFileSync(join(dir, 'summary.md'), 'utf8'));
+  writeFileSync(join(docs, name, 'summary.md'), summary);
   const plots = readdirSync(dir).filter((f) => f.endsWith('.svg'));
-  for (const p of plots) cpSync(join(dir, p), join(docs, name, p));
-  const table = readFileSync(join(dir, 'summary.md'), 'utf8').replace(/^# .*\n+/, '');
+  for (const p of plots) writeFileSync(join(docs, name, p), relative(readFileSync(join(dir, p), 'utf8')));
+  const table = summary.replace(/^# .*\n+/, '');
   sections.push(`### ${title}\n\n${table.trim()}\n\n${plots.map((p) => `![${name} ${p}](docs/results/${name}/${p})`).join('\n')}`);
 }
 const readmePath = join(root, 'README.md');

@@ -29,9 +29,9 @@ MIX = {"mqar": .2, "dense": .2, "niah_single_1": .04, "niah_single_2": .04, "nia
        "niah_multikey_1": .05, "niah_multikey_2": .05, "niah_multikey_3": .05,
        "niah_multivalue": .12, "niah_multiquery": .12, "vt": .19, "cwe": .05, "fwe": .05}
 # the target's stage-2 mix: more weight on the multikey family, less on vt/cwe/fwe
-MIX_TARGET = {"mqar": .2, "dense": .25, "niah_single_1": .04, "niah_single_2": .04, "niah_single_3": .04,
-              "niah_multikey_1": .07, "niah_multikey_2": .07, "niah_multikey_3": .07,
-              "niah_multivalue": .12, "niah_multiquery": .12, "vt": .12, "cwe": .04, "fwe": .04}
+MIX_TARGET = {"mqar": .15, "dense": .15, "niah_single_1": .03, "niah_single_2": .03, "niah_single_3": .03,
+              "niah_multikey_1": .05, "niah_multikey_2": .05, "niah_multikey_3": .05,
+              "niah_multivalue": .2, "niah_multiquery": .2, "vt": .08, "cwe": .03, "fwe": .03}
 # stage 1 of phase B: the retrieval family only, until niah_single_2 and niah_multikey_1 are learned
 MIX1 = {"mqar": .3, "dense": .3, "niah_single_1": .1, "niah_single_2": .1, "niah_single_3": .1, "niah_multikey_1": .1,
         "niah_multikey_2": .1, "niah_multikey_3": .1, "niah_multivalue": .2, "niah_multiquery": .2}

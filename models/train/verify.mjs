@@ -49,7 +49,8 @@ for (const name of names) {
     for (let i = 0; i < L; i++) present.push(out[`present.${i}.key`], out[`present.${i}.value`]);
     return { last: out.logits.data.subarray((S - 1) * V, S * V), present };
   }
-  let same = 0, ex = 0, part = 0, maxd = 0;
+  let same = 0, ex = 0, part = 0, maxd = 0, nf = 0, exf = 0;
+  const rows = [];
   const t0 = Date.now();
   for (const c of golden.cases) {
     const enc = tok.encode(c.text).ids;
@@ -78,9 +79,12 @@ for (const name of names) {
     const words = new Set(text.split(' '));
     part += refs.filter((w) => words.has(w)).length / refs.length;
     ex += text === c.answer ? 1 : 0;
+    if (c.task.startsWith('niah')) { nf++; exf += text === c.answer ? 1 : 0; }
+    rows.push(`${c.task}@${c.length}:${text === c.answer ? 'ok' : 'x'}`);
   }
   const n = golden.cases.length;
-  console.log(`${name}: ${same}/${n} ORT greedy == torch greedy, prefill max|dlogits| ${maxd.toExponential(2)}; ONNX answers: exact ${(100 * ex / n).toFixed(0)}%, string_match_all ${(100 * part / n).toFixed(0)}% over ${n} cases (${Date.now() - t0} ms)`);
+  console.log(`${name}: ${same}/${n} ORT greedy == torch greedy, prefill max|dlogits| ${maxd.toExponential(2)}; ONNX answers: exact ${(100 * ex / n).toFixed(0)}%, string_match_all ${(100 * part / n).toFixed(0)}% over ${n} cases; niah family exact ${exf}/${nf} (${Date.now() - t0} ms)`);
+  console.log(`  ${rows.join(' ')}`);
 }
 console.log(failures === 0 ? 'ALL OK' : `${failures} FAILURE(S)`);
 process.exit(failures === 0 ? 0 : 1);

@@ -24,11 +24,11 @@ mkdirSync(docs, { recursive: true });
 const draft = (args) => execFileSync(process.execPath, [join(root, 'packages/cli/dist/bin.js'), ...args], { cwd: root, stdio: 'inherit' });
 
 const common = ['--lengths', values.lengths, '--samples', values.samples, '--tasks', values.tasks, '--seed', '0'];
-draft(['bench', 'ruler', ...common, '--methods', 'full,draft-only,speckv,laq,snapkv,pyramidkv,adakv,h2o,streamingllm', '--budgets', '1/32,1/16,1/8', '--out', join(out, 'ruler-kv')]);
+draft(['bench', 'ruler', ...common, '--methods', 'full,draft-only,speckv,laq,snapkv,pyramidkv,adakv,h2o,streamingllm', '--budgets', '1/32,1/16,1/8', '--window', '8', '--out', join(out, 'ruler-kv')]);
 draft(['bench', 'ruler', ...common, '--methods', 'full,specpc,speckv-pc,specprefill,selfinfo,random-pc', '--budgets', '1/8,1/4', '--out', join(out, 'ruler-pc')]);
-draft(['bench', 'fidelity', '--lengths', '1024', '--methods', 'speckv,laq,snapkv,streamingllm,specpc', '--budgets', '1/16,1/8,1/4', '--out', join(out, 'fidelity')]);
+draft(['bench', 'fidelity', '--lengths', '1024', '--window', '8', '--methods', 'speckv,laq,snapkv,streamingllm,specpc', '--budgets', '1/16,1/8,1/4', '--out', join(out, 'fidelity')]);
 if (!values['skip-perf']) {
-  draft(['bench', 'perf', '--target', 'models/perf', '--draft', 'models/perf-draft', '--methods', 'full,speckv,snapkv,specpc', '--budget', '256', '--lengths', '1024,2048,4096', '--out', join(out, 'perf')]);
+  draft(['bench', 'perf', '--target', 'models/perf', '--draft', 'models/perf-draft', '--methods', 'full,speckv,snapkv,specpc', '--budget', '256', '--window', '32', '--lengths', '1024,2048,4096', '--out', join(out, 'perf')]);
 }
 
 const sections = [];

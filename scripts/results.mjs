@@ -15,6 +15,8 @@ const { values } = parseArgs({
     lengths: { type: 'string', default: '1024,2048' },
     tasks: { type: 'string', default: 'niah_single_1,niah_single_2,niah_multikey_1,niah_multikey_2,niah_multivalue,niah_multiquery' },
     'skip-perf': { type: 'boolean', default: false },
+    // Rebuild the README section from existing bench-results/ without running the benchmarks again.
+    'no-run': { type: 'boolean', default: false },
   },
 });
 const root = join(import.meta.dirname, '..');
@@ -23,11 +25,12 @@ const docs = join(root, 'docs', 'results');
 mkdirSync(docs, { recursive: true });
 const draft = (args) => execFileSync(process.execPath, [join(root, 'packages/cli/dist/bin.js'), ...args], { cwd: root, stdio: 'inherit' });
 
+const run = !values['no-run'];
 const common = ['--lengths', values.lengths, '--samples', values.samples, '--tasks', values.tasks, '--seed', '0'];
-draft(['bench', 'ruler', ...common, '--methods', 'full,draft-only,speckv,laq,snapkv,pyramidkv,adakv,h2o,streamingllm', '--budgets', '1/32,1/16,1/8', '--window', '8', '--out', join(out, 'ruler-kv')]);
-draft(['bench', 'ruler', ...common, '--methods', 'full,specpc,speckv-pc,specprefill,selfinfo,random-pc', '--budgets', '1/8,1/4', '--out', join(out, 'ruler-pc')]);
-draft(['bench', 'fidelity', '--lengths', '1024', '--window', '8', '--methods', 'speckv,laq,snapkv,streamingllm,specpc', '--budgets', '1/16,1/8,1/4', '--out', join(out, 'fidelity')]);
-if (!values['skip-perf']) {
+if (run) draft(['bench', 'ruler', ...common, '--methods', 'full,draft-only,speckv,laq,snapkv,pyramidkv,adakv,h2o,streamingllm', '--budgets', '1/32,1/16,1/8', '--window', '8', '--out', join(out, 'ruler-kv')]);
+if (run) draft(['bench', 'ruler', ...common, '--methods', 'full,specpc,speckv-pc,specprefill,selfinfo,random-pc', '--budgets', '1/8,1/4', '--out', join(out, 'ruler-pc')]);
+if (run) draft(['bench', 'fidelity', '--lengths', '1024', '--window', '8', '--methods', 'speckv,laq,snapkv,streamingllm,specpc', '--budgets', '1/16,1/8,1/4', '--out', join(out, 'fidelity')]);
+if (run && !values['skip-perf']) {
   draft(['bench', 'perf', '--target', 'models/perf', '--draft', 'models/perf-draft', '--methods', 'full,speckv,snapkv,specpc', '--budget', '256', '--window', '32', '--lengths', '1024,2048,4096', '--out', join(out, 'perf')]);
 }
 
@@ -56,7 +59,8 @@ for (const [name, title] of [
   writeFileSync(join(docs, name, 'summary.md'), summary);
   const plots = readdirSync(dir).filter((f) => f.endsWith('.svg'));
   for (const p of plots) writeFileSync(join(docs, name, p), relative(readFileSync(join(dir, p), 'utf8')));
-  const table = summary.replace(/^# .*\n+/, '');
+  // Sub-headings of the bench summaries sit below the README's own section levels.
+  const table = summary.replace(/^# .*\n+/, '').replace(/^##+ /gm, '#### ');
   sections.push(`### ${title}\n\n${table.trim()}\n\n${plots.map((p) => `![${name} ${p}](docs/results/${name}/${p})`).join('\n')}`);
 }
 const readmePath = join(root, 'README.md');

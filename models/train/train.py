@@ -35,6 +35,11 @@ MIX_TARGET = {"mqar": .15, "dense": .15, "niah_single_1": .03, "niah_single_2": 
 # stage 1 of phase B: the retrieval family only, until niah_single_2 and niah_multikey_1 are learned
 MIX1 = {"mqar": .3, "dense": .3, "niah_single_1": .1, "niah_single_2": .1, "niah_single_3": .1, "niah_multikey_1": .1,
         "niah_multikey_2": .1, "niah_multikey_3": .1, "niah_multivalue": .2, "niah_multiquery": .2}
+# fine-tune mix for niah_multivalue (--mix multivalue, used with --init-from target3): multivalue-heavy, every
+# other niah task and the dense/mqar retrieval formats kept so nothing regresses
+MIX_MV = {"mqar": .08, "dense": .08, "niah_single_1": .03, "niah_single_2": .03, "niah_single_3": .03,
+          "niah_multikey_1": .04, "niah_multikey_2": .04, "niah_multikey_3": .04,
+          "niah_multivalue": .44, "niah_multiquery": .12, "vt": .03, "cwe": .02, "fwe": .02}
 ARCHS = {
     "small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
                   head_dim=32, intermediate_size=0),
@@ -43,7 +48,10 @@ ARCHS = {
 }
 
 
-def lengths_for(frac, max_len):
+def lengths_for(frac, max_len, min_len=0):
+    if min_len:  # fine-tune: fixed length range, uniform over the powers of two in [min_len, max_len]
+        Ls = [L for L in (256, 512, 1024, 2048) if min_len <= L <= max_len]
+        return Ls, [1] * len(Ls)
     if frac < 0.15:
         return [256], [1]
     if frac < 0.35:
@@ -104,7 +112,9 @@ def main():
     ap.add_argument("--b-minutes", type=float, default=10)
     ap.add_argument("--max-len", type=int, default=1024)
     ap.add_argument("--tokens", type=int, default=3072)
-    ap.add_argument("--mix", default="default", choices=["default", "target"])
+    ap.add_argument("--mix", default="default", choices=["default", "target", "multivalue"])
+    ap.add_argument("--init-from", default=None, help="fine-tune: start phase B (stage 2) from runs/<run>/final.pt weights, fresh optimizer")
+    ap.add_argument("--min-len", type=int, default=0, help="fine-tune: sample lengths only in [min-len, max-len]")
     ap.add_argument("--copy-aux", type=int, default=0, help="phase B: add the phase-A copy loss on this many 128-token sequences every step (keeps induction alive)")
     args = ap.parse_args()
 
@@ -119,6 +129,13 @@ def main():
         small.load_state_dict(src["model"])
         model = lib.grow(small, cfg, args.seed)
         state["phase"] = "B"
+    elif args.init_from:
+        src = torch.load(os.path.join(lib.HERE, "runs", args.init_from, "final.pt"))
+        cfg = lib.Cfg(**src["cfg"])
+        model = lib.LlamaLM(cfg)
+        model.load_state_dict(src["model"])
+        state["phase"] = "B"
+        state["stage"] = 2
     else:
         model = lib.init_model(cfg, args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -159,9 +176,9 @@ def main():
                 state["stage"] = 2
                 stage1 = False
                 print(f"[{args.name}] stage 2 (full mix) at step {step}, {state['elapsed'] / 60:.1f} min", flush=True)
-            Ls, w = lengths_for(min(frac, 0.34) if stage1 else frac, args.max_len)
+            Ls, w = lengths_for(min(frac, 0.34) if stage1 else frac, args.max_len, args.min_len)
             L = rng.choices(Ls, w)[0]
-            X, Y, M, tasks = batch_tasks(rng, L, max(1, args.tokens // L), MIX1 if stage1 else (MIX_TARGET if args.mix == "target" else MIX))
+            X, Y, M, tasks = batch_tasks(rng, L, max(1, args.tokens // L), MIX1 if stage1 else {"target": MIX_TARGET, "multivalue": MIX_MV}.get(args.mix, MIX))
             bstep = step - state["a_steps"]
             lr = args.lr * min(1.0, (bstep + 1) / 50) * (1.0 if frac < 0.75 else max(0.05, (1 - frac) / 0.25))
         for g in opt.param_groups:

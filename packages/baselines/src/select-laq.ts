@@ -7,7 +7,7 @@ import {
   runAsync,
   runSync,
   selectUniformWindow,
-  validateWindowInput,
+  validateWindowInputWithDefaults,
 } from '@draft/core';
 
 /** LAQ++ defaults: SpecKV's scorer (C = 256, W = 32, max-pool k = 7, max reduce). */
@@ -41,14 +41,7 @@ export interface SelectLAQOptions {
 }
 
 function prepare(options: SelectLAQOptions) {
-  return validateWindowInput({
-    ...options,
-    budget: options.budget ?? LAQ_DEFAULTS.budget,
-    windowSize: options.windowSize ?? LAQ_DEFAULTS.windowSize,
-    kernelSize: options.kernelSize ?? LAQ_DEFAULTS.kernelSize,
-    poolType: options.poolType ?? LAQ_DEFAULTS.poolType,
-    reduce: options.reduce ?? LAQ_DEFAULTS.reduce,
-  });
+  return validateWindowInputWithDefaults(options, LAQ_DEFAULTS);
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   runAsync,
   runSync,
   selectUniformWindow,
-  validateWindowInput,
+  validateWindowInputWithDefaults,
 } from '@draft/core';
 
 export type { PoolType } from '@draft/core';
@@ -51,14 +51,7 @@ export interface SelectSpecKVOptions {
 }
 
 function prepare(options: SelectSpecKVOptions) {
-  return validateWindowInput({
-    ...options,
-    budget: options.budget ?? SPECKV_DEFAULTS.budget,
-    windowSize: options.windowSize ?? SPECKV_DEFAULTS.windowSize,
-    kernelSize: options.kernelSize ?? SPECKV_DEFAULTS.kernelSize,
-    poolType: options.poolType ?? SPECKV_DEFAULTS.poolType,
-    reduce: options.reduce ?? SPECKV_DEFAULTS.reduce,
-  });
+  return validateWindowInputWithDefaults(options, SPECKV_DEFAULTS);
 }
 
 /**

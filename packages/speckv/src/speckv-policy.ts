@@ -16,10 +16,9 @@ import {
   type SelectionContextV1,
   selectUniformWindowLayer,
   throwIfAborted,
-  trailingQueries,
+  readWindowLayer,
   validateBudgetOption,
   validateKernel,
-  validateWindowInput,
 } from '@draft/core';
 import { SPECKV_DEFAULTS } from './select-speckv.js';
 
@@ -81,21 +80,11 @@ export class SpecKVPolicy implements CachePolicyV1 {
   async select(context: SelectionContextV1): Promise<KeptIndices> {
     const budget = contextBudget(context, this.windowSize);
     if (context.promptLength <= budget) return keepAll(context);
-    const lookahead = context.lookaheadLength;
     const backend = getKernelBackend();
     const kept: Int32Array[][] = [];
     for (let layer = 0; layer < context.numLayers; layer++) {
       throwIfAborted(context.signal);
-      const queries = trailingQueries(await context.queries(layer), context, this.windowSize + 1 + lookahead);
-      const keys = await context.keys(layer);
-      const input = validateWindowInput({
-        queries: [queries],
-        keys: [keys],
-        numHeads: context.numHeads,
-        numKvHeads: context.numKvHeads,
-        headDim: context.headDim,
-        promptLength: context.promptLength,
-        lookaheadLength: lookahead,
+      const input = await readWindowLayer(context, layer, {
         budget,
         windowSize: this.windowSize,
         kernelSize: this.kernelSize,

@@ -18,11 +18,10 @@ import {
   runAsync,
   type SelectionContextV1,
   throwIfAborted,
-  trailingQueries,
+  readWindowLayer,
   validateBudgetOption,
   type ValidatedWindowInput,
   validateKernel,
-  validateWindowInput,
 } from '@draft/core';
 
 export interface WindowPolicyOptions {
@@ -83,16 +82,7 @@ export abstract class WindowPolicy implements CachePolicyV1 {
     const kept: Int32Array[][] = [];
     for (let layer = 0; layer < context.numLayers; layer++) {
       throwIfAborted(context.signal);
-      const queries = trailingQueries(await context.queries(layer), context, this.windowSize + 1 + lookahead);
-      const keys = await context.keys(layer);
-      const input = validateWindowInput({
-        queries: [queries],
-        keys: [keys],
-        numHeads: context.numHeads,
-        numKvHeads: context.numKvHeads,
-        headDim: context.headDim,
-        promptLength: context.promptLength,
-        lookaheadLength: lookahead,
+      const input = await readWindowLayer(context, layer, {
         budget,
         windowSize: this.windowSize,
         kernelSize: this.kernelSize,

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../spec/errors.js';
 import type { SelectionContextV1 } from '../spec/policy.js';
 import { validateBudgetWindow } from './validate-window.js';
-import { allButLast } from './window-selection.js';
+import { allButLast, type ValidatedWindowInput, validateWindowInput, type WindowSettings } from './window-selection.js';
 
 /**
  * The budget a policy selects with: always the pipeline's `context.budget` (core's pipeline resolves it from
@@ -43,4 +43,24 @@ export function trailingQueries(queries: Float32Array, context: SelectionContext
   const out = new Float32Array(hq * need * d);
   for (let h = 0; h < hq; h++) out.set(queries.subarray((h * have + have - need) * d, (h * have + have) * d), h * need * d);
   return out;
+}
+
+/**
+ * One layer's validated window input read from a selection context: the last W + 1 + L captured queries
+ * (trailingQueries) and all n + L keys of `layer`, with the policy's settings. Shared by every
+ * lookahead-window policy's `select` loop.
+ */
+export async function readWindowLayer(context: SelectionContextV1, layer: number, settings: WindowSettings): Promise<ValidatedWindowInput> {
+  const queries = trailingQueries(await context.queries(layer), context, settings.windowSize + 1 + context.lookaheadLength);
+  const keys = await context.keys(layer);
+  return validateWindowInput({
+    queries: [queries],
+    keys: [keys],
+    numHeads: context.numHeads,
+    numKvHeads: context.numKvHeads,
+    headDim: context.headDim,
+    promptLength: context.promptLength,
+    lookaheadLength: context.lookaheadLength,
+    ...settings,
+  });
 }

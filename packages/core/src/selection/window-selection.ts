@@ -129,3 +129,24 @@ export function* selectUniformWindow(input: ValidatedWindowInput, backend: Kerne
   for (let l = 0; l < input.numLayers; l++) result.push(yield* selectUniformWindowLayer(input, l, backend));
   return result;
 }
+
+/** The scoring settings of a lookahead-window method (the non-tensor part of `WindowScoringInput`). */
+export type WindowSettings = Pick<WindowScoringInput, 'budget' | 'windowSize' | 'kernelSize' | 'poolType' | 'reduce'>;
+
+/**
+ * Fills a method's defaults into partial settings and validates the result: the shared `prepare` step of the
+ * pure SpecKV / LAQ++ selection functions.
+ */
+export function validateWindowInputWithDefaults(
+  input: Omit<WindowScoringInput, keyof WindowSettings> & Partial<WindowSettings>,
+  defaults: Readonly<WindowSettings>,
+): ValidatedWindowInput {
+  return validateWindowInput({
+    ...input,
+    budget: input.budget ?? defaults.budget,
+    windowSize: input.windowSize ?? defaults.windowSize,
+    kernelSize: input.kernelSize ?? defaults.kernelSize,
+    poolType: input.poolType ?? defaults.poolType,
+    reduce: input.reduce ?? defaults.reduce,
+  });
+}

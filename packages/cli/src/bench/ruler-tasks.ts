@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@draft/core';
 import { deriveSeed, Rng } from './rng.js';
-import { fillTemplate, type TaskFormatV1 } from './task-format.js';
+import { fillTemplate, type HaystackKind, parseHaystackKind, type TaskFormatV1 } from './task-format.js';
 import { ADJECTIVES, CITIES, FIRST_NAMES, INSTITUTIONS, NOISE_SENTENCES, NOUNS, PEOPLE, SURNAMES, TIMES, VERBS } from './words.js';
 
 /** RULER's task list (ALGORITHMS.md, Evaluation conventions). */
@@ -487,28 +487,48 @@ function symbolicLayout(task: string, seed: number, f: TaskFormatV1, tokenizer: 
       splittable: false,
     };
   };
-  // Filler streams (prefix-stable): _1 a repeated pattern, _2 random filler, _3 random filler + noise key tokens.
-  const pattern = filler.slice(0, Math.min(filler.length, 10));
-  const repeated = (n: number) => Array.from({ length: n }, (_, i) => pattern[i % pattern.length]);
+  const need = (cls: string, list: readonly string[], count: number) => {
+    if (list.length < count) throw new InvalidArgumentError({ argument: 'task_format.json', value: `${list.length} ${cls} words`, expected: `at least ${count} for ${task}` });
+  };
+  const params = f.params;
+  // Filler streams (prefix-stable: unit i does not depend on the count). Without `params`: _1 repeats the first
+  // 10 filler words, _2 random filler, _3 random filler + 10% noise key tokens.
+  const legacyPattern = filler.slice(0, Math.min(filler.length, 10));
+  const cycle = (pattern: readonly string[]) => (n: number) => Array.from({ length: n }, (_, i) => pattern[i % pattern.length]);
   const random = (n: number) => {
     const r = new Rng(fillerSeed);
     return Array.from({ length: n }, () => r.pick(filler));
   };
-  const noisy = (exclude: Set<string>) => {
-    const noiseKeys = keyVocab.filter((k) => !exclude.has(k));
+  const noisy = (pool: readonly string[], exclude: Set<string>, p: number) => {
+    const noise = pool.filter((w) => !exclude.has(w));
     return (n: number) => {
       const r = new Rng(fillerSeed);
-      return Array.from({ length: n }, () => (noiseKeys.length > 0 && r.next() < 0.1 ? r.pick(noiseKeys) : r.pick(filler)));
+      return Array.from({ length: n }, () => (noise.length > 0 && r.next() < p ? r.pick(noise) : r.pick(filler)));
     };
   };
-  const need = (cls: string, list: readonly string[], count: number) => {
-    if (list.length < count) throw new InvalidArgumentError({ argument: 'task_format.json', value: `${list.length} ${cls} words`, expected: `at least ${count} for ${task}` });
+  /** The filler stream of a haystack kind, for a sample whose needles use `keys` and `values`. */
+  const haystack = (kind: HaystackKind, keys: string[], values: string[]) => {
+    if (kind.kind === 'iid') return random;
+    if (kind.kind === 'pattern') {
+      const r = new Rng(fillerSeed);
+      return cycle(Array.from({ length: kind.length }, () => r.pick(filler)));
+    }
+    return kind.noise === 'value' ? noisy(valueVocab, new Set(values), kind.p) : noisy(keyVocab, new Set(keys), kind.p);
   };
+  const declaredHaystack = (name: string | undefined) => (name === undefined ? undefined : parseHaystackKind(name));
 
   if (task.startsWith('niah') || task === 'qa') {
-    const numKeys = task === 'niah_multiquery' ? 4 : 1;
-    const numValues = task === 'niah_multivalue' ? 4 : 1;
-    const distractors = task === 'niah_multikey_1' ? 3 : task === 'niah_multikey_2' || task === 'niah_multikey_3' ? Math.min(keyVocab.length - numKeys, 15) : 0;
+    const numKeys = task === 'niah_multiquery' ? (params?.multiquery_queries ?? 4) : 1;
+    const numValues = task === 'niah_multivalue' ? (params?.multivalue_values ?? 4) : 1;
+    const declared = params?.niah_multikey_distractors?.[task];
+    const distractors =
+      declared !== undefined
+        ? Math.max(0, Math.min(declared, keyVocab.length - numKeys))
+        : task === 'niah_multikey_1'
+          ? 3
+          : task === 'niah_multikey_2' || task === 'niah_multikey_3'
+            ? Math.min(keyVocab.length - numKeys, 15)
+            : 0;
     need('key', keyVocab, numKeys + distractors);
     need('value', valueVocab, numKeys * numValues);
     const keys = rng.sample(keyVocab, numKeys + distractors);
@@ -517,8 +537,21 @@ function symbolicLayout(task: string, seed: number, f: TaskFormatV1, tokenizer: 
     const ds = depths(rng, values.length);
     const order = rng.shuffle(values.map((_, i) => i));
     const facts: Fact[] = values.map((v, i) => ({ text: needle(queried[Math.floor(i / numValues)], v), depth: ds[order[i]], record: true }));
-    for (let i = 0; i < distractors; i++) facts.push({ text: needle(keys[numKeys + i], rng.pick(valueVocab)), depth: rng.next(), record: false });
-    const units = task === 'niah_single_1' ? repeated : task === 'niah_single_3' || task === 'niah_multikey_3' ? noisy(new Set(keys)) : random;
+    const needleValues = [...values];
+    for (let i = 0; i < distractors; i++) {
+      const v = rng.pick(valueVocab);
+      needleValues.push(v);
+      facts.push({ text: needle(keys[numKeys + i], v), depth: rng.next(), record: false });
+    }
+    const kind =
+      task === 'niah_multikey_3' ? declaredHaystack(params?.niah_multikey_3_haystack) : declaredHaystack(params?.niah_single_haystack?.[task]);
+    const units = kind
+      ? haystack(kind, keys, needleValues)
+      : task === 'niah_single_1'
+        ? cycle(legacyPattern)
+        : task === 'niah_single_3' || task === 'niah_multikey_3'
+          ? noisy(keyVocab, new Set(keys), 0.1)
+          : random;
     // multivalue: values in haystack order; multiquery: values in asked (= key) order.
     const answers =
       task === 'niah_multivalue'
@@ -531,8 +564,9 @@ function symbolicLayout(task: string, seed: number, f: TaskFormatV1, tokenizer: 
     return finish(fillTemplate(t.question, { keys: queried.join(j), key: queried[0] }), answers, facts, units);
   }
   if (task === 'vt') {
-    need('key', keyVocab, 5);
-    const vars = rng.sample(keyVocab, 5);
+    const numVars = params?.vt_vars ?? 5;
+    need('key', keyVocab, numVars);
+    const vars = rng.sample(keyVocab, numVars);
     const value = rng.pick(valueVocab);
     const ds = depths(rng, vars.length);
     const facts = vars.map((v, i) => ({

@@ -12,9 +12,10 @@ export const USAGE = `draft — draft-based approximate inference for long-conte
 
 Usage:
   draft generate [--target DIR] [--draft DIR] [--method NAME] [--budget N] [--window N]
-                 [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed N]
-                 (--prompt TEXT | --prompt-file PATH) [--plugin MODULE]... [--json]
-  draft demo [--target DIR] [--draft DIR]
+                 [--method-option METHOD.NAME=VALUE]... [--max-new-tokens N] [--temperature T]
+                 [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH)
+                 [--plugin MODULE]... [--json]
+  draft demo [--target DIR] [--draft DIR] [--method-option METHOD.NAME=VALUE]...
   draft methods [--plugin MODULE]... [--json]
   draft kernels [--json]
   draft bench kernels [--json]
@@ -23,6 +24,8 @@ ${BENCH_USAGE}
 
 Methods: ${'{methods}'}
 --budget is C, entries kept per layer and KV head (KV methods), or prompt tokens kept (prompt compressors).
+--method-option METHOD.NAME=VALUE (repeatable) sets an option of that method's policy, overriding --window,
+  e.g. specpc.kernelSize=8 or speckv.poolType=avg; numbers, true/false, else text. speckv-pc: its SpecPC stage.
 Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).`;
 
 export interface CliIo {
@@ -53,6 +56,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             method: { type: 'string' },
             budget: { type: 'string' },
             window: { type: 'string' },
+            'method-option': { type: 'string', multiple: true },
             'max-new-tokens': { type: 'string' },
             temperature: { type: 'string' },
             'top-k': { type: 'string' },
@@ -89,8 +93,12 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return 0;
       }
       case 'demo': {
-        const { values } = parseArgs({ args: rest, strict: true, options: { target: { type: 'string' }, draft: { type: 'string' } } });
-        await runDemo({ ...values, log: (line) => io.stdout(`${line}\n`) });
+        const { values } = parseArgs({
+          args: rest,
+          strict: true,
+          options: { target: { type: 'string' }, draft: { type: 'string' }, 'method-option': { type: 'string', multiple: true } },
+        });
+        await runDemo({ target: values.target, draft: values.draft, methodOptions: values['method-option'], log: (line) => io.stdout(`${line}\n`) });
         return 0;
       }
       case 'methods': {

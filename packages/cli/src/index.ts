@@ -1,6 +1,15 @@
 /** @draft/cli — the `draft` command, also usable as a library. */
 export { runCli, USAGE, type CliIo } from './cli.js';
 export { planMethod, knownMethods, registerBuiltInMethods, BUILT_IN_METHODS, type MethodPlan, type MethodSettings } from './methods.js';
+export {
+  parseMethodOptions,
+  parseMethodOptionValue,
+  formatMethodOptions,
+  methodLabel,
+  type MethodOptionValue,
+  type MethodOptionMap,
+  type MethodOptions,
+} from './method-options.js';
 export { runGenerate, runPlan, toJson, type GenerateFlags, type GenerateJson, type GenerateRun } from './commands/generate.js';
 export { runDemo } from './commands/demo.js';
 export { kernelsInfo, benchKernels, useNativeKernels } from './commands/kernels.js';

@@ -63,10 +63,14 @@ export function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(path, 'utf8')) as T;
 }
 
-/** A run folder name that sorts and reads well: `speckv__b256__L4096__niah_single_1`. */
-export function runName(parts: { method: string; budget: number | null; length: number | string; task: string }): string {
+/**
+ * A run folder name that sorts and reads well: `speckv__b256__L4096__niah_single_1`; method options add a last
+ * part (`…__kernelSize-8_neighbourTokens-8`), so a run with other options is never resumed from this one.
+ */
+export function runName(parts: { method: string; budget: number | null; length: number | string; task: string; options?: Readonly<Record<string, unknown>> }): string {
   const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_');
-  return [safe(parts.method), parts.budget === null ? 'bnone' : `b${parts.budget}`, `L${parts.length}`, safe(parts.task)].join('__');
+  const options = Object.entries(parts.options ?? {}).map(([name, value]) => `${name}-${String(value)}`);
+  return [safe(parts.method), parts.budget === null ? 'bnone' : `b${parts.budget}`, `L${parts.length}`, safe(parts.task), ...(options.length ? [safe(options.join('_'))] : [])].join('__');
 }
 
 /** Whether an error means "this method cannot run on this backend/setting" (recorded as skipped). */

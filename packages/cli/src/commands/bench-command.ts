@@ -1,15 +1,18 @@
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '@draft/core';
+import { methodLabel } from '../method-options.js';
 import { type BenchFidelityFlags, runBenchFidelity } from './bench-fidelity.js';
 import { type BenchPerfFlags, runBenchPerf } from './bench-perf.js';
 import { type BenchIo, type BenchRulerFlags, runBenchRuler } from './bench-ruler.js';
 
 export const BENCH_USAGE = `  draft bench ruler [--target DIR] [--draft DIR] [--methods a,b] [--budgets N,…|1/32,…] [--lengths N,…]
-                    [--tasks a,b] [--samples N] [--seed N] [--window N] [--max-new-tokens N] [--out DIR] [--json]
+                    [--tasks a,b] [--samples N] [--seed N] [--window N] [--method-option M.NAME=V]...
+                    [--max-new-tokens N] [--out DIR] [--json]
   draft bench fidelity [--target DIR] [--draft DIR] [--methods a,b] [--budgets …] [--lengths N,…]
-                    [--prompt-file PATH]... [--steps N] [--window N] [--out DIR] [--json]
+                    [--prompt-file PATH]... [--steps N] [--window N] [--method-option M.NAME=V]... [--out DIR] [--json]
   draft bench perf [--target DIR] [--draft DIR] [--methods a,b] [--budget N] [--lengths 1K,2K,…]
-                    [--new-tokens N] [--repeats N] [--no-transformers] [--out DIR] [--json]`;
+                    [--new-tokens N] [--repeats N] [--window N] [--method-option M.NAME=V]... [--no-transformers]
+                    [--out DIR] [--json]`;
 
 const common = {
   target: { type: 'string' },
@@ -17,6 +20,7 @@ const common = {
   methods: { type: 'string' },
   lengths: { type: 'string' },
   window: { type: 'string' },
+  'method-option': { type: 'string', multiple: true },
   threads: { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
@@ -48,7 +52,7 @@ export async function runBenchCommand(
         const report = await runBenchRuler(values as BenchRulerFlags, benchIo);
         if (values.json) io.stdout(`${JSON.stringify(report)}\n`);
         else {
-          for (const s of report.summary) io.stdout(`${s.method.padEnd(14)} budget ${String(s.budget ?? '–').padStart(6)}  length ${String(s.length).padStart(6)}  accuracy ${(100 * s.accuracy).toFixed(1)}%\n`);
+          for (const s of report.summary) io.stdout(`${methodLabel(s.method, s.methodOptions).padEnd(14)} budget ${String(s.budget ?? '–').padStart(6)}  length ${String(s.length).padStart(6)}  accuracy ${(100 * s.accuracy).toFixed(1)}%\n`);
           io.stdout(`results in ${values.out ?? 'bench-results/ruler'} (summary.md, accuracy-vs-budget.svg)\n`);
         }
         return 0;
@@ -64,7 +68,7 @@ export async function runBenchCommand(
         else {
           for (const s of report.summary) {
             io.stdout(
-              `${s.method.padEnd(14)} budget ${String(s.budgetSpec ?? '–').padStart(6)}  agreement ${s.agreementPrefix.toFixed(3)} (prefix) ${s.agreement.toFixed(3)} (all)  KL ${s.meanKl.toExponential(2)}  KV ${(100 * s.kvBytesRatio).toFixed(1)}%\n`,
+              `${methodLabel(s.method, s.methodOptions).padEnd(14)} budget ${String(s.budgetSpec ?? '–').padStart(6)}  agreement ${s.agreementPrefix.toFixed(3)} (prefix) ${s.agreement.toFixed(3)} (all)  KL ${s.meanKl.toExponential(2)}  KV ${(100 * s.kvBytesRatio).toFixed(1)}%\n`,
             );
           }
           io.stdout(`self-check (budget ≥ prompt ⇒ agreement 1, KL 0): ${report.selfCheck.passed ? 'passed' : `FAILED\n  ${report.selfCheck.failures.join('\n  ')}`}\n`);
@@ -85,8 +89,8 @@ export async function runBenchCommand(
           for (const r of report.results) {
             io.stdout(
               r.skipped
-                ? `${r.method.padEnd(16)} L${String(r.length).padEnd(6)} skipped: ${r.skipped}\n`
-                : `${r.method.padEnd(16)} L${String(r.length).padEnd(6)} TTFT ${(r.ttftMs ?? 0).toFixed(0).padStart(6)} ms (${r.vsFull?.ttft.toFixed(2) ?? '–'}×)  ${(r.decodeTokensPerSecond ?? 0).toFixed(1).padStart(7)} tok/s (${r.vsFull?.decodeTokensPerSecond.toFixed(2) ?? '–'}×)  KV ${(r.kvBytes ?? 0) / 2 ** 20 < 0.1 ? `${r.kvBytes} B` : `${((r.kvBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`}  draft ${(100 * (r.draftShare ?? 0)).toFixed(0)}%\n`,
+                ? `${methodLabel(r.method, r.methodOptions).padEnd(16)} L${String(r.length).padEnd(6)} skipped: ${r.skipped}\n`
+                : `${methodLabel(r.method, r.methodOptions).padEnd(16)} L${String(r.length).padEnd(6)} TTFT ${(r.ttftMs ?? 0).toFixed(0).padStart(6)} ms (${r.vsFull?.ttft.toFixed(2) ?? '–'}×)  ${(r.decodeTokensPerSecond ?? 0).toFixed(1).padStart(7)} tok/s (${r.vsFull?.decodeTokensPerSecond.toFixed(2) ?? '–'}×)  KV ${(r.kvBytes ?? 0) / 2 ** 20 < 0.1 ? `${r.kvBytes} B` : `${((r.kvBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`}  draft ${(100 * (r.draftShare ?? 0)).toFixed(0)}%\n`,
             );
           }
           io.stdout(`results in ${values.out ?? 'bench-results/perf'} (summary.md, latency-vs-length.svg, memory-vs-length.svg)\n`);

@@ -22,6 +22,7 @@ import { fillerIds, generateSample } from '../bench/ruler-tasks.js';
 import { lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
 import { agreement, argmax, klDivergence, teacherForcedLogits } from '../bench/teacher-forcing.js';
+import { type MethodOptionMap, type MethodOptions, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { intOption } from '../options.js';
@@ -37,6 +38,8 @@ export interface BenchFidelityFlags {
   steps?: string;
   seed?: string;
   window?: string;
+  /** Repeated `<method>.<name>=<value>` (`--method-option`). */
+  'method-option'?: string[];
   threads?: string;
   out?: string;
   json?: boolean;
@@ -63,6 +66,8 @@ export interface FidelityResultRow {
   kvBytes: number | null;
   fullKvBytes: number;
   skipped?: string;
+  /** The `--method-option`s of the method, when it had any. */
+  methodOptions?: MethodOptionMap;
 }
 
 export interface FidelitySummaryRow {
@@ -73,6 +78,7 @@ export interface FidelitySummaryRow {
   meanKl: number;
   kvBytesRatio: number;
   prompts: number;
+  methodOptions?: MethodOptionMap;
 }
 
 export interface FidelityBenchJson {
@@ -120,7 +126,8 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
   const windowSize = intOption('window', flags.window, 1);
   const threads = intOption('threads', flags.threads, 1);
   const out = resolve(flags.out ?? FIDELITY_DEFAULTS.out);
-  const probePlans = methods.map((m) => planMethod(m, { budget: 64, windowSize }));
+  const methodOptions: MethodOptions = parseMethodOptions(flags['method-option'], methods);
+  const probePlans = methods.map((m) => planMethod(m, { budget: 64, windowSize, options: methodOptions[m] }));
   const files = flags['prompt-file'] ?? [];
   const lengths = files.length > 0 && flags.lengths === undefined ? [] : parseIntList('lengths', flags.lengths ?? FIDELITY_DEFAULTS.lengths, 16);
 
@@ -157,7 +164,7 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
     const runs: Run[] = [];
     for (const prompt of prompts) {
       for (const [i, method] of methods.entries()) {
-        const plan = (budget: number | undefined) => planMethod(method, { budget, windowSize });
+        const plan = (budget: number | undefined) => planMethod(method, { budget, windowSize, options: methodOptions[method] });
         if (probePlans[i].budgetKind === 'none') {
           runs.push({ method, plan, spec: null, budget: null, prompt, selfCheck: method === 'full' });
           continue;
@@ -191,7 +198,8 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
     try {
       for (const run of runs) {
         const label = `${run.method} ${run.budget === null ? '' : `b${run.budget} `}${run.prompt.name}${run.selfCheck ? ' [self-check]' : ''}`;
-        const dir = join(out, 'runs', runName({ method: run.method, budget: run.budget, length: run.prompt.ids.length, task: run.prompt.name }) + (run.selfCheck && run.budget !== null ? '__selfcheck' : ''));
+        const options = methodOptions[run.method];
+        const dir = join(out, 'runs', runName({ method: run.method, budget: run.budget, length: run.prompt.ids.length, task: run.prompt.name, options }) + (run.selfCheck && run.budget !== null ? '__selfcheck' : ''));
         const metricsPath = join(dir, 'metrics.json');
         let row: FidelityResultRow;
         if (existsSync(metricsPath)) {
@@ -201,13 +209,14 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
           progress.update(label, 'running');
           const ref = await reference(run.prompt);
           const done = await fidelityRun(run.method, run.plan(run.budget ?? undefined), run.spec, run.budget, run.prompt, ref, models, io.signal);
-          row = done.row;
+          row = { ...done.row, ...withMethodOptions(options) };
           writeJson(join(dir, 'config.json'), {
             method: run.method,
             budget: run.budget,
             budgetSpec: run.spec?.text ?? null,
             budgetFraction: run.budget === null ? null : run.budget / run.prompt.ids.length,
             windowSize: windowSize ?? null,
+            methodOptions: options ?? {},
             prompt: run.prompt.name,
             promptTokens: run.prompt.ids.length,
             steps,
@@ -241,7 +250,7 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
   for (const r of selfRows) {
     if (r.skipped) continue;
     if (r.agreement !== 1 || r.agreementPrefix !== 1 || (r.meanKl ?? 1) > SELF_CHECK_KL_TOLERANCE) {
-      failures.push(`${r.method}${r.budget === null ? '' : ` at budget ${r.budget}`} on ${r.prompt}: agreement ${r.agreement}, KL ${r.meanKl}`);
+      failures.push(`${methodLabel(r.method, r.methodOptions)}${r.budget === null ? '' : ` at budget ${r.budget}`} on ${r.prompt}: agreement ${r.agreement}, KL ${r.meanKl}`);
     }
   }
   // The full row of the sweep is the reference itself.
@@ -329,12 +338,13 @@ function summarize(rows: FidelityResultRow[]): FidelitySummaryRow[] {
     meanKl: mean(g.map((r) => r.meanKl ?? 0)),
     kvBytesRatio: mean(g.map((r) => (r.kvBytes ?? 0) / r.fullKvBytes)),
     prompts: g.length,
+    ...withMethodOptions(g[0].methodOptions),
   }));
 }
 
 function fidelityMarkdown(report: FidelityBenchJson, steps: number): string {
   const fmtRow = (r: FidelityResultRow) => [
-    r.method,
+    methodLabel(r.method, r.methodOptions),
     r.budgetSpec ?? '–',
     r.budget ?? '–',
     r.prompt,
@@ -366,7 +376,7 @@ function fidelityChart(rows: FidelityResultRow[]): string {
   const panels = prompts.map((prompt) => {
     const mine = rows.filter((r) => r.prompt === prompt && !r.skipped && r.budget !== null);
     const methods = [...new Set(mine.map((r) => r.method))];
-    return { title: prompt, series: methods.map((m) => ({ name: m, points: mine.filter((r) => r.method === m).map((r) => [r.budget as number, r.meanKl ?? 0] as [number, number]) })) };
+    return { title: prompt, series: methods.map((m) => ({ name: methodLabel(m, mine.find((r) => r.method === m)?.methodOptions), points: mine.filter((r) => r.method === m).map((r) => [r.budget as number, r.meanKl ?? 0] as [number, number]) })) };
   });
   return lineChart({ title: 'Mean KL(full ‖ method) vs budget (teacher-forced)', xLabel: 'budget (tokens, log scale)', yLabel: 'mean KL (nats)', panels, xLog: true });
 }

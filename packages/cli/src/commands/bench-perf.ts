@@ -11,6 +11,7 @@ import { Progress } from '../bench/progress.js';
 import { fillerIds } from '../bench/ruler-tasks.js';
 import { lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
+import { type MethodOptionMap, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { bundledModelsDir } from '../model-dirs.js';
 import { intOption } from '../options.js';
@@ -25,6 +26,8 @@ export interface BenchPerfFlags {
   'new-tokens'?: string;
   repeats?: string;
   window?: string;
+  /** Repeated `<method>.<name>=<value>` (`--method-option`). */
+  'method-option'?: string[];
   threads?: string;
   transformers?: boolean;
   out?: string;
@@ -50,6 +53,8 @@ export interface PerfRow {
   skipped?: string;
   /** e.g. how transformers.js was imported. */
   note?: string;
+  /** The `--method-option`s of the method, when it had any. */
+  methodOptions?: MethodOptionMap;
 }
 
 export interface PerfBenchJson {
@@ -80,7 +85,8 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
   const windowSize = intOption('window', flags.window, 1);
   const threads = intOption('threads', flags.threads, 1);
   const out = resolve(flags.out ?? PERF_DEFAULTS.out);
-  const plans = methods.map((m) => planMethod(m, { budget: m === 'full' ? undefined : budget, windowSize }));
+  const methodOptions = parseMethodOptions(flags['method-option'], methods);
+  const plans = methods.map((m) => planMethod(m, { budget: m === 'full' ? undefined : budget, windowSize, options: methodOptions[m] }));
   const withTransformers = flags.transformers !== false;
   mkdirSync(out, { recursive: true });
 
@@ -118,8 +124,19 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
             kvBytes: (r.kvBytes ?? 0) / full.kvBytes,
           };
         }
-        const dir = join(out, 'runs', runName({ method: r.method, budget: r.budget, length, task: 'perf' }));
-        writeJson(join(dir, 'config.json'), { method: r.method, budget: r.budget, length, newTokens, repeats, windowSize: windowSize ?? null, threads: threads ?? null, target: targetDir, draft: draftDir });
+        const dir = join(out, 'runs', runName({ method: r.method, budget: r.budget, length, task: 'perf', options: r.methodOptions }));
+        writeJson(join(dir, 'config.json'), {
+          method: r.method,
+          budget: r.budget,
+          length,
+          newTokens,
+          repeats,
+          windowSize: windowSize ?? null,
+          methodOptions: r.methodOptions ?? {},
+          threads: threads ?? null,
+          target: targetDir,
+          draft: draftDir,
+        });
         writeJson(join(dir, 'run_meta.json'), {
           ...runMeta({ seeds: { prompt: 0 } }),
           raggedCache: models.ragged,
@@ -179,7 +196,7 @@ async function withPeakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: n
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function perfRun(plan: MethodPlan, models: BenchModels, ids: number[], length: number, budget: number | null, newTokens: number, repeats: number, signal?: AbortSignal): Promise<PerfRow> {
-  const base = { method: plan.method, budget, length, newTokens };
+  const base = { method: plan.method, budget, length, newTokens, ...withMethodOptions(plan.methodOptions) };
   const measured: PerfRow[] = [];
   try {
     for (let i = 0; i < repeats; i++) {
@@ -293,9 +310,9 @@ function perfMarkdown(rows: PerfRow[], info: { newTokens: number; budget: number
     ['method', 'length', 'budget', 'TTFT ms', 'vs full', 'total ms', 'vs full', 'decode tok/s', 'vs full', 'draft share', 'KV MiB', 'vs full', 'peak RSS MiB'],
     rows.map((r) =>
       r.skipped
-        ? [r.method, r.length, r.budget ?? '–', `skipped: ${r.skipped}`, '', '', '', '', '', '', '', '', '']
+        ? [methodLabel(r.method, r.methodOptions), r.length, r.budget ?? '–', `skipped: ${r.skipped}`, '', '', '', '', '', '', '', '', '']
         : [
-            r.method,
+            methodLabel(r.method, r.methodOptions),
             r.length,
             r.budget ?? '–',
             (r.ttftMs ?? 0).toFixed(1),
@@ -318,7 +335,7 @@ function perfChart(rows: PerfRow[], kind: 'latency' | 'memory'): string {
   const ok = rows.filter((r) => !r.skipped);
   const methods = [...new Set(ok.map((r) => r.method))];
   const series = (pick: (r: PerfRow) => number | null) =>
-    methods.map((m) => ({ name: m, points: ok.filter((r) => r.method === m && pick(r) !== null).map((r) => [r.length, pick(r) as number] as [number, number]) }));
+    methods.map((m) => ({ name: methodLabel(m, ok.find((r) => r.method === m)?.methodOptions), points: ok.filter((r) => r.method === m && pick(r) !== null).map((r) => [r.length, pick(r) as number] as [number, number]) }));
   if (kind === 'latency') {
     return lineChart({
       title: 'Latency vs context length',

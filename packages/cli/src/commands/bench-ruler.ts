@@ -22,6 +22,7 @@ import { Progress } from '../bench/progress.js';
 import { availableTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
 import { flatSeries, lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
+import { type MethodOptionMap, type MethodOptions, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { intOption } from '../options.js';
@@ -37,6 +38,8 @@ export interface BenchRulerFlags {
   samples?: string;
   seed?: string;
   window?: string;
+  /** Repeated `<method>.<name>=<value>` (`--method-option`). */
+  'method-option'?: string[];
   'max-new-tokens'?: string;
   threads?: string;
   out?: string;
@@ -63,6 +66,8 @@ export interface RulerResultRow {
   samples: number;
   /** Why the run did not run (typed capability/argument error of the backend). */
   skipped?: string;
+  /** The `--method-option`s of the method, when it had any. */
+  methodOptions?: MethodOptionMap;
 }
 
 export interface RulerSummaryRow {
@@ -71,6 +76,7 @@ export interface RulerSummaryRow {
   length: number;
   /** Mean over the tasks that ran. */
   accuracy: number;
+  methodOptions?: MethodOptionMap;
 }
 
 /** `draft bench ruler --json`: exactly this object. */
@@ -95,6 +101,7 @@ interface RunMetrics {
   meanKvBytes?: number;
   meanTtftMs?: number;
   meanTotalMs?: number;
+  methodOptions?: MethodOptionMap;
 }
 
 export const RULER_DEFAULTS = Object.freeze({
@@ -128,8 +135,9 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   const maxNewCap = intOption('max-new-tokens', flags['max-new-tokens'], 1);
   const threads = intOption('threads', flags.threads, 1);
   const out = resolve(flags.out ?? RULER_DEFAULTS.out);
-  // Validate every method name before loading anything (UnknownMethodError is a usage error).
-  const probePlans = methods.map((m) => planMethod(m, { budget: 64, windowSize }));
+  const methodOptions: MethodOptions = parseMethodOptions(flags['method-option'], methods);
+  // Validate every method name and option before loading anything (UnknownMethodError is a usage error).
+  const probePlans = methods.map((m) => planMethod(m, { budget: 64, windowSize, options: methodOptions[m] }));
 
   type Run = { method: string; spec: BudgetSpec | null; budget: number | null; length: number; task: string; dir: string };
   const runs: Run[] = [];
@@ -144,7 +152,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
             if (seen.has(budget)) continue;
             seen.add(budget);
           }
-          runs.push({ method, spec, budget, length, task, dir: join(out, 'runs', runName({ method, budget, length, task })) });
+          runs.push({ method, spec, budget, length, task, dir: join(out, 'runs', runName({ method, budget, length, task, options: methodOptions[method] })) });
         }
       }
     }
@@ -180,9 +188,11 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
         budgetSpec: run.spec?.text ?? null,
         length: run.length,
         task: run.task,
+        ...withMethodOptions(methodOptions[run.method]),
       };
       writeJson(join(run.dir, 'config.json'), {
         ...base,
+        methodOptions: methodOptions[run.method] ?? {},
         budgetFraction: run.budget === null ? null : run.budget / run.length,
         budgetUnit: probePlans[methods.indexOf(run.method)].budgetKind,
         windowSize: windowSize ?? null,
@@ -203,7 +213,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       });
       const predictionsPath = join(run.dir, 'predictions.jsonl');
       writeFileSync(predictionsPath, '');
-      const result = await runOne(run, taskSamples, models, { windowSize, maxNewCap, signal: io.signal, onSample: (i) => progress.update(label, `sample ${i + 1}/${samples}`) }, (line) =>
+      const result = await runOne(run, taskSamples, models, { windowSize, options: methodOptions[run.method], maxNewCap, signal: io.signal, onSample: (i) => progress.update(label, `sample ${i + 1}/${samples}`) }, (line) =>
         appendFileSync(predictionsPath, `${JSON.stringify(line)}\n`),
       );
       const m: RunMetrics = { status: result.skipped ? 'skipped' : 'ok', ...base, samples: 0, ...result.metrics, accuracy: result.metrics.accuracy ?? null, ...(result.skipped ? { reason: result.skipped } : {}) };
@@ -227,12 +237,12 @@ async function runOne(
   run: { method: string; budget: number | null },
   taskSamples: RulerSample[],
   models: BenchModels,
-  options: { windowSize?: number; maxNewCap?: number; signal?: AbortSignal; onSample?: (i: number) => void },
+  options: { windowSize?: number; options?: MethodOptionMap; maxNewCap?: number; signal?: AbortSignal; onSample?: (i: number) => void },
   writeLine: (line: Record<string, unknown>) => void,
 ): Promise<{ skipped?: string; metrics: Partial<RunMetrics> }> {
   let plan: MethodPlan;
   try {
-    plan = planMethod(run.method, { budget: run.budget ?? undefined, windowSize: options.windowSize });
+    plan = planMethod(run.method, { budget: run.budget ?? undefined, windowSize: options.windowSize, options: options.options });
   } catch (error) {
     const reason = skipReason(error);
     if (reason) return { skipped: reason, metrics: { accuracy: null, samples: 0 } };
@@ -304,6 +314,7 @@ function summarize(metrics: RunMetrics[]): RulerBenchJson {
     accuracy: m.status === 'ok' ? m.accuracy : null,
     samples: m.status === 'ok' ? m.samples : 0,
     ...(m.status === 'skipped' ? { skipped: m.reason ?? 'skipped' } : {}),
+    ...withMethodOptions(m.methodOptions),
   }));
   const groups = new Map<string, RulerResultRow[]>();
   for (const r of results) {
@@ -316,6 +327,7 @@ function summarize(metrics: RunMetrics[]): RulerBenchJson {
     budget: rows[0].budget,
     length: rows[0].length,
     accuracy: rows.reduce((a, r) => a + (r.accuracy ?? 0), 0) / rows.length,
+    ...withMethodOptions(rows[0].methodOptions),
   }));
   return { results, summary };
 }
@@ -328,7 +340,7 @@ function rulerMarkdown(report: RulerBenchJson, metrics: RunMetrics[], info: { ta
       const r = report.results.find((x) => x.method === s.method && x.budget === s.budget && x.length === s.length && x.task === t);
       return r?.accuracy === null || r === undefined ? '–' : (100 * r.accuracy).toFixed(1);
     });
-    return [s.method, s.budget === null ? '–' : `${s.budget}${spec && spec !== String(s.budget) ? ` (${spec})` : ''}`, s.length, ...per, (100 * s.accuracy).toFixed(1)];
+    return [methodLabel(s.method, s.methodOptions), s.budget === null ? '–' : `${s.budget}${spec && spec !== String(s.budget) ? ` (${spec})` : ''}`, s.length, ...per, (100 * s.accuracy).toFixed(1)];
   });
   const skipped = report.results.filter((r) => r.skipped);
   const lines = [
@@ -339,7 +351,7 @@ function rulerMarkdown(report: RulerBenchJson, metrics: RunMetrics[], info: { ta
     markdownTable(['method', 'budget', 'length', ...tasks, 'mean'], rows),
   ];
   if (skipped.length > 0) {
-    lines.push('', '## Skipped', '', markdownTable(['method', 'budget', 'length', 'task', 'reason'], skipped.map((r) => [r.method, r.budget ?? '–', r.length, r.task, r.skipped ?? ''])));
+    lines.push('', '## Skipped', '', markdownTable(['method', 'budget', 'length', 'task', 'reason'], skipped.map((r) => [methodLabel(r.method, r.methodOptions), r.budget ?? '–', r.length, r.task, r.skipped ?? ''])));
   }
   return `${lines.join('\n')}\n`;
 }
@@ -353,8 +365,9 @@ function rulerChart(report: RulerBenchJson, lengths: number[]): string {
       title: `length ${length}`,
       series: methods.map((m) => {
         const mine = rows.filter((r) => r.method === m);
-        if (mine.length === 1 && mine[0].budget === null) return flatSeries(m, mine[0].accuracy, budgets.length ? budgets : [1]);
-        return { name: m, points: mine.map((r) => [r.budget ?? 0, r.accuracy] as [number, number]) };
+        const name = methodLabel(m, mine[0].methodOptions);
+        if (mine.length === 1 && mine[0].budget === null) return flatSeries(name, mine[0].accuracy, budgets.length ? budgets : [1]);
+        return { name, points: mine.map((r) => [r.budget ?? 0, r.accuracy] as [number, number]) };
       }),
     };
   });

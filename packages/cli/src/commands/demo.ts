@@ -3,12 +3,17 @@ import { loadModel } from '@draft/runtime';
 import { scorePrediction } from '../bench/metrics.js';
 import { generateSample } from '../bench/ruler-tasks.js';
 import { readTaskFormat } from '../bench/task-format.js';
+import { type MethodOptionMap, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
 import { planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { runPlan } from './generate.js';
 
+/** The demo's methods, in table order. */
+const DEMO_METHODS = ['full', 'draft-only', 'speckv', 'snapkv', 'streamingllm', 'specpc'];
+
 interface DemoRow {
   method: string;
+  methodOptions?: MethodOptionMap;
   budget: string;
   result: GenerationResultV1;
   correct: boolean;
@@ -18,8 +23,25 @@ interface DemoRow {
  * `draft demo`: one long needle prompt through full KV, the draft alone, SpecKV, SnapKV, StreamingLLM and
  * SpecPC on the bundled pair, printing correctness, kept KV, memory, time and agreement with full KV.
  */
-export async function runDemo(options: { target?: string; draft?: string; maxNewTokens?: number; log?: (line: string) => void } = {}) {
+export async function runDemo(
+  options: {
+    target?: string;
+    draft?: string;
+    maxNewTokens?: number;
+    /** `--method-option` texts (`specpc.kernelSize=8`) for the demo's methods. */
+    methodOptions?: readonly string[];
+    log?: (line: string) => void;
+  } = {},
+) {
   const log = options.log ?? ((line: string) => console.log(line));
+  const methodOptions = parseMethodOptions(options.methodOptions, DEMO_METHODS);
+  const kvBudget = 64;
+  const pcBudget = 128;
+  const budgets: Record<string, number | undefined> = { speckv: kvBudget, snapkv: kvBudget, streamingllm: kvBudget, specpc: pcBudget };
+  // Plan everything first: a bad --method-option fails before the models load.
+  const plans = DEMO_METHODS.map((method) =>
+    planMethod(method, { budget: budgets[method], windowSize: method === 'specpc' ? 16 : 8, options: methodOptions[method] }),
+  );
   const targetDir = resolveModelDir('target', options.target);
   const draftDir = resolveModelDir('draft', options.draft);
   const target = await loadModel(targetDir);
@@ -37,34 +59,25 @@ export async function runDemo(options: { target?: string; draft?: string; maxNew
     });
     const prompt = sample.input;
     const n = target.tokenizer.encode(prompt).length;
-    const kvBudget = 64;
-    const pcBudget = 128;
     log(`target ${target.name} (${target.info.numLayers} layers, ${target.info.numHeads}/${target.info.numKvHeads} heads), draft ${draft.name} (${draft.info.numLayers} layers)`);
     log(`prompt: ${n} tokens, ${sample.task} (${format ? 'the pair\'s symbolic task format' : 'natural templates'}); expected answer ${JSON.stringify(sample.answers.join(' '))}`);
     log(`KV budget C=${kvBudget} per layer and KV head (${((100 * kvBudget) / n).toFixed(1)}% of the prompt), prompt budget ${pcBudget} tokens\n`);
     const generation = { maxNewTokens: sample.maxNewTokens, stopStrings: sample.stopStrings };
     const rows: DemoRow[] = [];
-    const runs: [string, number | undefined][] = [
-      ['full', undefined],
-      ['draft-only', undefined],
-      ['speckv', kvBudget],
-      ['snapkv', kvBudget],
-      ['streamingllm', kvBudget],
-      ['specpc', pcBudget],
-    ];
-    for (const [method, budget] of runs) {
-      const plan = planMethod(method, { budget, windowSize: method === 'specpc' ? 16 : 8 });
+    for (const plan of plans) {
+      const { method } = plan;
+      const budget = budgets[method];
       const result = await runPlan(plan, { target, draft: plan.needsDraft ? draft : undefined }, prompt, {
         ...generation,
         maxNewTokens: options.maxNewTokens ?? generation.maxNewTokens,
       });
       const correct = scorePrediction(sample.metric, result.text, sample.answers) === 1;
-      rows.push({ method, budget: budget === undefined ? '-' : String(budget), result, correct });
+      rows.push({ method, ...withMethodOptions(plan.methodOptions), budget: budget === undefined ? '-' : String(budget), result, correct });
     }
     const full = rows[0].result;
     const header = ['method', 'budget', 'target prompt', 'kept KV/head', 'KV bytes', 'TTFT ms', 'total ms', 'same tokens', 'correct', 'answer'];
-    const table = rows.map(({ method, budget, result, correct }) => [
-      method,
+    const table = rows.map(({ method, methodOptions, budget, result, correct }) => [
+      methodLabel(method, methodOptions),
       budget,
       String(result.usage.compressedPromptTokens),
       String(result.usage.keptKvTokens[0]?.[0] ?? '-'),

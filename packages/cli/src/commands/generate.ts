@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1, InvalidArgumentError } from '@draft/core';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { intOption, numberOption } from '../options.js';
@@ -11,6 +12,8 @@ export interface GenerateFlags {
   method?: string;
   budget?: string;
   window?: string;
+  /** Repeated `<method>.<name>=<value>` (`--method-option`). */
+  'method-option'?: string[];
   'max-new-tokens'?: string;
   temperature?: string;
   'top-k'?: string;
@@ -28,6 +31,8 @@ export interface GenerateJson {
   finishReason: string;
   method: string;
   budget: number | null;
+  /** The `--method-option`s the method ran with (`{}` for none). */
+  methodOptions: MethodOptionMap;
   usage: GenerationResultV1['usage'];
   timings: GenerationResultV1['timings'];
   kvBytes: GenerationResultV1['kvBytes'];
@@ -36,6 +41,7 @@ export interface GenerateJson {
 export interface GenerateRun {
   method: string;
   budget: number | undefined;
+  methodOptions?: MethodOptionMap;
   result: GenerationResultV1;
 }
 
@@ -49,8 +55,9 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const topK = intOption('top-k', flags['top-k'], 0);
   const topP = numberOption('top-p', flags['top-p'], 0);
   const seed = intOption('seed', flags.seed, 0);
+  const methodOptions = parseMethodOptions(flags['method-option'], [method])[method] ?? {};
   const prompt = readPrompt(flags);
-  const plan = planMethod(method, { budget, windowSize });
+  const plan = planMethod(method, { budget, windowSize, options: methodOptions });
   const models: OrtCausalLM[] = [];
   try {
     const target = await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache });
@@ -67,7 +74,7 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
       onToken: io.onText ? (t: { text: string }) => io.onText?.(t.text) : undefined,
     };
     const result = await runPlan(plan, { target, draft }, prompt, generation);
-    return { method, budget, result };
+    return { method, budget, methodOptions, result };
   } finally {
     await Promise.all(models.map((m) => m.dispose()));
   }
@@ -81,6 +88,7 @@ export function toJson(run: GenerateRun): GenerateJson {
     finishReason: result.finishReason,
     method: run.method,
     budget: run.budget ?? null,
+    methodOptions: run.methodOptions ?? {},
     usage: result.usage,
     timings: result.timings,
     kvBytes: result.kvBytes,

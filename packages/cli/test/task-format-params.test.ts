@@ -121,6 +121,7 @@ describe('task_format.json params: the symbolic generator follows them', () => {
         expect(found, `${task} seed ${seed}`).toHaveLength(1 + distractors);
         expect(found.every(([, v]) => isValue(v))).toBe(true);
         expect(new Set(found.map(([k]) => k)).size).toBe(1 + distractors); // distinct keys
+        expect(new Set(found.map(([, v]) => v)).size).toBe(1 + distractors); // distinct values: no ambiguous answer
         const asked = s.question.split(' ')[1];
         expect(found.filter(([k]) => k === asked)).toEqual([[asked, s.answers[0]]]);
         expect(s.insertions).toHaveLength(1);

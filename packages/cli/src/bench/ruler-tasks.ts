@@ -538,8 +538,13 @@ function symbolicLayout(task: string, seed: number, f: TaskFormatV1, tokenizer: 
     const order = rng.shuffle(values.map((_, i) => i));
     const facts: Fact[] = values.map((v, i) => ({ text: needle(queried[Math.floor(i / numValues)], v), depth: ds[order[i]], record: true }));
     const needleValues = [...values];
+    // Distractor values never repeat an asked value (that would make the answer ambiguous) and are distinct
+    // while the vocabulary allows, as the trained pair's generator draws them.
+    const spare = valueVocab.filter((v) => !values.includes(v));
+    const pool = spare.length > 0 ? spare : valueVocab;
+    const distractorValues = pool.length >= distractors ? rng.sample(pool, distractors) : Array.from({ length: distractors }, () => rng.pick(pool));
     for (let i = 0; i < distractors; i++) {
-      const v = rng.pick(valueVocab);
+      const v = distractorValues[i];
       needleValues.push(v);
       facts.push({ text: needle(keys[numKeys + i], v), depth: rng.next(), record: false });
     }

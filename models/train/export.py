@@ -35,10 +35,11 @@ NOTES = (
     "distractor needles (other keys, other values) in i.i.d. filler; niah_multikey_2 = 1 + 15 distractors in i.i.d. "
     "filler; niah_multikey_3 = 1 + 31 distractors in the noisy haystack of niah_single_3; needle order random. "
     "niah_multivalue: one key inserted 4 times with 4 distinct values, question 'Q {key} A', answer the 4 values in "
-    "haystack order. niah_multiquery: 4 needles (distinct keys) inserted in random order, question 'Q k1 k2 k3 k4 A', "
-    "answer the 4 values in the asked order. vt: 1 chain of 5 variables (key class): 'x1 {value}', then 'x2 x1', "
-    "'x3 x2', 'x4 x3', 'x5 x4' inserted in this order into i.i.d. filler; question 'V {value} A'; answer 'x1 x2 x3 "
-    "x4 x5' (training also used 3-6 variables and a second distractor chain with another value). cwe: haystack of L-2 "
+    "any order (a set, as RULER scores it: exact match compares the sorted values; training used a set loss). niah_multiquery: 4 needles (distinct keys) inserted in random order, question 'Q k1 k2 k3 k4 A', "
+    "answer the 4 values in the asked order. vt: 1 chain of 5 variables (key class), written forward: '{value} x1', "
+    "then 'x1 x2', 'x2 x3', 'x3 x4', 'x4 x5' (read 'x2 = x1' as 'x1 x2') inserted in this order into i.i.d. filler; "
+    "question 'V {value} A'; answer 'x1 x2 x3 x4 x5' (training also used 3-6 variables and a second distractor chain "
+    "with another value). cwe: haystack of L-2 "
     "key-class words only: 3 common words with exact counts round(0.15 H), round(0.10 H), round(0.06 H) (H = L - 2), "
     "the rest i.i.d. uniform over the other 93 keys, shuffled; question 'C A'; answer the 3 common words by "
     "descending count (k = 3). fwe: haystack of L-2 value-class words: a random ranking of the 96 values, word of "
@@ -59,8 +60,8 @@ def task_format():
             "needle": "{key} {value}",
             "question": "Q {keys} A",
             "answer": "{values}",
-            "vt_assign": "{var} {value}",
-            "vt_chain": "{var} {prev}",
+            "vt_assign": "{value} {var}",
+            "vt_chain": "{prev} {var}",
             "vt_question": "V {value} A",
             "cwe_question": "C A",
             "fwe_question": "F A",
@@ -74,6 +75,7 @@ def task_format():
             "niah_single_haystack": {"niah_single_1": "pattern16", "niah_single_2": "iid", "niah_single_3": "noisy_values_0.1"},
             "niah_multikey_3_haystack": "noisy_values_0.1",
             "multivalue_values": 4,
+            "unordered_answers": sorted(lib.UNORDERED),
             "multiquery_queries": 4,
             "vt_chains": 1,
             "vt_vars": 5,

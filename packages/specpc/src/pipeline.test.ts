@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { specKVPC } from './speckv-pc.js';
 import { specPC } from './specpc-compressor.js';
 
-// Integration with core's createPipeline (fakes only; the runtime e2e checks are in test/e2e.todo.md).
+// Integration with core's createPipeline (fakes only; the runtime end-to-end checks are in packages/cli/test/specpc-e2e.test.ts).
 const model = (name: string) => new FakeCausalLM({ name, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4 });
 const prompt = 'The quick brown fox jumps over the lazy dog; the needle is 42. '.repeat(2);
 

@@ -45,6 +45,10 @@ MIX_MV = {"mqar": .08, "dense": .08, "niah_single_1": .03, "niah_single_2": .03,
 MIX_VTMV = {"mqar": .07, "dense": .07, "niah_single_1": .03, "niah_single_2": .03, "niah_single_3": .03,
             "niah_multikey_1": .04, "niah_multikey_2": .04, "niah_multikey_3": .05,
             "niah_multivalue": .22, "niah_multiquery": .08, "vt": .30, "cwe": .01, "fwe": .01}
+# second fine-tune (--mix mv, from the vtmv run, with --unlikelihood): multivalue heavy, vt and the rest kept
+MIX_MV2 = {"mqar": .06, "dense": .06, "niah_single_1": .03, "niah_single_2": .03, "niah_single_3": .03,
+           "niah_multikey_1": .05, "niah_multikey_2": .05, "niah_multikey_3": .06,
+           "niah_multivalue": .40, "niah_multiquery": .08, "vt": .12, "cwe": .01, "fwe": .01}
 ARCHS = {
     "small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
                   head_dim=32, intermediate_size=0),
@@ -103,6 +107,27 @@ def batch_tasks(rng, L, bs, mix):
     return X, Y, M, tasks, ALT
 
 
+def unlikelihood(logits, X, ALT, M):
+    """For unordered answers (several acceptable targets): -log(1 - p(v)) for every value v already given in this
+    answer, so the model learns not to repeat a value (the set loss alone left it repeating the likeliest one)."""
+    multi = (ALT[..., 0] >= 0) & (M > 0)
+    if not bool(multi.any()):
+        return logits.new_zeros(())
+    probs = torch.softmax(logits, dim=-1)
+    total = logits.new_zeros(())
+    count = 0
+    for b, j in multi.nonzero().tolist():
+        start = j
+        while start - 1 >= 0 and multi[b, start - 1]:
+            start -= 1
+        given = X[b, start + 1:j + 1]  # answer tokens fed so far (the input at start is the prompt's last token)
+        if given.numel() == 0:
+            continue
+        total = total - torch.log1p(-probs[b, j, given].clamp(max=1 - 1e-6)).sum()
+        count += 1
+    return total / max(1, count)
+
+
 MAX_ALT = 4
 
 
@@ -141,10 +166,11 @@ def main():
     ap.add_argument("--b-minutes", type=float, default=10)
     ap.add_argument("--max-len", type=int, default=1024)
     ap.add_argument("--tokens", type=int, default=3072)
-    ap.add_argument("--mix", default="default", choices=["default", "target", "multivalue", "vtmv"])
+    ap.add_argument("--mix", default="default", choices=["default", "target", "multivalue", "vtmv", "mv"])
     ap.add_argument("--init-from", default=None, help="fine-tune: start phase B (stage 2) from runs/<run>/final.pt weights, fresh optimizer")
     ap.add_argument("--min-len", type=int, default=0, help="fine-tune: sample lengths only in [min-len, max-len]")
     ap.add_argument("--copy-aux", type=int, default=0, help="phase B: add the phase-A copy loss on this many 128-token sequences every step (keeps induction alive)")
+    ap.add_argument("--unlikelihood", type=float, default=0.0, help="weight of the no-repeat loss on unordered answers")
     args = ap.parse_args()
 
     rundir = os.path.join(lib.HERE, "runs", args.name)
@@ -207,7 +233,7 @@ def main():
                 print(f"[{args.name}] stage 2 (full mix) at step {step}, {state['elapsed'] / 60:.1f} min", flush=True)
             Ls, w = lengths_for(min(frac, 0.34) if stage1 else frac, args.max_len, args.min_len)
             L = rng.choices(Ls, w)[0]
-            X, Y, M, tasks, ALT = batch_tasks(rng, L, max(1, args.tokens // L), MIX1 if stage1 else {"target": MIX_TARGET, "multivalue": MIX_MV, "vtmv": MIX_VTMV}.get(args.mix, MIX))
+            X, Y, M, tasks, ALT = batch_tasks(rng, L, max(1, args.tokens // L), MIX1 if stage1 else {"target": MIX_TARGET, "multivalue": MIX_MV, "vtmv": MIX_VTMV, "mv": MIX_MV2}.get(args.mix, MIX))
             bstep = step - state["a_steps"]
             lr = args.lr * min(1.0, (bstep + 1) / 50) * (1.0 if frac < 0.75 else max(0.05, (1 - frac) / 0.25))
         for g in opt.param_groups:
@@ -216,6 +242,8 @@ def main():
         logits = model.logits(X)
         lossv, okv = set_loss(logits, Y, ALT)
         loss = (lossv * M).sum() / M.sum()
+        if ALT is not None and args.unlikelihood > 0:
+            loss = loss + args.unlikelihood * unlikelihood(logits, X, ALT, M)
         if tasks is not None and args.copy_aux > 0:
             Xc, Yc, Mc, _, _ = batch_copy(rng, args.copy_aux)
             lc = torch.nn.functional.cross_entropy(model.logits(Xc).reshape(-1, lib.V), Yc.reshape(-1), reduction="none").view_as(Mc)

@@ -466,6 +466,23 @@ def grow(small, big_cfg, seed):
     return big
 
 
+def deepen(model, extra, seed):
+    """Function-preserving: the same model with `extra` new layers on top whose attention and MLP outputs start
+    at zero (their inputs are random), so training can grow a further sequential step (e.g. copy suppression
+    after retrieval) without first un-learning anything."""
+    c = Cfg(**{**model.c.to_dict(), "num_hidden_layers": model.c.num_hidden_layers + extra})
+    big = init_model(c, seed)
+    state = {k: v for k, v in model.state_dict().items()}
+    missing = big.load_state_dict(state, strict=False)
+    assert not missing.unexpected_keys, missing.unexpected_keys
+    with torch.no_grad():
+        for i in range(model.c.num_hidden_layers, c.num_hidden_layers):
+            big.model.layers[i].self_attn.o_proj.weight.zero_()
+            if big.model.layers[i].mlp is not None:
+                big.model.layers[i].mlp.down_proj.weight.zero_()
+    return big
+
+
 # ------------------------------------------------------------------------------------------
 # Greedy generation (torch, KV cache through the same forward as the export) and scoring.
 # ------------------------------------------------------------------------------------------

@@ -170,6 +170,7 @@ def main():
     ap.add_argument("--init-from", default=None, help="fine-tune: start phase B (stage 2) from runs/<run>/final.pt weights, fresh optimizer")
     ap.add_argument("--min-len", type=int, default=0, help="fine-tune: sample lengths only in [min-len, max-len]")
     ap.add_argument("--copy-aux", type=int, default=0, help="phase B: add the phase-A copy loss on this many 128-token sequences every step (keeps induction alive)")
+    ap.add_argument("--deepen", type=int, default=0, help="with --init-from: add this many zero-output layers on top")
     ap.add_argument("--unlikelihood", type=float, default=0.0, help="weight of the no-repeat loss on unordered answers")
     args = ap.parse_args()
 
@@ -189,6 +190,9 @@ def main():
         cfg = lib.Cfg(**src["cfg"])
         model = lib.LlamaLM(cfg)
         model.load_state_dict(src["model"])
+        if args.deepen > 0:
+            model = lib.deepen(model, args.deepen, args.seed)
+            cfg = model.c
         state["phase"] = "B"
         state["stage"] = 2
     else:

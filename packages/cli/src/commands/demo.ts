@@ -4,7 +4,7 @@ import { scorePrediction } from '../bench/metrics.js';
 import { generateSample } from '../bench/ruler-tasks.js';
 import { readTaskFormat } from '../bench/task-format.js';
 import { type MethodOptionMap, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
-import { planMethod } from '../methods.js';
+import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { runPlan } from './generate.js';
 
@@ -19,9 +19,23 @@ interface DemoRow {
   correct: boolean;
 }
 
+/** One demo prompt: a RULER task in the pair's format, its KV budget and how many extra samples to tally. */
+interface DemoCase {
+  task: string;
+  kvBudget: number;
+  /** Pooling kernel of the KV methods: 3 at C = 32 (a fact is 2 tokens; the default 7 is sized for C ≥ 256). */
+  kvKernel?: number;
+  /** SpecPC scaled to the pair like the README results (W = k = N = 8; the defaults 64 are sized for C ≥ 1024). */
+  scaledSpecPC?: boolean;
+  /** Further samples (seeds after the shown one) whose correct answers are counted per method. */
+  tally: number;
+  why: string;
+}
+
 /**
- * `draft demo`: one long needle prompt through full KV, the draft alone, SpecKV, SnapKV, StreamingLLM and
- * SpecPC on the bundled pair, printing correctness, kept KV, memory, time and agreement with full KV.
+ * `draft demo`: long prompts through full KV, the draft alone, SpecKV, SnapKV, StreamingLLM and SpecPC on the
+ * bundled pair, printing correctness, kept KV, memory, time and agreement with full KV. Two cases: a multi-key
+ * needle (the question points at it) and a variable-tracking chain (only the answer points at the later hops).
  */
 export async function runDemo(
   options: {
@@ -35,65 +49,88 @@ export async function runDemo(
 ) {
   const log = options.log ?? ((line: string) => console.log(line));
   const methodOptions = parseMethodOptions(options.methodOptions, DEMO_METHODS);
-  const kvBudget = 64;
   const pcBudget = 128;
-  const budgets: Record<string, number | undefined> = { speckv: kvBudget, snapkv: kvBudget, streamingllm: kvBudget, specpc: pcBudget };
-  // Plan everything first: a bad --method-option fails before the models load.
-  const plans = DEMO_METHODS.map((method) =>
-    planMethod(method, { budget: budgets[method], windowSize: method === 'specpc' ? 16 : 8, options: methodOptions[method] }),
-  );
+  const planFor = (c: DemoCase) =>
+    DEMO_METHODS.map((method) => {
+      const budget = method === 'specpc' ? pcBudget : method === 'full' || method === 'draft-only' ? undefined : c.kvBudget;
+      const pooled: MethodOptionMap = c.kvKernel !== undefined && (method === 'speckv' || method === 'snapkv') ? { kernelSize: c.kvKernel } : {};
+      const scaled: MethodOptionMap = c.scaledSpecPC && method === 'specpc' ? { kernelSize: 8, neighbourTokens: 8 } : {};
+      const merged = { ...pooled, ...scaled, ...methodOptions[method] };
+      const windowSize = method === 'specpc' && !c.scaledSpecPC ? 16 : 8;
+      const plan = planMethod(method, { budget, windowSize, options: Object.keys(merged).length > 0 ? merged : undefined });
+      return { plan, budget };
+    });
   const targetDir = resolveModelDir('target', options.target);
   const draftDir = resolveModelDir('draft', options.draft);
+  const format = readTaskFormat(targetDir);
+  const cases: DemoCase[] = format
+    ? [
+        { task: 'niah_multikey_1', kvBudget: 64, scaledSpecPC: true, tally: 0, why: 'a needle among distractors: the question names the key' },
+        { task: 'vt', kvBudget: 32, kvKernel: 3, scaledSpecPC: true, tally: 9, why: 'a chain value → x1 → … → x5: the question names only the value, the answer names every hop' },
+      ]
+    : [{ task: 'niah_single_1', kvBudget: 64, tally: 0, why: 'a needle in an essay' }];
+  // Plan everything first: a bad --method-option fails before the models load.
+  const plans = cases.map(planFor);
   const target = await loadModel(targetDir);
   const draft = await loadModel(draftDir);
+  const rows: DemoRow[] = [];
   try {
-    // A RULER multi-key needle in the pair's own task format (natural-language templates otherwise).
-    const format = readTaskFormat(targetDir);
-    const sample = generateSample({
-      task: format ? 'niah_multikey_1' : 'niah_single_1',
-      length: 1024,
-      seed: 7,
-      index: 0,
-      tokenizer: target.tokenizer,
-      format,
-    });
-    const prompt = sample.input;
-    const n = target.tokenizer.encode(prompt).length;
     log(`target ${target.name} (${target.info.numLayers} layers, ${target.info.numHeads}/${target.info.numKvHeads} heads), draft ${draft.name} (${draft.info.numLayers} layers)`);
-    log(`prompt: ${n} tokens, ${sample.task} (${format ? 'the pair\'s symbolic task format' : 'natural templates'}); expected answer ${JSON.stringify(sample.answers.join(' '))}`);
-    log(`KV budget C=${kvBudget} per layer and KV head (${((100 * kvBudget) / n).toFixed(1)}% of the prompt), prompt budget ${pcBudget} tokens\n`);
-    const generation = { maxNewTokens: sample.maxNewTokens, stopStrings: sample.stopStrings };
-    const rows: DemoRow[] = [];
-    for (const plan of plans) {
-      const { method } = plan;
-      const budget = budgets[method];
-      const result = await runPlan(plan, { target, draft: plan.needsDraft ? draft : undefined }, prompt, {
-        ...generation,
-        maxNewTokens: options.maxNewTokens ?? generation.maxNewTokens,
-      });
-      const correct = scorePrediction(sample.metric, result.text, sample.answers) === 1;
-      rows.push({ method, ...withMethodOptions(plan.methodOptions), budget: budget === undefined ? '-' : String(budget), result, correct });
+    for (const [ci, c] of cases.entries()) {
+      const sampleAt = (seed: number) => generateSample({ task: c.task, length: 1024, seed, index: 0, tokenizer: target.tokenizer, format });
+      const sample = sampleAt(7);
+      const n = target.tokenizer.encode(sample.input).length;
+      log(`\n[${ci + 1}/${cases.length}] ${sample.task}: ${c.why}`);
+      log(`prompt: ${n} tokens (${format ? "the pair's symbolic task format" : 'natural templates'}); expected answer ${JSON.stringify(sample.answers.join(' '))}`);
+      log(`KV budget C=${c.kvBudget} per layer and KV head (${((100 * c.kvBudget) / n).toFixed(1)}% of the prompt${c.kvKernel ? `, pooling kernel ${c.kvKernel}` : ''}), prompt budget ${pcBudget} tokens\n`);
+      const run = async (plan: MethodPlan, s: typeof sample) => {
+        const result = await runPlan(plan, { target, draft: plan.needsDraft ? draft : undefined }, s.input, {
+          maxNewTokens: options.maxNewTokens ?? s.maxNewTokens,
+          stopStrings: s.stopStrings,
+        });
+        return { result, correct: scorePrediction(s.metric, result.text, s.answers) === 1 };
+      };
+      const caseRows: DemoRow[] = [];
+      for (const { plan, budget } of plans[ci]) {
+        const { result, correct } = await run(plan, sample);
+        caseRows.push({ method: plan.method, ...withMethodOptions(plan.methodOptions), budget: budget === undefined ? '-' : String(budget), result, correct });
+      }
+      printRows(log, caseRows);
+      if (c.tally > 0) {
+        const extra = Array.from({ length: c.tally }, (_, i) => sampleAt(8 + i));
+        const counts: string[] = [];
+        for (const [mi, { plan }] of plans[ci].entries()) {
+          let right = caseRows[mi].correct ? 1 : 0;
+          for (const s of extra) if ((await run(plan, s)).correct) right++;
+          counts.push(`${plan.method} ${right}/${c.tally + 1}`);
+        }
+        log(`\nall answers right over ${c.tally + 1} ${c.task} prompts (seeds 7–${7 + c.tally}): ${counts.join(', ')}`);
+      }
+      rows.push(...caseRows);
     }
-    const full = rows[0].result;
-    const header = ['method', 'budget', 'target prompt', 'kept KV/head', 'KV bytes', 'TTFT ms', 'total ms', 'same tokens', 'correct', 'answer'];
-    const table = rows.map(({ method, methodOptions, budget, result, correct }) => [
-      methodLabel(method, methodOptions),
-      budget,
-      String(result.usage.compressedPromptTokens),
-      String(result.usage.keptKvTokens[0]?.[0] ?? '-'),
-      `${result.kvBytes.afterPrefill} (${((100 * result.kvBytes.afterPrefill) / full.kvBytes.afterPrefill).toFixed(0)}%)`,
-      result.timings.ttftMs.toFixed(0),
-      result.timings.totalMs.toFixed(0),
-      `${agreement(full.tokens, result.tokens)}/${full.tokens.length}`,
-      correct ? 'yes' : 'no',
-      JSON.stringify(result.text.slice(0, 32)),
-    ]);
-    printTable(log, header, table);
     log(`\nKV bytes are the target's cache after prefill; draft-only shows the draft's own. 'same tokens' counts the prefix equal to full KV.`);
     return rows;
   } finally {
     await Promise.all([target.dispose(), draft.dispose()]);
   }
+}
+
+function printRows(log: (line: string) => void, rows: DemoRow[]): void {
+  const full = rows[0].result;
+  const header = ['method', 'budget', 'target prompt', 'kept KV/head', 'KV bytes', 'TTFT ms', 'total ms', 'same tokens', 'correct', 'answer'];
+  const table = rows.map(({ method, methodOptions, budget, result, correct }) => [
+    methodLabel(method, methodOptions),
+    budget,
+    String(result.usage.compressedPromptTokens),
+    String(result.usage.keptKvTokens[0]?.[0] ?? '-'),
+    `${result.kvBytes.afterPrefill} (${((100 * result.kvBytes.afterPrefill) / full.kvBytes.afterPrefill).toFixed(0)}%)`,
+    result.timings.ttftMs.toFixed(0),
+    result.timings.totalMs.toFixed(0),
+    `${agreement(full.tokens, result.tokens)}/${full.tokens.length}`,
+    correct ? 'yes' : 'no',
+    JSON.stringify(result.text.slice(0, 32)),
+  ]);
+  printTable(log, header, table);
 }
 
 function agreement(a: readonly number[], b: readonly number[]): number {

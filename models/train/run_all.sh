@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The recipe of the shipped pair (each process one torch thread). On 2 shared cores: draft and the small seed model
-# run concurrently (~21 and ~10 min), then the grown target (~27 min); export/eval/verify ~10 min.
+# The recipe of the shipped pair (each process one torch thread, two at a time on 2 cores, ~85 min wall clock):
+#   draft2 (from scratch) -> draft3 (fine-tune)                       -> models/draft
+#   seed3 (from scratch)  -> target3 (grown) -> target4 -> target5    -> models/target
 # Phase-B budgets are wall-clock minutes (see MODEL_CARD.md: step counts are what reproduce a run).
 # As run, target3 was started with --b-minutes 16 and an earlier MIX_TARGET (mqar .2, dense .25, multivalue/multiquery
-# .12, vt .12) and resumed from its checkpoint at step ~760 with the values below.
+# .12, vt .12) and resumed from its checkpoint at step ~760 with the values below. draft2/seed3/target3 were trained
+# on the first vt format (reverse hops, never learned); the fine-tunes use the forward vt format and the multivalue
+# set loss of the current lib.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYENV_VERSION=system
@@ -14,9 +17,18 @@ python3 $T/train.py --name seed3 --seed 14 --b-minutes 8 --copy-aux 8 > $T/runs/
 python3 $T/train.py --name target3 --seed 15 --arch target --grow-from seed3 --lr 2e-3 --b-minutes 26 --max-len 2048 \
   --mix target --tokens 2048 --copy-aux 8 > $T/runs/target3.out 2>&1
 wait
-python3 $T/export.py --run draft2 --out draft
-python3 $T/export.py --run target3 --out target
-python3 $T/evaluate.py --runs draft2 target3 --lengths 256 512 1024 2048 --n 40
-python3 $T/plot.py draft2 seed3 target3
+# fine-tunes: forward vt + unordered multivalue (draft3 and target4 side by side), then the multivalue pass
+python3 $T/train.py --name draft3 --seed 12 --init-from draft2 --mix vtmv --lr 2e-3 --b-minutes 22 --min-len 256 \
+  --max-len 1024 --copy-aux 8 > $T/runs/draft3.out 2>&1 &
+python3 $T/train.py --name target4 --seed 16 --init-from target3 --mix vtmv --lr 1e-3 --b-minutes 28 --min-len 256 \
+  --max-len 2048 --tokens 2048 --copy-aux 8 > $T/runs/target4.out 2>&1
+wait
+python3 $T/train.py --name target5 --seed 17 --init-from target4 --mix mv --unlikelihood 1 --lr 1e-3 --b-minutes 20 \
+  --min-len 256 --max-len 2048 --tokens 2048 --copy-aux 8 > $T/runs/target5.out 2>&1
+python3 $T/export.py --run draft3 --out draft
+python3 $T/export.py --run target5 --out target
+python3 $T/evaluate.py --runs draft3 --lengths 512 1024 2048 --n 40
+python3 $T/evaluate.py --runs target5 --lengths 256 512 1024 2048 --n 40
+python3 $T/plot.py draft2 draft3 seed3 target3 target4 target5
 node $T/verify.mjs draft target
 node $T/tjs-check.mjs draft target

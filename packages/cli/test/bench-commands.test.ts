@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseBudgets, resolveBudget } from '../src/bench/common.js';
 import { agreement, klDivergence } from '../src/bench/teacher-forcing.js';
-import { type FidelityBenchJson, type PerfBenchJson, type RulerBenchJson, runCli, scorePrediction } from '../src/index.js';
+import { type FidelityBenchJson, type PerfBenchJson, type RulerBenchJson, scorePrediction } from '../src/index.js';
 import { symbolicTaskFormat } from './bench-fixtures.js';
+import { cli, oneJson } from './helpers.js';
 
 /** A symbolic task format (the trained pair writes its own into models/target). */
 const SYMBOLIC_FORMAT = symbolicTaskFormat(['niah_single_1', 'niah_multivalue', 'vt', 'cwe']);
@@ -14,19 +15,6 @@ const SYMBOLIC_FORMAT = symbolicTaskFormat(['niah_single_1', 'niah_multivalue', 
 const models = fileURLToPath(new URL('../../../models', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'draft-bench-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
-
-function oneJson<T>(stdout: string): T {
-  const lines = stdout.trim().split('\n');
-  expect(lines).toHaveLength(1); // exactly one object
-  return JSON.parse(lines[0]) as T;
-}
 
 const pair = ['--target', join(models, 'fixtures', 'random-target'), '--draft', join(models, 'fixtures', 'random-draft')];
 const RUN_FILES = ['predictions.jsonl', 'metrics.json', 'config.json', 'run_meta.json'];

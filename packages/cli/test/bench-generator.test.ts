@@ -1,22 +1,14 @@
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { HfTokenizer } from '@draft/runtime';
-import { readFileSync } from 'node:fs';
+import type { HfTokenizer } from '@draft/runtime';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cutPrediction, generateSample, RULER_TASKS, type RulerSample, scorePrediction, type TaskFormatV1, validateTaskFormat } from '../src/index.js';
 import { frequencyList } from '../src/bench/ruler-tasks.js';
 import { Rng } from '../src/bench/rng.js';
-import { symbolicTaskFormat } from './bench-fixtures.js';
+import { fixtureTokenizer, symbolicTaskFormat } from './bench-fixtures.js';
 
-const targetDir = fileURLToPath(new URL('../../../models/fixtures/random-target', import.meta.url));
 let tokenizer: HfTokenizer;
 
 beforeAll(async () => {
-  tokenizer = await HfTokenizer.create(
-    JSON.parse(readFileSync(join(targetDir, 'tokenizer.json'), 'utf8')),
-    JSON.parse(readFileSync(join(targetDir, 'tokenizer_config.json'), 'utf8')),
-    join(targetDir, 'tokenizer.json'),
-  );
+  tokenizer = await fixtureTokenizer();
 });
 
 /** A symbolic format like the trained pair's: word tokens from three disjoint classes. */

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { type GenerateJson, runCli } from '../src/index.js';
+import type { GenerateJson } from '../src/index.js';
+import { cli } from './helpers.js';
 
 const plugin = fileURLToPath(new URL('../../../examples/third-party-policy/dist/index.js', import.meta.url));
 
@@ -13,13 +14,6 @@ const targetConfig = JSON.parse(readFileSync(new URL('../../../models/fixtures/r
 const LAYERS: number = targetConfig.num_hidden_layers;
 const KV_HEADS: number = targetConfig.num_key_value_heads;
 const perHead = (count: number) => Array.from({ length: LAYERS }, () => Array.from({ length: KV_HEADS }, () => count));
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 async function generate(args: string[]): Promise<GenerateJson> {
   const { code, stdout, stderr } = await cli(['generate', '--json', '--target', RANDOM_TARGET, '--draft', RANDOM_DRAFT, ...args]);

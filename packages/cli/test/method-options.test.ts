@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import type { PolicyConfig, PromptCompressorV1 } from '@draft/core';
 import { loadModel } from '@draft/runtime';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type FidelityBenchJson, type GenerateJson, type PerfBenchJson, parseMethodOptionValue, planMethod, type RulerBenchJson, runCli } from '../src/index.js';
+import { type FidelityBenchJson, type GenerateJson, type PerfBenchJson, parseMethodOptionValue, planMethod, type RulerBenchJson } from '../src/index.js';
+import { cli, oneJson } from './helpers.js';
 
 const models = fileURLToPath(new URL('../../../models', import.meta.url));
 const RANDOM_TARGET = join(models, 'fixtures', 'random-target');
@@ -14,19 +15,6 @@ const pair = ['--target', RANDOM_TARGET, '--draft', RANDOM_DRAFT];
 const PROMPT = Array.from({ length: 60 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
 const work = mkdtempSync(join(tmpdir(), 'draft-method-options-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
-
-function oneJson<T>(stdout: string): T {
-  const lines = stdout.trim().split('\n');
-  expect(lines).toHaveLength(1);
-  return JSON.parse(lines[0]) as T;
-}
 
 const opt = (...texts: string[]) => texts.flatMap((t) => ['--method-option', t]);
 const configOf = (stage: unknown) => (typeof (stage as { toConfig?: unknown }).toConfig === 'function' ? (stage as { toConfig(): PolicyConfig }).toConfig() : (stage as PolicyConfig));

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/index.js';
+import { cli } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const cliDir = join(root, 'packages/cli');
@@ -29,13 +29,6 @@ beforeAll(() => {
   const built = existsSync(join(cliDir, 'dist')) && readdirSync(join(cliDir, 'dist')).some((f) => f.endsWith('.js') && readFileSync(join(cliDir, 'dist', f), 'utf8').includes('draft serve needs'));
   if (!built) execFileSync('pnpm', ['run', 'build'], { cwd: cliDir, stdio: 'ignore' });
 }, 120_000);
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 describe('draft serve: flags', () => {
   for (const [args, argument] of [

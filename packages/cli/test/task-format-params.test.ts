@@ -1,25 +1,18 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from '@draft/core';
-import { HfTokenizer } from '@draft/runtime';
+import type { HfTokenizer } from '@draft/runtime';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateSample, RULER_TASKS, type RulerSample, readTaskFormat, type TaskFormatV1, validateTaskFormat } from '../src/index.js';
-import { symbolicTaskFormat } from './bench-fixtures.js';
+import { fixtureTokenizer, symbolicTaskFormat } from './bench-fixtures.js';
 
 // `params` in task_format.json: each declared parameter overrides the symbolic generator's default for that
 // aspect. Expectations below follow the definitions in docs/benchmarks.md (the fixture's word classes are
 // told apart by their first letter: filler f*, key k*, value v*).
 
-const targetDir = fileURLToPath(new URL('../../../models/fixtures/random-target', import.meta.url));
 let tokenizer: HfTokenizer;
 
 beforeAll(async () => {
-  tokenizer = await HfTokenizer.create(
-    JSON.parse(readFileSync(join(targetDir, 'tokenizer.json'), 'utf8')),
-    JSON.parse(readFileSync(join(targetDir, 'tokenizer_config.json'), 'utf8')),
-    join(targetDir, 'tokenizer.json'),
-  );
+  tokenizer = await fixtureTokenizer();
 });
 
 const SYMBOLIC_TASKS = RULER_TASKS.filter((t) => t !== 'qa');

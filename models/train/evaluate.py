@@ -28,12 +28,14 @@ def main():
     ap.add_argument("--tasks", nargs="+", default=lib.TASKS)
     ap.add_argument("--ckpt", default="final.pt")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     os.makedirs(os.path.join(lib.HERE, "results"), exist_ok=True)
     for run in args.runs:
-        src = torch.load(os.path.join(lib.HERE, "runs", run, args.ckpt))
+        src = torch.load(os.path.join(lib.HERE, "runs", run, args.ckpt), map_location="cpu", weights_only=False)
         model = lib.LlamaLM(lib.Cfg(**src["cfg"]))
         model.load_state_dict(src["model"])
+        model.to(args.device)
         out = {}
         for L in args.lengths:
             t0 = time.time()

@@ -209,7 +209,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--ckpt", default="final.pt")
     args = ap.parse_args()
-    src = torch.load(os.path.join(lib.HERE, "runs", args.run, args.ckpt))
+    src = torch.load(os.path.join(lib.HERE, "runs", args.run, args.ckpt), map_location="cpu", weights_only=False)
     model = lib.LlamaLM(lib.Cfg(**src["cfg"]))
     model.load_state_dict(src["model"])
     out_dir = os.path.join(lib.MODELS, args.out)

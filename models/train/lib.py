@@ -382,10 +382,11 @@ class LlamaLM(nn.Module):
         total = attention_mask.shape[1]
         p = total - s
         cos, sin = m.rotary(position_ids)
-        key_idx = torch.arange(total).unsqueeze(0)
-        q_idx = torch.arange(s).unsqueeze(1) + p
+        dev = input_ids.device
+        key_idx = torch.arange(total, device=dev).unsqueeze(0)
+        q_idx = torch.arange(s, device=dev).unsqueeze(1) + p
         allowed = (key_idx <= q_idx).unsqueeze(0).unsqueeze(0) & (attention_mask[:, None, None, :] == 1)
-        mask = torch.where(allowed, torch.tensor(0.0), torch.tensor(torch.finfo(torch.float32).min))
+        mask = torch.where(allowed, torch.tensor(0.0, device=dev), torch.tensor(torch.finfo(torch.float32).min, device=dev))
         presents = []
         for i, layer in enumerate(m.layers):
             x, (k, v) = layer(x, cos, sin, mask, past[2 * i], past[2 * i + 1])
@@ -395,12 +396,13 @@ class LlamaLM(nn.Module):
 
     def empty_past(self, b=1):
         c = self.c
-        return [torch.zeros(b, c.num_key_value_heads, 0, c.head_dim) for _ in range(2 * c.num_hidden_layers)]
+        dev = self.model.embed_tokens.weight.device
+        return [torch.zeros(b, c.num_key_value_heads, 0, c.head_dim, device=dev) for _ in range(2 * c.num_hidden_layers)]
 
     def logits(self, ids):
         b, s = ids.shape
-        pos = torch.arange(s).unsqueeze(0).expand(b, s)
-        return self.forward(ids, torch.ones(b, s, dtype=torch.int64), pos, *self.empty_past(b))[0]
+        pos = torch.arange(s, device=ids.device).unsqueeze(0).expand(b, s)
+        return self.forward(ids, torch.ones(b, s, dtype=torch.int64, device=ids.device), pos, *self.empty_past(b))[0]
 
 
 def init_model(c, seed):
@@ -490,10 +492,11 @@ def deepen(model, extra, seed):
 def greedy(model, prompts, max_new):
     """prompts: list of equal-length id lists. Returns list of generated id lists (stopped at EOS, EOS excluded)."""
     b = len(prompts)
-    ids = torch.tensor(prompts, dtype=torch.int64)
+    dev = model.model.embed_tokens.weight.device
+    ids = torch.tensor(prompts, dtype=torch.int64, device=dev)
     n = ids.shape[1]
-    pos = torch.arange(n).unsqueeze(0).expand(b, n)
-    out = model(ids, torch.ones(b, n, dtype=torch.int64), pos, *model.empty_past(b))
+    pos = torch.arange(n, device=dev).unsqueeze(0).expand(b, n)
+    out = model(ids, torch.ones(b, n, dtype=torch.int64, device=dev), pos, *model.empty_past(b))
     past = list(out[1:])
     nxt = out[0][:, -1].argmax(-1)
     gen = [[] for _ in range(b)]
@@ -508,8 +511,8 @@ def greedy(model, prompts, max_new):
         if all(done) or t == max_new - 1:
             break
         p = n + t
-        out = model(nxt.unsqueeze(1), torch.ones(b, p + 1, dtype=torch.int64),
-                    torch.full((b, 1), p, dtype=torch.int64), *past)
+        out = model(nxt.unsqueeze(1), torch.ones(b, p + 1, dtype=torch.int64, device=dev),
+                    torch.full((b, 1), p, dtype=torch.int64, device=dev), *past)
         past = list(out[1:])
         nxt = out[0][:, -1].argmax(-1)
     return gen

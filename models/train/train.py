@@ -109,10 +109,28 @@ def batch_tasks(rng, L, bs, mix):
 
 def unlikelihood(logits, X, ALT, M):
     """For unordered answers (several acceptable targets): -log(1 - p(v)) for every value v already given in this
-    answer, so the model learns not to repeat a value (the set loss alone left it repeating the likeliest one)."""
+    answer, so the model learns not to repeat a value (the set loss alone left it repeating the likeliest one).
+    Vectorised (one pass, any device): the tokens given at answer position j are X[start+1 .. j], start being the
+    first position of j's run of answer positions; a one-hot cumulative sum gives them for every j at once."""
     multi = (ALT[..., 0] >= 0) & (M > 0)
     if not bool(multi.any()):
         return logits.new_zeros(())
+    n = multi.shape[1]
+    idx = torch.arange(n, device=multi.device).expand_as(multi)
+    prev = torch.nn.functional.pad(multi[:, :-1], (1, 0), value=False)
+    start = torch.where(multi & ~prev, idx, torch.full_like(idx, -1)).cummax(dim=1).values.clamp(min=0)
+    counts = torch.nn.functional.one_hot(X, logits.shape[-1]).to(logits.dtype).cumsum(dim=1)
+    given = (counts - counts.gather(1, start.unsqueeze(-1).expand_as(counts))) > 0
+    given = given & multi.unsqueeze(-1)
+    probs = torch.softmax(logits, dim=-1)
+    per_pos = -(torch.log1p(-probs.clamp(max=1 - 1e-6)) * given).sum(-1)
+    count = int(given.any(-1).sum())
+    return per_pos.sum() / max(1, count)
+
+
+def unlikelihood_reference(logits, X, ALT, M):
+    """The loop the vectorised loss replaced (kept to check it: python3 models/train/train.py --check-unlikelihood)."""
+    multi = (ALT[..., 0] >= 0) & (M > 0)
     probs = torch.softmax(logits, dim=-1)
     total = logits.new_zeros(())
     count = 0
@@ -120,7 +138,7 @@ def unlikelihood(logits, X, ALT, M):
         start = j
         while start - 1 >= 0 and multi[b, start - 1]:
             start -= 1
-        given = X[b, start + 1:j + 1]  # answer tokens fed so far (the input at start is the prompt's last token)
+        given = X[b, start + 1:j + 1]
         if given.numel() == 0:
             continue
         total = total - torch.log1p(-probs[b, j, given].clamp(max=1 - 1e-6)).sum()
@@ -172,7 +190,10 @@ def main():
     ap.add_argument("--copy-aux", type=int, default=0, help="phase B: add the phase-A copy loss on this many 128-token sequences every step (keeps induction alive)")
     ap.add_argument("--deepen", type=int, default=0, help="with --init-from: add this many zero-output layers on top")
     ap.add_argument("--unlikelihood", type=float, default=0.0, help="weight of the no-repeat loss on unordered answers")
+    ap.add_argument("--device", default="cpu", help="torch device (cuda for the GPU runs of gpu_train.sh)")
     args = ap.parse_args()
+    dev = torch.device(args.device)
+    args.device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 
     rundir = os.path.join(lib.HERE, "runs", args.name)
     os.makedirs(rundir, exist_ok=True)
@@ -180,13 +201,13 @@ def main():
     cfg = lib.Cfg(**ARCHS[args.arch])
     state = {"phase": "A", "step": 0, "a_steps": 0, "b_elapsed": 0.0, "elapsed": 0.0}
     if args.grow_from:
-        src = torch.load(os.path.join(lib.HERE, "runs", args.grow_from, "final.pt"))
+        src = torch.load(os.path.join(lib.HERE, "runs", args.grow_from, "final.pt"), map_location="cpu", weights_only=False)
         small = lib.LlamaLM(lib.Cfg(**src["cfg"]))
         small.load_state_dict(src["model"])
         model = lib.grow(small, cfg, args.seed)
         state["phase"] = "B"
     elif args.init_from:
-        src = torch.load(os.path.join(lib.HERE, "runs", args.init_from, "final.pt"))
+        src = torch.load(os.path.join(lib.HERE, "runs", args.init_from, "final.pt"), map_location="cpu", weights_only=False)
         cfg = lib.Cfg(**src["cfg"])
         model = lib.LlamaLM(cfg)
         model.load_state_dict(src["model"])
@@ -197,16 +218,17 @@ def main():
         state["stage"] = 2
     else:
         model = lib.init_model(cfg, args.seed)
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     resumed = False
     if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path)
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
         resumed = True
         state["b_minutes"] = args.b_minutes
-    print(f"[{args.name}] params {lib.n_params(model)} cfg {cfg.to_dict()} resumed={resumed} state={state}", flush=True)
+    print(f"[{args.name}] device {args.device_name} params {lib.n_params(model)} cfg {cfg.to_dict()} resumed={resumed} state={state}", flush=True)
     rng = random.Random(args.seed * 1000003 + state["step"])
     torch.manual_seed(args.seed + state["step"])
     logf = open(os.path.join(rundir, "log.csv"), "a", newline="")
@@ -240,6 +262,8 @@ def main():
             X, Y, M, tasks, ALT = batch_tasks(rng, L, max(1, args.tokens // L), MIX1 if stage1 else {"target": MIX_TARGET, "multivalue": MIX_MV, "vtmv": MIX_VTMV, "mv": MIX_MV2}.get(args.mix, MIX))
             bstep = step - state["a_steps"]
             lr = args.lr * min(1.0, (bstep + 1) / 50) * (1.0 if frac < 0.75 else max(0.05, (1 - frac) / 0.25))
+        X, Y, M = X.to(dev), Y.to(dev), M.to(dev)
+        ALT = ALT.to(dev) if ALT is not None else None
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
@@ -250,6 +274,7 @@ def main():
             loss = loss + args.unlikelihood * unlikelihood(logits, X, ALT, M)
         if tasks is not None and args.copy_aux > 0:
             Xc, Yc, Mc, _, _ = batch_copy(rng, args.copy_aux)
+            Xc, Yc, Mc = Xc.to(dev), Yc.to(dev), Mc.to(dev)
             lc = torch.nn.functional.cross_entropy(model.logits(Xc).reshape(-1, lib.V), Yc.reshape(-1), reduction="none").view_as(Mc)
             lcv = (lc * Mc).sum() / Mc.sum()
             loss = loss + lcv
@@ -290,7 +315,9 @@ def main():
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "cfg": cfg.to_dict()}, ckpt_path + ".tmp")
             os.replace(ckpt_path + ".tmp", ckpt_path)
             last_ck = now
-    torch.save({"model": model.state_dict(), "cfg": cfg.to_dict(), "state": state, "args": vars(args)},
+    # final weights on the CPU, so that export/evaluate load them anywhere
+    torch.save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "cfg": cfg.to_dict(), "state": state,
+                "args": vars(args)},
                os.path.join(rundir, "final.pt"))
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "cfg": cfg.to_dict()}, ckpt_path)
     print(f"[{args.name}] done: {state['step']} steps, {state['elapsed'] / 60:.1f} min", flush=True)

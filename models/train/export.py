@@ -218,7 +218,8 @@ def main():
     p = export(model, out_dir, {"draft_trained": True, "draft_train_run": args.run, "draft_seed": a.get("seed"),
                                 "draft_grown_from": a.get("grow_from"), "draft_init_from": a.get("init_from"),
                                 "draft_train_steps": st.get("step"),
-                                "draft_train_minutes": round(st.get("elapsed", 0) / 60, 2)})
+                                "draft_train_minutes": round(st.get("elapsed", 0) / 60, 2),
+                                "draft_train_device": a.get("device_name", "cpu")})
     print("wrote", out_dir, "params", lib.n_params(model), "onnx bytes", os.path.getsize(p))
 
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { createPipeline, InvalidArgumentError } from '@draft/core';
 import {
@@ -7,7 +7,6 @@ import {
   parseBudgets,
   parseIntList,
   parseList,
-  readJson,
   resolveBudget,
   runMeta,
   runName,
@@ -16,6 +15,7 @@ import {
   writeJson,
   writeText,
 } from '../bench/common.js';
+import { modelFingerprinter, resumeState, staleOutcome, withModelFingerprint } from '../bench/model-fingerprint.js';
 import { type BenchModels, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { fillerIds, generateSample } from '../bench/ruler-tasks.js';
@@ -160,13 +160,14 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
     }
     if (prompts.length === 0) throw new InvalidArgumentError({ argument: '--lengths', value: flags.lengths, expected: 'at least one length or --prompt-file' });
 
-    type Run = { method: string; plan: (budget: number | undefined) => MethodPlan; spec: BudgetSpec | null; budget: number | null; prompt: Prompt; selfCheck: boolean };
+    type Run = { method: string; plan: (budget: number | undefined) => MethodPlan; needsDraft: boolean; spec: BudgetSpec | null; budget: number | null; prompt: Prompt; selfCheck: boolean };
     const runs: Run[] = [];
     for (const prompt of prompts) {
       for (const [i, method] of methods.entries()) {
         const plan = (budget: number | undefined) => planMethod(method, { budget, windowSize, options: methodOptions[method] });
+        const { needsDraft } = probePlans[i];
         if (probePlans[i].budgetKind === 'none') {
-          runs.push({ method, plan, spec: null, budget: null, prompt, selfCheck: method === 'full' });
+          runs.push({ method, plan, needsDraft, spec: null, budget: null, prompt, selfCheck: method === 'full' });
           continue;
         }
         const seen = new Set<number>();
@@ -174,15 +175,16 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
           const budget = resolveBudget(spec, prompt.ids.length);
           if (seen.has(budget)) continue;
           seen.add(budget);
-          runs.push({ method, plan, spec, budget, prompt, selfCheck: false });
+          runs.push({ method, plan, needsDraft, spec, budget, prompt, selfCheck: false });
         }
         // The built-in self-check: a budget of the whole prompt must reproduce full KV exactly.
         const n = prompt.ids.length;
-        runs.push({ method, plan, spec: { kind: 'tokens', tokens: n, text: `${n} (= prompt)` }, budget: n, prompt, selfCheck: true });
+        runs.push({ method, plan, needsDraft, spec: { kind: 'tokens', tokens: n, text: `${n} (= prompt)` }, budget: n, prompt, selfCheck: true });
       }
     }
 
     const progress = new Progress(runs.length, io.stderr, io.tty ?? false);
+    const fingerprintOf = modelFingerprinter({ targetDir, draftDir });
     const references = new Map<string, Reference>();
     const reference = async (prompt: Prompt): Promise<Reference> => {
       let ref = references.get(prompt.name);
@@ -201,12 +203,14 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
         const options = methodOptions[run.method];
         const dir = join(out, 'runs', runName({ method: run.method, budget: run.budget, length: run.prompt.ids.length, task: run.prompt.name, options }) + (run.selfCheck && run.budget !== null ? '__selfcheck' : ''));
         const metricsPath = join(dir, 'metrics.json');
+        const fingerprint = fingerprintOf({ needsDraft: run.needsDraft });
+        const state = resumeState<FidelityResultRow>(metricsPath, fingerprint);
         let row: FidelityResultRow;
-        if (existsSync(metricsPath)) {
-          row = readJson<FidelityResultRow>(metricsPath);
+        if (state.kind === 'resume') {
+          row = state.metrics;
           progress.finish(label, 'done earlier (resumed)');
         } else {
-          progress.update(label, 'running');
+          progress.update(label, state.kind === 'stale' ? `stale (${state.reason}): rerunning` : 'running');
           const ref = await reference(run.prompt);
           const done = await fidelityRun(run.method, run.plan(run.budget ?? undefined), run.spec, run.budget, run.prompt, ref, models, io.signal);
           row = { ...done.row, ...withMethodOptions(options) };
@@ -232,8 +236,8 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
             models: { target: { dir: targetDir, ...models.target.info }, draft: models.draft ? { dir: draftDir, ...models.draft.info } : null },
           });
           writeText(join(dir, 'predictions.jsonl'), `${JSON.stringify({ prompt: run.prompt.name, reference: ref.tokens, ...done.detail })}\n`);
-          writeJson(metricsPath, row);
-          progress.finish(label, row.skipped ? `skipped (${row.skipped})` : `agreement ${row.agreement?.toFixed(3)}, KL ${row.meanKl?.toExponential(2)}`);
+          writeJson(metricsPath, withModelFingerprint(row, fingerprint));
+          progress.finish(label, staleOutcome(state, row.skipped ? `skipped (${row.skipped})` : `agreement ${row.agreement?.toFixed(3)}, KL ${row.meanKl?.toExponential(2)}`));
         }
         // full is both the sweep's reference row and part of the self-check.
         if (run.selfCheck) selfRows.push(row);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hashModelDir } from '../src/bench/model-fingerprint.js';
+import { hashModelDir, hashText } from '../src/bench/run-fingerprint.js';
 import type { FidelityBenchJson, RulerBenchJson } from '../src/index.js';
 import { cli, oneJson } from './helpers.js';
 
@@ -74,7 +74,7 @@ describe('draft bench ruler: resumes only results of the same models', () => {
     expect(predictionOf(out, DRAFT_ONLY)).not.toBe(before);
   }, 90_000);
 
-  it('another target folder, or results without a fingerprint: every run is stale', async () => {
+  it('another target folder, or results without a fingerprint or settings: every run is stale', async () => {
     const other = copyModel('random-target', join(work, 'ruler-target-2'));
     const config = JSON.parse(readFileSync(join(other, 'config.json'), 'utf8'));
     writeFileSync(join(other, 'config.json'), JSON.stringify({ ...config, rope_theta: 500000 }, null, 2));
@@ -83,15 +83,75 @@ describe('draft bench ruler: resumes only results of the same models', () => {
     expect(stderr).not.toContain('resumed');
     for (const outcome of Object.values(outcomes(stderr))) expect(outcome).toMatch(/^stale \(target model changed\), rerun: /);
 
-    // metrics.json from before fingerprints were recorded
-    const { modelFingerprint: _, ...legacy } = metricsOf(out, FULL);
+    // metrics.json from before fingerprints were recorded, and from before settings were
+    const { modelFingerprint: _, benchSettings: __, ...legacy } = metricsOf(out, FULL);
     writeFileSync(join(out, 'runs', FULL, 'metrics.json'), JSON.stringify(legacy));
+    const { benchSettings: ___, ...modelsOnly } = metricsOf(out, DRAFT_ONLY);
+    writeFileSync(join(out, 'runs', DRAFT_ONLY, 'metrics.json'), JSON.stringify(modelsOnly));
     const rerun = await cli(ruler(out, other));
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(outcomes(rerun.stderr)).toMatchObject({
-      'full L200 niah_single_1': expect.stringMatching(/^stale \(no model fingerprint recorded\), rerun: /),
-      'draft-only L200 niah_single_1': 'done earlier (resumed)',
+      'full L200 niah_single_1': expect.stringMatching(/^stale \(no model fingerprint or bench settings recorded\), rerun: /),
+      'draft-only L200 niah_single_1': expect.stringMatching(/^stale \(no bench settings recorded\), rerun: /),
     });
+    const resumed = await cli(ruler(out, other));
+    expect(Object.values(outcomes(resumed.stderr))).toEqual(['done earlier (resumed)', 'done earlier (resumed)']);
+  }, 90_000);
+});
+
+describe('draft bench ruler: resumes only results of the same bench settings', () => {
+  const target = join(fixtures, 'random-target');
+  const draft = join(fixtures, 'random-draft');
+  const out = join(work, 'ruler-settings');
+  const ruler = (o: string, settings: { samples?: number; seed?: number; window?: number } = {}) => [
+    'bench', 'ruler', '--json', '--target', target, '--draft', draft, '--methods', 'full,streamingllm', '--budgets', '64', '--lengths', '200', '--tasks', 'niah_single_1',
+    '--samples', String(settings.samples ?? 1), '--max-new-tokens', '4', '--out', o,
+    ...(settings.seed === undefined ? [] : ['--seed', String(settings.seed)]),
+    ...(settings.window === undefined ? [] : ['--window', String(settings.window)]),
+  ];
+  const FULL = 'full__bnone__L200__niah_single_1';
+  const STREAMING = 'streamingllm__b64__L200__niah_single_1';
+  const sampleSeeds = (o: string, run: string) => readFileSync(join(o, 'runs', run, 'predictions.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line).seed);
+
+  it('records the settings; unchanged resumes; --samples 2 reruns every run, as a fresh bench would', async () => {
+    const first = await cli(ruler(out));
+    expect(first.code, first.stderr).toBe(0);
+    // only methods with a window record it (full's results do not depend on --window)
+    expect(metricsOf(out, FULL).benchSettings).toEqual({ samples: 1, seed: 0, 'max-new-tokens': 4 });
+    expect(metricsOf(out, STREAMING).benchSettings).toEqual({ samples: 1, seed: 0, 'max-new-tokens': 4, window: null });
+    expect(Object.keys(oneJson<RulerBenchJson>(first.stdout).results[0])).not.toContain('benchSettings');
+
+    const again = await cli(ruler(out));
+    expect(Object.values(outcomes(again.stderr))).toEqual(['done earlier (resumed)', 'done earlier (resumed)']);
+
+    const more = await cli(ruler(out, { samples: 2 }));
+    expect(more.code, more.stderr).toBe(0);
+    for (const outcome of Object.values(outcomes(more.stderr))) expect(outcome).toMatch(/^stale \(settings changed: samples 1 → 2\), rerun: accuracy \d\.\d{3}$/);
+    const fresh = await cli(ruler(join(work, 'ruler-settings-fresh'), { samples: 2 }));
+    expect(oneJson<RulerBenchJson>(more.stdout)).toEqual(oneJson<RulerBenchJson>(fresh.stdout));
+    expect(oneJson<RulerBenchJson>(more.stdout).results.map((r) => r.samples)).toEqual([2, 2]);
+  }, 90_000);
+
+  it('--seed reruns with the samples of the new seed; --window reruns only the methods with a window', async () => {
+    const before = sampleSeeds(out, FULL);
+    const seeded = await cli(ruler(out, { samples: 2, seed: 1 }));
+    expect(seeded.code, seeded.stderr).toBe(0);
+    for (const outcome of Object.values(outcomes(seeded.stderr))) expect(outcome).toMatch(/^stale \(settings changed: seed 0 → 1\), rerun: /);
+    const fresh = await cli(ruler(join(work, 'ruler-seed-fresh'), { samples: 2, seed: 1 }));
+    expect(sampleSeeds(out, FULL)).toEqual(sampleSeeds(join(work, 'ruler-seed-fresh'), FULL));
+    expect(sampleSeeds(out, FULL)).not.toEqual(before);
+    expect(oneJson<RulerBenchJson>(seeded.stdout)).toEqual(oneJson<RulerBenchJson>(fresh.stdout));
+
+    const windowed = await cli(ruler(out, { samples: 2, seed: 1, window: 8 }));
+    expect(windowed.code, windowed.stderr).toBe(0);
+    expect(outcomes(windowed.stderr)).toEqual({
+      'full L200 niah_single_1': 'done earlier (resumed)',
+      'streamingllm b64 L200 niah_single_1': expect.stringMatching(/^stale \(settings changed: window default → 8\), rerun: /),
+    });
+
+    // several settings at once, all named
+    const back = await cli(ruler(out));
+    expect(outcomes(back.stderr)['streamingllm b64 L200 niah_single_1']).toMatch(/^stale \(settings changed: samples 2 → 1, seed 1 → 0, window 8 → default\), rerun: /);
   }, 90_000);
 });
 
@@ -122,5 +182,46 @@ describe('draft bench fidelity: resumes only results of the same models', () => 
     const klOf = (stdout: string) => oneJson<FidelityBenchJson>(stdout).results.find((r) => r.method === 'draft-only')?.meanKl;
     expect(klOf(changed.stdout)).toBe(klOf(fresh.stdout));
     expect(klOf(changed.stdout)).not.toBe(klOf(first.stdout));
+  }, 90_000);
+});
+
+describe('draft bench fidelity: resumes only results of the same bench settings', () => {
+  const target = join(fixtures, 'random-target');
+  const draft = join(fixtures, 'random-draft');
+  const out = join(work, 'fidelity-settings');
+  const promptFile = join(work, 'prompt.txt');
+  const fidelity = (steps: number, seed = 0) => [
+    'bench', 'fidelity', '--json', '--target', target, '--draft', draft, '--methods', 'full', '--lengths', '100', '--prompt-file', promptFile,
+    '--steps', String(steps), '--seed', String(seed), '--out', out,
+  ];
+  const GENERATED = 'full generated-100 [self-check]';
+  const FILE = 'full prompt.txt [self-check]';
+
+  it('--steps reruns every run, --seed the generated prompts, new content of a prompt file that prompt', async () => {
+    writeFileSync(promptFile, 'one two three four five six seven eight nine ten');
+    const first = await cli(fidelity(3));
+    expect(first.code, first.stderr).toBe(0);
+    const again = await cli(fidelity(3));
+    expect(Object.values(outcomes(again.stderr))).toEqual(['done earlier (resumed)', 'done earlier (resumed)']);
+
+    const longer = await cli(fidelity(4));
+    expect(longer.code, longer.stderr).toBe(0);
+    for (const outcome of Object.values(outcomes(longer.stderr))) expect(outcome).toMatch(/^stale \(settings changed: steps 3 → 4\), rerun: agreement /);
+    expect(oneJson<FidelityBenchJson>(longer.stdout).results.map((r) => r.steps)).toEqual([4, 4]);
+
+    const seeded = await cli(fidelity(4, 1));
+    expect(outcomes(seeded.stderr)).toEqual({ [FILE]: 'done earlier (resumed)', [GENERATED]: expect.stringMatching(/^stale \(settings changed: seed 0 → 1\), rerun: /) });
+
+    // the same number of tokens, so the same run folder
+    const before = hashText(readFileSync(promptFile, 'utf8'));
+    writeFileSync(promptFile, 'ten nine eight seven six five four three two one');
+    const edited = await cli(fidelity(4, 1));
+    expect(edited.code, edited.stderr).toBe(0);
+    const short = (hash: string) => `${hash.slice(0, 15)}…`;
+    expect(outcomes(edited.stderr)[FILE]).toContain(`prompt-file ${short(before)} → ${short(hashText(readFileSync(promptFile, 'utf8')))}`);
+    expect(outcomes(edited.stderr)).toEqual({
+      [FILE]: expect.stringMatching(/^stale \(settings changed: prompt-file sha256:[0-9a-f]{8}… → sha256:[0-9a-f]{8}…\), rerun: agreement /),
+      [GENERATED]: 'done earlier (resumed)',
+    });
   }, 90_000);
 });

@@ -16,10 +16,10 @@ import {
   writeText,
 } from '../bench/common.js';
 import { cutPrediction, scorePrediction } from '../bench/metrics.js';
-import { modelFingerprinter, resumeState, staleOutcome, withModelFingerprint } from '../bench/model-fingerprint.js';
 import { type BenchModels, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { availableTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
+import { type BenchSettings, modelFingerprinter, resumeState, staleOutcome, withRunFingerprint } from '../bench/run-fingerprint.js';
 import { flatSeries, lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
 import { type MethodOptionMap, type MethodOptions, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
@@ -115,8 +115,8 @@ export const RULER_DEFAULTS = Object.freeze({
 
 /**
  * `draft bench ruler`: RULER-style accuracy over methods × budgets × lengths × tasks on a target/draft pair,
- * resumable (a run whose metrics.json was made by the same target/draft files is not run again; one made by
- * other models is stale and runs again), with per-run files, summary.md and an SVG plot.
+ * resumable (a run whose metrics.json was made by the same target/draft files and bench settings is not run
+ * again; one made by other models or settings is stale and runs again), with per-run files, summary.md and an SVG plot.
  */
 export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promise<RulerBenchJson> {
   const targetDir = resolveModelDir('target', flags.target);
@@ -165,11 +165,19 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   let models: BenchModels | undefined;
   const sampleCache = new Map<string, RulerSample[]>();
   const fingerprintOf = modelFingerprinter({ targetDir, draftDir });
+  // What changes a run's results besides its folder name and models (not --threads, --out); full and draft-only have no window.
+  const settingsOf = (plan: MethodPlan): BenchSettings => ({
+    samples,
+    seed,
+    'max-new-tokens': maxNewCap ?? null,
+    ...(plan.budgetKind === 'none' ? {} : { window: windowSize ?? null }),
+  });
   try {
     for (const run of runs) {
       const label = `${run.method} ${run.budget === null ? '' : `b${run.budget} `}L${run.length} ${run.task}`;
       const metricsPath = join(run.dir, 'metrics.json');
-      const fingerprint = fingerprintOf({ needsDraft: probePlans[methods.indexOf(run.method)].needsDraft });
+      const probe = probePlans[methods.indexOf(run.method)];
+      const fingerprint = { models: fingerprintOf({ needsDraft: probe.needsDraft }), settings: settingsOf(probe) };
       const state = resumeState<RunMetrics>(metricsPath, fingerprint);
       if (state.kind === 'resume') {
         metrics.push(state.metrics);
@@ -201,7 +209,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
         ...base,
         methodOptions: methodOptions[run.method] ?? {},
         budgetFraction: run.budget === null ? null : run.budget / run.length,
-        budgetUnit: probePlans[methods.indexOf(run.method)].budgetKind,
+        budgetUnit: probe.budgetKind,
         windowSize: windowSize ?? null,
         samples,
         seed,
@@ -224,7 +232,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
         appendFileSync(predictionsPath, `${JSON.stringify(line)}\n`),
       );
       const m: RunMetrics = { status: result.skipped ? 'skipped' : 'ok', ...base, samples: 0, ...result.metrics, accuracy: result.metrics.accuracy ?? null, ...(result.skipped ? { reason: result.skipped } : {}) };
-      writeJson(metricsPath, withModelFingerprint(m, fingerprint));
+      writeJson(metricsPath, withRunFingerprint(m, fingerprint));
       metrics.push(m);
       progress.finish(label, staleOutcome(state, result.skipped ? `skipped (${result.skipped})` : `accuracy ${(m.accuracy ?? 0).toFixed(3)}`));
     }

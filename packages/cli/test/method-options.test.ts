@@ -149,6 +149,30 @@ describe('draft generate --method-option', () => {
     }
   });
 
+  it('the names listed for SpecPC and SpecKV-PC are exactly the ones accepted, chunkSize (no default value) included', async () => {
+    const accepted: Record<string, string | number | boolean> = {
+      windowSize: 4,
+      kernelSize: 3,
+      neighbourTokens: 2,
+      lookaheadTokens: 2,
+      startingLayerIndex: 1,
+      weightedQuery: false,
+      reduce: 'mean',
+      keepOriginalPositions: true,
+      chunkSize: 16,
+    };
+    const specpc = await optionError(generate('specpc', 'specpc.chunkSzie=16'), 'specpc.chunkSzie=16');
+    expect(specpc.details.expected).toBe(`an option 'specpc' takes: ${Object.keys(accepted).join(', ')}`);
+    const cascade = await optionError(generate('speckv-pc', 'speckv-pc.chunkSzie=16'), 'speckv-pc.chunkSzie=16');
+    expect(cascade.details.expected).toBe(`an option 'speckv-pc' takes: budget, ${Object.keys(accepted).join(', ')}, onMissingLookahead`);
+    // every listed name is taken
+    for (const [name, value] of Object.entries(accepted)) {
+      expect(planMethod('specpc', { budget: 64, options: { [name]: value } }).methodOptions, name).toEqual({ [name]: value });
+      expect(planMethod('speckv-pc', { budget: 64, options: { [name]: value } }).methodOptions, name).toEqual({ [name]: value });
+    }
+    expect(configOf(planMethod('speckv-pc', { budget: 64, options: { chunkSize: 16 } }).stages.compressor)).toMatchObject({ chunkSize: 16 });
+  });
+
   it("a bad value is the policy's own validation, naming the option", async () => {
     for (const [method, text, expected] of [
       ['specpc', 'specpc.kernelSize=0', 'an integer ≥ 1'],

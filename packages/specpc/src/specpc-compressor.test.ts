@@ -230,5 +230,13 @@ describe('SpecPCCompressor', () => {
       expect(rebuilt.toConfig()).toEqual(config);
       expect(() => createPolicy({ type: 'specpc', kernelSize: 0 }, { kind: 'compressor' })).toThrow(InvalidArgumentError);
     });
+
+    it('toConfig keys are every option it takes: chunkSize too when unset (the draft own), dropped by JSON', () => {
+      const config = specPC().toConfig();
+      expect(Object.keys(config)).toEqual(['type', 'windowSize', 'kernelSize', 'neighbourTokens', 'lookaheadTokens', 'startingLayerIndex', 'weightedQuery', 'reduce', 'keepOriginalPositions', 'chunkSize']);
+      expect(config.chunkSize).toBeUndefined();
+      expect(JSON.parse(JSON.stringify(config))).not.toHaveProperty('chunkSize');
+      expect(SpecPCCompressor.fromConfig(JSON.parse(JSON.stringify({ ...config, chunkSize: 16 }))).toConfig().chunkSize).toBe(16);
+    });
   });
 });

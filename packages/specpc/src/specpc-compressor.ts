@@ -69,6 +69,10 @@ export interface SpecPCConfig extends PolicyConfig {
   weightedQuery: boolean;
   reduce: 'max' | 'mean';
   keepOriginalPositions: boolean;
+  /**
+   * Draft prefill chunk size; `undefined` = the draft's own. `toConfig()` always has the key (a JSON copy drops
+   * it), so its keys are every option the compressor takes.
+   */
   chunkSize?: number;
 }
 
@@ -209,7 +213,7 @@ export class SpecPCCompressor implements PromptCompressorV1 {
       weightedQuery: this.weightedQuery,
       reduce: this.reduce,
       keepOriginalPositions: this.keepOriginalPositions,
-      ...(this.chunkSize === undefined ? {} : { chunkSize: this.chunkSize }),
+      chunkSize: this.chunkSize,
     };
   }
 }

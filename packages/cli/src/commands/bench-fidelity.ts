@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { createPipeline, InvalidArgumentError } from '@draft/core';
 import {
@@ -7,7 +7,6 @@ import {
   parseBudgets,
   parseIntList,
   parseList,
-  readJson,
   resolveBudget,
   runMeta,
   runName,
@@ -19,6 +18,7 @@ import {
 import { type BenchModels, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { fillerIds, generateSample } from '../bench/ruler-tasks.js';
+import { type BenchSettings, hashText, modelFingerprinter, resumeState, staleOutcome, withRunFingerprint } from '../bench/run-fingerprint.js';
 import { lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
 import { agreement, argmax, klDivergence, teacherForcedLogits } from '../bench/teacher-forcing.js';
@@ -103,6 +103,8 @@ export const SELF_CHECK_KL_TOLERANCE = 1e-6;
 interface Prompt {
   name: string;
   ids: number[];
+  /** What decides the prompt besides its name, length and the target: the seed, or the prompt file's content. */
+  settings: BenchSettings;
 }
 
 interface Reference {
@@ -146,7 +148,7 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
       } catch (cause) {
         throw new InvalidArgumentError({ argument: '--prompt-file', value: file, expected: 'a readable text file', cause });
       }
-      prompts.push({ name: basename(file), ids: tokenizer.encode(text) });
+      prompts.push({ name: basename(file), ids: tokenizer.encode(text), settings: { 'prompt-file': hashText(text) } });
     }
     for (const length of lengths) {
       // A needle-in-a-haystack prompt (question at the end) where one fits, else plain filler of that length.
@@ -156,17 +158,30 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
       } catch {
         ids = fillerIds({ length, seed, tokenizer, format });
       }
-      prompts.push({ name: `generated-${length}`, ids });
+      prompts.push({ name: `generated-${length}`, ids, settings: { seed } });
     }
     if (prompts.length === 0) throw new InvalidArgumentError({ argument: '--lengths', value: flags.lengths, expected: 'at least one length or --prompt-file' });
 
-    type Run = { method: string; plan: (budget: number | undefined) => MethodPlan; spec: BudgetSpec | null; budget: number | null; prompt: Prompt; selfCheck: boolean };
+    type Run = {
+      method: string;
+      plan: (budget: number | undefined) => MethodPlan;
+      needsDraft: boolean;
+      /** What changes the run's results besides its folder name and models (not --threads, --out). */
+      settings: BenchSettings;
+      spec: BudgetSpec | null;
+      budget: number | null;
+      prompt: Prompt;
+      selfCheck: boolean;
+    };
     const runs: Run[] = [];
     for (const prompt of prompts) {
       for (const [i, method] of methods.entries()) {
         const plan = (budget: number | undefined) => planMethod(method, { budget, windowSize, options: methodOptions[method] });
-        if (probePlans[i].budgetKind === 'none') {
-          runs.push({ method, plan, spec: null, budget: null, prompt, selfCheck: method === 'full' });
+        const { needsDraft, budgetKind } = probePlans[i];
+        // full and draft-only have no window.
+        const settings = { steps, ...prompt.settings, ...(budgetKind === 'none' ? {} : { window: windowSize ?? null }) };
+        if (budgetKind === 'none') {
+          runs.push({ method, plan, needsDraft, settings, spec: null, budget: null, prompt, selfCheck: method === 'full' });
           continue;
         }
         const seen = new Set<number>();
@@ -174,15 +189,16 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
           const budget = resolveBudget(spec, prompt.ids.length);
           if (seen.has(budget)) continue;
           seen.add(budget);
-          runs.push({ method, plan, spec, budget, prompt, selfCheck: false });
+          runs.push({ method, plan, needsDraft, settings, spec, budget, prompt, selfCheck: false });
         }
         // The built-in self-check: a budget of the whole prompt must reproduce full KV exactly.
         const n = prompt.ids.length;
-        runs.push({ method, plan, spec: { kind: 'tokens', tokens: n, text: `${n} (= prompt)` }, budget: n, prompt, selfCheck: true });
+        runs.push({ method, plan, needsDraft, settings, spec: { kind: 'tokens', tokens: n, text: `${n} (= prompt)` }, budget: n, prompt, selfCheck: true });
       }
     }
 
     const progress = new Progress(runs.length, io.stderr, io.tty ?? false);
+    const fingerprintOf = modelFingerprinter({ targetDir, draftDir });
     const references = new Map<string, Reference>();
     const reference = async (prompt: Prompt): Promise<Reference> => {
       let ref = references.get(prompt.name);
@@ -201,12 +217,14 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
         const options = methodOptions[run.method];
         const dir = join(out, 'runs', runName({ method: run.method, budget: run.budget, length: run.prompt.ids.length, task: run.prompt.name, options }) + (run.selfCheck && run.budget !== null ? '__selfcheck' : ''));
         const metricsPath = join(dir, 'metrics.json');
+        const fingerprint = { models: fingerprintOf({ needsDraft: run.needsDraft }), settings: run.settings };
+        const state = resumeState<FidelityResultRow>(metricsPath, fingerprint);
         let row: FidelityResultRow;
-        if (existsSync(metricsPath)) {
-          row = readJson<FidelityResultRow>(metricsPath);
+        if (state.kind === 'resume') {
+          row = state.metrics;
           progress.finish(label, 'done earlier (resumed)');
         } else {
-          progress.update(label, 'running');
+          progress.update(label, state.kind === 'stale' ? `stale (${state.reason}): rerunning` : 'running');
           const ref = await reference(run.prompt);
           const done = await fidelityRun(run.method, run.plan(run.budget ?? undefined), run.spec, run.budget, run.prompt, ref, models, io.signal);
           row = { ...done.row, ...withMethodOptions(options) };
@@ -232,8 +250,8 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
             models: { target: { dir: targetDir, ...models.target.info }, draft: models.draft ? { dir: draftDir, ...models.draft.info } : null },
           });
           writeText(join(dir, 'predictions.jsonl'), `${JSON.stringify({ prompt: run.prompt.name, reference: ref.tokens, ...done.detail })}\n`);
-          writeJson(metricsPath, row);
-          progress.finish(label, row.skipped ? `skipped (${row.skipped})` : `agreement ${row.agreement?.toFixed(3)}, KL ${row.meanKl?.toExponential(2)}`);
+          writeJson(metricsPath, withRunFingerprint(row, fingerprint));
+          progress.finish(label, staleOutcome(state, row.skipped ? `skipped (${row.skipped})` : `agreement ${row.agreement?.toFixed(3)}, KL ${row.meanKl?.toExponential(2)}`));
         }
         // full is both the sweep's reference row and part of the self-check.
         if (run.selfCheck) selfRows.push(row);

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from '@draft/core';
 import {
@@ -7,7 +7,6 @@ import {
   parseBudgets,
   parseIntList,
   parseList,
-  readJson,
   resolveBudget,
   runMeta,
   runName,
@@ -20,6 +19,7 @@ import { cutPrediction, scorePrediction } from '../bench/metrics.js';
 import { type BenchModels, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { availableTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
+import { type BenchSettings, modelFingerprinter, resumeState, staleOutcome, withRunFingerprint } from '../bench/run-fingerprint.js';
 import { flatSeries, lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
 import { type MethodOptionMap, type MethodOptions, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
@@ -115,7 +115,8 @@ export const RULER_DEFAULTS = Object.freeze({
 
 /**
  * `draft bench ruler`: RULER-style accuracy over methods × budgets × lengths × tasks on a target/draft pair,
- * resumable (a run with a metrics.json is not run again), with per-run files, summary.md and an SVG plot.
+ * resumable (a run whose metrics.json was made by the same target/draft files and bench settings is not run
+ * again; one made by other models or settings is stale and runs again), with per-run files, summary.md and an SVG plot.
  */
 export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promise<RulerBenchJson> {
   const targetDir = resolveModelDir('target', flags.target);
@@ -163,15 +164,29 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   const metrics: RunMetrics[] = [];
   let models: BenchModels | undefined;
   const sampleCache = new Map<string, RulerSample[]>();
+  const fingerprintOf = modelFingerprinter({ targetDir, draftDir });
+  // What changes a run's results besides its folder name and models (not --threads, --out); full and draft-only have no window.
+  const settingsOf = (plan: MethodPlan): BenchSettings => ({
+    samples,
+    seed,
+    'max-new-tokens': maxNewCap ?? null,
+    ...(plan.budgetKind === 'none' ? {} : { window: windowSize ?? null }),
+  });
   try {
     for (const run of runs) {
       const label = `${run.method} ${run.budget === null ? '' : `b${run.budget} `}L${run.length} ${run.task}`;
       const metricsPath = join(run.dir, 'metrics.json');
-      if (existsSync(metricsPath)) {
-        metrics.push(readJson<RunMetrics>(metricsPath));
+      const probe = probePlans[methods.indexOf(run.method)];
+      const fingerprint = { models: fingerprintOf({ needsDraft: probe.needsDraft }), settings: settingsOf(probe) };
+      const state = resumeState<RunMetrics>(metricsPath, fingerprint);
+      if (state.kind === 'resume') {
+        metrics.push(state.metrics);
         progress.finish(label, 'done earlier (resumed)');
         continue;
       }
+      // A terminal shows at once that stale results are being replaced; a log says so on the run's line.
+      const stale = state.kind === 'stale' ? `stale (${state.reason}): rerunning` : undefined;
+      if (stale) progress.update(label, stale);
       models ??= await loadBenchModels({ targetDir, draftDir, plans: probePlans, threads });
       const key = `${run.task}|${run.length}`;
       if (!sampleCache.has(key)) {
@@ -194,7 +209,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
         ...base,
         methodOptions: methodOptions[run.method] ?? {},
         budgetFraction: run.budget === null ? null : run.budget / run.length,
-        budgetUnit: probePlans[methods.indexOf(run.method)].budgetKind,
+        budgetUnit: probe.budgetKind,
         windowSize: windowSize ?? null,
         samples,
         seed,
@@ -213,13 +228,13 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       });
       const predictionsPath = join(run.dir, 'predictions.jsonl');
       writeFileSync(predictionsPath, '');
-      const result = await runOne(run, taskSamples, models, { windowSize, options: methodOptions[run.method], maxNewCap, signal: io.signal, onSample: (i) => progress.update(label, `sample ${i + 1}/${samples}`) }, (line) =>
+      const result = await runOne(run, taskSamples, models, { windowSize, options: methodOptions[run.method], maxNewCap, signal: io.signal, onSample: (i) => progress.update(label, `${stale ? `${stale}, ` : ''}sample ${i + 1}/${samples}`) }, (line) =>
         appendFileSync(predictionsPath, `${JSON.stringify(line)}\n`),
       );
       const m: RunMetrics = { status: result.skipped ? 'skipped' : 'ok', ...base, samples: 0, ...result.metrics, accuracy: result.metrics.accuracy ?? null, ...(result.skipped ? { reason: result.skipped } : {}) };
-      writeJson(metricsPath, m);
+      writeJson(metricsPath, withRunFingerprint(m, fingerprint));
       metrics.push(m);
-      progress.finish(label, result.skipped ? `skipped (${result.skipped})` : `accuracy ${(m.accuracy ?? 0).toFixed(3)}`);
+      progress.finish(label, staleOutcome(state, result.skipped ? `skipped (${result.skipped})` : `accuracy ${(m.accuracy ?? 0).toFixed(3)}`));
     }
   } finally {
     progress.end();

@@ -33,6 +33,9 @@ const common = ['--lengths', values.lengths, '--samples', values.samples, '--tas
 const kvOptions = ['speckv', 'laq', 'snapkv', 'pyramidkv', 'adakv'].flatMap((m) => ['--method-option', `${m}.kernelSize=3`]);
 const pcOptions = ['specpc.windowSize=8', 'specpc.kernelSize=8', 'specpc.neighbourTokens=8', 'specprefill.chunkSize=8'].flatMap((o) => ['--method-option', o]);
 if (run) draft(['bench', 'ruler', ...common, '--methods', 'full,draft-only,speckv,laq,snapkv,pyramidkv,adakv,h2o,streamingllm', '--budgets', '1/32,1/16,1/8', '--window', '8', ...kvOptions, '--out', join(out, 'ruler-kv')]);
+// Below the issue's budgets, where the paper's contexts put its budgets (C = 16 is 1/64 of 1K and 1/128 of 2K; the window
+// of 8 leaves 8 or 24 selected tokens): the query-aware methods only, to see whether SpecKV separates from SnapKV there.
+if (run) draft(['bench', 'ruler', ...common, '--methods', 'speckv,laq,snapkv', '--budgets', '16,1/64', '--window', '8', ...kvOptions.slice(0, 6), '--out', join(out, 'ruler-kv-small')]);
 if (run) draft(['bench', 'ruler', ...common, '--methods', 'full,specpc,speckv-pc,specprefill,selfinfo,random-pc', '--budgets', '1/8,1/4', ...pcOptions, '--out', join(out, 'ruler-pc')]);
 if (run) draft(['bench', 'fidelity', '--lengths', '1024', '--window', '8', '--methods', 'speckv,laq,snapkv,streamingllm,specpc', '--budgets', '1/16,1/8,1/4', ...kvOptions.slice(0, 6), ...pcOptions.slice(0, 6), '--out', join(out, 'fidelity')]);
 if (run && !values['skip-perf']) {
@@ -51,6 +54,7 @@ sections.push(
 );
 for (const [name, title] of [
   ['ruler-kv', 'KV-cache methods (budget C per layer and KV head as a fraction of the context)'],
+  ['ruler-kv-small', 'Query-aware KV methods below the issue\'s budgets (C = 16 and 1/64)'],
   ['ruler-pc', 'Prompt compression (budget = prompt tokens kept)'],
   ['fidelity', 'Fidelity to full KV (no labels): greedy agreement and KL'],
   ['perf', 'Speed and memory on the perf-shaped model'],

@@ -307,10 +307,10 @@ def main():
         if step % 10 == 0:
             te = " ".join(f"{t[:6] + t[-1]}={v:.2f}" for t, v in sorted(ema.items()))
             log.writerow([step, round(state["elapsed"] / 60, 3), "A" if tasks is None else "B", L, f"{lr:.2e}",
-                          round(float(loss), 4), round(tok_acc, 4), round(copy_ema, 4), json.dumps({k: round(v, 3) for k, v in ema.items()})])
+                          round(float(loss.detach()), 4), round(tok_acc, 4), round(copy_ema, 4), json.dumps({k: round(v, 3) for k, v in ema.items()})])
             logf.flush()
             if step % 50 == 0:
-                print(f"[{args.name}] step {step} {state['elapsed'] / 60:.1f}m L={L} loss {float(loss):.3f} acc {tok_acc:.2f} copy {copy_ema:.2f} | {te}", flush=True)
+                print(f"[{args.name}] step {step} {state['elapsed'] / 60:.1f}m L={L} loss {float(loss.detach()):.3f} acc {tok_acc:.2f} copy {copy_ema:.2f} | {te}", flush=True)
         if now - last_ck > 60:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "cfg": cfg.to_dict()}, ckpt_path + ".tmp")
             os.replace(ckpt_path + ".tmp", ckpt_path)

@@ -219,7 +219,8 @@ def main():
                                 "draft_grown_from": a.get("grow_from"), "draft_init_from": a.get("init_from"),
                                 "draft_train_steps": st.get("step"),
                                 "draft_train_minutes": round(st.get("elapsed", 0) / 60, 2),
-                                "draft_train_device": a.get("device_name", "cpu")})
+                                # only runs made since --device existed record it (older exports keep their config)
+                                **({"draft_train_device": a["device_name"]} if a.get("device_name") else {})})
     print("wrote", out_dir, "params", lib.n_params(model), "onnx bytes", os.path.getsize(p))
 
 

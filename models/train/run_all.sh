@@ -35,6 +35,8 @@ wait
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   bash $T/gpu_train.sh $T/runs/gpu1 5.5   # g1..g4 (g3: --lr 2e-3 --tokens 8192, 5,045 steps on the H200)
   bash $T/gpu_train2.sh $T/runs/gpu2 4.5  # h1..h4 (h3: from g3, --lr 1e-3 --tokens 8192, 3,866 steps)
+  [ -f $T/runs/h3/final.pt ] || { echo "run_all.sh: the GPU rounds did not produce runs/h3/final.pt (see runs/h3.out)" >&2; exit 1; }
+  cp $T/runs/g3.out $T/results/stdout_g3.txt && cp $T/runs/h3.out $T/results/stdout_h3.txt
   TARGET_RUN=h3
 else
   TARGET_RUN=target5

@@ -17,7 +17,7 @@ mkdir -p "$OUT" $T/runs $T/results
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print('torch', torch.__version__)"; } > $T/results/gpu_env.txt 2>&1
 LIMIT=$(python3 -c "print(int($MIN * 60 + 90))")
 COMMON="--device $DEV --b-minutes $MIN --min-len 256 --max-len 2048 --copy-aux 8"
-# g1: target5's own recipe (multivalue-heavy mix, no-repeat loss), 8x the batch and ~40x the tokens
+# g1: target5's own recipe (multivalue-heavy mix, no-repeat loss), 8x the batch and ~20x the tokens
 timeout $LIMIT python3 $T/train.py --name g1 --seed 31 --init-from target5 --mix mv --unlikelihood 1 --lr 1e-3 --tokens 16384 $COMMON > $T/runs/g1.out 2>&1 &
 # g2: the same with one function-preserving layer on top (room for copy suppression after retrieval)
 timeout $LIMIT python3 $T/train.py --name g2 --seed 32 --init-from target5 --deepen 1 --mix mv --unlikelihood 1 --lr 1e-3 --tokens 16384 $COMMON > $T/runs/g2.out 2>&1 &

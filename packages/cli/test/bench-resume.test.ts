@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,7 @@ describe('draft bench ruler: resumes only results of the same models', () => {
   ];
   const FULL = 'full__bnone__L200__niah_single_1';
   const DRAFT_ONLY = 'draft-only__bnone__L200__niah_single_1';
+  const RUNS = ['draft-only L200 niah_single_1', 'full L200 niah_single_1'];
 
   it('records the fingerprint; an unchanged rerun resumes every run', async () => {
     const first = await cli(ruler(out));
@@ -54,6 +55,17 @@ describe('draft bench ruler: resumes only results of the same models', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(outcomes(again.stderr)).toEqual({ 'full L200 niah_single_1': 'done earlier (resumed)', 'draft-only L200 niah_single_1': 'done earlier (resumed)' });
     expect(oneJson<RulerBenchJson>(again.stdout)).toEqual(oneJson<RulerBenchJson>(first.stdout));
+  }, 60_000);
+
+  it('an identical copy of the model folders in another directory: every run resumes (the fingerprint is of contents, not paths)', async () => {
+    const copies = join(work, 'ruler-copies');
+    const [targetCopy, draftCopy] = [join(copies, 'target'), join(copies, 'draft')];
+    cpSync(target, targetCopy, { recursive: true });
+    cpSync(draft, draftCopy, { recursive: true });
+    const { code, stderr } = await cli(ruler(out, targetCopy, draftCopy));
+    expect(code, stderr).toBe(0);
+    expect(outcomes(stderr)).toEqual({ 'full L200 niah_single_1': 'done earlier (resumed)', 'draft-only L200 niah_single_1': 'done earlier (resumed)' });
+    expect(metricsOf(out, DRAFT_ONLY).modelFingerprint).toEqual({ target: hashModelDir(target), draft: hashModelDir(draft) });
   }, 60_000);
 
   it('new weights in the same draft folder: the draft run is stale and runs again with them; full resumes', async () => {
@@ -74,14 +86,16 @@ describe('draft bench ruler: resumes only results of the same models', () => {
     expect(predictionOf(out, DRAFT_ONLY)).not.toBe(before);
   }, 90_000);
 
-  it('another target folder, or results without a fingerprint or settings: every run is stale', async () => {
+  it("the target's contents changed (another config), or results without a fingerprint or settings: every run is stale", async () => {
     const other = copyModel('random-target', join(work, 'ruler-target-2'));
     const config = JSON.parse(readFileSync(join(other, 'config.json'), 'utf8'));
     writeFileSync(join(other, 'config.json'), JSON.stringify({ ...config, rope_theta: 500000 }, null, 2));
     const { code, stderr } = await cli(ruler(out, other));
     expect(code, stderr).toBe(0);
     expect(stderr).not.toContain('resumed');
-    for (const outcome of Object.values(outcomes(stderr))) expect(outcome).toMatch(/^stale \(target model changed\), rerun: /);
+    const changed = outcomes(stderr);
+    expect(Object.keys(changed).sort()).toEqual(RUNS);
+    for (const outcome of Object.values(changed)) expect(outcome).toMatch(/^stale \(target model changed\), rerun: /);
 
     // metrics.json from before fingerprints were recorded, and from before settings were
     const { modelFingerprint: _, benchSettings: __, ...legacy } = metricsOf(out, FULL);
@@ -111,6 +125,7 @@ describe('draft bench ruler: resumes only results of the same bench settings', (
   ];
   const FULL = 'full__bnone__L200__niah_single_1';
   const STREAMING = 'streamingllm__b64__L200__niah_single_1';
+  const RUNS = ['full L200 niah_single_1', 'streamingllm b64 L200 niah_single_1'];
   const sampleSeeds = (o: string, run: string) => readFileSync(join(o, 'runs', run, 'predictions.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line).seed);
 
   it('records the settings; unchanged resumes; --samples 2 reruns every run, as a fresh bench would', async () => {
@@ -126,7 +141,9 @@ describe('draft bench ruler: resumes only results of the same bench settings', (
 
     const more = await cli(ruler(out, { samples: 2 }));
     expect(more.code, more.stderr).toBe(0);
-    for (const outcome of Object.values(outcomes(more.stderr))) expect(outcome).toMatch(/^stale \(settings changed: samples 1 → 2\), rerun: accuracy \d\.\d{3}$/);
+    const moreOutcomes = outcomes(more.stderr);
+    expect(Object.keys(moreOutcomes).sort()).toEqual(RUNS);
+    for (const outcome of Object.values(moreOutcomes)) expect(outcome).toMatch(/^stale \(settings changed: samples 1 → 2\), rerun: accuracy \d\.\d{3}$/);
     const fresh = await cli(ruler(join(work, 'ruler-settings-fresh'), { samples: 2 }));
     expect(oneJson<RulerBenchJson>(more.stdout)).toEqual(oneJson<RulerBenchJson>(fresh.stdout));
     expect(oneJson<RulerBenchJson>(more.stdout).results.map((r) => r.samples)).toEqual([2, 2]);
@@ -136,7 +153,9 @@ describe('draft bench ruler: resumes only results of the same bench settings', (
     const before = sampleSeeds(out, FULL);
     const seeded = await cli(ruler(out, { samples: 2, seed: 1 }));
     expect(seeded.code, seeded.stderr).toBe(0);
-    for (const outcome of Object.values(outcomes(seeded.stderr))) expect(outcome).toMatch(/^stale \(settings changed: seed 0 → 1\), rerun: /);
+    const seededOutcomes = outcomes(seeded.stderr);
+    expect(Object.keys(seededOutcomes).sort()).toEqual(RUNS);
+    for (const outcome of Object.values(seededOutcomes)) expect(outcome).toMatch(/^stale \(settings changed: seed 0 → 1\), rerun: /);
     const fresh = await cli(ruler(join(work, 'ruler-seed-fresh'), { samples: 2, seed: 1 }));
     expect(sampleSeeds(out, FULL)).toEqual(sampleSeeds(join(work, 'ruler-seed-fresh'), FULL));
     expect(sampleSeeds(out, FULL)).not.toEqual(before);
@@ -206,7 +225,9 @@ describe('draft bench fidelity: resumes only results of the same bench settings'
 
     const longer = await cli(fidelity(4));
     expect(longer.code, longer.stderr).toBe(0);
-    for (const outcome of Object.values(outcomes(longer.stderr))) expect(outcome).toMatch(/^stale \(settings changed: steps 3 → 4\), rerun: agreement /);
+    const longerOutcomes = outcomes(longer.stderr);
+    expect(Object.keys(longerOutcomes).sort()).toEqual([FILE, GENERATED].sort());
+    for (const outcome of Object.values(longerOutcomes)) expect(outcome).toMatch(/^stale \(settings changed: steps 3 → 4\), rerun: agreement /);
     expect(oneJson<FidelityBenchJson>(longer.stdout).results.map((r) => r.steps)).toEqual([4, 4]);
 
     const seeded = await cli(fidelity(4, 1));

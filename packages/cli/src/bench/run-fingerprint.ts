@@ -22,8 +22,10 @@ export interface ModelFingerprint {
 }
 
 /**
- * The bench settings that change a run's results, keyed by their flag (`samples`, `max-new-tokens`); null
- * when the flag was not given (the default of the method or task).
+ * The bench settings that change a run's results, keyed by their flag. Those the bench resolves itself
+ * (`samples`, `seed`, `steps`) are always the number used, given or default; those whose default is the
+ * method's or the task's (`max-new-tokens`, `window`) are null when the flag was not given; `prompt-file` is
+ * the sha256 of the file's content.
  */
 export type BenchSettings = Readonly<Record<string, number | string | null>>;
 
@@ -37,7 +39,10 @@ export const BENCH_SETTINGS_KEY = 'benchSettings';
  */
 const MODEL_FILES = Object.freeze(['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'task_format.json']);
 
-/** sha256 over the name, size and bytes of each file of a model folder that decides its outputs (read in 1 MiB chunks). */
+/**
+ * sha256 over the name, size and bytes of each file of a model folder that decides its outputs (read in 1 MiB
+ * chunks). The folder's path is not hashed: an identical copy elsewhere has the same fingerprint.
+ */
 export function hashModelDir(dir: string): string {
   const onnxDir = join(dir, 'onnx');
   const onnxFiles = existsSync(onnxDir) ? readdirSync(onnxDir).sort().map((name) => `onnx/${name}`) : [];
@@ -82,8 +87,9 @@ export type ResumeState<T> = { kind: 'new' } | { kind: 'resume'; metrics: T } | 
 
 /**
  * Reads a run's metrics.json for resuming: reusable only when it records the same models and settings as this
- * invocation's; results of other models (retrained weights, another folder), other settings, or of a version
- * that recorded neither are stale and must be run again.
+ * invocation's. Models are compared by content, so an identical copy of the model folders in another directory
+ * resumes; results of other model contents (retrained weights, a changed config or tokenizer), other settings,
+ * or of a version that recorded neither are stale and must be run again.
  */
 export function resumeState<T>(metricsPath: string, fingerprint: RunFingerprint): ResumeState<T> {
   if (!existsSync(metricsPath)) return { kind: 'new' };

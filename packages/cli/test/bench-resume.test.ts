@@ -246,3 +246,54 @@ describe('draft bench fidelity: resumes only results of the same bench settings'
     });
   }, 90_000);
 });
+
+describe('draft bench: a note when resumed runs were computed at another git revision', () => {
+  const target = join(fixtures, 'random-target');
+  const draft = join(fixtures, 'random-draft');
+  const ruler = (o: string) => [
+    'bench', 'ruler', '--json', '--target', target, '--draft', draft, '--methods', 'full,streamingllm', '--budgets', '64', '--lengths', '200', '--tasks', 'niah_single_1',
+    '--samples', '1', '--max-new-tokens', '4', '--out', o,
+  ];
+  const fidelity = (o: string) => ['bench', 'fidelity', '--json', '--target', target, '--draft', draft, '--methods', 'full', '--lengths', '100', '--steps', '3', '--out', o];
+  const metaPath = (o: string, run: string) => join(o, 'runs', run, 'run_meta.json');
+  /** Records another revision in a run's run_meta.json, as if it had been computed before a commit. */
+  const computedAt = (o: string, run: string, git: string) => writeFileSync(metaPath(o, run), JSON.stringify({ ...JSON.parse(readFileSync(metaPath(o, run), 'utf8')), git }));
+  const OLD = '0123abc4567def89012345678901234567890abc';
+  const short = (git: string) => `${git.replace(/-dirty$/, '').slice(0, 7)}${git.endsWith('-dirty') ? '-dirty' : ''}`;
+  const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+  it('ruler and fidelity: counts the resumed runs of another revision in one note after the progress; none when unchanged', async ({ skip }) => {
+    const out = join(work, 'revision-ruler');
+    const first = await cli(ruler(out));
+    expect(first.code, first.stderr).toBe(0);
+    const current: string | null = JSON.parse(readFileSync(metaPath(out, 'full__bnone__L200__niah_single_1'), 'utf8')).git;
+    if (current === null) skip('not in a git checkout: the current revision is unknown, so there is no note');
+    const now = escapeRegExp(short(current as string));
+
+    const unchanged = await cli(ruler(out));
+    expect(Object.values(outcomes(unchanged.stderr))).toEqual(['done earlier (resumed)', 'done earlier (resumed)']);
+    expect(unchanged.stderr).not.toContain('note:');
+
+    computedAt(out, 'full__bnone__L200__niah_single_1', OLD);
+    const one = await cli(ruler(out));
+    expect(one.code, one.stderr).toBe(0);
+    expect(Object.values(outcomes(one.stderr))).toEqual(['done earlier (resumed)', 'done earlier (resumed)']);
+    expect(one.stderr).toMatch(new RegExp(`\\nnote: 1 resumed run was computed at revision 0123abc \\(now ${now}\\); pass a fresh --out to recompute it after code changes\\n$`));
+
+    computedAt(out, 'streamingllm__b64__L200__niah_single_1', OLD);
+    const both = await cli(ruler(out));
+    expect(both.stderr.match(/^note:/gm)).toHaveLength(1);
+    // after every progress line
+    expect(both.stderr).toMatch(new RegExp(`\\[2/2\\] .*\\nnote: 2 resumed runs were computed at revision 0123abc \\(now ${now}\\); pass a fresh --out to recompute them after code changes\\n$`));
+    // results are resumed all the same
+    expect(oneJson<RulerBenchJson>(both.stdout)).toEqual(oneJson<RulerBenchJson>(first.stdout));
+
+    const fidelityOut = join(work, 'revision-fidelity');
+    expect((await cli(fidelity(fidelityOut))).code).toBe(0);
+    const [run] = readdirSync(join(fidelityOut, 'runs'));
+    computedAt(fidelityOut, run, `${OLD}-dirty`);
+    const resumed = await cli(fidelity(fidelityOut));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`note: 1 resumed run was computed at revision 0123abc-dirty (now ${short(current as string)});`);
+  }, 90_000);
+});

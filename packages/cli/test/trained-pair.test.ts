@@ -31,5 +31,7 @@ describe('the bundled trained pair', () => {
     expect(full.map((row) => row.correct)).toEqual([true, true]);
     expect(rows.filter((row) => row.method === 'streamingllm').every((row) => row.result.usage.keptKvTokens[0][0] <= 64)).toBe(true);
     expect(lines.some((line) => /all answers right over 10 vt prompts .*full \d+\/10/.test(line))).toBe(true);
+    // the footer explains SpecKV's TTFT on this pair and where to see the cut cache pay off
+    expect(lines.some((line) => line.startsWith("SpecKV's TTFT includes the draft")) && lines.some((line) => line.includes('pnpm bench:methods'))).toBe(true);
   }, 120_000);
 });

@@ -110,7 +110,8 @@ function versionOf(specifier: string): string {
 }
 
 let cachedGit: string | null | undefined;
-function gitRevision(): string | null {
+/** The git revision of this code (`git rev-parse HEAD`, `-dirty` when tracked files are modified), or null outside a checkout. */
+export function gitRevision(): string | null {
   if (cachedGit !== undefined) return cachedGit;
   try {
     const here = dirname(fileURLToPath(import.meta.url));

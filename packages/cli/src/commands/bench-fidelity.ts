@@ -17,6 +17,7 @@ import {
 } from '../bench/common.js';
 import { type BenchModels, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
+import { ResumedRevisions } from '../bench/resumed-revisions.js';
 import { fillerIds, generateSample } from '../bench/ruler-tasks.js';
 import { type BenchSettings, hashText, modelFingerprinter, resumeState, staleOutcome, withRunFingerprint } from '../bench/run-fingerprint.js';
 import { lineChart } from '../bench/svg.js';
@@ -199,6 +200,7 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
 
     const progress = new Progress(runs.length, io.stderr, io.tty ?? false);
     const fingerprintOf = modelFingerprinter({ targetDir, draftDir });
+    const resumedRevisions = new ResumedRevisions();
     const references = new Map<string, Reference>();
     const reference = async (prompt: Prompt): Promise<Reference> => {
       let ref = references.get(prompt.name);
@@ -222,6 +224,7 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
         let row: FidelityResultRow;
         if (state.kind === 'resume') {
           row = state.metrics;
+          resumedRevisions.add(dir);
           progress.finish(label, 'done earlier (resumed)');
         } else {
           progress.update(label, state.kind === 'stale' ? `stale (${state.reason}): rerunning` : 'running');
@@ -260,6 +263,8 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
     } finally {
       progress.end();
     }
+    const note = resumedRevisions.note();
+    if (note) io.stderr(note);
   } finally {
     await models.dispose();
   }

@@ -18,6 +18,7 @@ import {
 import { cutPrediction, scorePrediction } from '../bench/metrics.js';
 import { type BenchModels, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
+import { ResumedRevisions } from '../bench/resumed-revisions.js';
 import { availableTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
 import { type BenchSettings, modelFingerprinter, resumeState, staleOutcome, withRunFingerprint } from '../bench/run-fingerprint.js';
 import { flatSeries, lineChart } from '../bench/svg.js';
@@ -165,6 +166,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   let models: BenchModels | undefined;
   const sampleCache = new Map<string, RulerSample[]>();
   const fingerprintOf = modelFingerprinter({ targetDir, draftDir });
+  const resumedRevisions = new ResumedRevisions();
   // What changes a run's results besides its folder name and models (not --threads, --out); full and draft-only have no window.
   const settingsOf = (plan: MethodPlan): BenchSettings => ({
     samples,
@@ -181,6 +183,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       const state = resumeState<RunMetrics>(metricsPath, fingerprint);
       if (state.kind === 'resume') {
         metrics.push(state.metrics);
+        resumedRevisions.add(run.dir);
         progress.finish(label, 'done earlier (resumed)');
         continue;
       }
@@ -240,6 +243,8 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
     progress.end();
     await models?.dispose();
   }
+  const note = resumedRevisions.note();
+  if (note) io.stderr(note);
 
   const report = summarize(metrics);
   writeText(join(out, 'summary.md'), rulerMarkdown(report, metrics, { tasks, style: format ? 'symbolic' : 'natural', samples, seed }));

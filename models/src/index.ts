@@ -19,3 +19,5 @@ export { DEFAULT_WEIGHT_SCALE, FIXTURES, fixturePath, PERF_DRAFT_SPEC, PERF_SPEC
 export type { FixtureDef, FixtureName } from './fixtures.js';
 export { GraphBuilder, readInitializers } from './onnx-builder.js';
 export type { ReadTensor } from './onnx-builder.js';
+export { TWIN_NAMES, TWIN_SPEC, writeAttentionTwins } from './twins.js';
+export type { TwinName } from './twins.js';

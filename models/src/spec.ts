@@ -21,6 +21,13 @@ export interface ModelSpec {
   seed: number;
   /** std of the normal init of the projection / embedding weights */
   weightScale: number;
+  /**
+   * `gqa` only: how positions reach GroupQueryAttention. `wired` (default): the graph's `position_ids` feeds
+   * every GQA node's optional input 9. `unwired`: the graph has a `position_ids` input but GQA never reads it
+   * (it then numbers positions from `seqlens_k`, as older onnxruntime-genai builder exports do). `absent`: no
+   * `position_ids` graph input at all.
+   */
+  gqaPositionIds?: 'wired' | 'unwired' | 'absent';
 }
 
 export function hasQkvBias(spec: ModelSpec): boolean {

@@ -76,7 +76,8 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
   // ---- inputs / outputs
   g.input('input_ids', DT.INT64, ['batch_size', 'sequence_length']);
   g.input('attention_mask', DT.INT64, ['batch_size', 'total_sequence_length']);
-  g.input('position_ids', DT.INT64, ['batch_size', 'sequence_length']);
+  const gqaPositions = gqa ? (spec.gqaPositionIds ?? 'wired') : 'wired';
+  if (gqaPositions !== 'absent') g.input('position_ids', DT.INT64, ['batch_size', 'sequence_length']);
   for (let i = 0; i < spec.numLayers; i++) {
     g.input(`past_key_values.${i}.key`, DT.FLOAT, ['batch_size', Hkv, 'past_sequence_length', d]);
     g.input(`past_key_values.${i}.value`, DT.FLOAT, ['batch_size', Hkv, 'past_sequence_length', d]);
@@ -211,7 +212,18 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
     } else {
       const [out] = g.node(
         'GroupQueryAttention',
-        [q, k, v, `past_key_values.${i}.key`, `past_key_values.${i}.value`, seqlensK, totalLen, 'cos_cache', 'sin_cache', 'position_ids'],
+        [
+          q,
+          k,
+          v,
+          `past_key_values.${i}.key`,
+          `past_key_values.${i}.value`,
+          seqlensK,
+          totalLen,
+          'cos_cache',
+          'sin_cache',
+          ...(gqaPositions === 'wired' ? ['position_ids'] : []),
+        ],
         `${L}/self_attn/GroupQueryAttention`,
         {
           num_heads: Hq,

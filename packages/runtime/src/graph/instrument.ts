@@ -29,6 +29,12 @@ export type QueryCaptureSpec =
       sinCache?: Float32Array;
       /** Rotated dims (≤ headDim); the rest passes through. */
       rotaryDim: number;
+      /**
+       * How the node gets its rotary positions: `wired` (the export feeds its optional `position_ids` input),
+       * `rewired` (it did not, so the instrumenter wired the graph's `position_ids` in; see
+       * wirePositionIds), or `none` (no rotation inside the node: positions enter upstream).
+       */
+      positionIds: 'wired' | 'rewired' | 'none';
     };
 
 export interface InstrumentedGraph {
@@ -65,6 +71,47 @@ function attrInt(node: NodeProto, name: string, fallback: number): number {
   const a = node.attribute.find((x) => x.name === name);
   if (!a) return fallback;
   return typeof a.i === 'number' ? a.i : Number(a.i);
+}
+
+/** Index of GroupQueryAttention's optional `position_ids` input (com.microsoft, onnxruntime ≥ 1.20). */
+const GQA_POSITION_IDS_INPUT = 9;
+
+/**
+ * Feeds the graph's `position_ids` into every rotating GroupQueryAttention node that lacks it, adding the
+ * graph input when the export has none. Why: without that input GQA rotates new tokens at `seqlens_k` (the
+ * cache length), which is the true position only while the cache holds every earlier token; after KV
+ * compaction it would silently rotate at the wrong position. Returns the nodes it changed.
+ */
+function wirePositionIds(graph: InstanceType<typeof onnx.GraphProto>, nodes: readonly NodeProto[]): Set<NodeProto> {
+  const changed = new Set<NodeProto>();
+  const unwired = nodes.filter((n) => attrInt(n, 'do_rotary', 0) === 1 && (n.input[GQA_POSITION_IDS_INPUT] ?? '') === '');
+  if (unwired.length === 0) return changed;
+  const INT64 = onnx.TensorProto.DataType.INT64;
+  const existing = graph.input.find((i) => i.name === 'position_ids');
+  const source = 'position_ids';
+  if (!existing) {
+    graph.input.push(
+      onnx.ValueInfoProto.create({
+        name: 'position_ids',
+        type: { tensorType: { elemType: INT64, shape: { dim: [{ dimParam: 'batch_size' }, { dimParam: 'sequence_length' }] } } },
+      }),
+    );
+  } else if (existing.type?.tensorType && (existing.type.tensorType.elemType ?? INT64) !== INT64) {
+    // GQA reads int64 positions and the runtime feeds int64: retype the input, cast back for its other readers.
+    const declared = existing.type.tensorType.elemType as number;
+    existing.type.tensorType.elemType = INT64;
+    const narrowed = 'position_ids/draft_declared_type';
+    for (const node of graph.node as NodeProto[]) node.input = node.input.map((i) => (i === 'position_ids' ? narrowed : i));
+    graph.node.unshift(
+      onnx.NodeProto.create({ opType: 'Cast', input: ['position_ids'], output: [narrowed], name: 'draft/position_ids/Cast', attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: declared }] }),
+    );
+  }
+  for (const node of unwired) {
+    while (node.input.length < GQA_POSITION_IDS_INPUT) node.input.push('');
+    node.input[GQA_POSITION_IDS_INPUT] = source;
+    changed.add(node);
+  }
+  return changed;
 }
 
 /**
@@ -133,6 +180,7 @@ export function instrumentGraph(
   let pattern: 'decomposed' | 'gqa';
   if (gqaNodes.length > 0) {
     pattern = 'gqa';
+    const rewired = wirePositionIds(graph, gqaNodes);
     for (const node of gqaNodes) {
       const numHeads = attrInt(node, 'num_heads', 0);
       const cosName = node.input[7] ?? '';
@@ -155,6 +203,7 @@ export function instrumentGraph(
           interleaved: attrInt(node, 'rotary_interleaved', 0) === 1,
           ...(cosCache && cosCache.length > 0 && sinCache && sinCache.length > 0 ? { cosCache, sinCache } : {}),
           rotaryDim: rotaryHalf * 2,
+          positionIds: attrInt(node, 'do_rotary', 0) !== 1 ? 'none' : rewired.has(node) ? 'rewired' : 'wired',
         },
       });
     }

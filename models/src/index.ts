@@ -1,4 +1,5 @@
 export type { Architecture, AttentionVariant, ModelSpec } from './spec.js';
+export { FUSED_ATTENTION_VARIANTS } from './spec.js';
 export { hasQkvBias, ropeFullTables, ropeHalfTables, validateSpec } from './spec.js';
 export { buildTokenizer, bytesToUnicode, CHAT_TEMPLATE, SPECIAL_TOKENS } from './tokenizer.js';
 export type { BuildTokenizerOptions, BuiltTokenizer, SpecialToken } from './tokenizer.js';
@@ -19,5 +20,5 @@ export { DEFAULT_WEIGHT_SCALE, FIXTURES, fixturePath, PERF_DRAFT_SPEC, PERF_SPEC
 export type { FixtureDef, FixtureName } from './fixtures.js';
 export { GraphBuilder, readInitializers } from './onnx-builder.js';
 export type { ReadTensor } from './onnx-builder.js';
-export { TWIN_NAMES, TWIN_SPEC, writeAttentionTwins } from './twins.js';
+export { MHA_TWIN_SPEC, TWIN_NAMES, TWIN_SPEC, writeAttentionTwins } from './twins.js';
 export type { TwinName } from './twins.js';

@@ -52,7 +52,7 @@ export function loadReferenceModel(dir: string): ReferenceModel {
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, any>;
   const { tensors, model } = readInitializers(readFileSync(join(dir, 'onnx', 'model.onnx')));
   const usesGqa = (model.graph?.node ?? []).some((n) => n.opType === 'GroupQueryAttention');
-  const attention: AttentionVariant = usesGqa ? 'gqa' : 'decomposed';
+  const attention: AttentionVariant = typeof cfg.draft_attention === 'string' ? (cfg.draft_attention as AttentionVariant) : usesGqa ? 'gqa' : 'decomposed';
   const numHeads = cfg.num_attention_heads as number;
   const spec: ModelSpec = {
     architecture: cfg.model_type,

@@ -1,6 +1,18 @@
 export type Architecture = 'llama' | 'qwen2';
-/** `decomposed`: plain ONNX ops as torch exports produce; `gqa`: fused com.microsoft.GroupQueryAttention. */
-export type AttentionVariant = 'decomposed' | 'gqa';
+/**
+ * How a layer's attention is written, after the styles found in real exports:
+ * - `decomposed`: plain ONNX ops as torch exports produce (MatMul → scale → mask → Softmax → MatMul);
+ * - `gqa`: fused com.microsoft.GroupQueryAttention rotating q/k itself (`do_rotary=1`);
+ * - `gqa-packed`: the same op fed one packed QKV tensor (input 0; key/value inputs empty);
+ * - `gqa-rotary-node`: com.microsoft.RotaryEmbedding nodes on q and k, then GQA with `do_rotary=0`;
+ * - `mha`: com.microsoft.RotaryEmbedding + com.microsoft.MultiHeadAttention (`unidirectional=1`; needs
+ *   numHeads = numKvHeads, as the op has no grouped KV heads);
+ * - `attention23`: ONNX opset-23 RotaryEmbedding + Attention (3-D inputs, grouped KV heads, additive mask).
+ */
+export type AttentionVariant = 'decomposed' | 'gqa' | 'gqa-packed' | 'gqa-rotary-node' | 'mha' | 'attention23';
+
+/** Variants whose attention is one fused op fed [B, S, H·d] projections. */
+export const FUSED_ATTENTION_VARIANTS: readonly AttentionVariant[] = ['gqa', 'gqa-packed', 'gqa-rotary-node', 'mha', 'attention23'];
 
 export interface ModelSpec {
   architecture: Architecture;
@@ -40,8 +52,11 @@ export function validateSpec(spec: ModelSpec): void {
   };
   if (spec.numHeads % spec.numKvHeads !== 0) fail('numHeads must be a multiple of numKvHeads');
   if (spec.headDim % 2 !== 0) fail('headDim must be even');
-  if (spec.attention === 'gqa' && spec.headDim % 16 !== 0)
+  if (spec.attention.startsWith('gqa') && spec.headDim % 16 !== 0)
     fail('GroupQueryAttention with do_rotary on CPU needs headDim % 16 == 0 (ORT 1.30)');
+  if (spec.attention === 'mha' && spec.numHeads !== spec.numKvHeads) fail('MultiHeadAttention needs numHeads == numKvHeads');
+  if (spec.gqaPositionIds !== undefined && spec.gqaPositionIds !== 'wired' && spec.attention !== 'gqa' && spec.attention !== 'gqa-packed')
+    fail('gqaPositionIds applies to GroupQueryAttention rotating inside the op (gqa, gqa-packed)');
   for (const k of ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'intermediateSize', 'maxPositions'] as const)
     if (!Number.isInteger(spec[k]) || spec[k] <= 0) fail(`${k} must be a positive integer`);
 }

@@ -71,12 +71,14 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
   const g = new GraphBuilder();
   const { numHeads: Hq, numKvHeads: Hkv, headDim: d, hiddenSize: H } = spec;
   const nRep = Hq / Hkv;
-  const gqa = spec.attention === 'gqa';
+  const variant = spec.attention;
+  const gqa = variant !== 'decomposed'; // every fused variant: [B, S, H·d] projections into one attention op
+  const opset = variant === 'attention23' ? 23 : 17;
 
   // ---- inputs / outputs
   g.input('input_ids', DT.INT64, ['batch_size', 'sequence_length']);
   g.input('attention_mask', DT.INT64, ['batch_size', 'total_sequence_length']);
-  const gqaPositions = gqa ? (spec.gqaPositionIds ?? 'wired') : 'wired';
+  const gqaPositions = spec.gqaPositionIds ?? 'wired';
   if (gqaPositions !== 'absent') g.input('position_ids', DT.INT64, ['batch_size', 'sequence_length']);
   for (let i = 0; i < spec.numLayers; i++) {
     g.input(`past_key_values.${i}.key`, DT.FLOAT, ['batch_size', Hkv, 'past_sequence_length', d]);
@@ -113,6 +115,8 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
     const sinG = g.op('Gather', ['model.rotary_emb.sin_cached', 'position_ids'], '/model/rotary_emb/Gather_sin', { axis: 0 });
     cosB = g.op('Unsqueeze', [cosG, c([1])], '/model/rotary_emb/Unsqueeze_cos'); // [B,1,S,d]
     sinB = g.op('Unsqueeze', [sinG, c([1])], '/model/rotary_emb/Unsqueeze_sin');
+  }
+  if (variant === 'decomposed' || variant === 'attention23') {
 
     // index-based causal mask: new token j may see column t iff attention_mask[t]==1 && t <= past_len + j
     const idsShape = g.op('Shape', ['input_ids'], '/model/mask/Shape_ids');
@@ -129,10 +133,13 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
     }); // [B,1,1,T]
     const allowed = g.op('And', [causal, pad], '/model/mask/And'); // [B,1,S,T]
     mask = g.op('Where', [allowed, scalarF(0), scalarF(NEG_INF)], '/model/mask/Where'); // [B,1,S,T] float
-  } else {
+  }
+  if (gqa) {
     const half = ropeHalfTables(spec);
     g.initFloat('cos_cache', half.cos, [spec.maxPositions, d / 2]);
     g.initFloat('sin_cache', half.sin, [spec.maxPositions, d / 2]);
+  }
+  if (variant.startsWith('gqa')) {
     // seqlens_k = sum(attention_mask) - 1 (int32 [B]); total_sequence_length = attention_mask.shape[1] (int32 scalar)
     const sum = g.op('ReduceSum', ['attention_mask', c([1])], '/model/attn_mask_reformat/ReduceSum', { keepdims: 0 });
     const sub = g.op('Sub', [sum, scalarI(1)], '/model/attn_mask_reformat/Sub');
@@ -144,7 +151,11 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
 
   const rmsNorm = (x: string, weight: string, prefix: string) => {
     const pow = g.op('Pow', [x, scalarF(2)], `${prefix}/Pow`);
-    const mean = g.op('ReduceMean', [pow], `${prefix}/ReduceMean`, { axes: [-1], keepdims: 1 });
+    // ReduceMean takes its axes as an input from opset 18 on.
+    const mean =
+      opset >= 18
+        ? g.op('ReduceMean', [pow, c([-1])], `${prefix}/ReduceMean`, { keepdims: 1 })
+        : g.op('ReduceMean', [pow], `${prefix}/ReduceMean`, { axes: [-1], keepdims: 1 });
     const add = g.op('Add', [mean, scalarF(spec.rmsNormEps)], `${prefix}/Add`);
     const sqrt = g.op('Sqrt', [add], `${prefix}/Sqrt`);
     const inv = g.op('Div', [scalarF(1), sqrt], `${prefix}/Div`);
@@ -209,6 +220,8 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
       const ctx = g.op('MatMul', [probs, vAll], `${L}/self_attn/MatMul_1`); // [B,Hq,S,d]
       const ctxT = g.op('Transpose', [ctx], `${L}/self_attn/Transpose_out`, { perm: [0, 2, 1, 3] });
       attnFlat = g.op('Reshape', [ctxT, c([0, 0, Hq * d])], `${L}/self_attn/Reshape_out`);
+    } else if (variant !== 'gqa') {
+      attnFlat = fusedAttention(g, spec, { q, k, v, layer: i, prefix: L, mask, seqlensK, totalLen });
     } else {
       const [out] = g.node(
         'GroupQueryAttention',
@@ -255,13 +268,62 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
   g.node('MatMul', [finalNorm, weightT(lmW, '/lm_head/Transpose')], '/lm_head/MatMul', {}, { outputs: ['logits'] });
   void H;
 
-  const opsets: Record<string, number> = { '': 17 };
-  if (gqa) opsets['com.microsoft'] = 1;
+  const opsets: Record<string, number> = { '': opset };
+  if (gqa && variant !== 'attention23') opsets['com.microsoft'] = 1;
   return g.toModel({
     graphName: `${spec.architecture}_${spec.attention}`,
     opsets,
     docString: `@draft/models ${spec.architecture} (${spec.attention} attention), seed ${spec.seed}`,
   });
+}
+
+/**
+ * One layer's attention for the fused variants other than plain `gqa`; `q`/`k`/`v` are [B, S, H·d] projections.
+ * Returns the attention output [B, S, Hq·d]; writes `present.{layer}.key|value`.
+ */
+function fusedAttention(
+  g: GraphBuilder,
+  spec: ModelSpec,
+  t: { q: string; k: string; v: string; layer: number; prefix: string; mask: string; seqlensK: string; totalLen: string },
+): string {
+  const { numHeads: Hq, numKvHeads: Hkv, headDim: d } = spec;
+  const { layer: i, prefix: L } = t;
+  const past = [`past_key_values.${i}.key`, `past_key_values.${i}.value`];
+  const outputs = [`${L}/self_attn/attn_output`, `present.${i}.key`, `present.${i}.value`];
+  const scale = { float: 1 / Math.sqrt(d) };
+  const msRotary = (x: string, heads: number, name: string) =>
+    g.node('RotaryEmbedding', [x, 'position_ids', 'cos_cache', 'sin_cache'], `${L}/self_attn/${name}`, { interleaved: 0, num_heads: heads }, { domain: 'com.microsoft' })[0];
+  switch (spec.attention) {
+    case 'gqa-packed': {
+      const qkv = g.op('Concat', [t.q, t.k, t.v], `${L}/self_attn/qkv/Concat`, { axis: -1 });
+      const inputs = [qkv, '', '', ...past, t.seqlensK, t.totalLen, 'cos_cache', 'sin_cache', 'position_ids'];
+      g.node('GroupQueryAttention', inputs, `${L}/self_attn/GroupQueryAttention`, { num_heads: Hq, kv_num_heads: Hkv, do_rotary: 1, rotary_interleaved: 0, scale }, { domain: 'com.microsoft', outputs });
+      break;
+    }
+    case 'gqa-rotary-node': {
+      const q = msRotary(t.q, Hq, 'q_rotary/RotaryEmbedding');
+      const k = msRotary(t.k, Hkv, 'k_rotary/RotaryEmbedding');
+      g.node('GroupQueryAttention', [q, k, t.v, ...past, t.seqlensK, t.totalLen], `${L}/self_attn/GroupQueryAttention`, { num_heads: Hq, kv_num_heads: Hkv, do_rotary: 0, scale }, { domain: 'com.microsoft', outputs });
+      break;
+    }
+    case 'mha': {
+      const q = msRotary(t.q, Hq, 'q_rotary/RotaryEmbedding');
+      const k = msRotary(t.k, Hkv, 'k_rotary/RotaryEmbedding');
+      g.node('MultiHeadAttention', [q, k, t.v, '', '', '', ...past], `${L}/self_attn/MultiHeadAttention`, { num_heads: Hq, unidirectional: 1, scale }, { domain: 'com.microsoft', outputs });
+      break;
+    }
+    case 'attention23': {
+      const onnxRotary = (x: string, heads: number, name: string) =>
+        g.node('RotaryEmbedding', [x, 'cos_cache', 'sin_cache', 'position_ids'], `${L}/self_attn/${name}`, { interleaved: 0, num_heads: heads })[0];
+      const q = onnxRotary(t.q, Hq, 'q_rotary/RotaryEmbedding');
+      const k = onnxRotary(t.k, Hkv, 'k_rotary/RotaryEmbedding');
+      g.node('Attention', [q, k, t.v, t.mask, ...past], `${L}/self_attn/Attention`, { q_num_heads: Hq, kv_num_heads: Hkv, is_causal: 0, scale }, { outputs });
+      break;
+    }
+    default:
+      throw new Error(`fusedAttention: unexpected variant ${spec.attention}`);
+  }
+  return outputs[0];
 }
 
 /** Write config.json, generation_config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx to `dir`. */

@@ -20,6 +20,10 @@ const cases: [Architecture, AttentionVariant][] = [
   ['llama', 'gqa'],
   ['qwen2', 'decomposed'],
   ['qwen2', 'gqa'],
+  ['llama', 'gqa-packed'],
+  ['llama', 'gqa-rotary-node'],
+  ['llama', 'mha'],
+  ['qwen2', 'attention23'],
 ];
 
 describe.each(cases)('%s / %s: ONNX Runtime vs reference forward', (architecture, attention) => {
@@ -27,6 +31,8 @@ describe.each(cases)('%s / %s: ONNX Runtime vs reference forward', (architecture
     architecture,
     attention,
     ...TINY_SIZES,
+    // MultiHeadAttention has no grouped KV heads.
+    ...(attention === 'mha' ? { numKvHeads: TINY_SIZES.numHeads } : {}),
     maxPositions: 256,
     tieWordEmbeddings: architecture === 'qwen2',
     seed: 100 + cases.findIndex((c) => c[0] === architecture && c[1] === attention),

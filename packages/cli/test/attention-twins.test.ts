@@ -1,13 +1,14 @@
 // Twin test (issue: real exports stay right under every method). One set of weights is written as a
-// decomposed graph and as fused com.microsoft.GroupQueryAttention graphs whose positions are wired into the
-// op, not wired (GQA would number positions from the cache length), or absent from the graph altogether. The
-// decomposed graph is the reference: every method must give its exact tokens on every fused twin, or be
-// refused with a typed error before generating anything.
+// decomposed graph and in every fused style real exports use: com.microsoft.GroupQueryAttention with positions
+// wired into the op, not wired (GQA would number positions from the cache length) or absent from the graph,
+// with packed QKV, after RotaryEmbedding nodes; the ONNX opset-23 Attention op; and (on a twin pair without
+// grouped KV heads) com.microsoft.MultiHeadAttention. The decomposed graph is the reference: every method must
+// give its exact tokens on every fused twin, or be refused with a typed error before generating anything.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnsupportedCapabilityError } from '@draft/core';
-import { TWIN_NAMES, type TwinName, writeAttentionTwins } from '@draft/models';
+import { MHA_TWIN_SPEC, TWIN_NAMES, type TwinName, writeAttentionTwins } from '@draft/models';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planMethod, runPlan } from '../src/index.js';
@@ -33,18 +34,23 @@ const PROMPTS = [prompt(150, 7), prompt(250, 11)];
 
 let dir: string;
 let paths: Record<TwinName, string>;
+let mhaPaths: Record<TwinName, string>;
 const targets = new Map<TwinName, OrtCausalLM>();
+const mhaTargets = new Map<TwinName, OrtCausalLM>();
 let draft: OrtCausalLM;
+const FUSED = TWIN_NAMES.filter((n) => n !== 'decomposed');
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'draft-twins-'));
   paths = writeAttentionTwins(dir);
+  mhaPaths = writeAttentionTwins(join(dir, 'mha'), MHA_TWIN_SPEC, ['decomposed', 'mha']);
   for (const name of TWIN_NAMES) targets.set(name, await loadModel(paths[name]));
+  for (const name of ['decomposed', 'mha'] as const) mhaTargets.set(name, await loadModel(mhaPaths[name]));
   draft = await loadModel(paths.decomposed);
 }, 60_000);
 
 afterAll(async () => {
-  for (const model of targets.values()) await model.dispose();
+  for (const model of [...targets.values(), ...mhaTargets.values()]) await model.dispose();
   await draft?.dispose();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -61,12 +67,19 @@ describe('fused GroupQueryAttention twins give the decomposed graph’s tokens',
     for (const n of lengths) expect(n).toBeLessThanOrEqual(800);
   });
 
-  it('instrumentation reports how each fused twin gets its positions', () => {
-    const styles = (name: TwinName) => (targets.get(name) as OrtCausalLM).graph.captures.map((c) => ('positionIds' in c ? c.positionIds : 'n/a'));
-    expect(styles('gqa-wired')).toEqual(['wired', 'wired']);
-    expect(styles('gqa-unwired')).toEqual(['rewired', 'rewired']);
-    expect(styles('gqa-absent')).toEqual(['rewired', 'rewired']);
-    expect(targets.get('gqa-absent')?.graph.inputNames).toContain('position_ids');
+  it('instrumentation recognises each style and reports how it gets its positions', () => {
+    const model = (name: TwinName) => (mhaTargets.get(name) ?? targets.get(name)) as OrtCausalLM;
+    const styles = (name: TwinName) => model(name).graph.captures.map((c) => (c.kind === 'gqa' ? `${c.kind}:${c.positionIds}${c.packed ? ':packed' : ''}` : c.kind));
+    expect(styles('gqa-wired')).toEqual(['gqa:wired', 'gqa:wired']);
+    expect(styles('gqa-unwired')).toEqual(['gqa:rewired', 'gqa:rewired']);
+    expect(styles('gqa-absent')).toEqual(['gqa:rewired', 'gqa:rewired']);
+    expect(styles('gqa-packed')).toEqual(['gqa:wired:packed', 'gqa:wired:packed']);
+    expect(styles('gqa-rotary-node')).toEqual(['gqa:none', 'gqa:none']);
+    expect(styles('attention23')).toEqual(['fused', 'fused']);
+    expect(styles('mha')).toEqual(['fused', 'fused']);
+    expect(model('mha').graph.pattern).toBe('mha');
+    expect(model('attention23').graph.pattern).toBe('attention');
+    expect(model('gqa-absent').graph.inputNames).toContain('position_ids');
   });
 
   for (const method of ['full', ...KV_METHODS, ...PROMPT_METHODS]) {
@@ -78,12 +91,15 @@ describe('fused GroupQueryAttention twins give the decomposed graph’s tokens',
           // The cache really was compacted, so a position error would show.
           expect(reference.usage.keptKvTokens.flat().every((c) => c === BUDGET)).toBe(true);
         }
-        for (const name of TWIN_NAMES.filter((n) => n !== 'decomposed')) {
+        for (const name of FUSED) {
           const twin = await run(method, targets.get(name) as OrtCausalLM, text);
           expect({ twin: name, tokens: twin.tokens }).toEqual({ twin: name, tokens: reference.tokens });
         }
       }
-    }, 60_000);
+      const mhaReference = await run(method, mhaTargets.get('decomposed') as OrtCausalLM, PROMPTS[1]);
+      const mha = await run(method, mhaTargets.get('mha') as OrtCausalLM, PROMPTS[1]);
+      expect({ twin: 'mha', tokens: mha.tokens }).toEqual({ twin: 'mha', tokens: mhaReference.tokens });
+    }, 120_000);
   }
 
   it('a compacted cache changes the answer (the comparison above can fail)', async () => {
@@ -101,8 +117,8 @@ describe('fused GroupQueryAttention twins give the decomposed graph’s tokens',
       } finally {
         await ragged.dispose();
       }
-      for (const name of TWIN_NAMES.filter((n) => n !== 'decomposed')) {
-        await expect(loadModel(paths[name], { raggedCache: true })).rejects.toBeInstanceOf(UnsupportedCapabilityError);
+      for (const path of [...FUSED.map((n) => paths[n]), mhaPaths.mha]) {
+        await expect(loadModel(path, { raggedCache: true })).rejects.toBeInstanceOf(UnsupportedCapabilityError);
       }
     }, 60_000);
   }

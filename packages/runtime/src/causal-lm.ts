@@ -102,7 +102,7 @@ export class OrtCausalLM implements CausalLMV1 {
     readonly name: string,
     readonly info: ModelInfoV1,
     readonly tokenizer: HfTokenizer,
-    /** How the graph was instrumented: 'decomposed' or 'gqa', and the captured tensor per layer. */
+    /** How the graph was instrumented: its attention pattern, and the captured tensor per layer. */
     readonly graph: InitResult,
     private readonly client: WorkerClient,
     ragged: boolean,

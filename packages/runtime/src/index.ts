@@ -6,7 +6,7 @@ export { HfTokenizer } from './tokenizer.js';
 export { readModelFolder } from './model-folder.js';
 export type { ModelFolder } from './model-folder.js';
 export { instrumentGraph } from './graph/instrument.js';
-export type { InstrumentedGraph, QueryCaptureSpec } from './graph/instrument.js';
+export type { AttentionPattern, InstrumentedGraph, QueryCaptureSpec } from './graph/instrument.js';
 export { applyRopeInPlace, ropeTables } from './rope.js';
 export const PACKAGE_NAME = '@draft/runtime';
 export { OpenAITextTarget, type OpenAITextTargetOptions, parseSseStream, SseParser, type SseEvent, backoffDelay, type BackoffOptions } from './text-target/index.js';

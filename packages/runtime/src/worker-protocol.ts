@@ -1,4 +1,4 @@
-import type { QueryCaptureSpec } from './graph/instrument.js';
+import type { AttentionPattern, QueryCaptureSpec } from './graph/instrument.js';
 
 /** Messages between OrtCausalLM (main thread) and its worker. Every request carries an id; replies echo it. */
 export type WorkerRequest =
@@ -25,7 +25,7 @@ export type WorkerRequest =
   | { id: number; type: 'cancel'; target: number };
 
 export interface InitResult {
-  pattern: 'decomposed' | 'gqa';
+  pattern: AttentionPattern;
   captures: Omit<QueryCaptureSpec, 'cosCache' | 'sinCache'>[];
   inputNames: string[];
   outputNames: string[];

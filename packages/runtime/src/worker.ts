@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
-import { instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
+import { type AttentionPattern, instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
 import { applyRopeInPlace, ropeTables } from './rope.js';
 import type { ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
@@ -30,7 +30,7 @@ interface State {
   session: Awaited<ReturnType<Ort['InferenceSession']['create']>>;
   init: Extract<WorkerRequest, { type: 'init' }>;
   captures: QueryCaptureSpec[];
-  pattern: 'decomposed' | 'gqa';
+  pattern: AttentionPattern;
   hasAttentionMask: boolean;
   hasNumLogitsToKeep: boolean;
   keyBiasInputs?: string[];
@@ -156,10 +156,12 @@ function copyQueries(
   const { numHeads: hq, headDim: d } = s.init;
   const data = tensor.data as Float32Array;
   const dims = tensor.dims.map(Number);
-  const len = capture.kind === 'decomposed' ? dims[2] : dims[1];
+  // Head-major [B, Hq, S, d] (decomposed graphs; the ONNX Attention op with 4-D inputs) or rows [B, S, Hq·d].
+  const headMajor = capture.kind === 'decomposed' || (capture.kind === 'fused' && dims.length === 4);
+  const len = headMajor ? dims[2] : dims[1];
   const from = Math.max(chunkStart, windowStart);
   const to = chunkStart + len;
-  if (capture.kind === 'decomposed') {
+  if (headMajor) {
     if (dims.length !== 4 || dims[1] !== hq || dims[3] !== d) {
       throw new WorkerError('GRAPH_PATTERN', `Captured query '${capture.output}' has shape [${dims}], expected [1, ${hq}, S, ${d}].`);
     }
@@ -172,19 +174,21 @@ function copyQueries(
     return;
   }
   const rowWidth = dims[2];
-  const expected = capture.packed ? (hq + 2 * capture.kvNumHeads) * d : hq * d;
+  const gqa = capture.kind === 'gqa' ? capture : undefined;
+  const expected = gqa?.packed ? (hq + 2 * gqa.kvNumHeads) * d : hq * d;
   if (dims.length !== 3 || rowWidth !== expected) {
-    throw new WorkerError('GRAPH_PATTERN', `Captured GQA query '${capture.output}' has shape [${dims}], expected [1, S, ${expected}].`);
+    throw new WorkerError('GRAPH_PATTERN', `Captured query '${capture.output}' has shape [${dims}], expected [1, S, ${expected}].`);
   }
-  const cos = capture.cosCache ?? s.ropeFallback?.cos;
-  const sin = capture.sinCache ?? s.ropeFallback?.sin;
+  const rotate = gqa?.doRotary === true;
+  const cos = gqa?.cosCache ?? s.ropeFallback?.cos;
+  const sin = gqa?.sinCache ?? s.ropeFallback?.sin;
   for (let p = from; p < to; p++) {
     for (let h = 0; h < hq; h++) {
       const src = (p - chunkStart) * rowWidth + h * d;
       const dst = (h * w + (p - windowStart)) * d;
       target.set(data.subarray(src, src + d), dst);
       // GQA rotates Q internally (do_rotary=1): reproduce it at the token's true position.
-      if (capture.doRotary && cos && sin) applyRopeInPlace(target, dst, positions[p], capture.rotaryDim, cos, sin, capture.interleaved);
+      if (rotate && gqa && cos && sin) applyRopeInPlace(target, dst, positions[p], gqa.rotaryDim, cos, sin, gqa.interleaved);
     }
   }
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { GraphPatternError } from '@draft/core';
+import { GraphPatternError, UnsupportedCapabilityError } from '@draft/core';
 import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import { instrumentGraph } from '../src/index.js';
@@ -63,6 +63,40 @@ describe('instrumentGraph', () => {
     const c = g.captures[1];
     expect(c).toMatchObject({ layer: 1, kind: 'gqa', packed: false, numHeads: 4, kvNumHeads: 2, doRotary: true, interleaved: false, rotaryDim: 16 });
     if (c.kind === 'gqa') expect(c.cosCache?.length).toBe(2048 * 8);
+  });
+
+  it('refuses a graph whose position_ids input nothing reads (positions would follow the cache length)', () => {
+    const model = onnx.ModelProto.decode(preScaledGraph('Mul', false));
+    model.graph?.input.push(onnx.ValueInfoProto.create({ name: 'position_ids' }));
+    const bytes = onnx.ModelProto.encode(model).finish();
+    expect(() => instrumentGraph(bytes, { numLayers: 1, headDim: 16, path: 'x.onnx' })).toThrow(UnsupportedCapabilityError);
+    expect(() => instrumentGraph(bytes, { numLayers: 1, headDim: 16, path: 'x.onnx' })).toThrow(/no node reads the 'position_ids' input/);
+  });
+
+  it('names com.microsoft.Attention (packed weights) and the Softmax nodes it looked at when it finds no attention', () => {
+    const io = (name: string) => onnx.ValueInfoProto.create({ name });
+    const packed = onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+      graph: onnx.GraphProto.create({
+        name: 'bert',
+        node: [onnx.NodeProto.create({ opType: 'Attention', domain: 'com.microsoft', input: ['x', 'w', 'b'], output: ['y', 'present'], name: '/layers.0/attn/Attention' })],
+        input: [io('x'), io('w'), io('b')],
+        output: [io('y')],
+      }),
+    });
+    expect(() => instrumentGraph(onnx.ModelProto.encode(packed).finish(), { numLayers: 1, headDim: 16, path: 'p.onnx' })).toThrow(/'\/layers.0\/attn\/Attention' is com.microsoft.Attention/);
+    const noScores = onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: onnx.GraphProto.create({
+        name: 'cls',
+        node: [onnx.NodeProto.create({ opType: 'Softmax', input: ['x'], output: ['y'], name: '/head/Softmax' })],
+        input: [io('x')],
+        output: [io('y')],
+      }),
+    });
+    expect(() => instrumentGraph(onnx.ModelProto.encode(noScores).finish(), { numLayers: 1, headDim: 16, path: 's.onnx' })).toThrow(/Softmax nodes looked at: '\/head\/Softmax'/);
   });
 
   it('rejects a layer-count mismatch and graphs without attention', () => {

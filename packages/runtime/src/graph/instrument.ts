@@ -35,12 +35,31 @@ export type QueryCaptureSpec =
        * wirePositionIds), or `none` (no rotation inside the node: positions enter upstream).
        */
       positionIds: 'wired' | 'rewired' | 'none';
+    }
+  | {
+      layer: number;
+      /**
+       * An attention op that does no rotation itself: com.microsoft.MultiHeadAttention or the ONNX opset-23
+       * `Attention`. `output` is its query input, already post-RoPE: [B, S, Hq·d] or [B, Hq, S, d].
+       */
+      kind: 'fused';
+      op: 'MultiHeadAttention' | 'Attention';
+      output: string;
+      node: string;
+      numHeads: number;
     };
+
+/**
+ * The attention style of a graph: `decomposed` (MatMul → Softmax ops), `gqa` (com.microsoft.GroupQueryAttention,
+ * plain or packed QKV, rotating inside or after RotaryEmbedding nodes), `mha` (com.microsoft.MultiHeadAttention)
+ * or `attention` (the ONNX opset-23 Attention op).
+ */
+export type AttentionPattern = 'decomposed' | 'gqa' | 'mha' | 'attention';
 
 export interface InstrumentedGraph {
   /** Serialized model with the capture outputs added as graph outputs. */
   bytes: Uint8Array;
-  pattern: 'decomposed' | 'gqa';
+  pattern: AttentionPattern;
   captures: QueryCaptureSpec[];
   /** Graph outputs added for debugging (present only when requested). */
   debugOutputs: string[];
@@ -71,6 +90,30 @@ function attrInt(node: NodeProto, name: string, fallback: number): number {
   const a = node.attribute.find((x) => x.name === name);
   if (!a) return fallback;
   return typeof a.i === 'number' ? a.i : Number(a.i);
+}
+
+const ONNX_DOMAINS: Record<string, true> = { '': true, 'ai.onnx': true };
+
+function describeNodes(names: readonly string[]): string {
+  if (names.length === 0) return 'none';
+  return names.length <= 4 ? names.map((n) => `'${n}'`).join(', ') : `${names.slice(0, 4).map((n) => `'${n}'`).join(', ')} and ${names.length - 4} more`;
+}
+
+/**
+ * Refuses a graph in which nothing reads `position_ids`: its positions would come from the cache length, which
+ * is wrong as soon as a KV method compacts the cache (kept keys keep their positions; new tokens continue at n).
+ */
+function requirePositionConsumer(graph: InstanceType<typeof onnx.GraphProto>, path: string): void {
+  if (!graph.input.some((i) => i.name === 'position_ids')) return; // the worker reports the missing input
+  const read = (graph.node as NodeProto[]).some((n) => n.input.includes('position_ids'));
+  if (!read) {
+    throw new UnsupportedCapabilityError({
+      capability: 'positionIds',
+      component: 'loadModel',
+      backend: path,
+      message: `${path}: no node reads the 'position_ids' input, so rotary positions follow the cache length and would be wrong after any KV compaction; re-export with position_ids wired into the rotary embedding.`,
+    });
+  }
 }
 
 /** Index of GroupQueryAttention's optional `position_ids` input (com.microsoft, onnxruntime ≥ 1.20). */
@@ -176,9 +219,32 @@ export function instrumentGraph(
   type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
   type Found = { node: NodeProto; spec: DistributiveOmit<QueryCaptureSpec, 'layer'> };
   const found: Found[] = [];
+  const softmaxNames: string[] = [];
   const gqaNodes = graph.node.filter((n) => n.opType === 'GroupQueryAttention') as NodeProto[];
-  let pattern: 'decomposed' | 'gqa';
-  if (gqaNodes.length > 0) {
+  const mhaNodes = graph.node.filter((n) => n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') as NodeProto[];
+  const onnxAttentionNodes = graph.node.filter((n) => n.opType === 'Attention' && (n.domain ?? '') in ONNX_DOMAINS) as NodeProto[];
+  const packedWeightAttention = graph.node.find((n) => n.opType === 'Attention' && n.domain === 'com.microsoft') as NodeProto | undefined;
+  if (packedWeightAttention) {
+    // BERT-style fused attention (weights inside the op, one `past` tensor): no per-layer present.N.key/value.
+    throw new GraphPatternError(
+      `${options.path}: node '${packedWeightAttention.name}' is com.microsoft.Attention (packed weights, one past tensor), which cannot expose per-layer KV caches; export with GroupQueryAttention, MultiHeadAttention, the ONNX Attention op or decomposed attention.`,
+      { details: { path: options.path, node: packedWeightAttention.name } },
+    );
+  }
+  let pattern: AttentionPattern;
+  if (mhaNodes.length > 0 || onnxAttentionNodes.length > 0) {
+    pattern = mhaNodes.length > 0 ? 'mha' : 'attention';
+    for (const node of [...mhaNodes, ...onnxAttentionNodes]) {
+      const op = node.opType as 'MultiHeadAttention' | 'Attention';
+      if ((node.input[1] ?? '') === '') {
+        throw new GraphPatternError(`${options.path}: ${op} node '${node.name}' has packed QKV in its query input, which the runtime does not capture.`, {
+          details: { path: options.path, node: node.name },
+        });
+      }
+      const numHeads = op === 'Attention' ? attrInt(node, 'q_num_heads', 0) : attrInt(node, 'num_heads', 0);
+      found.push({ node, spec: { kind: 'fused', op, output: node.input[0], node: node.name ?? '', numHeads } });
+    }
+  } else if (gqaNodes.length > 0) {
     pattern = 'gqa';
     const rewired = wirePositionIds(graph, gqaNodes);
     for (const node of gqaNodes) {
@@ -211,6 +277,7 @@ export function instrumentGraph(
     pattern = 'decomposed';
     for (const node of graph.node as NodeProto[]) {
       if (node.opType !== 'Softmax') continue;
+      softmaxNames.push(node.name ?? '');
       const matmul = findScoresMatMul(node.input[0], 0);
       if (!matmul) continue;
       let query = matmul.input[0];
@@ -226,8 +293,8 @@ export function instrumentGraph(
   }
   if (found.length === 0) {
     throw new GraphPatternError(
-      `No recognisable attention in ${options.path}: expected Softmax(… MatMul(Q, Kᵀ) …) per layer or com.microsoft.GroupQueryAttention.`,
-      { details: { path: options.path } },
+      `No recognisable attention in ${options.path}: expected Softmax(… MatMul(Q, Kᵀ) …) per layer, com.microsoft.GroupQueryAttention, com.microsoft.MultiHeadAttention or the ONNX Attention op. Softmax nodes looked at: ${describeNodes(softmaxNames)}.`,
+      { details: { path: options.path, softmaxNodes: softmaxNames } },
     );
   }
   if (found.length !== options.numLayers) {
@@ -235,6 +302,7 @@ export function instrumentGraph(
       details: { path: options.path, found: found.map((f) => f.node.name) },
     });
   }
+  requirePositionConsumer(graph, options.path);
   const indices = found.map((f) => layerIndex(f.node));
   const byName = indices.every((i) => i !== undefined) && new Set(indices).size === found.length && indices.every((i) => (i as number) < found.length);
   const captures = found.map((f, k) => ({ ...f.spec, layer: byName ? (indices[k] as number) : k }) as QueryCaptureSpec).sort((a, b) => a.layer - b.layer);

@@ -67,7 +67,7 @@ describe('instrumentGraph', () => {
 
   it('refuses a graph whose position_ids input nothing reads (positions would follow the cache length)', () => {
     const model = onnx.ModelProto.decode(preScaledGraph('Mul', false));
-    model.graph?.input.push(onnx.ValueInfoProto.create({ name: 'position_ids' }));
+    (model.graph as InstanceType<typeof onnx.GraphProto>).input.push(onnx.ValueInfoProto.create({ name: 'position_ids' }));
     const bytes = onnx.ModelProto.encode(model).finish();
     expect(() => instrumentGraph(bytes, { numLayers: 1, headDim: 16, path: 'x.onnx' })).toThrow(UnsupportedCapabilityError);
     expect(() => instrumentGraph(bytes, { numLayers: 1, headDim: 16, path: 'x.onnx' })).toThrow(/no node reads the 'position_ids' input/);

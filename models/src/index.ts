@@ -19,3 +19,15 @@ export { DEFAULT_WEIGHT_SCALE, FIXTURES, fixturePath, PERF_DRAFT_SPEC, PERF_SPEC
 export type { FixtureDef, FixtureName } from './fixtures.js';
 export { GraphBuilder, readInitializers } from './onnx-builder.js';
 export type { ReadTensor } from './onnx-builder.js';
+export { floatToHalf, toHalfArray } from './float16.js';
+export { ensureOpset, matMulWeight, producers, pruneUnused } from './convert-graph.js';
+export type { MatMulWeight } from './convert-graph.js';
+export { convertToQ4, quantizeQ4 } from './convert-q4.js';
+export type { QuantizedBlocks } from './convert-q4.js';
+export { convertToInt8, quantizeColumns } from './convert-int8.js';
+export type { WeightType } from './convert-int8.js';
+export { convertToFp16, FLOAT16 } from './convert-fp16.js';
+export { withFloat16KvIo } from './convert-kv16.js';
+export { externalDataFileNames, writeExternalData } from './convert-external-data.js';
+export { writeDtypeFixtures } from './dtype-fixtures.js';
+export type { DtypeFixtureDirs } from './dtype-fixtures.js';

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
-import type { ModelProto } from './convert-graph.js';
+import { graphOf, type ModelProto } from './convert-graph.js';
 
 const { onnx } = onnxProto;
 const EXTERNAL = 1;
@@ -26,7 +26,7 @@ export function writeExternalData(model: ModelProto, options: { dir: string; fil
   const chunks = options.chunks ?? 1;
   const minBytes = options.minBytes ?? 1024;
   const names = externalDataFileNames(options.fileName, chunks);
-  const graph = model.graph as NonNullable<ModelProto['graph']>;
+  const graph = graphOf(model);
   const moving = graph.initializer.filter((t) => (t.rawData?.length ?? 0) >= minBytes);
   const total = moving.reduce((sum, t) => sum + (t.rawData as Uint8Array).length, 0);
   const parts: Uint8Array[][] = names.map(() => []);
@@ -49,6 +49,6 @@ export function writeExternalData(model: ModelProto, options: { dir: string; fil
     ];
   }
   writeFileSync(join(options.dir, options.fileName), onnx.ModelProto.encode(model).finish());
-  names.forEach((name, i) => writeFileSync(join(options.dir, name), Buffer.concat(parts[i])));
+  for (const [i, name] of names.entries()) writeFileSync(join(options.dir, name), Buffer.concat(parts[i]));
   return names;
 }

@@ -4,7 +4,7 @@
  * "−3.4e38") clamp to the float16 range.
  */
 import onnxProto from 'onnx-proto';
-import type { ModelProto } from './convert-graph.js';
+import { graphOf, type ModelProto } from './convert-graph.js';
 import { DT, readInitializers } from './onnx-builder.js';
 import { toHalfArray } from './float16.js';
 
@@ -28,7 +28,7 @@ function floats(t: TensorProto): Float32Array {
 /** Returns a copy of `fp32` (serialized ModelProto) computing in float16. */
 export function convertToFp16(fp32: Uint8Array): { bytes: Uint8Array; model: ModelProto } {
   const { tensors, model } = readInitializers(fp32);
-  const graph = model.graph as NonNullable<ModelProto['graph']>;
+  const graph = graphOf(model);
   for (const t of graph.initializer) {
     if (t.dataType === DT.FLOAT) halfTensor(t as TensorProto, (tensors.get(t.name as string)?.data as Float32Array) ?? floats(t as TensorProto));
   }

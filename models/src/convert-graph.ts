@@ -6,9 +6,23 @@ import onnxProto from 'onnx-proto';
 import { DT, type ReadTensor } from './onnx-builder.js';
 
 const { onnx } = onnxProto;
-export type ModelProto = InstanceType<typeof onnx.ModelProto>;
-export type GraphProto = InstanceType<typeof onnx.GraphProto>;
-export type NodeProto = InstanceType<typeof onnx.NodeProto>;
+export type ModelProto = onnxProto.onnx.IModelProto;
+/** A decoded node: protobufjs always fills repeated fields. */
+export type NodeProto = onnxProto.onnx.INodeProto & { input: string[]; output: string[]; attribute: onnxProto.onnx.IAttributeProto[] };
+/** A decoded graph: protobufjs always fills repeated fields. */
+export interface GraphProto {
+  node: NodeProto[];
+  initializer: onnxProto.onnx.ITensorProto[];
+  input: onnxProto.onnx.IValueInfoProto[];
+  output: onnxProto.onnx.IValueInfoProto[];
+  valueInfo: onnxProto.onnx.IValueInfoProto[];
+}
+
+/** The graph of a decoded model. */
+export function graphOf(model: ModelProto): GraphProto {
+  if (!model.graph) throw new Error('ONNX model has no graph.');
+  return model.graph as GraphProto;
+}
 
 /** A MatMul's constant right operand as the (N, K) matrix of the quantizers (row n = output feature n). */
 export interface MatMulWeight {
@@ -44,7 +58,7 @@ export function matMulWeight(node: NodeProto, tensors: Map<string, ReadTensor>, 
 /** Producer node of every tensor. */
 export function producers(graph: GraphProto): Map<string, NodeProto> {
   const map = new Map<string, NodeProto>();
-  for (const node of graph.node as NodeProto[]) for (const o of node.output) map.set(o, node);
+  for (const node of graph.node) for (const o of node.output) map.set(o, node);
   return map;
 }
 
@@ -65,5 +79,6 @@ export function pruneUnused(graph: GraphProto): void {
 
 /** Adds `domain` to the model's opset imports if missing. */
 export function ensureOpset(model: ModelProto, domain: string, version: number): void {
+  model.opsetImport ??= [];
   if (!model.opsetImport.some((o) => (o.domain ?? '') === domain)) model.opsetImport.push(onnx.OperatorSetIdProto.create({ domain, version }));
 }

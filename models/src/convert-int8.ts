@@ -5,7 +5,7 @@
  * with per-output-column weight scales (int8: symmetric, zero point 0; uint8: asymmetric).
  */
 import onnxProto from 'onnx-proto';
-import { matMulWeight, type ModelProto, producers, pruneUnused } from './convert-graph.js';
+import { graphOf, matMulWeight, type ModelProto, type NodeProto, producers, pruneUnused } from './convert-graph.js';
 import { DT, readInitializers } from './onnx-builder.js';
 
 const { onnx } = onnxProto;
@@ -45,9 +45,9 @@ export function quantizeColumns(weight: Float32Array, n: number, k: number, type
 export function convertToInt8(fp32: Uint8Array, options: { weightType?: WeightType } = {}): { bytes: Uint8Array; model: ModelProto; replaced: number } {
   const type = options.weightType ?? 'int8';
   const { tensors, model } = readInitializers(fp32);
-  const graph = model.graph as NonNullable<ModelProto['graph']>;
+  const graph = graphOf(model);
   const producer = producers(graph);
-  const nodes: NonNullable<ModelProto['graph']>['node'] = [];
+  const nodes: NodeProto[] = [];
   let replaced = 0;
   for (const node of graph.node) {
     const w = matMulWeight(node, tensors, producer);

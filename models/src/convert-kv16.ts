@@ -4,7 +4,7 @@
  * is stored and fed in float16 while every op computes in float32.
  */
 import onnxProto from 'onnx-proto';
-import type { ModelProto } from './convert-graph.js';
+import { graphOf, type ModelProto } from './convert-graph.js';
 import { FLOAT16 } from './convert-fp16.js';
 import { DT } from './onnx-builder.js';
 
@@ -14,7 +14,7 @@ const isBoundary = (name: string) => name === 'logits' || /^(past_key_values|pre
 
 /** Rewrites `model` in place and returns its serialization. */
 export function withFloat16KvIo(model: ModelProto): Uint8Array {
-  const graph = model.graph as NonNullable<ModelProto['graph']>;
+  const graph = graphOf(model);
   const cast = (input: string, output: string, to: number) =>
     onnx.NodeProto.create({ name: `${output}/Cast`, opType: 'Cast', input: [input], output: [output], attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: to }] });
   const head: InstanceType<typeof onnx.NodeProto>[] = [];

@@ -7,7 +7,7 @@
  * nibble of byte j of its row. Dequantised weight: (code − zeroPoint) · scale.
  */
 import onnxProto from 'onnx-proto';
-import { ensureOpset, matMulWeight, type ModelProto, producers, pruneUnused } from './convert-graph.js';
+import { ensureOpset, graphOf, matMulWeight, type ModelProto, producers, pruneUnused } from './convert-graph.js';
 import { DT, readInitializers } from './onnx-builder.js';
 
 const { onnx } = onnxProto;
@@ -59,7 +59,7 @@ export function quantizeQ4(weight: Float32Array, n: number, k: number, blockSize
 export function convertToQ4(fp32: Uint8Array, options: { blockSize?: number } = {}): { bytes: Uint8Array; model: ModelProto; replaced: number } {
   const blockSize = options.blockSize ?? 32;
   const { tensors, model } = readInitializers(fp32);
-  const graph = model.graph as NonNullable<ModelProto['graph']>;
+  const graph = graphOf(model);
   const producer = producers(graph);
   let replaced = 0;
   graph.node = graph.node.map((node) => {

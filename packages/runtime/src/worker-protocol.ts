@@ -1,8 +1,28 @@
 import type { QueryCaptureSpec } from './graph/instrument.js';
+import type { FloatType } from './graph/kv-io.js';
+import type { KvCacheDtype } from './model-files.js';
 
 /** Messages between OrtCausalLM (main thread) and its worker. Every request carries an id; replies echo it. */
 export type WorkerRequest =
-  | { id: number; type: 'init'; modelPath: string; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number; ropeTheta: number; maxPositions: number; threads?: number; debugOutputs?: string[]; keyBias?: boolean }
+  | {
+      id: number;
+      type: 'init';
+      modelPath: string;
+      /** config.json, named by errors about the graph not matching it. */
+      configPath: string;
+      /** Declared by transformers.js_config; checked against the graph's KV inputs. */
+      kvCacheDtype?: KvCacheDtype;
+      numLayers: number;
+      numHeads: number;
+      numKvHeads: number;
+      headDim: number;
+      vocabSize: number;
+      ropeTheta: number;
+      maxPositions: number;
+      threads?: number;
+      debugOutputs?: string[];
+      keyBias?: boolean;
+    }
   | {
       id: number;
       type: 'forward';
@@ -29,6 +49,11 @@ export interface InitResult {
   captures: Omit<QueryCaptureSpec, 'cosCache' | 'sinCache'>[];
   inputNames: string[];
   outputNames: string[];
+  /** Element type of the KV cache as stored in the worker (the graph's past/present type). */
+  kvType: FloatType;
+  logitsType: FloatType;
+  /** External data files the graph references (ORT reads them; empty when weights are inline). */
+  externalDataFiles: string[];
   loadMs: number;
 }
 

@@ -50,15 +50,26 @@ export interface InstrumentedGraph {
 
 const PASS_THROUGH = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where', 'Cast', 'Max', 'Min', 'Tanh', 'Identity', 'Clip']);
 
-export function tensorToFloat32(t: TensorProto): Float32Array {
+/** Float32 values of an initializer; `readExternal` supplies the bytes of one stored as external data. */
+export function tensorToFloat32(t: TensorProto, readExternal?: (t: TensorProto) => Uint8Array): Float32Array {
   if (t.floatData && t.floatData.length > 0) return Float32Array.from(t.floatData);
-  if (t.rawData && t.rawData.length > 0 && t.dataType === onnx.TensorProto.DataType.FLOAT) {
-    const raw = t.rawData;
+  const external = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL && readExternal ? readExternal(t) : undefined;
+  if (((t.rawData && t.rawData.length > 0) || external) && t.dataType === onnx.TensorProto.DataType.FLOAT) {
+    const raw = external ?? t.rawData;
     const copy = new Uint8Array(raw.length);
     copy.set(raw);
     return new Float32Array(copy.buffer);
   }
   return new Float32Array(0);
+}
+
+/** Decodes an ONNX ModelProto; ModelLayoutError naming `path` when malformed. */
+export function decodeModel(bytes: Uint8Array, path: string): InstanceType<typeof onnx.ModelProto> {
+  try {
+    return onnx.ModelProto.decode(bytes);
+  } catch (cause) {
+    throw new ModelLayoutError(`Cannot parse ONNX model ${path}: ${(cause as Error).message}`, { path, cause });
+  }
 }
 
 function attrInt(node: NodeProto, name: string, fallback: number): number {
@@ -74,15 +85,19 @@ function attrInt(node: NodeProto, name: string, fallback: number): number {
  * attention has one, else by graph order.
  */
 export function instrumentGraph(
-  bytes: Uint8Array,
-  options: { numLayers: number; headDim: number; path: string; debugOutputs?: readonly string[]; keyBias?: boolean },
+  /** The serialized model, or one already decoded (it is modified). */
+  source: Uint8Array | InstanceType<typeof onnx.ModelProto>,
+  options: {
+    numLayers: number;
+    headDim: number;
+    path: string;
+    debugOutputs?: readonly string[];
+    keyBias?: boolean;
+    /** Bytes of an initializer stored as external data (the RoPE tables GroupQueryAttention reads). */
+    readExternal?: (t: TensorProto) => Uint8Array;
+  },
 ): InstrumentedGraph {
-  let model: InstanceType<typeof onnx.ModelProto>;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (cause) {
-    throw new ModelLayoutError(`Cannot parse ONNX model ${options.path}: ${(cause as Error).message}`, { path: options.path, cause });
-  }
+  const model = source instanceof Uint8Array ? decodeModel(source, options.path) : source;
   const graph = model.graph as InstanceType<typeof onnx.GraphProto> | null;
   if (!graph) throw new ModelLayoutError(`ONNX model ${options.path} has no graph.`, { path: options.path });
 
@@ -139,8 +154,8 @@ export function instrumentGraph(
       const sinName = node.input[8] ?? '';
       const cos = initializers.get(cosName);
       const sin = initializers.get(sinName);
-      const cosCache = cos ? tensorToFloat32(cos) : undefined;
-      const sinCache = sin ? tensorToFloat32(sin) : undefined;
+      const cosCache = cos ? tensorToFloat32(cos, options.readExternal) : undefined;
+      const sinCache = sin ? tensorToFloat32(sin, options.readExternal) : undefined;
       const rotaryHalf = cos && cos.dims.length === 2 ? Number(cos.dims[1]) : options.headDim / 2;
       found.push({
         node,

@@ -137,6 +137,32 @@ describe('dtype files and external data give the plain ORT greedy tokens of the 
   });
 });
 
+describe('query capture on float16 graphs', () => {
+  it('GroupQueryAttention fp16: captured (RoPE-applied) queries are float32 and close to the fp32 graph’s', async () => {
+    const gqa = `${FIXTURES}tiny-qwen2-gqa-dtypes`;
+    const fp16 = await loadModel(gqa, { dtype: 'fp16', threads: 1 });
+    const fp32 = await loadModel(gqa, { threads: 1 });
+    try {
+      const [a, b] = await Promise.all([fp16, fp32].map((m) => m.forward({ inputIds: PROMPT, captureQueries: 3 })));
+      for (let layer = 0; layer < 2; layer++) {
+        const q16 = a.queries?.[layer] as Float32Array;
+        const q32 = b.queries?.[layer] as Float32Array;
+        expect(q16).toBeInstanceOf(Float32Array);
+        let diff = 0;
+        let scale = 0;
+        for (let i = 0; i < q32.length; i++) {
+          diff = Math.max(diff, Math.abs(q16[i] - q32[i]));
+          scale = Math.max(scale, Math.abs(q32[i]));
+        }
+        expect(diff).toBeLessThan(0.01 * scale);
+      }
+    } finally {
+      await fp16.dispose();
+      await fp32.dispose();
+    }
+  });
+});
+
 async function rejection(p: Promise<unknown>): Promise<DraftError> {
   return p.then(
     () => {

@@ -12,16 +12,19 @@ const { dtypes } = writeDtypeFixtures(tinyLlama, dirname(tinyLlama), 'tiny-llama
 describe('--dtype / --draft-dtype', () => {
   it('an unknown dtype is INVALID_ARGUMENT naming the flag, before any model loads', async () => {
     // The folders do not exist: a load would fail with MODEL_LAYOUT first.
+    const commands = { generate: ['generate', '--json', '--prompt', 'hi'], serve: ['serve', '--port', '0'], bench: ['bench', 'fidelity', '--json', '--out', 'no/such/out'] };
     for (const [command, flag] of [
       ['generate', '--dtype'],
       ['generate', '--draft-dtype'],
       ['serve', '--dtype'],
       ['serve', '--draft-dtype'],
+      ['bench', '--dtype'],
+      ['bench', '--draft-dtype'],
     ] as const) {
-      const args = command === 'generate' ? ['generate', '--json', '--prompt', 'hi'] : ['serve', '--port', '0'];
+      const args = commands[command];
       const { code, stderr } = await cli([...args, '--target', 'no/such/folder', '--draft', 'no/such/folder', flag, 'q3']);
       expect(code).toBe(2);
-      if (command === 'generate') {
+      if (command !== 'serve') {
         const { error } = JSON.parse(stderr);
         expect(error.code).toBe('INVALID_ARGUMENT');
         expect(error.details).toMatchObject({ argument: flag, value: 'q3' });

@@ -2,9 +2,10 @@
  * Writes the dtype / external-data variants of a fixture folder (deterministic, ~1 s for the tiny fixtures),
  * generated on demand rather than committed (they would add ~4 MB of binaries):
  *
- * - `<name>-dtypes/`: onnx/model.onnx (fp32 copy), model_fp16.onnx, model_q4.onnx, model_q4f16.onnx (q4
- *   weights, float32 compute, float16 KV and logits I/O), model_quantized.onnx (uint8 weights),
- *   model_int8.onnx, model_uint8.onnx;
+ * - `<name>-dtypes/`: onnx/model.onnx (fp32 copy), model_fp16.onnx, model_q4.onnx, model_q4f16.onnx (the q4
+ *   graph in float16, MatMulNBits with float16 scales), model_quantized.onnx (uint8 weights), model_int8.onnx,
+ *   model_uint8.onnx, and model_kv16.onnx (float32 compute with float16 KV and logits I/O; not a dtype, load it
+ *   with `modelFileName: 'model_kv16'`);
  * - `<name>-external/`: onnx/model.onnx + model.onnx_data (`use_external_data_format: true`);
  * - `<name>-chunked/`: onnx/model.onnx + model.onnx_data, _1, _2 (`use_external_data_format: 3`).
  */
@@ -56,7 +57,8 @@ export function writeDtypeFixtures(srcDir: string, outRoot: string, name: string
     out('model_fp16.onnx', convertToFp16(fp32).bytes);
     const q4 = convertToQ4(fp32);
     out('model_q4.onnx', q4.bytes);
-    out('model_q4f16.onnx', withFloat16KvIo(q4.model));
+    out('model_q4f16.onnx', convertToFp16(q4.bytes).bytes);
+    out('model_kv16.onnx', withFloat16KvIo(onnx.ModelProto.decode(fp32)));
     out('model_quantized.onnx', convertToInt8(fp32, { weightType: 'uint8' }).bytes);
     out('model_int8.onnx', convertToInt8(fp32, { weightType: 'int8' }).bytes);
     out('model_uint8.onnx', convertToInt8(fp32, { weightType: 'uint8' }).bytes);

@@ -17,9 +17,15 @@ const WINDOW = 4;
 // SnapKV through createPipeline on a q4 (MatMulNBits) graph and on float16-KV graphs: the cache is gathered in
 // the graph's element type, scoring reads float32 queries and keys.
 describe('snapkv on dtype variants of tiny-llama', () => {
-  for (const dtype of ['q4', 'fp16', 'q4f16'] as const) {
-    it(dtype, async () => {
-      const model = await loadModel(dtypes, { dtype, threads: 1 });
+  const variants = [
+    { label: 'q4', options: { dtype: 'q4' }, kv: 'float32' },
+    { label: 'fp16', options: { dtype: 'fp16' }, kv: 'float16' },
+    { label: 'q4f16', options: { dtype: 'q4f16' }, kv: 'float16' },
+    { label: 'float16 KV I/O around float32 compute', options: { modelFileName: 'model_kv16' }, kv: 'float16' },
+  ] as const;
+  for (const { label, options, kv } of variants) {
+    it(label, async () => {
+      const model = await loadModel(dtypes, { ...options, threads: 1 });
       const gather = vi.spyOn(OrtKvCache.prototype, 'gather');
       try {
         const result = await createPipeline({ target: model, cachePolicy: snapkv({ budget: { tokens: BUDGET }, windowSize: WINDOW }) }).generate(
@@ -32,7 +38,7 @@ describe('snapkv on dtype variants of tiny-llama', () => {
         ]);
         expect(result.tokens).toHaveLength(4);
         const bytesPerElement = model.graph.kvType === 'float16' ? 2 : 4;
-        expect(model.graph.kvType).toBe(dtype === 'q4' ? 'float32' : 'float16');
+        expect(model.graph.kvType).toBe(kv);
         // The budget, the re-run last prompt token and 3 fed-back tokens, at 2 or 4 bytes per element.
         expect(result.kvBytes.final).toBe(2 * 2 * 2 * (BUDGET + 4) * 16 * bytesPerElement);
 

@@ -72,7 +72,8 @@ describe('dtype files and external data give the plain ORT greedy tokens of the 
     { label: 'int8 (MatMulInteger)', dir: DTYPES, dtype: 'int8', file: 'model_int8.onnx', kv: 'float32' },
     { label: 'q8 (model_quantized)', dir: DTYPES, dtype: 'q8', file: 'model_quantized.onnx', kv: 'float32' },
     { label: 'fp16 (float16 compute, KV and logits)', dir: DTYPES, dtype: 'fp16', file: 'model_fp16.onnx', kv: 'float16' },
-    { label: 'q4f16 (float16 KV and logits I/O)', dir: DTYPES, dtype: 'q4f16', file: 'model_q4f16.onnx', kv: 'float16' },
+    { label: 'q4f16 (float16 compute, MatMulNBits with float16 scales)', dir: DTYPES, dtype: 'q4f16', file: 'model_q4f16.onnx', kv: 'float16' },
+    { label: 'modelFileName model_kv16 (float32 compute, float16 KV and logits I/O)', dir: DTYPES, dtype: undefined, file: 'model_kv16.onnx', kv: 'float16' },
     { label: 'external data (model.onnx_data)', dir: `${FIXTURES}tiny-llama-external`, dtype: undefined, file: 'model.onnx', kv: 'float32' },
     { label: 'chunked external data (3 chunks)', dir: `${FIXTURES}tiny-llama-chunked`, dtype: undefined, file: 'model.onnx', kv: 'float32' },
     { label: 'GQA with external RoPE caches', dir: `${FIXTURES}tiny-qwen2-gqa-external`, dtype: undefined, file: 'model.onnx', kv: 'float32' },
@@ -82,7 +83,8 @@ describe('dtype files and external data give the plain ORT greedy tokens of the 
   for (const c of cases) {
     it(c.label, async () => {
       const expected = await plainOrtGreedy(join(c.dir, 'onnx', c.file), PROMPT, STEPS);
-      const model = await loadModel(c.dir, { threads: 1, ...(c.dtype ? { dtype: c.dtype } : {}) });
+      const modelFileName = c.file === 'model_kv16.onnx' ? 'model_kv16' : undefined;
+      const model = await loadModel(c.dir, { threads: 1, modelFileName, ...(c.dtype ? { dtype: c.dtype } : {}) });
       try {
         expect(model.graph.kvType).toBe(c.kv);
         expect(model.graph.externalDataFiles.length).toBe(c.dir.endsWith('chunked') ? 3 : c.dir.endsWith('external') ? 1 : 0);

@@ -139,6 +139,34 @@ describe('dtype files and external data give the plain ORT greedy tokens of the 
   });
 });
 
+describe('ragged caches on a float16 graph', () => {
+  it('per-head counts on fp16 give the fp32 graph’s logits within float16 error', async () => {
+    const [fp16, fp32] = await Promise.all([loadModel(DTYPES, { dtype: 'fp16', raggedCache: true, threads: 1 }), loadModel(DTYPES, { raggedCache: true, threads: 1 })]);
+    try {
+      // KV head 0 keeps 6 entries, head 1 keeps 3: the shorter head is padded and masked.
+      const kept = [Int32Array.from([0, 2, 5, 9, 14, 19]), Int32Array.from([1, 7, 19])];
+      const logits = await Promise.all(
+        [fp16, fp32].map(async (m) => {
+          const pre = await m.forward({ inputIds: PROMPT });
+          const ragged = await pre.cache.gather([kept, kept]);
+          expect(ragged.byteSize()).toBe(2 * 2 * 2 * 6 * 16 * (m === fp16 ? 2 : 4));
+          return (await m.forward({ inputIds: [65], cache: ragged })).logits;
+        }),
+      );
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < logits[1].length; i++) {
+        diff = Math.max(diff, Math.abs(logits[0][i] - logits[1][i]));
+        scale = Math.max(scale, Math.abs(logits[1][i]));
+      }
+      expect(diff).toBeLessThan(0.01 * scale);
+    } finally {
+      await fp16.dispose();
+      await fp32.dispose();
+    }
+  });
+});
+
 describe('query capture on float16 graphs', () => {
   it('GroupQueryAttention fp16: captured (RoPE-applied) queries are float32 and close to the fp32 graph’s', async () => {
     const gqa = `${FIXTURES}tiny-qwen2-gqa-dtypes`;

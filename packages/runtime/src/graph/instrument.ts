@@ -215,12 +215,20 @@ export function instrumentGraph(
       });
     }
     keyBiasInputs = [];
+    // The bias is fed as float32; CastLike (opset ≥ 15) matches it to float16 scores of fp16 graphs.
+    const opset = Number(model.opsetImport?.find((o) => (o.domain ?? '') === '')?.version ?? 0);
     const softmaxOf = new Map(found.map((f, k) => [captures.findIndex((c) => c.node === f.spec.node && c.output === f.spec.output), f.node] as const));
     for (let layer = 0; layer < captures.length; layer++) {
       const softmax = softmaxOf.get(layer) as NodeProto;
       const input = `draft_key_bias.${layer}`;
       const biased = `${softmax.input[0]}/draft_key_bias`;
-      graph.node.push(onnx.NodeProto.create({ opType: 'Add', input: [softmax.input[0], input], output: [biased], name: `${softmax.name ?? `softmax_${layer}`}/draft_key_bias` }));
+      const name = `${softmax.name ?? `softmax_${layer}`}/draft_key_bias`;
+      let bias = input;
+      if (opset >= 15) {
+        bias = `${input}/cast`;
+        graph.node.push(onnx.NodeProto.create({ opType: 'CastLike', input: [input, softmax.input[0]], output: [bias], name: `${name}/CastLike` }));
+      }
+      graph.node.push(onnx.NodeProto.create({ opType: 'Add', input: [softmax.input[0], bias], output: [biased], name }));
       softmax.input[0] = biased;
       graph.input.push(
         onnx.ValueInfoProto.create({

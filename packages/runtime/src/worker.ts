@@ -117,7 +117,8 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   const baseDir = dirname(path);
   // With external data the .onnx file is only the graph (weights stay in the data files, which JS never reads).
   const model = decodeModel(readFileSync(path), path);
-  const graphProto = model.graph as NonNullable<typeof model.graph>;
+  const graphProto = model.graph;
+  if (!graphProto) throw new WorkerError('MODEL_LAYOUT', `ONNX model ${path} has no graph.`, { path });
   const dataFiles = checkExternalData(graphProto.initializer ?? [], baseDir, path);
   const io = readKvIo(
     { input: graphProto.input ?? [], output: graphProto.output ?? [] },

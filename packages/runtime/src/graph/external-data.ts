@@ -17,6 +17,7 @@ export interface ExternalRef {
   /** Absolute path of the data file. */
   path: string;
   offset: number;
+  /** Byte count; NaN when the graph gives none (the rest of the file). */
   length: number;
 }
 
@@ -68,9 +69,9 @@ export function checkExternalData(tensors: readonly TensorProto[], baseDir: stri
   return [...sizes.keys()];
 }
 
-/** Reads just the byte range of one (checked) external tensor. */
+/** Reads just the byte range of one (checked) external tensor; without a length, up to the end of the file. */
 export function readExternalBytes(ref: ExternalRef): Uint8Array {
-  const out = new Uint8Array(ref.length);
+  const out = new Uint8Array(Number.isNaN(ref.length) ? statSync(ref.path).size - ref.offset : ref.length);
   const fd = openSync(ref.path, 'r');
   try {
     let done = 0;

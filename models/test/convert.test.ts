@@ -10,16 +10,23 @@ import { Rng } from '../src/rng.js';
 
 const { onnx } = onnxProto;
 
-/** y = x · Wᵀ with W (N, K) stored HF-style and transposed in the graph, like the writer's linear layers. */
-function linearModel(n: number, k: number, seed: number): { bytes: Uint8Array; w: Float32Array; x: Float32Array } {
+/**
+ * y = x · Wᵀ with W (N, K) stored HF-style and transposed in the graph (the writer's linear layers), or with
+ * `direct` stored as the [K, N] initializer MatMul reads (Optimum exports).
+ */
+function linearModel(n: number, k: number, seed: number, direct = false): { bytes: Uint8Array; w: Float32Array; x: Float32Array } {
   const rng = new Rng(seed);
   const rand = () => rng.next();
   const w = Float32Array.from({ length: n * k }, () => rand() * 2 - 1);
   const x = Float32Array.from({ length: 3 * k }, () => rand() * 2 - 1);
   const g = new GraphBuilder();
   g.input('x', DT.FLOAT, [3, k]);
-  g.initFloat('w', w, [n, k]);
-  g.node('MatMul', ['x', g.op('Transpose', ['w'], 'T', { perm: [1, 0] })], 'mm', {}, { outputs: ['y'] });
+  if (direct) {
+    const wT = new Float32Array(k * n);
+    for (let j = 0; j < n; j++) for (let i = 0; i < k; i++) wT[i * n + j] = w[j * k + i];
+    g.initFloat('w', wT, [k, n]);
+  } else g.initFloat('w', w, [n, k]);
+  g.node('MatMul', ['x', direct ? 'w' : g.op('Transpose', ['w'], 'T', { perm: [1, 0] })], 'mm', {}, { outputs: ['y'] });
   g.output('y', DT.FLOAT, [3, n]);
   return { bytes: g.toModel({ graphName: 'linear', opsets: { '': 17 } }), w, x };
 }
@@ -38,9 +45,9 @@ function matmulT(x: Float32Array, w: ArrayLike<number>, n: number, k: number): F
 }
 
 describe('converters', () => {
-  it('q4: ORT MatMulNBits equals x · dequant(W)ᵀ with the documented packing (K not a multiple of 32)', async () => {
+  it.each([false, true])('q4: ORT MatMulNBits equals x · dequant(W)ᵀ with the documented packing (K not a multiple of 32; [K, N] initializer: %s)', async (direct) => {
     const [n, k] = [5, 80];
-    const { bytes, w, x } = linearModel(n, k, 7);
+    const { bytes, w, x } = linearModel(n, k, 7, direct);
     const { bytes: q4, model, replaced } = convertToQ4(bytes);
     expect(replaced).toBe(1);
     const init = new Map((model.graph?.initializer ?? []).map((t) => [t.name, t.rawData as Uint8Array]));

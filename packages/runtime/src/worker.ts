@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
-import { checkExternalData, externalRef, readExternalBytes } from './graph/external-data.js';
+import { checkExternalData, externalRef, readExternalBytes, resolveExternalLocations } from './graph/external-data.js';
 import { decodeModel, instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
 import { type FloatType, readKvIo } from './graph/kv-io.js';
 import { halfToFloat32 } from './float16.js';
@@ -120,6 +120,8 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   const graphProto = model.graph;
   if (!graphProto) throw new WorkerError('MODEL_LAYOUT', `ONNX model ${path} has no graph.`, { path });
   const dataFiles = checkExternalData(graphProto.initializer ?? [], baseDir, path);
+  // Where ORT resolves the (possibly rewritten) locations: the model's folder unless data files are symlinks.
+  const dataFolder = dataFiles.length > 0 ? resolveExternalLocations(graphProto.initializer ?? [], baseDir, path) : baseDir;
   const io = readKvIo(
     { input: graphProto.input ?? [], output: graphProto.output ?? [] },
     { numLayers: request.numLayers, numKvHeads: request.numKvHeads, headDim: request.headDim, modelPath: path, configPath: request.configPath },
@@ -134,14 +136,14 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     debugOutputs: request.debugOutputs,
     keyBias: request.keyBias,
     // Only RoPE tables are read this way: kilobytes, by their byte range.
-    readExternal: (t) => readExternalBytes(externalRef(t, baseDir, path) as NonNullable<ReturnType<typeof externalRef>>),
+    readExternal: (t) => readExternalBytes(externalRef(t, dataFolder, path) as NonNullable<ReturnType<typeof externalRef>>),
   });
   const options: Record<string, unknown> = { graphOptimizationLevel: 'all', interOpNumThreads: 1, executionMode: 'sequential' };
   if (request.threads !== undefined) options.intraOpNumThreads = request.threads;
   // The session is made from the instrumented graph's bytes, so ORT has no model path to resolve relative
-  // external-data locations against: this session config entry gives it the model's folder, and ORT reads
-  // (or maps) the weights itself.
-  if (dataFiles.length > 0) options.extra = { session: { model_external_initializers_file_folder_path: baseDir } };
+  // external-data locations against: this session config entry gives it the folder, and ORT reads (or maps)
+  // the weights itself.
+  if (dataFiles.length > 0) options.extra = { session: { model_external_initializers_file_folder_path: dataFolder } };
   const session = await ort.InferenceSession.create(graph.bytes, options);
   for (const name of ['input_ids', 'position_ids']) {
     if (!session.inputNames.includes(name)) {

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DraftError, InvalidArgumentError, ModelLayoutError } from '@draft/core';
@@ -98,6 +98,26 @@ describe('dtype files and external data give the plain ORT greedy tokens of the 
       }
     });
   }
+
+  it('data files that are symlinks into another folder (the Hugging Face hub cache layout) load', async () => {
+    // snapshots/<rev>/onnx/model.onnx_data_N -> ../../../blobs/<hash>: ORT alone refuses these paths.
+    const cache = mkdtempSync(join(tmpdir(), 'draft-hub-'));
+    scratch.push(cache);
+    const snapshot = join(cache, 'snapshots', 'rev');
+    cpSync(`${FIXTURES}tiny-llama-chunked`, snapshot, { recursive: true });
+    mkdirSync(join(cache, 'blobs'));
+    for (const [i, name] of ['model.onnx_data', 'model.onnx_data_1', 'model.onnx_data_2'].entries()) {
+      renameSync(join(snapshot, 'onnx', name), join(cache, 'blobs', `blob${i}`));
+      symlinkSync(join('..', '..', '..', 'blobs', `blob${i}`), join(snapshot, 'onnx', name));
+    }
+    const expected = await plainOrtGreedy(`${FIXTURES}tiny-llama-chunked/onnx/model.onnx`, PROMPT, STEPS);
+    const model = await loadModel(snapshot, { threads: 1 });
+    try {
+      expect((await model.generate({ inputIds: PROMPT }, { maxNewTokens: STEPS })).tokens).toEqual(expected);
+    } finally {
+      await model.dispose();
+    }
+  });
 
   it('the dtype picks another file: q4 and fp32 greedy tokens differ', async () => {
     const q4 = await plainOrtGreedy(join(DTYPES, 'onnx', 'model_q4.onnx'), PROMPT, STEPS);

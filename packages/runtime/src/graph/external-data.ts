@@ -4,8 +4,8 @@
  * worker.ts). Here we only check every reference before the session is created, and read the few small
  * tensors the runtime itself needs (RoPE tables) by their byte range.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
-import { isAbsolute, join, normalize } from 'node:path';
+import { closeSync, existsSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { ModelLayoutError } from '@draft/core';
 import onnxProto from 'onnx-proto';
 
@@ -84,4 +84,27 @@ export function readExternalBytes(ref: ExternalRef): Uint8Array {
     closeSync(fd);
   }
   return out;
+}
+
+/**
+ * Points every external tensor at the real file behind its location and returns the folder ORT must resolve
+ * them against. Why: ORT 1.30 resolves symlinks and refuses a data file outside the model's folder ("External
+ * data path escapes model directory"), and the Hugging Face hub cache stores `snapshots/<rev>/onnx/model.onnx_data`
+ * as a symlink into `blobs/`. The folder is the deepest common directory of the real files; locations become
+ * relative to it. Without symlinks nothing changes but the folder's own canonical form.
+ */
+export function resolveExternalLocations(tensors: readonly TensorProto[], baseDir: string, modelPath: string): string {
+  const real = new Map<TensorProto, string>();
+  for (const tensor of tensors) {
+    const ref = externalRef(tensor, baseDir, modelPath);
+    if (ref) real.set(tensor, realpathSync(ref.path));
+  }
+  const dirs = [...new Set([...real.values()].map((p) => dirname(p)))];
+  let folder = dirs[0] ?? realpathSync(baseDir);
+  for (const dir of dirs) while (dir !== folder && !dir.startsWith(folder + sep)) folder = dirname(folder);
+  for (const [tensor, path] of real) {
+    const location = tensor.externalData?.find((e) => e.key === 'location');
+    if (location) location.value = relative(folder, path);
+  }
+  return folder;
 }

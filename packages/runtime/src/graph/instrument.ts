@@ -1,5 +1,6 @@
 import { GraphPatternError, ModelLayoutError, UnsupportedCapabilityError } from '@draft/core';
 import onnxProto from 'onnx-proto';
+import { halfToFloat32 } from '../float16.js';
 
 const { onnx } = onnxProto;
 type NodeProto = InstanceType<typeof onnx.NodeProto>;
@@ -50,16 +51,17 @@ export interface InstrumentedGraph {
 
 const PASS_THROUGH = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where', 'Cast', 'Max', 'Min', 'Tanh', 'Identity', 'Clip']);
 
-/** Float32 values of an initializer; `readExternal` supplies the bytes of one stored as external data. */
+/** Float32 values of a float32 or float16 initializer; `readExternal` supplies the bytes of one stored as external data. */
 export function tensorToFloat32(t: TensorProto, readExternal?: (t: TensorProto) => Uint8Array): Float32Array {
   if (t.floatData && t.floatData.length > 0) return Float32Array.from(t.floatData);
   const external = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL && readExternal ? readExternal(t) : undefined;
-  if (((t.rawData && t.rawData.length > 0) || external) && t.dataType === onnx.TensorProto.DataType.FLOAT) {
-    const raw = external ?? t.rawData;
-    const copy = new Uint8Array(raw.length);
-    copy.set(raw);
-    return new Float32Array(copy.buffer);
-  }
+  const raw = external ?? t.rawData;
+  if (!raw || raw.length === 0) return new Float32Array(0);
+  // An aligned copy: raw data may start at any byte of the file.
+  const copy = Uint8Array.from(raw);
+  if (t.dataType === onnx.TensorProto.DataType.FLOAT) return new Float32Array(copy.buffer);
+  // float16 graphs keep their RoPE tables in float16.
+  if (t.dataType === onnx.TensorProto.DataType.FLOAT16) return halfToFloat32(new Uint16Array(copy.buffer));
   return new Float32Array(0);
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type DraftError, InvalidArgumentError, ModelLayoutError } from '@draft/core';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/index.js';
+import { instrumentGraph, loadModel } from '../src/index.js';
 import { MODELS } from './helpers.js';
 
 // The generated fixture variants (test/global-setup.ts writes them with @draft/models' converters).
@@ -188,6 +188,17 @@ describe('ragged caches on a float16 graph', () => {
 });
 
 describe('query capture on float16 graphs', () => {
+  it('reads the float16 cos/sin caches of a GroupQueryAttention graph', () => {
+    const fp16 = instrumentGraph(readFileSync(`${FIXTURES}tiny-qwen2-gqa-dtypes/onnx/model_fp16.onnx`), { numLayers: 2, headDim: 16, path: 'fp16' });
+    const fp32 = instrumentGraph(readFileSync(`${FIXTURES}tiny-qwen2-gqa/onnx/model.onnx`), { numLayers: 2, headDim: 16, path: 'fp32' });
+    const [a, b] = [fp16.captures[0], fp32.captures[0]];
+    if (a.kind !== 'gqa' || b.kind !== 'gqa') throw new Error('expected GroupQueryAttention captures');
+    expect(a.cosCache?.length).toBe(2048 * 8);
+    let diff = 0;
+    for (let i = 0; i < (b.cosCache?.length ?? 0); i++) diff = Math.max(diff, Math.abs((a.cosCache?.[i] ?? 0) - (b.cosCache?.[i] ?? 0)));
+    expect(diff).toBeLessThan(1e-3);
+  });
+
   it('GroupQueryAttention fp16: captured (RoPE-applied) queries are float32 and close to the fp32 graph’s', async () => {
     const gqa = `${FIXTURES}tiny-qwen2-gqa-dtypes`;
     const fp16 = await loadModel(gqa, { dtype: 'fp16', threads: 1 });

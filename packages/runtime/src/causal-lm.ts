@@ -20,7 +20,7 @@ import {
   UnsupportedCapabilityError,
   validateSamplerOptions,
 } from '@draft/core';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { type CacheContext, OrtKvCache } from './kv-cache.js';
 import { readModelFolder } from './model-folder.js';
 import { type ModelFileOptions, validateDtype } from './model-files.js';
@@ -368,7 +368,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     const graph = await client.request<InitResult>({
       type: 'init',
       modelPath: folder.modelPath,
-      configPath: `${folder.dir}/config.json`,
+      configPath: join(folder.dir, 'config.json'),
       kvCacheDtype: folder.files.kvCacheDtype,
       numLayers: info.numLayers,
       numHeads: info.numHeads,

@@ -1,6 +1,6 @@
 import { resolveModelDir, useNativeKernels } from '@draft/cli';
 import { DraftError } from '@draft/core';
-import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import { loadModel, type ModelDtype, type OrtCausalLM } from '@draft/runtime';
 import { createDraftServer, type DraftServer, type DraftServerOptions } from './server.js';
 
 /** Options of `startServer`: where to listen, which model folders to load, and the server's own options. */
@@ -13,6 +13,10 @@ export interface StartServerOptions extends Omit<DraftServerOptions, 'target' | 
   target?: string;
   /** Draft model folder, or false for none. Default: the bundled draft. */
   draft?: string | false;
+  /** Weight file of the target (transformers.js dtype: fp32, fp16, q8, int8, uint8, q4, q4f16, bnb4). */
+  dtype?: ModelDtype;
+  /** Weight file of the draft. */
+  draftDtype?: ModelDtype;
   /** ORT intra-op threads per model. */
   threads?: number;
   /**
@@ -39,7 +43,7 @@ export interface RunningServer extends DraftServer {
  * models disposed and the socket closed the event loop drains and the process exits with code 0.
  */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, ...serverOptions } = options;
+  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
   let server: DraftServer;
   try {
@@ -47,14 +51,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const targetPath = resolveModelDir('target', targetDir);
     let target: OrtCausalLM;
     try {
-      target = await loadModel(targetPath, { threads, raggedCache });
+      target = await loadModel(targetPath, { threads, raggedCache, dtype });
     } catch (error) {
       if (!raggedCache || !DraftError.isInstance(error) || error.code !== 'UNSUPPORTED_CAPABILITY') throw error;
       serverOptions.log?.(`draft server: ${error.message} Serving without a ragged cache (no AdaKV / PyramidKV).`);
-      target = await loadModel(targetPath, { threads });
+      target = await loadModel(targetPath, { threads, dtype });
     }
     models.push(target);
-    const draft = draftDir === false ? undefined : await loadModel(resolveModelDir('draft', draftDir), { threads });
+    const draft = draftDir === false ? undefined : await loadModel(resolveModelDir('draft', draftDir), { threads, dtype: draftDtype });
     if (draft) models.push(draft);
     server = createDraftServer({ ...serverOptions, target, draft });
   } catch (error) {

@@ -11,7 +11,7 @@ import { loadPlugins } from './plugins.js';
 export const USAGE = `draft — draft-based approximate inference for long-context LLMs
 
 Usage:
-  draft generate [--target DIR] [--draft DIR] [--method NAME] [--budget N] [--window N]
+  draft generate [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D] [--method NAME] [--budget N] [--window N]
                  [--method-option METHOD.NAME=VALUE]... [--max-new-tokens N] [--temperature T]
                  [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH)
                  [--plugin MODULE]... [--json]
@@ -20,13 +20,17 @@ Usage:
   draft kernels [--json]
   draft bench kernels [--json]
 ${BENCH_USAGE}
-  draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--max-concurrent N] [--max-queue N]
+  draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D]
+              [--max-concurrent N] [--max-queue N]
 
 Methods: ${'{methods}'}
 --budget is C, entries kept per layer and KV head (KV methods), or prompt tokens kept (prompt compressors).
 --method-option METHOD.NAME=VALUE (repeatable) sets an option of that method's policy, overriding --window,
   e.g. specpc.kernelSize=8 or speckv.poolType=avg; numbers, true/false, else text. speckv-pc: its SpecPC stage.
-Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).`;
+Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).
+--dtype / --draft-dtype pick the weight file as transformers.js does: fp32 (onnx/model.onnx), fp16, q8
+  (model_quantized), int8, uint8, q4, q4f16, bnb4 (onnx/model_<dtype>.onnx); default: the folder's
+  transformers.js_config.dtype, else fp32.`;
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -53,6 +57,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
           options: {
             target: { type: 'string' },
             draft: { type: 'string' },
+            dtype: { type: 'string' },
+            'draft-dtype': { type: 'string' },
             method: { type: 'string' },
             budget: { type: 'string' },
             window: { type: 'string' },
@@ -134,6 +140,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             port: { type: 'string' },
             target: { type: 'string' },
             draft: { type: 'string' },
+            dtype: { type: 'string' },
+            'draft-dtype': { type: 'string' },
             'max-concurrent': { type: 'string' },
             'max-queue': { type: 'string' },
           },

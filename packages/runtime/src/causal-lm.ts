@@ -20,15 +20,16 @@ import {
   UnsupportedCapabilityError,
   validateSamplerOptions,
 } from '@draft/core';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { type CacheContext, OrtKvCache } from './kv-cache.js';
 import { readModelFolder } from './model-folder.js';
+import { type ModelFileOptions, validateDtype } from './model-files.js';
 import { HfTokenizer } from './tokenizer.js';
 import { WorkerClient } from './worker-client.js';
 import type { ForwardResult, InitResult } from './worker-protocol.js';
 
-/** Options of `loadModel`. */
-export interface LoadModelOptions extends CallOptions {
+/** Options of `loadModel`; `dtype` and `modelFileName` pick the ONNX file as transformers.js does. */
+export interface LoadModelOptions extends CallOptions, ModelFileOptions {
   /** ORT intra-op threads (default: ORT's choice, one per physical core). Inter-op is always 1. */
   threads?: number;
   /**
@@ -102,13 +103,21 @@ export class OrtCausalLM implements CausalLMV1 {
     readonly name: string,
     readonly info: ModelInfoV1,
     readonly tokenizer: HfTokenizer,
-    /** How the graph was instrumented: its attention pattern, and the captured tensor per layer. */
+    /** How the graph was instrumented (its attention pattern, the captured tensor per layer) and its KV/logits types. */
     readonly graph: InitResult,
     private readonly client: WorkerClient,
     ragged: boolean,
   ) {
     this.capabilities = Object.freeze({ ...CAPABILITIES, raggedKvHeads: ragged, raggedLayers: ragged });
-    this.cacheContext = { client, numLayers: info.numLayers, numKvHeads: info.numKvHeads, headDim: info.headDim, owner: this, ragged };
+    this.cacheContext = {
+      client,
+      numLayers: info.numLayers,
+      numKvHeads: info.numKvHeads,
+      headDim: info.headDim,
+      owner: this,
+      ragged,
+      bytesPerElement: graph.kvType === 'float16' ? 2 : 4,
+    };
   }
 
   private check(): void {
@@ -332,20 +341,23 @@ export class OrtCausalLM implements CausalLMV1 {
 
 /**
  * Loads a decoder folder in the Hugging Face / transformers.js layout (config.json, generation_config.json,
- * tokenizer.json, tokenizer_config.json, onnx/model.onnx), instruments its graph for query capture and starts
- * its ORT session in a worker thread.
+ * tokenizer.json, tokenizer_config.json, onnx/model<dtype suffix>.onnx and its external data, if any),
+ * instruments its graph for query capture and starts its ORT session in a worker thread. Weights in external
+ * data files are read by ORT only.
  *
- * Throws ModelLayoutError (missing/malformed files, unsupported model_type), GraphPatternError (no
- * recognisable attention), AbortError (signal).
+ * Throws InvalidArgumentError (bad options, unknown dtype), ModelLayoutError (missing/malformed files,
+ * missing or truncated external data, a graph whose KV inputs do not match config.json, unsupported
+ * model_type), GraphPatternError (no recognisable attention), AbortError (signal).
  */
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<OrtCausalLM> {
   const { signal, onProgress } = options;
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
     throw new InvalidArgumentError({ argument: 'threads', value: options.threads, expected: 'an integer ≥ 1' });
   }
+  validateDtype(options.dtype);
   const total = 3;
   if (signal?.aborted) throw new AbortError({ reason: signal.reason });
-  const folder = readModelFolder(resolve(dir));
+  const folder = readModelFolder(resolve(dir), { dtype: options.dtype, modelFileName: options.modelFileName });
   onProgress?.({ stage: 'load', completed: 1, total });
   const tokenizer = await HfTokenizer.create(folder.tokenizerJson, folder.tokenizerConfig, `${folder.dir}/tokenizer.json`);
   onProgress?.({ stage: 'load', completed: 2, total });
@@ -356,6 +368,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     const graph = await client.request<InitResult>({
       type: 'init',
       modelPath: folder.modelPath,
+      configPath: join(folder.dir, 'config.json'),
+      kvCacheDtype: folder.files.kvCacheDtype,
       numLayers: info.numLayers,
       numHeads: info.numHeads,
       numKvHeads: info.numKvHeads,

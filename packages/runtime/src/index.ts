@@ -10,3 +10,6 @@ export type { AttentionPattern, InstrumentedGraph, QueryCaptureSpec } from './gr
 export { applyRopeInPlace, ropeTables } from './rope.js';
 export const PACKAGE_NAME = '@draft/runtime';
 export { OpenAITextTarget, type OpenAITextTargetOptions, parseSseStream, SseParser, type SseEvent, backoffDelay, type BackoffOptions } from './text-target/index.js';
+export { DTYPE_SUFFIXES, MODEL_DTYPES, resolveModelFiles, validateDtype } from './model-files.js';
+export type { KvCacheDtype, ModelDtype, ModelFileOptions, ModelFiles } from './model-files.js';
+export type { FloatType } from './graph/kv-io.js';

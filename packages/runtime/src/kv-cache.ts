@@ -20,6 +20,8 @@ export interface CacheContext {
   owner: object;
   /** The graph has the per-(layer, head) key bias: counts may differ per layer and KV head. */
   ragged: boolean;
+  /** Bytes per stored element: 4 (float32) or 2 (float16 caches, stored as float16 in the worker). */
+  bytesPerElement: number;
 }
 
 /** @internal layout of a cache's entries. */
@@ -257,9 +259,12 @@ export class OrtKvCache implements KvCacheV1 {
     return new OrtKvCache(this.context, handle, this.layout);
   }
 
-  /** float32 keys + values held, padding included: 2 · numLayers · numKvHeads · slots · headDim · 4 bytes. */
+  /**
+   * Bytes of keys + values held in the worker, padding included: 2 · numLayers · numKvHeads · slots · headDim ·
+   * (4 for float32 graphs, 2 for float16 KV graphs).
+   */
   byteSize(): number {
-    return 2 * this.numLayers * this.numKvHeads * this.length * this.headDim * 4;
+    return 2 * this.numLayers * this.numKvHeads * this.length * this.headDim * this.context.bytesPerElement;
   }
 
   get isDisposed(): boolean {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelLayoutError, type ModelInfoV1 } from '@draft/core';
+import { type ModelFileOptions, type ModelFiles, resolveModelFiles } from './model-files.js';
 
 /** The parsed files of a decoder folder in the Hugging Face / transformers.js layout. */
 export interface ModelFolder {
@@ -9,8 +10,10 @@ export interface ModelFolder {
   generationConfig: Record<string, unknown>;
   tokenizerJson: Record<string, unknown>;
   tokenizerConfig: Record<string, unknown>;
-  /** Path of `onnx/model.onnx`. */
+  /** Path of the chosen ONNX file (`onnx/model.onnx` for fp32; see `files`). */
   modelPath: string;
+  /** The chosen dtype, file and external data. */
+  files: ModelFiles;
   info: ModelInfoV1;
   ropeTheta: number;
 }
@@ -50,17 +53,18 @@ function ids(value: unknown): number[] {
 
 /**
  * Reads and validates config.json, generation_config.json (optional), tokenizer.json, tokenizer_config.json
- * and checks onnx/model.onnx exists. Throws ModelLayoutError naming the offending path.
+ * and checks the ONNX file of the dtype exists (see `resolveModelFiles`). Throws ModelLayoutError naming the
+ * offending path.
  */
-export function readModelFolder(dir: string): ModelFolder {
+export function readModelFolder(dir: string, options: ModelFileOptions = {}): ModelFolder {
   if (!existsSync(dir)) throw new ModelLayoutError(`Model folder ${dir} does not exist.`, { path: dir });
   const configPath = join(dir, 'config.json');
   const config = readJson(configPath, true) as Record<string, unknown>;
   const generationConfig = readJson(join(dir, 'generation_config.json'), false) ?? {};
   const tokenizerJson = readJson(join(dir, 'tokenizer.json'), true) as Record<string, unknown>;
   const tokenizerConfig = readJson(join(dir, 'tokenizer_config.json'), false) ?? {};
-  const modelPath = join(dir, 'onnx', 'model.onnx');
-  if (!existsSync(modelPath)) throw new ModelLayoutError(`Missing model file ${modelPath}.`, { path: modelPath });
+  const files = resolveModelFiles(dir, config, options);
+  const modelPath = files.modelPath;
 
   const architecture = String(config.model_type ?? '');
   if (!SUPPORTED_ARCHITECTURES.includes(architecture)) {
@@ -92,5 +96,5 @@ export function readModelFolder(dir: string): ModelFolder {
     ...(bos === undefined ? {} : { bosTokenId: bos }),
   };
   const ropeTheta = typeof config.rope_theta === 'number' ? config.rope_theta : 10000;
-  return { dir, config, generationConfig, tokenizerJson, tokenizerConfig, modelPath, info, ropeTheta };
+  return { dir, config, generationConfig, tokenizerJson, tokenizerConfig, modelPath, files, info, ropeTheta };
 }

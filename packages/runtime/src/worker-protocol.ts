@@ -1,8 +1,28 @@
 import type { AttentionPattern, QueryCaptureSpec } from './graph/instrument.js';
+import type { FloatType } from './graph/kv-io.js';
+import type { KvCacheDtype } from './model-files.js';
 
 /** Messages between OrtCausalLM (main thread) and its worker. Every request carries an id; replies echo it. */
 export type WorkerRequest =
-  | { id: number; type: 'init'; modelPath: string; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number; ropeTheta: number; maxPositions: number; threads?: number; debugOutputs?: string[]; keyBias?: boolean }
+  | {
+      id: number;
+      type: 'init';
+      modelPath: string;
+      /** config.json, named by errors about the graph not matching it. */
+      configPath: string;
+      /** Declared by transformers.js_config; checked against the graph's KV inputs. */
+      kvCacheDtype?: KvCacheDtype;
+      numLayers: number;
+      numHeads: number;
+      numKvHeads: number;
+      headDim: number;
+      vocabSize: number;
+      ropeTheta: number;
+      maxPositions: number;
+      threads?: number;
+      debugOutputs?: string[];
+      keyBias?: boolean;
+    }
   | {
       id: number;
       type: 'forward';
@@ -26,9 +46,15 @@ export type WorkerRequest =
 
 export interface InitResult {
   pattern: AttentionPattern;
-  captures: Omit<QueryCaptureSpec, 'cosCache' | 'sinCache'>[];
+  /** Per layer, the capture spec without its RoPE tables (distributive, so each kind keeps its fields). */
+  captures: (QueryCaptureSpec extends infer C ? (C extends unknown ? Omit<C, 'cosCache' | 'sinCache'> : never) : never)[];
   inputNames: string[];
   outputNames: string[];
+  /** Element type of the KV cache as stored in the worker (the graph's past/present type). */
+  kvType: FloatType;
+  logitsType: FloatType;
+  /** External data files the graph references (ORT reads them; empty when weights are inline). */
+  externalDataFiles: string[];
   loadMs: number;
 }
 

@@ -7,8 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
-import { type AttentionPattern, instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
+import { checkExternalData, externalRef, readExternalBytes, resolveExternalLocations } from './graph/external-data.js';
+import { type AttentionPattern, decodeModel, instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
+import { type FloatType, readKvIo } from './graph/kv-io.js';
+import { halfToFloat32 } from './float16.js';
 import { applyRopeInPlace, ropeTables } from './rope.js';
 import type { ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
@@ -16,10 +20,13 @@ type Ort = typeof import('onnxruntime-node');
 type Tensor = InstanceType<Ort['Tensor']>;
 const ort = createRequire(import.meta.url)('onnxruntime-node') as Ort;
 
+/** KV storage in the graph's element type: float32 values, or float16 bits (converted only when read). */
+type KvArray = Float32Array | Uint16Array;
+
 interface CacheEntry {
   /** Per layer (numKvHeads, length, headDim). */
-  keys: Float32Array[];
-  values: Float32Array[];
+  keys: KvArray[];
+  values: KvArray[];
   /** Slots per (layer, KV head). */
   length: number;
   /** Padded caches: per layer (numKvHeads · length), 1 = a real entry, 0 = padding (masked by the key bias). */
@@ -34,6 +41,7 @@ interface State {
   hasAttentionMask: boolean;
   hasNumLogitsToKeep: boolean;
   keyBiasInputs?: string[];
+  kvType: FloatType;
   ropeFallback?: { cos: Float32Array; sin: Float32Array; rotaryDim: number };
 }
 
@@ -93,18 +101,49 @@ const i64 = (values: ArrayLike<number>, dims: number[]): Tensor => {
   return new ort.Tensor('int64', data, dims);
 };
 
+/** A float32 view or copy of a float tensor's data (float16 bits are converted). */
+function floats(tensor: Tensor): Float32Array {
+  return tensor.type === 'float16' ? halfToFloat32(tensor.data as Uint16Array) : (tensor.data as Float32Array);
+}
+
+/** A zeroed array of the same element type as `like`. */
+function allocLike(like: KvArray, length: number): KvArray {
+  return like instanceof Uint16Array ? new Uint16Array(length) : new Float32Array(length);
+}
+
 async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<InitResult> {
   const started = performance.now();
-  const bytes = readFileSync(request.modelPath);
-  const graph = instrumentGraph(bytes, {
+  const path = request.modelPath;
+  const baseDir = dirname(path);
+  // With external data the .onnx file is only the graph (weights stay in the data files, which JS never reads).
+  const model = decodeModel(readFileSync(path), path);
+  const graphProto = model.graph;
+  if (!graphProto) throw new WorkerError('MODEL_LAYOUT', `ONNX model ${path} has no graph.`, { path });
+  const dataFiles = checkExternalData(graphProto.initializer ?? [], baseDir, path);
+  // Where ORT resolves the (possibly rewritten) locations: the model's folder unless data files are symlinks.
+  const dataFolder = dataFiles.length > 0 ? resolveExternalLocations(graphProto.initializer ?? [], baseDir, path) : baseDir;
+  const io = readKvIo(
+    { input: graphProto.input ?? [], output: graphProto.output ?? [] },
+    { numLayers: request.numLayers, numKvHeads: request.numKvHeads, headDim: request.headDim, modelPath: path, configPath: request.configPath },
+  );
+  if (request.kvCacheDtype && request.kvCacheDtype !== io.kvType) {
+    throw new WorkerError('MODEL_LAYOUT', `${request.configPath}: transformers.js_config.kv_cache_dtype is ${request.kvCacheDtype} but ${path} has ${io.kvType} KV inputs.`, { path });
+  }
+  const graph = instrumentGraph(model, {
     numLayers: request.numLayers,
     headDim: request.headDim,
-    path: request.modelPath,
+    path,
     debugOutputs: request.debugOutputs,
     keyBias: request.keyBias,
+    // Only RoPE tables are read this way: kilobytes, by their byte range.
+    readExternal: (t) => readExternalBytes(externalRef(t, dataFolder, path) as NonNullable<ReturnType<typeof externalRef>>),
   });
   const options: Record<string, unknown> = { graphOptimizationLevel: 'all', interOpNumThreads: 1, executionMode: 'sequential' };
   if (request.threads !== undefined) options.intraOpNumThreads = request.threads;
+  // The session is made from the instrumented graph's bytes, so ORT has no model path to resolve relative
+  // external-data locations against: this session config entry gives it the folder, and ORT reads (or maps)
+  // the weights itself.
+  if (dataFiles.length > 0) options.extra = { session: { model_external_initializers_file_folder_path: dataFolder } };
   const session = await ort.InferenceSession.create(graph.bytes, options);
   for (const name of ['input_ids', 'position_ids']) {
     if (!session.inputNames.includes(name)) {
@@ -125,6 +164,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     hasAttentionMask: session.inputNames.includes('attention_mask'),
     hasNumLogitsToKeep: session.inputNames.includes('num_logits_to_keep'),
     keyBiasInputs: graph.keyBiasInputs,
+    kvType: io.kvType,
   };
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = { ...ropeTables(request.maxPositions, gqa.rotaryDim, request.ropeTheta), rotaryDim: gqa.rotaryDim };
@@ -138,6 +178,9 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     }),
     inputNames: session.inputNames.slice(),
     outputNames: session.outputNames.slice(),
+    kvType: io.kvType,
+    logitsType: io.logitsType,
+    externalDataFiles: dataFiles,
     loadMs: performance.now() - started,
   };
 }
@@ -154,7 +197,7 @@ function copyQueries(
   s: State,
 ): void {
   const { numHeads: hq, headDim: d } = s.init;
-  const data = tensor.data as Float32Array;
+  const data = floats(tensor);
   const dims = tensor.dims.map(Number);
   // Head-major [B, Hq, S, d] (decomposed graphs; the ONNX Attention op with 4-D inputs) or rows [B, S, Hq·d].
   const headMajor = capture.kind === 'decomposed' || (capture.kind === 'fused' && dims.length === 4);
@@ -197,10 +240,9 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
   const s = state;
   if (!s) throw new WorkerError('INTERNAL', 'Worker not initialised.');
   const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
+  const empty = (): KvArray => (s.kvType === 'float16' ? new Uint16Array(0) : new Float32Array(0));
   const base: CacheEntry =
-    request.cache === null
-      ? { keys: Array.from({ length: numLayers }, () => new Float32Array(0)), values: Array.from({ length: numLayers }, () => new Float32Array(0)), length: 0 }
-      : getCache(request.cache);
+    request.cache === null ? { keys: Array.from({ length: numLayers }, empty), values: Array.from({ length: numLayers }, empty), length: 0 } : getCache(request.cache);
   const ids = request.inputIds;
   const positions = request.positionIds;
   const S = ids.length;
@@ -235,8 +277,8 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
       for (let l = 0; l < numLayers; l++) feeds[s.keyBiasInputs[l]] = new ort.Tensor('float32', keyBias(valid?.[l], numHeads, numKvHeads, past, n), [1, numHeads, 1, past + n]);
     }
     for (let l = 0; l < numLayers; l++) {
-      feeds[`past_key_values.${l}.key`] = new ort.Tensor('float32', keys[l], [1, numKvHeads, past, d]);
-      feeds[`past_key_values.${l}.value`] = new ort.Tensor('float32', values[l], [1, numKvHeads, past, d]);
+      feeds[`past_key_values.${l}.key`] = new ort.Tensor(s.kvType, keys[l], [1, numKvHeads, past, d]);
+      feeds[`past_key_values.${l}.value`] = new ort.Tensor(s.kvType, values[l], [1, numKvHeads, past, d]);
     }
     const fetches = ['logits'];
     for (let l = 0; l < numLayers; l++) fetches.push(`present.${l}.key`, `present.${l}.value`);
@@ -244,26 +286,29 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
     if (captureHere) for (const c of s.captures) if (!fetches.includes(c.output)) fetches.push(c.output);
     for (const name of request.debugOutputs ?? []) if (!fetches.includes(name)) fetches.push(name);
     const out = await s.session.run(feeds, fetches);
-    const nextKeys: Float32Array[] = [];
-    const nextValues: Float32Array[] = [];
+    const nextKeys: KvArray[] = [];
+    const nextValues: KvArray[] = [];
     for (let l = 0; l < numLayers; l++) {
-      nextKeys.push(out[`present.${l}.key`].data as Float32Array);
-      nextValues.push(out[`present.${l}.value`].data as Float32Array);
+      nextKeys.push(out[`present.${l}.key`].data as KvArray);
+      nextValues.push(out[`present.${l}.value`].data as KvArray);
     }
     keys = nextKeys;
     values = nextValues;
     if (valid) valid = valid.map((v) => appendValid(v, numKvHeads, past, n));
     past += n;
-    const logitsData = out.logits.data as Float32Array;
     const rows = out.logits.dims[1] as number;
-    if (request.logits === 'all') logits.set(logitsData.subarray((rows - n) * vocabSize, rows * vocabSize), c0 * vocabSize);
-    else if (c1 === S) logits.set(logitsData.subarray((rows - 1) * vocabSize, rows * vocabSize));
+    const take = request.logits === 'all' ? n : c1 === S ? 1 : 0;
+    if (take > 0) {
+      // float16 logits: only the rows kept are converted.
+      const rowsKept = (out.logits.data as KvArray).subarray((rows - take) * vocabSize, rows * vocabSize);
+      logits.set(rowsKept instanceof Uint16Array ? halfToFloat32(rowsKept) : rowsKept, request.logits === 'all' ? c0 * vocabSize : 0);
+    }
     if (captureHere && queries) {
       for (const c of s.captures) copyQueries(c, out[c.output], queries[c.layer], c0, windowStart, w, positions, s);
     }
     if (request.debugOutputs?.length) {
       debug = {};
-      for (const name of request.debugOutputs) debug[name] = { data: Float32Array.from(out[name].data as Float32Array), dims: out[name].dims.map(Number) };
+      for (const name of request.debugOutputs) debug[name] = { data: Float32Array.from(floats(out[name])), dims: out[name].dims.map(Number) };
     }
     post({ id: request.id, type: 'progress', stage: 'prefill', completed: c1, total: S });
     // Let a 'cancel' message in between chunks.
@@ -284,9 +329,9 @@ function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
   for (const layer of request.kept) for (const idx of layer) count = Math.max(count, idx.length);
   for (const layer of request.kept) for (const idx of layer) ragged ||= idx.length !== count;
   // Kept slots first, padding (zeros, marked invalid) after: one slot count for every (layer, KV head).
-  const select = (tensors: Float32Array[]) =>
+  const select = (tensors: KvArray[]) =>
     tensors.map((t, l) => {
-      const out = new Float32Array(numKvHeads * count * d);
+      const out = allocLike(t, numKvHeads * count * d);
       for (let h = 0; h < numKvHeads; h++) {
         const idx = request.kept[l][h];
         for (let j = 0; j < idx.length; j++) {
@@ -335,9 +380,9 @@ function crop(request: Extract<WorkerRequest, { type: 'crop' }>): number {
   const { numKvHeads, headDim: d } = s.init;
   const entry = getCache(request.cache);
   const n = request.length;
-  const cut = (tensors: Float32Array[]) =>
+  const cut = (tensors: KvArray[]) =>
     tensors.map((t) => {
-      const out = new Float32Array(numKvHeads * n * d);
+      const out = allocLike(t, numKvHeads * n * d);
       for (let h = 0; h < numKvHeads; h++) out.set(t.subarray(h * entry.length * d, (h * entry.length + n) * d), h * n * d);
       return out;
     });
@@ -371,14 +416,16 @@ async function handle(request: WorkerRequest): Promise<void> {
         const entry = getCache(request.cache);
         const tensor = (request.which === 'key' ? entry.keys : entry.values)[request.layer];
         const valid = entry.valid?.[request.layer];
+        // Policies read float32: float16 caches are converted here, on the copy that leaves the worker.
+        const asFloat = (t: KvArray): Float32Array => (t instanceof Uint16Array ? halfToFloat32(t) : Float32Array.from(t));
         if (request.slots) {
-          const data = Float32Array.from(tensor);
+          const data = asFloat(tensor);
           const mask = valid ? Uint8Array.from(valid) : new Uint8Array(s().init.numKvHeads * entry.length).fill(1);
           post({ id: request.id, type: 'result', result: { data, valid: mask, slots: entry.length } }, [data.buffer as ArrayBuffer, mask.buffer as ArrayBuffer]);
           return;
         }
         let copy: Float32Array;
-        if (!valid) copy = Float32Array.from(tensor);
+        if (!valid) copy = asFloat(tensor);
         else {
           // Only real entries, head after head (the caller checked that every head has the same count).
           const d = s().init.headDim;
@@ -388,7 +435,7 @@ async function handle(request: WorkerRequest): Promise<void> {
           let o = 0;
           for (let slot = 0; slot < valid.length; slot++) {
             if (valid[slot] === 0) continue;
-            copy.set(tensor.subarray(slot * d, (slot + 1) * d), o);
+            copy.set(asFloat(tensor.subarray(slot * d, (slot + 1) * d)), o);
             o += d;
           }
         }

@@ -1,5 +1,7 @@
-import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import { loadModel, type ModelDtype, type OrtCausalLM } from '@draft/runtime';
 import type { MethodPlan } from '../methods.js';
+import { dtypeOption } from '../options.js';
+import type { BenchSettings } from './run-fingerprint.js';
 
 /** Methods whose selections differ per KV head or layer (need `raggedCache`). */
 export const RAGGED_METHODS = Object.freeze(['adakv', 'pyramidkv']);
@@ -13,12 +15,31 @@ export interface BenchModels {
   dispose(): Promise<void>;
 }
 
+/** The weight files a bench loads (`--dtype`, `--draft-dtype`; undefined = the folder's default). */
+export interface BenchDtypes {
+  dtype?: ModelDtype;
+  draftDtype?: ModelDtype;
+}
+
+/** Parses `--dtype` / `--draft-dtype` (before anything loads). */
+export function benchDtypes(flags: { dtype?: string; 'draft-dtype'?: string }): BenchDtypes {
+  return { dtype: dtypeOption('dtype', flags.dtype), draftDtype: dtypeOption('draft-dtype', flags['draft-dtype']) };
+}
+
+/**
+ * Bench settings entries for the dtypes given (none when a flag is absent, so runs recorded before these flags
+ * existed still resume): the model fingerprint hashes every file under onnx/, not which one was loaded.
+ */
+export function dtypeSettings(dtypes: BenchDtypes, needsDraft: boolean): BenchSettings {
+  return { ...(dtypes.dtype ? { dtype: dtypes.dtype } : {}), ...(needsDraft && dtypes.draftDtype ? { 'draft-dtype': dtypes.draftDtype } : {}) };
+}
+
 /**
  * Loads the target (with a ragged per-head cache when a requested method needs one; if the graph refuses,
  * e.g. fused GroupQueryAttention, it loads without and those methods are skipped by the pipeline's typed
  * error) and the draft when a plan needs it.
  */
-export async function loadBenchModels(options: { targetDir: string; draftDir?: string; plans: readonly MethodPlan[]; threads?: number }): Promise<BenchModels> {
+export async function loadBenchModels(options: { targetDir: string; draftDir?: string; plans: readonly MethodPlan[]; threads?: number } & BenchDtypes): Promise<BenchModels> {
   const wantRagged = options.plans.some((p) => RAGGED_METHODS.includes(p.method));
   const wantDraft = options.plans.some((p) => p.needsDraft);
   let target: OrtCausalLM;
@@ -26,19 +47,19 @@ export async function loadBenchModels(options: { targetDir: string; draftDir?: s
   let raggedRefused: string | undefined;
   if (wantRagged) {
     try {
-      target = await loadModel(options.targetDir, { raggedCache: true, threads: options.threads });
+      target = await loadModel(options.targetDir, { raggedCache: true, threads: options.threads, dtype: options.dtype });
       ragged = true;
     } catch (error) {
       if ((error as { code?: string })?.code !== 'UNSUPPORTED_CAPABILITY') throw error;
       raggedRefused = (error as Error).message;
-      target = await loadModel(options.targetDir, { threads: options.threads });
+      target = await loadModel(options.targetDir, { threads: options.threads, dtype: options.dtype });
     }
   } else {
-    target = await loadModel(options.targetDir, { threads: options.threads });
+    target = await loadModel(options.targetDir, { threads: options.threads, dtype: options.dtype });
   }
   let draft: OrtCausalLM | undefined;
   try {
-    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, { threads: options.threads }) : undefined;
+    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, { threads: options.threads, dtype: options.draftDtype }) : undefined;
   } catch (error) {
     await target.dispose();
     throw error;

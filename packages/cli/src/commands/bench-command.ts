@@ -12,11 +12,14 @@ export const BENCH_USAGE = `  draft bench ruler [--target DIR] [--draft DIR] [--
                     [--prompt-file PATH]... [--steps N] [--window N] [--method-option M.NAME=V]... [--out DIR] [--json]
   draft bench perf [--target DIR] [--draft DIR] [--methods a,b] [--budget N] [--lengths 1K,2K,…]
                     [--new-tokens N] [--repeats N] [--window N] [--method-option M.NAME=V]... [--no-transformers]
-                    [--out DIR] [--json]`;
+                    [--out DIR] [--json]
+  every bench also takes [--dtype D] [--draft-dtype D] [--threads N]`;
 
 const common = {
   target: { type: 'string' },
   draft: { type: 'string' },
+  dtype: { type: 'string' },
+  'draft-dtype': { type: 'string' },
   methods: { type: 'string' },
   lengths: { type: 'string' },
   window: { type: 'string' },

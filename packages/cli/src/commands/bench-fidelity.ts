@@ -15,7 +15,7 @@ import {
   writeJson,
   writeText,
 } from '../bench/common.js';
-import { type BenchModels, loadBenchModels } from '../bench/models.js';
+import { type BenchModels, benchDtypes, dtypeSettings, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { ResumedRevisions } from '../bench/resumed-revisions.js';
 import { fillerIds, generateSample } from '../bench/ruler-tasks.js';
@@ -32,6 +32,9 @@ import type { BenchIo } from './bench-ruler.js';
 export interface BenchFidelityFlags {
   target?: string;
   draft?: string;
+  /** Weight files (`--dtype`, `--draft-dtype`; transformers.js dtype names). */
+  dtype?: string;
+  'draft-dtype'?: string;
   methods?: string;
   budgets?: string;
   lengths?: string;
@@ -128,6 +131,7 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
   const seed = intOption('seed', flags.seed, 0) ?? FIDELITY_DEFAULTS.seed;
   const windowSize = intOption('window', flags.window, 1);
   const threads = intOption('threads', flags.threads, 1);
+  const dtypes = benchDtypes(flags);
   const out = resolve(flags.out ?? FIDELITY_DEFAULTS.out);
   const methodOptions: MethodOptions = parseMethodOptions(flags['method-option'], methods);
   const probePlans = methods.map((m) => planMethod(m, { budget: 64, windowSize, options: methodOptions[m] }));
@@ -135,7 +139,7 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
   const lengths = files.length > 0 && flags.lengths === undefined ? [] : parseIntList('lengths', flags.lengths ?? FIDELITY_DEFAULTS.lengths, 16);
 
   mkdirSync(out, { recursive: true });
-  const models = await loadBenchModels({ targetDir, draftDir, plans: probePlans, threads });
+  const models = await loadBenchModels({ targetDir, draftDir, plans: probePlans, threads, ...dtypes });
   const rows: FidelityResultRow[] = [];
   const selfRows: FidelityResultRow[] = [];
   try {
@@ -180,7 +184,7 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
         const plan = (budget: number | undefined) => planMethod(method, { budget, windowSize, options: methodOptions[method] });
         const { needsDraft, budgetKind } = probePlans[i];
         // full and draft-only have no window.
-        const settings = { steps, ...prompt.settings, ...(budgetKind === 'none' ? {} : { window: windowSize ?? null }) };
+        const settings = { steps, ...prompt.settings, ...(budgetKind === 'none' ? {} : { window: windowSize ?? null }), ...dtypeSettings(dtypes, needsDraft) };
         if (budgetKind === 'none') {
           runs.push({ method, plan, needsDraft, settings, spec: null, budget: null, prompt, selfCheck: method === 'full' });
           continue;

@@ -4,9 +4,9 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createPipeline, InvalidArgumentError } from '@draft/core';
-import type { OrtCausalLM } from '@draft/runtime';
+import type { ModelDtype, OrtCausalLM } from '@draft/runtime';
 import { markdownTable, parseIntList, parseList, runMeta, runName, skipReason, writeJson, writeText } from '../bench/common.js';
-import { type BenchModels, loadBenchModels } from '../bench/models.js';
+import { type BenchModels, benchDtypes, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { fillerIds } from '../bench/ruler-tasks.js';
 import { lineChart } from '../bench/svg.js';
@@ -20,6 +20,9 @@ import type { BenchIo } from './bench-ruler.js';
 export interface BenchPerfFlags {
   target?: string;
   draft?: string;
+  /** Weight files (`--dtype`, `--draft-dtype`; transformers.js dtype names). */
+  dtype?: string;
+  'draft-dtype'?: string;
   methods?: string;
   budget?: string;
   lengths?: string;
@@ -84,6 +87,7 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
   const repeats = intOption('repeats', flags.repeats, 1) ?? PERF_DEFAULTS.repeats;
   const windowSize = intOption('window', flags.window, 1);
   const threads = intOption('threads', flags.threads, 1);
+  const dtypes = benchDtypes(flags);
   const out = resolve(flags.out ?? PERF_DEFAULTS.out);
   const methodOptions = parseMethodOptions(flags['method-option'], methods);
   const plans = methods.map((m) => planMethod(m, { budget: m === 'full' ? undefined : budget, windowSize, options: methodOptions[m] }));
@@ -92,7 +96,7 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
 
   const rows: PerfRow[] = [];
   const progress = new Progress(lengths.length * (methods.length + (withTransformers ? 1 : 0)), io.stderr, io.tty ?? false);
-  const models = await loadBenchModels({ targetDir, draftDir, plans, threads });
+  const models = await loadBenchModels({ targetDir, draftDir, plans, threads, ...dtypes });
   const format = readTaskFormat(targetDir);
   try {
     // Warm-up: the first ORT runs of a session are slower (allocations); not measured.
@@ -110,7 +114,7 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
       }
       if (withTransformers) {
         progress.update(`transformers.js L${length}`, 'running');
-        const row = await transformersRun(targetDir, models.target, ids, length, newTokens, repeats, threads);
+        const row = await transformersRun(targetDir, models.target, ids, length, newTokens, repeats, threads, dtypes.dtype);
         lengthRows.push(row);
         progress.finish(`transformers.js L${length}`, row.skipped ? `skipped (${row.skipped})` : `TTFT ${row.ttftMs?.toFixed(0)} ms`);
       }
@@ -134,6 +138,8 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
           windowSize: windowSize ?? null,
           methodOptions: r.methodOptions ?? {},
           threads: threads ?? null,
+          dtype: dtypes.dtype ?? null,
+          draftDtype: dtypes.draftDtype ?? null,
           target: targetDir,
           draft: draftDir,
         });
@@ -251,7 +257,16 @@ async function importTransformers(): Promise<{ module?: TransformersModule; via?
   }
 }
 
-async function transformersRun(targetDir: string, ours: OrtCausalLM, ids: number[], length: number, newTokens: number, repeats: number, threads?: number): Promise<PerfRow> {
+async function transformersRun(
+  targetDir: string,
+  ours: OrtCausalLM,
+  ids: number[],
+  length: number,
+  newTokens: number,
+  repeats: number,
+  threads?: number,
+  dtype?: ModelDtype,
+): Promise<PerfRow> {
   const base = { method: 'transformers.js', budget: null, length, newTokens };
   const none = { ttftMs: null, totalMs: null, decodeTokensPerSecond: null, draftShare: null, kvBytes: null, peakRssBytes: null };
   const { module, via, reason } = await importTransformers();
@@ -260,7 +275,8 @@ async function transformersRun(targetDir: string, ours: OrtCausalLM, ids: number
     module.env.allowRemoteModels = false;
     module.env.localModelPath = `${dirname(targetDir)}/`;
     const model = await module.AutoModelForCausalLM.from_pretrained(basename(targetDir), {
-      dtype: 'fp32',
+      // The same weight file as ours: both read the dtype names and, without one, transformers.js_config.dtype, else fp32 (on CPU).
+      ...(dtype ? { dtype } : {}),
       local_files_only: true,
       device: 'cpu',
       session_options: { intraOpNumThreads: threads ?? 2, interOpNumThreads: 1 },

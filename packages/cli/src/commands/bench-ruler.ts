@@ -16,7 +16,7 @@ import {
   writeText,
 } from '../bench/common.js';
 import { cutPrediction, scorePrediction } from '../bench/metrics.js';
-import { type BenchModels, loadBenchModels } from '../bench/models.js';
+import { type BenchModels, benchDtypes, dtypeSettings, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { ResumedRevisions } from '../bench/resumed-revisions.js';
 import { availableTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
@@ -32,6 +32,9 @@ import { runPlan } from './generate.js';
 export interface BenchRulerFlags {
   target?: string;
   draft?: string;
+  /** Weight files (`--dtype`, `--draft-dtype`; transformers.js dtype names). */
+  dtype?: string;
+  'draft-dtype'?: string;
   methods?: string;
   budgets?: string;
   lengths?: string;
@@ -136,6 +139,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   const windowSize = intOption('window', flags.window, 1);
   const maxNewCap = intOption('max-new-tokens', flags['max-new-tokens'], 1);
   const threads = intOption('threads', flags.threads, 1);
+  const dtypes = benchDtypes(flags);
   const out = resolve(flags.out ?? RULER_DEFAULTS.out);
   const methodOptions: MethodOptions = parseMethodOptions(flags['method-option'], methods);
   // Validate every method name and option before loading anything (UnknownMethodError is a usage error).
@@ -173,6 +177,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
     seed,
     'max-new-tokens': maxNewCap ?? null,
     ...(plan.budgetKind === 'none' ? {} : { window: windowSize ?? null }),
+    ...dtypeSettings(dtypes, plan.needsDraft),
   });
   try {
     for (const run of runs) {
@@ -190,7 +195,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       // A terminal shows at once that stale results are being replaced; a log says so on the run's line.
       const stale = state.kind === 'stale' ? `stale (${state.reason}): rerunning` : undefined;
       if (stale) progress.update(label, stale);
-      models ??= await loadBenchModels({ targetDir, draftDir, plans: probePlans, threads });
+      models ??= await loadBenchModels({ targetDir, draftDir, plans: probePlans, threads, ...dtypes });
       const key = `${run.task}|${run.length}`;
       if (!sampleCache.has(key)) {
         sampleCache.clear();

@@ -4,11 +4,15 @@ import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
-import { intOption, numberOption } from '../options.js';
+import { dtypeOption, intOption, numberOption } from '../options.js';
 
 export interface GenerateFlags {
   target?: string;
   draft?: string;
+  /** Weight file of the target (`onnx/model_<suffix>.onnx`, transformers.js dtype names). */
+  dtype?: string;
+  /** Weight file of the draft. */
+  'draft-dtype'?: string;
   method?: string;
   budget?: string;
   window?: string;
@@ -48,6 +52,8 @@ export interface GenerateRun {
 /** Loads the models a method needs, runs it once, and disposes everything. */
 export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSignal; onText?: (piece: string) => void } = {}): Promise<GenerateRun> {
   const method = flags.method ?? 'full';
+  const dtype = dtypeOption('dtype', flags.dtype);
+  const draftDtype = dtypeOption('draft-dtype', flags['draft-dtype']);
   const budget = intOption('budget', flags.budget, 1);
   const windowSize = intOption('window', flags.window, 1);
   const maxNewTokens = intOption('max-new-tokens', flags['max-new-tokens'], 1) ?? 32;
@@ -60,9 +66,9 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const plan = planMethod(method, { budget, windowSize, options: methodOptions });
   const models: OrtCausalLM[] = [];
   try {
-    const target = await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache });
+    const target = await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache, dtype });
     models.push(target);
-    const draft = plan.needsDraft ? await loadModel(resolveModelDir('draft', flags.draft)) : undefined;
+    const draft = plan.needsDraft ? await loadModel(resolveModelDir('draft', flags.draft), { dtype: draftDtype }) : undefined;
     if (draft) models.push(draft);
     const generation = {
       maxNewTokens,

@@ -2,13 +2,16 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidArgumentError, UnsupportedCapabilityError } from '@draft/core';
-import { intOption } from '../options.js';
+import type { ModelDtype } from '@draft/runtime';
+import { dtypeOption, intOption } from '../options.js';
 
 export interface ServeFlags {
   host?: string;
   port?: string;
   target?: string;
   draft?: string;
+  dtype?: string;
+  'draft-dtype'?: string;
   'max-concurrent'?: string;
   'max-queue'?: string;
 }
@@ -20,6 +23,8 @@ interface ServerModule {
     port?: number;
     target?: string;
     draft?: string;
+    dtype?: ModelDtype;
+    draftDtype?: ModelDtype;
     maxConcurrent?: number;
     maxQueue?: number;
     log?: (line: string) => void;
@@ -65,12 +70,16 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
   if (port > 65535) throw new InvalidArgumentError({ argument: '--port', value: flags.port, expected: 'an integer in [0, 65535]' });
   const maxConcurrent = intOption('max-concurrent', flags['max-concurrent'], 1);
   const maxQueue = intOption('max-queue', flags['max-queue'], 0);
+  const dtype = dtypeOption('dtype', flags.dtype);
+  const draftDtype = dtypeOption('draft-dtype', flags['draft-dtype']);
   const { startServer } = await loadServerModule();
   const server = await startServer({
     host: flags.host ?? '127.0.0.1',
     port,
     target: flags.target,
     draft: flags.draft,
+    dtype,
+    draftDtype,
     maxConcurrent,
     maxQueue,
     log: (line) => io.stderr(`${line}\n`),

@@ -1,5 +1,6 @@
 import { GraphPatternError, ModelLayoutError, UnsupportedCapabilityError } from '@draft/core';
 import onnxProto from 'onnx-proto';
+import { halfToFloat32 } from '../float16.js';
 
 const { onnx } = onnxProto;
 type NodeProto = InstanceType<typeof onnx.NodeProto>;
@@ -75,15 +76,27 @@ export interface InstrumentedGraph {
 
 const PASS_THROUGH = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where', 'Cast', 'Max', 'Min', 'Tanh', 'Identity', 'Clip']);
 
-export function tensorToFloat32(t: TensorProto): Float32Array {
+/** Float32 values of a float32 or float16 initializer; `readExternal` supplies the bytes of one stored as external data. */
+export function tensorToFloat32(t: TensorProto, readExternal?: (t: TensorProto) => Uint8Array): Float32Array {
   if (t.floatData && t.floatData.length > 0) return Float32Array.from(t.floatData);
-  if (t.rawData && t.rawData.length > 0 && t.dataType === onnx.TensorProto.DataType.FLOAT) {
-    const raw = t.rawData;
-    const copy = new Uint8Array(raw.length);
-    copy.set(raw);
-    return new Float32Array(copy.buffer);
-  }
+  const external = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL && readExternal ? readExternal(t) : undefined;
+  const raw = external ?? t.rawData;
+  if (!raw || raw.length === 0) return new Float32Array(0);
+  // An aligned copy: raw data may start at any byte of the file.
+  const copy = Uint8Array.from(raw);
+  if (t.dataType === onnx.TensorProto.DataType.FLOAT) return new Float32Array(copy.buffer);
+  // float16 graphs keep their RoPE tables in float16.
+  if (t.dataType === onnx.TensorProto.DataType.FLOAT16) return halfToFloat32(new Uint16Array(copy.buffer));
   return new Float32Array(0);
+}
+
+/** Decodes an ONNX ModelProto; ModelLayoutError naming `path` when malformed. */
+export function decodeModel(bytes: Uint8Array, path: string): InstanceType<typeof onnx.ModelProto> {
+  try {
+    return onnx.ModelProto.decode(bytes);
+  } catch (cause) {
+    throw new ModelLayoutError(`Cannot parse ONNX model ${path}: ${(cause as Error).message}`, { path, cause });
+  }
 }
 
 function attrInt(node: NodeProto, name: string, fallback: number): number {
@@ -164,15 +177,19 @@ function wirePositionIds(graph: InstanceType<typeof onnx.GraphProto>, nodes: rea
  * attention has one, else by graph order.
  */
 export function instrumentGraph(
-  bytes: Uint8Array,
-  options: { numLayers: number; headDim: number; path: string; debugOutputs?: readonly string[]; keyBias?: boolean },
+  /** The serialized model, or one already decoded (it is modified). */
+  source: Uint8Array | InstanceType<typeof onnx.ModelProto>,
+  options: {
+    numLayers: number;
+    headDim: number;
+    path: string;
+    debugOutputs?: readonly string[];
+    keyBias?: boolean;
+    /** Bytes of an initializer stored as external data (the RoPE tables GroupQueryAttention reads). */
+    readExternal?: (t: TensorProto) => Uint8Array;
+  },
 ): InstrumentedGraph {
-  let model: InstanceType<typeof onnx.ModelProto>;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (cause) {
-    throw new ModelLayoutError(`Cannot parse ONNX model ${options.path}: ${(cause as Error).message}`, { path: options.path, cause });
-  }
+  const model = source instanceof Uint8Array ? decodeModel(source, options.path) : source;
   const graph = model.graph as InstanceType<typeof onnx.GraphProto> | null;
   if (!graph) throw new ModelLayoutError(`ONNX model ${options.path} has no graph.`, { path: options.path });
 
@@ -253,8 +270,8 @@ export function instrumentGraph(
       const sinName = node.input[8] ?? '';
       const cos = initializers.get(cosName);
       const sin = initializers.get(sinName);
-      const cosCache = cos ? tensorToFloat32(cos) : undefined;
-      const sinCache = sin ? tensorToFloat32(sin) : undefined;
+      const cosCache = cos ? tensorToFloat32(cos, options.readExternal) : undefined;
+      const sinCache = sin ? tensorToFloat32(sin, options.readExternal) : undefined;
       const rotaryHalf = cos && cos.dims.length === 2 ? Number(cos.dims[1]) : options.headDim / 2;
       found.push({
         node,
@@ -317,12 +334,20 @@ export function instrumentGraph(
       });
     }
     keyBiasInputs = [];
+    // The bias is fed as float32; CastLike (opset ≥ 15) matches it to float16 scores of fp16 graphs.
+    const opset = Number(model.opsetImport?.find((o) => (o.domain ?? '') === '')?.version ?? 0);
     const softmaxOf = new Map(found.map((f, k) => [captures.findIndex((c) => c.node === f.spec.node && c.output === f.spec.output), f.node] as const));
     for (let layer = 0; layer < captures.length; layer++) {
       const softmax = softmaxOf.get(layer) as NodeProto;
       const input = `draft_key_bias.${layer}`;
       const biased = `${softmax.input[0]}/draft_key_bias`;
-      graph.node.push(onnx.NodeProto.create({ opType: 'Add', input: [softmax.input[0], input], output: [biased], name: `${softmax.name ?? `softmax_${layer}`}/draft_key_bias` }));
+      const name = `${softmax.name ?? `softmax_${layer}`}/draft_key_bias`;
+      let bias = input;
+      if (opset >= 15) {
+        bias = `${input}/cast`;
+        graph.node.push(onnx.NodeProto.create({ opType: 'CastLike', input: [input, softmax.input[0]], output: [bias], name: `${name}/CastLike` }));
+      }
+      graph.node.push(onnx.NodeProto.create({ opType: 'Add', input: [softmax.input[0], bias], output: [biased], name }));
       softmax.input[0] = biased;
       graph.input.push(
         onnx.ValueInfoProto.create({

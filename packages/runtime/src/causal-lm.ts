@@ -44,6 +44,11 @@ export interface LoadModelOptions extends CallOptions {
    * memory of the padding. Default false.
    */
   raggedCache?: boolean;
+  /**
+   * Notices that do not stop the load: an unknown `model_type` read as Llama-compatible, a sliding window or
+   * attention soft-capping the cache policies do not model. Default: `console.warn`.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** A forward request with runtime extras. */
@@ -335,8 +340,9 @@ export class OrtCausalLM implements CausalLMV1 {
  * tokenizer.json, tokenizer_config.json, onnx/model.onnx), instruments its graph for query capture and starts
  * its ORT session in a worker thread.
  *
- * Throws ModelLayoutError (missing/malformed files, unsupported model_type), GraphPatternError (no
- * recognisable attention), AbortError (signal).
+ * An unknown `model_type` is read as Llama-compatible and reported through `onWarning`; the graph decides.
+ * Throws ModelLayoutError (missing/malformed files, bad config fields), GraphPatternError (no recognisable
+ * attention), AbortError (signal).
  */
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<OrtCausalLM> {
   const { signal, onProgress } = options;
@@ -346,6 +352,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const total = 3;
   if (signal?.aborted) throw new AbortError({ reason: signal.reason });
   const folder = readModelFolder(resolve(dir));
+  const warn = options.onWarning ?? ((message: string) => console.warn(`@draft/runtime: ${message}`));
+  for (const message of folder.architecture.warnings) warn(message);
   onProgress?.({ stage: 'load', completed: 1, total });
   const tokenizer = await HfTokenizer.create(folder.tokenizerJson, folder.tokenizerConfig, `${folder.dir}/tokenizer.json`);
   onProgress?.({ stage: 'load', completed: 2, total });
@@ -362,6 +370,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       headDim: info.headDim,
       vocabSize: info.vocabSize,
       ropeTheta: folder.ropeTheta,
+      rope: folder.rope,
       maxPositions: info.maxPositions,
       threads: options.threads,
       debugOutputs: options.debugOutputs,

@@ -1,8 +1,9 @@
 import type { QueryCaptureSpec } from './graph/instrument.js';
+import type { RopeParameters } from './rope-scaling.js';
 
 /** Messages between OrtCausalLM (main thread) and its worker. Every request carries an id; replies echo it. */
 export type WorkerRequest =
-  | { id: number; type: 'init'; modelPath: string; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number; ropeTheta: number; maxPositions: number; threads?: number; debugOutputs?: string[]; keyBias?: boolean }
+  | { id: number; type: 'init'; modelPath: string; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number; ropeTheta: number; rope?: RopeParameters; maxPositions: number; threads?: number; debugOutputs?: string[]; keyBias?: boolean }
   | {
       id: number;
       type: 'forward';

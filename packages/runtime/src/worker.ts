@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
 import { instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
-import { applyRopeInPlace, ropeTables } from './rope.js';
+import { applyRopeInPlace, RopeTableCache } from './rope.js';
 import type { ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -34,7 +34,7 @@ interface State {
   hasAttentionMask: boolean;
   hasNumLogitsToKeep: boolean;
   keyBiasInputs?: string[];
-  ropeFallback?: { cos: Float32Array; sin: Float32Array; rotaryDim: number };
+  ropeFallback?: RopeTableCache;
 }
 
 const port = parentPort;
@@ -127,7 +127,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     keyBiasInputs: graph.keyBiasInputs,
   };
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
-  if (gqa && gqa.kind === 'gqa') state.ropeFallback = { ...ropeTables(request.maxPositions, gqa.rotaryDim, request.ropeTheta), rotaryDim: gqa.rotaryDim };
+  if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
   return {
     pattern: graph.pattern,
     captures: graph.captures.map(({ ...c }) => {
@@ -176,15 +176,20 @@ function copyQueries(
   if (dims.length !== 3 || rowWidth !== expected) {
     throw new WorkerError('GRAPH_PATTERN', `Captured GQA query '${capture.output}' has shape [${dims}], expected [1, S, ${expected}].`);
   }
-  const cos = capture.cosCache ?? s.ropeFallback?.cos;
-  const sin = capture.sinCache ?? s.ropeFallback?.sin;
+  // Without cos/sin caches: the runtime's tables for the config's RoPE (scaled per HF; dynamic / longrope
+  // depend on the call's largest position).
+  const fallback = capture.cosCache ? undefined : s.ropeFallback;
+  const tables = fallback?.at(positions.reduce((m, p) => Math.max(m, p), 0) + 1);
+  const cos = capture.cosCache ?? tables?.cos;
+  const sin = capture.sinCache ?? tables?.sin;
+  const rotaryDim = fallback?.rotaryDim ?? capture.rotaryDim;
   for (let p = from; p < to; p++) {
     for (let h = 0; h < hq; h++) {
       const src = (p - chunkStart) * rowWidth + h * d;
       const dst = (h * w + (p - windowStart)) * d;
       target.set(data.subarray(src, src + d), dst);
       // GQA rotates Q internally (do_rotary=1): reproduce it at the token's true position.
-      if (capture.doRotary && cos && sin) applyRopeInPlace(target, dst, positions[p], capture.rotaryDim, cos, sin, capture.interleaved);
+      if (capture.doRotary && cos && sin) applyRopeInPlace(target, dst, positions[p], rotaryDim, cos, sin, capture.interleaved);
     }
   }
 }

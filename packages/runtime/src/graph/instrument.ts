@@ -176,9 +176,13 @@ export function instrumentGraph(
     }
   }
   if (found.length === 0) {
+    // Name what was looked at: every Softmax (none led back to a Q·Kᵀ MatMul) and any other fused attention op.
+    const looked = (graph.node as NodeProto[]).filter((n) => n.opType === 'Softmax' || /Attention$/.test(n.opType ?? '')).map((n) => `${n.opType} '${n.name ?? ''}'`);
     throw new GraphPatternError(
-      `No recognisable attention in ${options.path}: expected Softmax(… MatMul(Q, Kᵀ) …) per layer or com.microsoft.GroupQueryAttention.`,
-      { details: { path: options.path } },
+      `No recognisable attention in ${options.path}: expected Softmax(… MatMul(Q, Kᵀ) …) per layer or com.microsoft.GroupQueryAttention; looked at ${
+        looked.length > 0 ? `${looked.slice(0, 6).join(', ')}${looked.length > 6 ? `, … (${looked.length} in all)` : ''}` : 'no Softmax or *Attention node'
+      }.`,
+      { details: { path: options.path, nodes: looked } },
     );
   }
   if (found.length !== options.numLayers) {

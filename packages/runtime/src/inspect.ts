@@ -273,6 +273,14 @@ export function inspectModel(dir: string, options: InspectModelOptions = {}): Mo
         positionIds: decomposed || gqaPositions,
       })
     : NO_CAPABILITIES;
+  const slidingLayers = arch.layerTypes?.flatMap((t, i) => (t === 'sliding_attention' ? [i] : [])) ?? [];
+  const unwindowed = layers.filter((l) => l.style !== 'decomposed' && slidingLayers.includes(l.layer) && l.localWindowSize === undefined);
+  if (unwindowed.length > 0) {
+    warnings.push(
+      `config.json slides layers ${unwindowed.map((l) => l.layer).join(', ')} over ${arch.slidingWindow} tokens, but their GroupQueryAttention has no local_window_size: ` +
+        'past that many tokens they attend to the whole cache, unlike the reference model.',
+    );
+  }
   if (loadable && !capabilities.positionIds) {
     warnings.push('GroupQueryAttention without wired position_ids: new tokens after a compacted cache are numbered from the cache length, not their true positions.');
   }

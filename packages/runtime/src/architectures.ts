@@ -206,7 +206,7 @@ function parseSliding(config: Config, path: string, numLayers: number, traits: A
         break;
     }
   }
-  if (!types || !types.includes('sliding_attention')) return {};
+  if (!types?.includes('sliding_attention')) return {};
   if (window === undefined) {
     throw new ModelLayoutError(`${path}: layer_types has sliding layers but 'sliding_window' is not set.`, { path, details: { key: 'sliding_window' } });
   }

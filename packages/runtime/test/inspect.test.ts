@@ -32,6 +32,12 @@ function copy(from: string, edit: { graph?: (g: Graph) => void; config?: (c: Rec
   return dir;
 }
 const gqaNodes = (g: Graph) => g.node.filter((n) => n.opType === 'GroupQueryAttention');
+function dropPositionIds(g: Graph): void {
+  for (const n of gqaNodes(g)) n.input = n.input.slice(0, 9);
+}
+function renameGqa(g: Graph, opType: string): void {
+  for (const n of gqaNodes(g)) n.opType = opType;
+}
 
 describe('inspectModel', () => {
   it('GroupQueryAttention: position_ids (input 9) wired or not decides explicit positions', () => {
@@ -41,14 +47,14 @@ describe('inspectModel', () => {
       ['gqa', true, 'initializer'],
     ]);
     expect(wired.capabilities).toMatchObject({ positionIds: true, queryCapture: true, raggedKvHeads: false });
-    const unwired = inspectModel(copy(TINY_QWEN2_GQA, { graph: (g) => gqaNodes(g).forEach((n) => (n.input = n.input.slice(0, 9))) }));
+    const unwired = inspectModel(copy(TINY_QWEN2_GQA, { graph: (g) => dropPositionIds(g) }));
     expect(unwired.attention.layers.map((l) => l.positionIdsWired)).toEqual([false, false]);
     expect(unwired.capabilities.positionIds).toBe(false);
     expect(unwired.warnings.join('\n')).toContain('without wired position_ids');
   });
 
   it('an unsupported fused attention is reported (not thrown), naming the nodes; loadModel throws GraphPatternError', async () => {
-    const dir = copy(TINY_QWEN2_GQA, { graph: (g) => gqaNodes(g).forEach((n) => (n.opType = 'MultiHeadAttention')) });
+    const dir = copy(TINY_QWEN2_GQA, { graph: (g) => renameGqa(g, 'MultiHeadAttention') });
     const x = inspectModel(dir);
     expect(x.loadable).toBe(false);
     expect(x.attention).toEqual({

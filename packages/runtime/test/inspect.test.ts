@@ -33,7 +33,7 @@ function copy(from: string, edit: { graph?: (g: Graph) => void; config?: (c: Rec
 }
 const gqaNodes = (g: Graph) => g.node.filter((n) => n.opType === 'GroupQueryAttention');
 function dropPositionIds(g: Graph): void {
-  for (const n of gqaNodes(g)) n.input = n.input.slice(0, 9);
+  for (const n of gqaNodes(g)) n.input = (n.input ?? []).slice(0, 9);
 }
 function renameGqa(g: Graph, opType: string): void {
   for (const n of gqaNodes(g)) n.opType = opType;
@@ -113,7 +113,7 @@ describe('GroupQueryAttention without cos/sin initializers: the runtime rotates 
     const scaled = (g: Graph) => {
       for (const t of g.initializer) {
         if (t.name !== 'cos_cache' && t.name !== 'sin_cache') continue;
-        const [positions, half] = t.dims.map(Number);
+        const [positions, half] = (t.dims ?? []).map(Number);
         const data = new Float32Array(positions * half);
         for (let p = 0; p < positions; p++) {
           for (let i = 0; i < half; i++) {
@@ -133,7 +133,7 @@ describe('GroupQueryAttention without cos/sin initializers: the runtime rotates 
           onnx.NodeProto.create({ opType: 'Identity', input: ['cos_cache'], output: ['cos_computed'], name: 'cos_identity' }),
           onnx.NodeProto.create({ opType: 'Identity', input: ['sin_cache'], output: ['sin_computed'], name: 'sin_identity' }),
         );
-        for (const n of gqaNodes(g)) n.input.splice(7, 2, 'cos_computed', 'sin_computed');
+        for (const n of gqaNodes(g)) n.input?.splice(7, 2, 'cos_computed', 'sin_computed');
       },
     });
     expect(inspectModel(computed).attention.layers[0].rotaryCache).toBe('computed');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelLayoutError } from '@draft/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { inspectModel, type RopeParameters, ropeInverseFrequencies, ropeTables } from '../src/index.js';
+import { inspectModel, type RopeParameters, RopeTableCache, ropeInverseFrequencies, ropeTables } from '../src/index.js';
 import { TINY_LLAMA } from './helpers.js';
 
 // Config-only matrix: each config keeps the tiny-llama graph's shapes (2 layers, 4 heads / 2 KV heads, head
@@ -144,6 +144,16 @@ describe('RoPE tables with HF scaling (hand-computed values)', () => {
     const long = ropeTables(1024, 4, r, 300);
     expect(long.cos[10 * 2]).toBeCloseTo(-0.8957057920514506, 5); // 1.118 · cos(10 · 0.25)
     expect(long.sin[10 * 2 + 1]).toBeCloseTo(0.013975060918861271, 6); // 1.118 · sin(10 · 0.00125)
+  });
+
+  it('the worker\'s table cache switches longrope tables on the call\'s largest position and reuses them', () => {
+    const r: RopeParameters = { type: 'longrope', theta: 10000, rotaryDim: 4, maxPositions: 1024, factor: 4, originalMaxPositions: 256, shortFactor: [1, 2], longFactor: [4, 8] };
+    const cache = new RopeTableCache(1024, 4, r);
+    const short = cache.at(256); // largest position 255: still the original context
+    expect(short.cos[10 * 2]).toBeCloseTo(-0.9381104884998195, 5);
+    expect(cache.at(257).cos[10 * 2]).toBeCloseTo(-0.8957057920514506, 5);
+    expect(cache.at(100)).toBe(short);
+    expect(() => new RopeTableCache(8, 6, rope({ type: 'yarn', factor: 4 }))).toThrow(/rope type 'yarn' is not supported/);
   });
 
   it('θ as a number is plain Llama RoPE (unchanged signature)', () => {

@@ -47,7 +47,10 @@ export interface LayerInspection {
   op: string;
   /** GQA: whether `position_ids` (input 9) is wired. */
   positionIdsWired?: boolean;
-  /** GQA with do_rotary: 'initializer' (cos/sin caches in the graph), 'computed' (runtime tables used for capture), 'none'. */
+  /**
+   * GQA with do_rotary: 'initializer' (float32 cos/sin initializers the runtime reads), 'computed' (cos/sin computed in
+   * the graph, external or fp16: captured queries are rotated with the runtime's tables from config.json), 'none'.
+   */
   rotaryCache?: 'initializer' | 'computed' | 'none';
   /** GQA `local_window_size` (in-graph sliding window). */
   localWindowSize?: number;
@@ -233,7 +236,9 @@ export function inspectModel(dir: string, options: InspectModelOptions = {}): Mo
         node: c.node,
         op: node.op,
         positionIdsWired: node.positionIdsWired ?? false,
-        rotaryCache: node.doRotary ? (node.rotaryCache ?? 'none') : 'none',
+        // What the runtime uses to rotate captured queries: the node's float32 cos/sin initializers when it can
+        // read them (not external data, not fp16), else its own tables.
+        rotaryCache: !node.doRotary || node.rotaryCache === 'none' ? 'none' : c.cosCache ? 'initializer' : 'computed',
         ...(node.localWindowSize === undefined ? {} : { localWindowSize: node.localWindowSize }),
       } satisfies LayerInspection;
     });

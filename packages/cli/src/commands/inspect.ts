@@ -54,7 +54,7 @@ function styleText(l: ModelInspection['attention']['layers'][number]): string {
     case 'gqa-packed-qkv': {
       const notes = [l.style === 'gqa' ? 'separate Q/K/V' : 'packed QKV', `position_ids ${l.positionIdsWired ? 'wired' : 'not wired'}`];
       if (l.rotaryCache === 'initializer') notes.push('cos/sin cache');
-      else if (l.rotaryCache === 'computed') notes.push('computed cos/sin: runtime RoPE tables');
+      else if (l.rotaryCache === 'computed') notes.push('cos/sin not readable: runtime RoPE tables');
       if (l.localWindowSize !== undefined) notes.push(`local window ${l.localWindowSize}`);
       return `GroupQueryAttention (${notes.join(', ')})`;
     }

@@ -86,7 +86,7 @@ export function formatInspection(x: ModelInspection): string {
     ),
   );
   field('graph', `KV ${x.graph.kvDtype ?? '?'}, logits ${x.graph.logitsDtype ?? '?'}, opsets ${Object.entries(x.graph.opsets).map(([d, v]) => `${d} ${v}`).join(', ')}`);
-  lines.push(`layers       pattern ${x.attention.pattern}`);
+  field('per layer', `attention pattern ${x.attention.pattern}`);
   lines.push(...table([['layer', 'style', 'node'], ...x.attention.layers.map((l) => [String(l.layer), styleText(l), l.node])], '  '));
   field('loads', x.loadable ? 'yes' : `no: ${x.loadError?.message}`);
   const c = x.capabilities;

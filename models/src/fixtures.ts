@@ -5,11 +5,12 @@ import { CHAT_TEMPLATE } from './tokenizer.js';
 /** Names of the committed fixture folders (relative to the package root). */
 /** `random-draft` / `random-target`: a random-weight pair with a byte-level tokenizer, for mechanics tests on
  * natural-language text (the trained default pair in models/draft and models/target speaks a symbolic vocabulary). */
-export type FixtureName = 'tiny-llama' | 'tiny-qwen2-gqa' | 'random-draft' | 'random-target';
+export type FixtureName = 'tiny-llama' | 'tiny-qwen2-gqa' | 'tiny-qwen3' | 'random-draft' | 'random-target';
 
 const FIXTURE_DIRS: Record<FixtureName, string> = {
   'tiny-llama': 'fixtures/tiny-llama',
   'tiny-qwen2-gqa': 'fixtures/tiny-qwen2-gqa',
+  'tiny-qwen3': 'fixtures/tiny-qwen3',
   'random-draft': 'fixtures/random-draft',
   'random-target': 'fixtures/random-target',
 };
@@ -54,6 +55,12 @@ export const FIXTURES: FixtureDef[] = [
     name: 'tiny-qwen2-gqa',
     spec: { architecture: 'qwen2', attention: 'gqa', ...TINY_SIZES, maxPositions: 2048, tieWordEmbeddings: true, seed: 2, weightScale: DEFAULT_WEIGHT_SCALE },
     chatTemplate: CHAT_TEMPLATE,
+  },
+  {
+    // Qwen3: q_norm / k_norm (per-head RMSNorm) before RoPE, no q/k/v bias, decomposed attention.
+    name: 'tiny-qwen3',
+    spec: { architecture: 'qwen3', attention: 'decomposed', ...TINY_SIZES, maxPositions: 2048, tieWordEmbeddings: true, seed: 8, weightScale: DEFAULT_WEIGHT_SCALE },
+    chatTemplate: null,
   },
   {
     name: 'random-draft',

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readInitializers } from './onnx-builder.js';
-import { type AttentionVariant, hasQkvBias, type ModelSpec, ropeHalfTables } from './spec.js';
+import { type AttentionVariant, hasQkNorm, hasQkvBias, type ModelSpec, ropeHalfTables } from './spec.js';
 import type { Weights } from './weights.js';
 
 export interface ReferenceModel {
@@ -159,6 +159,11 @@ export function referenceForward(model: ReferenceModel, input: ReferenceForwardI
     const q = linear(h, S, H, getW(model, `${W}.self_attn.q_proj.weight`), Hq * d, bias ? getW(model, `${W}.self_attn.q_proj.bias`) : undefined);
     const k = linear(h, S, H, getW(model, `${W}.self_attn.k_proj.weight`), Hkv * d, bias ? getW(model, `${W}.self_attn.k_proj.bias`) : undefined);
     const v = linear(h, S, H, getW(model, `${W}.self_attn.v_proj.weight`), Hkv * d, bias ? getW(model, `${W}.self_attn.v_proj.bias`) : undefined);
+    if (hasQkNorm(spec)) {
+      // Qwen3: RMSNorm of every head vector (rows of d) before RoPE.
+      q.set(rmsNorm(q, S * Hq, d, getW(model, `${W}.self_attn.q_norm.weight`), spec.rmsNormEps));
+      k.set(rmsNorm(k, S * Hkv, d, getW(model, `${W}.self_attn.k_norm.weight`), spec.rmsNormEps));
+    }
     // present K/V [Hkv, T, d]
     const pk = new Float32Array(Hkv * T * d);
     const pv = new Float32Array(Hkv * T * d);

@@ -1,4 +1,5 @@
-export type Architecture = 'llama' | 'qwen2';
+/** `qwen3`: Qwen2 without q/k/v bias, plus an RMSNorm over each query and key head (q_norm, k_norm) before RoPE. */
+export type Architecture = 'llama' | 'qwen2' | 'qwen3';
 /**
  * How a layer's attention is written, after the styles found in real exports:
  * - `decomposed`: plain ONNX ops as torch exports produce (MatMul → scale → mask → Softmax → MatMul);
@@ -44,6 +45,11 @@ export interface ModelSpec {
 
 export function hasQkvBias(spec: ModelSpec): boolean {
   return spec.qkvBias ?? spec.architecture === 'qwen2';
+}
+
+/** Qwen3's per-head RMSNorm on queries and keys before RoPE. */
+export function hasQkNorm(spec: ModelSpec): boolean {
+  return spec.architecture === 'qwen3';
 }
 
 export function validateSpec(spec: ModelSpec): void {

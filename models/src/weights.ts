@@ -1,5 +1,5 @@
 import { normalTensor } from './rng.js';
-import { hasQkvBias, type ModelSpec } from './spec.js';
+import { hasQkNorm, hasQkvBias, type ModelSpec } from './spec.js';
 
 export interface WeightTensor {
   data: Float32Array;
@@ -33,6 +33,10 @@ export function generateWeights(spec: ModelSpec, dampedTokenIds: number[] = []):
       add(`${p}.self_attn.q_proj.bias`, [Hq * d], s);
       add(`${p}.self_attn.k_proj.bias`, [Hkv * d], s);
       add(`${p}.self_attn.v_proj.bias`, [Hkv * d], s);
+    }
+    if (hasQkNorm(spec)) {
+      add(`${p}.self_attn.q_norm.weight`, [d], 0.1, 1);
+      add(`${p}.self_attn.k_norm.weight`, [d], 0.1, 1);
     }
     add(`${p}.self_attn.o_proj.weight`, [H, Hq * d], s);
     add(`${p}.post_attention_layernorm.weight`, [H], 0.1, 1);

@@ -1,10 +1,10 @@
 /**
- * Writes Llama / Qwen2 decoder-only ONNX models (seeded random weights) in the HF / transformers.js folder layout.
+ * Writes Llama / Qwen2 / Qwen3 decoder-only ONNX models (seeded random weights) in the HF / transformers.js folder layout.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DT, GraphBuilder } from './onnx-builder.js';
-import { hasQkvBias, type ModelSpec, ropeFullTables, ropeHalfTables, validateSpec } from './spec.js';
+import { hasQkNorm, hasQkvBias, type ModelSpec, ropeFullTables, ropeHalfTables, validateSpec } from './spec.js';
 import { type BuiltTokenizer, buildTokenizer, SPECIAL_TOKENS } from './tokenizer.js';
 import { generateWeights, type Weights } from './weights.js';
 
@@ -33,9 +33,10 @@ export interface WrittenModel {
 const NEG_INF = -3.4028234663852886e38;
 
 export function hfConfig(spec: ModelSpec, tok: BuiltTokenizer, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const isQwen = spec.architecture === 'qwen2';
+  const isQwen = spec.architecture === 'qwen2' || spec.architecture === 'qwen3';
+  const className = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' }[spec.architecture];
   return {
-    architectures: [isQwen ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    architectures: [className],
     model_type: spec.architecture,
     vocab_size: spec.vocabSize,
     hidden_size: spec.hiddenSize,
@@ -179,9 +180,15 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
     return g.op('Add', [a, b], `${prefix}/Add`);
   };
 
-  const toHeads = (x: string, heads: number, prefix: string) => {
-    const r = g.op('Reshape', [x, c([0, 0, heads, d])], `${prefix}/Reshape`);
+  // Qwen3: RMSNorm over each head's d features ([B, S, heads, d]) before RoPE.
+  const toHeads = (x: string, heads: number, prefix: string, norm?: { weight: string; prefix: string }) => {
+    let r = g.op('Reshape', [x, c([0, 0, heads, d])], `${prefix}/Reshape`);
+    if (norm) r = rmsNorm(r, norm.weight, norm.prefix);
     return g.op('Transpose', [r], `${prefix}/Transpose`, { perm: [0, 2, 1, 3] });
+  };
+  const normedFlat = (x: string, heads: number, norm: { weight: string; prefix: string }) => {
+    const r = g.op('Reshape', [x, c([0, 0, heads, d])], `${norm.prefix}/Reshape`);
+    return g.op('Reshape', [rmsNorm(r, norm.weight, norm.prefix), c([0, 0, heads * d])], `${norm.prefix}/Reshape_1`);
   };
 
   const repeatKv = (x: string, prefix: string) => {
@@ -196,13 +203,15 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
     const W = `model.layers.${i}`;
     const bias = (n: string) => (hasQkvBias(spec) ? `${W}.self_attn.${n}_proj.bias` : undefined);
     const normed = rmsNorm(hidden, `${W}.input_layernorm.weight`, `${L}/input_layernorm`);
-    const q = linear(normed, `${W}.self_attn.q_proj.weight`, `${L}/self_attn/q_proj`, bias('q'));
-    const k = linear(normed, `${W}.self_attn.k_proj.weight`, `${L}/self_attn/k_proj`, bias('k'));
+    let q = linear(normed, `${W}.self_attn.q_proj.weight`, `${L}/self_attn/q_proj`, bias('q'));
+    let k = linear(normed, `${W}.self_attn.k_proj.weight`, `${L}/self_attn/k_proj`, bias('k'));
+    const qNorm = hasQkNorm(spec) ? { weight: `${W}.self_attn.q_norm.weight`, prefix: `${L}/self_attn/q_norm` } : undefined;
+    const kNorm = hasQkNorm(spec) ? { weight: `${W}.self_attn.k_norm.weight`, prefix: `${L}/self_attn/k_norm` } : undefined;
     const v = linear(normed, `${W}.self_attn.v_proj.weight`, `${L}/self_attn/v_proj`, bias('v'));
     let attnFlat: string;
     if (!gqa) {
-      const q4 = toHeads(q, Hq, `${L}/self_attn/q_heads`);
-      const k4 = toHeads(k, Hkv, `${L}/self_attn/k_heads`);
+      const q4 = toHeads(q, Hq, `${L}/self_attn/q_heads`, qNorm);
+      const k4 = toHeads(k, Hkv, `${L}/self_attn/k_heads`, kNorm);
       const v4 = toHeads(v, Hkv, `${L}/self_attn/v_heads`);
       const qRot = rope(q4, `${L}/self_attn/q_rope`); // post-RoPE query [B,Hq,S,d]
       const kRot = rope(k4, `${L}/self_attn/k_rope`);
@@ -223,6 +232,10 @@ export function buildDecoderOnnx(spec: ModelSpec, weights: Weights): Uint8Array 
     } else if (variant !== 'gqa') {
       attnFlat = fusedAttention(g, spec, { q, k, v, layer: i, prefix: L, mask, seqlensK, totalLen });
     } else {
+      if (qNorm && kNorm) {
+        q = normedFlat(q, Hq, qNorm);
+        k = normedFlat(k, Hkv, kNorm);
+      }
       const [out] = g.node(
         'GroupQueryAttention',
         [

@@ -3,6 +3,7 @@ import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
 import { BENCH_USAGE, runBenchCommand } from './commands/bench-command.js';
 import { runDemo } from './commands/demo.js';
 import { runGenerate, toJson } from './commands/generate.js';
+import { formatInspection, runInspect } from './commands/inspect.js';
 import { benchKernels, kernelsInfo, useNativeKernels } from './commands/kernels.js';
 import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
@@ -17,6 +18,7 @@ Usage:
                  [--plugin MODULE]... [--json]
   draft demo [--target DIR] [--draft DIR] [--method-option METHOD.NAME=VALUE]...
   draft methods [--plugin MODULE]... [--json]
+  draft inspect DIR [--plugin MODULE]... [--json]
   draft kernels [--json]
   draft bench kernels [--json]
 ${BENCH_USAGE}
@@ -116,6 +118,14 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         else for (const m of methods) io.stdout(`${m.padEnd(14)} ${described[m] ?? ''}\n`);
         return 0;
       }
+      case 'inspect': {
+        const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
+        if (positionals.length !== 1) throw new InvalidArgumentError({ argument: 'DIR', value: positionals.join(' ') || undefined, expected: 'one model folder: draft inspect DIR' });
+        await loadPlugins(values.plugin ?? []);
+        const inspection = runInspect(positionals[0]);
+        io.stdout(values.json ? `${JSON.stringify(inspection)}\n` : formatInspection(inspection));
+        return 0;
+      }
       case 'kernels': {
         parseArgs({ args: rest, strict: true, options: { json: { type: 'boolean' } } });
         const info = await kernelsInfo();
@@ -155,7 +165,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         io.stdout(`${USAGE.replace('{methods}', knownMethods().join(', '))}\n`);
         return command === undefined ? 2 : 0;
       default:
-        throw new InvalidArgumentError({ argument: 'command', value: command, expected: 'generate, demo, methods, kernels, bench or serve' });
+        throw new InvalidArgumentError({ argument: 'command', value: command, expected: 'generate, demo, methods, inspect, kernels, bench or serve' });
     }
   } catch (error) {
     return reportError(error, json, io);

@@ -12,6 +12,7 @@ export {
 } from './method-options.js';
 export { runGenerate, runPlan, toJson, type GenerateFlags, type GenerateJson, type GenerateRun } from './commands/generate.js';
 export { runDemo } from './commands/demo.js';
+export { formatInspection, runInspect } from './commands/inspect.js';
 export { kernelsInfo, benchKernels, useNativeKernels } from './commands/kernels.js';
 export { bundledModelsDir, resolveModelDir } from './model-dirs.js';
 export { generateSample, availableTasks, taskMaxNewTokens, RULER_TASKS, type RulerSample, type RulerMetric, type Insertion, type GenerateSampleOptions } from './bench/ruler-tasks.js';

@@ -45,6 +45,11 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * memory of the padding. Default false.
    */
   raggedCache?: boolean;
+  /**
+   * Notices that do not stop the load: an unknown `model_type` read as Llama-compatible, a sliding window or
+   * attention soft-capping the cache policies do not model. Default: `console.warn`.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** A forward request with runtime extras. */
@@ -345,9 +350,11 @@ export class OrtCausalLM implements CausalLMV1 {
  * instruments its graph for query capture and starts its ORT session in a worker thread. Weights in external
  * data files are read by ORT only.
  *
+ * An unknown `model_type` is read as Llama-compatible and reported through `onWarning`; the graph decides.
  * Throws InvalidArgumentError (bad options, unknown dtype), ModelLayoutError (missing/malformed files,
- * missing or truncated external data, a graph whose KV inputs do not match config.json, unsupported
- * model_type), GraphPatternError (no recognisable attention), AbortError (signal).
+ * missing or truncated external data, a graph whose KV inputs do not match config.json, bad config fields),
+ * GraphPatternError (no recognisable attention), UnsupportedCapabilityError (a graph that ignores
+ * position_ids), AbortError (signal).
  */
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<OrtCausalLM> {
   const { signal, onProgress } = options;
@@ -358,6 +365,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const total = 3;
   if (signal?.aborted) throw new AbortError({ reason: signal.reason });
   const folder = readModelFolder(resolve(dir), { dtype: options.dtype, modelFileName: options.modelFileName });
+  const warn = options.onWarning ?? ((message: string) => console.warn(`@draft/runtime: ${message}`));
+  for (const message of folder.architecture.warnings) warn(message);
   onProgress?.({ stage: 'load', completed: 1, total });
   const tokenizer = await HfTokenizer.create(folder.tokenizerJson, folder.tokenizerConfig, `${folder.dir}/tokenizer.json`);
   onProgress?.({ stage: 'load', completed: 2, total });
@@ -376,6 +385,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       headDim: info.headDim,
       vocabSize: info.vocabSize,
       ropeTheta: folder.ropeTheta,
+      rope: folder.rope,
       maxPositions: info.maxPositions,
       threads: options.threads,
       debugOutputs: options.debugOutputs,

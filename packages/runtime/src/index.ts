@@ -7,7 +7,21 @@ export { readModelFolder } from './model-folder.js';
 export type { ModelFolder } from './model-folder.js';
 export { instrumentGraph } from './graph/instrument.js';
 export type { AttentionPattern, InstrumentedGraph, QueryCaptureSpec } from './graph/instrument.js';
-export { applyRopeInPlace, ropeTables } from './rope.js';
+export { applyRopeInPlace, RopeTableCache, ropeTables } from './rope.js';
+export { type RopeParameters, ropeInverseFrequencies, SUPPORTED_ROPE_TYPES } from './rope-scaling.js';
+export { type ArchitectureConfig, KNOWN_ARCHITECTURES, type LayerAttentionType, parseArchitecture } from './architectures.js';
+export {
+  type AttentionStyle,
+  INSPECTION_SCHEMA_VERSION,
+  type InspectModelOptions,
+  inspectModel,
+  type LayerInspection,
+  type MethodInspection,
+  type ModelInspection,
+  type OnnxFileInspection,
+} from './inspect.js';
+export { checkConfigAgainstGraph, type ConfigHeads, type FusedHeads, type GraphIo, readGraphIo, type TensorIo } from './graph/graph-io.js';
+export { type FusedAttentionNode, findFusedAttention } from './graph/fused-attention.js';
 export const PACKAGE_NAME = '@draft/runtime';
 export { OpenAITextTarget, type OpenAITextTargetOptions, parseSseStream, SseParser, type SseEvent, backoffDelay, type BackoffOptions } from './text-target/index.js';
 export { DTYPE_SUFFIXES, MODEL_DTYPES, resolveModelFiles, validateDtype } from './model-files.js';

@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelLayoutError, type ModelInfoV1 } from '@draft/core';
 import { type ModelFileOptions, type ModelFiles, resolveModelFiles } from './model-files.js';
+import { type ArchitectureConfig, parseArchitecture } from './architectures.js';
+import type { RopeParameters } from './rope-scaling.js';
 
 /** The parsed files of a decoder folder in the Hugging Face / transformers.js layout. */
 export interface ModelFolder {
@@ -16,9 +18,11 @@ export interface ModelFolder {
   files: ModelFiles;
   info: ModelInfoV1;
   ropeTheta: number;
+  /** RoPE frequencies and scaling from config.json. */
+  rope: RopeParameters;
+  /** Everything config.json says about the architecture (see `parseArchitecture`), warnings included. */
+  architecture: ArchitectureConfig;
 }
-
-const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'mistral', 'qwen3'];
 
 function readJson(path: string, required: boolean): Record<string, unknown> | undefined {
   if (!existsSync(path)) {
@@ -35,14 +39,6 @@ function readJson(path: string, required: boolean): Record<string, unknown> | un
     throw new ModelLayoutError(`${path} must hold a JSON object.`, { path });
   }
   return value as Record<string, unknown>;
-}
-
-function positiveInt(config: Record<string, unknown>, key: string, path: string, fallback?: number): number {
-  const value = config[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new ModelLayoutError(`${path}: '${key}' must be a positive integer (got ${JSON.stringify(value)}).`, { path, details: { key } });
-  }
-  return value;
 }
 
 function ids(value: unknown): number[] {
@@ -66,35 +62,27 @@ export function readModelFolder(dir: string, options: ModelFileOptions = {}): Mo
   const files = resolveModelFiles(dir, config, options);
   const modelPath = files.modelPath;
 
-  const architecture = String(config.model_type ?? '');
-  if (!SUPPORTED_ARCHITECTURES.includes(architecture)) {
-    throw new ModelLayoutError(
-      `${configPath}: model_type ${JSON.stringify(config.model_type)} is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')}).`,
-      { path: configPath, details: { key: 'model_type' } },
-    );
-  }
-  const hidden = positiveInt(config, 'hidden_size', configPath);
-  const numHeads = positiveInt(config, 'num_attention_heads', configPath);
-  const numKvHeads = positiveInt(config, 'num_key_value_heads', configPath, numHeads);
-  if (numHeads % numKvHeads !== 0) {
-    throw new ModelLayoutError(`${configPath}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads}).`, {
-      path: configPath,
-    });
-  }
-  const headDim = positiveInt(config, 'head_dim', configPath, Math.floor(hidden / numHeads));
+  const arch = parseArchitecture(config, configPath);
   const eos = ids(generationConfig.eos_token_id ?? config.eos_token_id);
   const bos = ids(generationConfig.bos_token_id ?? config.bos_token_id)[0];
   const info: ModelInfoV1 = {
-    architecture,
-    numLayers: positiveInt(config, 'num_hidden_layers', configPath),
-    numHeads,
-    numKvHeads,
-    headDim,
-    vocabSize: positiveInt(config, 'vocab_size', configPath),
-    maxPositions: positiveInt(config, 'max_position_embeddings', configPath),
+    architecture: arch.known ? arch.family : arch.modelType || 'unknown',
+    numLayers: arch.numLayers,
+    numHeads: arch.numHeads,
+    numKvHeads: arch.numKvHeads,
+    headDim: arch.headDim,
+    vocabSize: arch.vocabSize,
+    maxPositions: arch.maxPositions,
     eosTokenIds: eos,
     ...(bos === undefined ? {} : { bosTokenId: bos }),
+    ...slidingInfo(arch),
+    ...(Math.abs(arch.attentionScale * Math.sqrt(arch.headDim) - 1) > 1e-12 ? { attentionScale: arch.attentionScale } : {}),
   };
-  const ropeTheta = typeof config.rope_theta === 'number' ? config.rope_theta : 10000;
-  return { dir, config, generationConfig, tokenizerJson, tokenizerConfig, modelPath, files, info, ropeTheta };
+  return { dir, config, generationConfig, tokenizerJson, tokenizerConfig, modelPath, files, info, ropeTheta: arch.rope.theta, rope: arch.rope, architecture: arch };
+}
+
+function slidingInfo(arch: ArchitectureConfig): Pick<ModelInfoV1, 'slidingWindow' | 'slidingWindowLayers'> {
+  if (arch.slidingWindow === undefined || !arch.layerTypes) return {};
+  const layers = arch.layerTypes.flatMap((t, i) => (t === 'sliding_attention' ? [i] : []));
+  return { slidingWindow: arch.slidingWindow, ...(layers.length === arch.numLayers ? {} : { slidingWindowLayers: layers }) };
 }

@@ -1,6 +1,7 @@
 import type { AttentionPattern, QueryCaptureSpec } from './graph/instrument.js';
 import type { FloatType } from './graph/kv-io.js';
 import type { KvCacheDtype } from './model-files.js';
+import type { RopeParameters } from './rope-scaling.js';
 
 /** Messages between OrtCausalLM (main thread) and its worker. Every request carries an id; replies echo it. */
 export type WorkerRequest =
@@ -18,6 +19,8 @@ export type WorkerRequest =
       headDim: number;
       vocabSize: number;
       ropeTheta: number;
+      /** The config's RoPE (type, scaling), for graphs without cos/sin tables. */
+      rope?: RopeParameters;
       maxPositions: number;
       threads?: number;
       debugOutputs?: string[];

@@ -13,7 +13,7 @@ import { checkExternalData, externalRef, readExternalBytes, resolveExternalLocat
 import { type AttentionPattern, decodeModel, instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
 import { type FloatType, readKvIo } from './graph/kv-io.js';
 import { halfToFloat32 } from './float16.js';
-import { applyRopeInPlace, ropeTables } from './rope.js';
+import { applyRopeInPlace, RopeTableCache } from './rope.js';
 import type { ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -42,7 +42,7 @@ interface State {
   hasNumLogitsToKeep: boolean;
   keyBiasInputs?: string[];
   kvType: FloatType;
-  ropeFallback?: { cos: Float32Array; sin: Float32Array; rotaryDim: number };
+  ropeFallback?: RopeTableCache;
 }
 
 const port = parentPort;
@@ -167,7 +167,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     kvType: io.kvType,
   };
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
-  if (gqa && gqa.kind === 'gqa') state.ropeFallback = { ...ropeTables(request.maxPositions, gqa.rotaryDim, request.ropeTheta), rotaryDim: gqa.rotaryDim };
+  if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
   return {
     pattern: graph.pattern,
     captures: graph.captures.map(({ ...c }) => {
@@ -223,15 +223,20 @@ function copyQueries(
     throw new WorkerError('GRAPH_PATTERN', `Captured query '${capture.output}' has shape [${dims}], expected [1, S, ${expected}].`);
   }
   const rotate = gqa?.doRotary === true;
-  const cos = gqa?.cosCache ?? s.ropeFallback?.cos;
-  const sin = gqa?.sinCache ?? s.ropeFallback?.sin;
+  // Without cos/sin caches: the runtime's tables for the config's RoPE (scaled per HF; dynamic / longrope
+  // depend on the call's largest position).
+  const fallback = gqa?.cosCache ? undefined : s.ropeFallback;
+  const tables = rotate ? fallback?.at(positions.reduce((m, p) => Math.max(m, p), 0) + 1) : undefined;
+  const cos = gqa?.cosCache ?? tables?.cos;
+  const sin = gqa?.sinCache ?? tables?.sin;
+  const rotaryDim = fallback?.rotaryDim ?? gqa?.rotaryDim ?? 0;
   for (let p = from; p < to; p++) {
     for (let h = 0; h < hq; h++) {
       const src = (p - chunkStart) * rowWidth + h * d;
       const dst = (h * w + (p - windowStart)) * d;
       target.set(data.subarray(src, src + d), dst);
       // GQA rotates Q internally (do_rotary=1): reproduce it at the token's true position.
-      if (rotate && gqa && cos && sin) applyRopeInPlace(target, dst, positions[p], gqa.rotaryDim, cos, sin, gqa.interleaved);
+      if (rotate && gqa && cos && sin) applyRopeInPlace(target, dst, positions[p], rotaryDim, cos, sin, gqa.interleaved);
     }
   }
 }

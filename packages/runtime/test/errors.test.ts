@@ -64,7 +64,13 @@ describe('load errors', () => {
       config.model_type = 'bert';
       writeFileSync(join(d, 'config.json'), JSON.stringify(config));
     });
-    expect(await rejection(loadModel(unknown))).toBeInstanceOf(ModelLayoutError);
+    // An unknown model_type with a recognisable graph loads, with a warning naming it.
+    const warnings: string[] = [];
+    const model = await loadModel(unknown, { threads: 1, onWarning: (m) => warnings.push(m) });
+    expect(model.info.architecture).toBe('bert');
+    expect((await model.generate({ inputIds: golden.prompt }, { maxNewTokens: golden.greedy.length })).tokens).toEqual(golden.greedy);
+    await model.dispose();
+    expect(warnings.join('\n')).toMatch(/model_type "bert" is not one the runtime knows/);
   });
 
   it('a graph without recognisable attention → GraphPatternError', async () => {

@@ -5,6 +5,7 @@ export const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url)
 export const TORCH_LLAMA = `${MODELS}fixtures/torch-llama`;
 export const TINY_LLAMA = `${MODELS}fixtures/tiny-llama`;
 export const TINY_QWEN2_GQA = `${MODELS}fixtures/tiny-qwen2-gqa`;
+export const TINY_QWEN3 = `${MODELS}fixtures/tiny-qwen3`;
 
 export interface GoldenCase {
   prompt: number[];

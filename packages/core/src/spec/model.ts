@@ -18,6 +18,19 @@ export interface ModelInfoV1 {
   maxPositions: number;
   eosTokenIds: readonly number[];
   bosTokenId?: number;
+  /**
+   * Sliding-window attention span in tokens (HF `sliding_window`, e.g. Mistral, Gemma 2/3, Qwen with
+   * `use_sliding_window`): the layers in `slidingWindowLayers` attend only to the last `slidingWindow` positions.
+   * Absent when every layer attends to the whole cache. Cache policies score every cached entry regardless.
+   */
+  slidingWindow?: number;
+  /** Layers that use `slidingWindow` (ascending); absent with `slidingWindow` set means every layer. */
+  slidingWindowLayers?: readonly number[];
+  /**
+   * Multiplier of Q·Kᵀ before the softmax when it is not 1/√headDim (Gemma: `query_pre_attn_scalar`^−½,
+   * Granite: `attention_multiplier`). Absent = 1/√headDim. Built-in policies score with 1/√headDim.
+   */
+  attentionScale?: number;
 }
 
 export interface ForwardRequestV1 extends CallOptions {

@@ -107,11 +107,6 @@ function attrInt(node: NodeProto, name: string, fallback: number): number {
 
 const ONNX_DOMAINS: Record<string, true> = { '': true, 'ai.onnx': true };
 
-function describeNodes(names: readonly string[]): string {
-  if (names.length === 0) return 'none';
-  return names.length <= 4 ? names.map((n) => `'${n}'`).join(', ') : `${names.slice(0, 4).map((n) => `'${n}'`).join(', ')} and ${names.length - 4} more`;
-}
-
 /**
  * Refuses a graph in which nothing reads `position_ids`: its positions would come from the cache length, which
  * is wrong as soon as a KV method compacts the cache (kept keys keep their positions; new tokens continue at n).
@@ -236,7 +231,6 @@ export function instrumentGraph(
   type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
   type Found = { node: NodeProto; spec: DistributiveOmit<QueryCaptureSpec, 'layer'> };
   const found: Found[] = [];
-  const softmaxNames: string[] = [];
   const gqaNodes = graph.node.filter((n) => n.opType === 'GroupQueryAttention') as NodeProto[];
   const mhaNodes = graph.node.filter((n) => n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') as NodeProto[];
   const onnxAttentionNodes = graph.node.filter((n) => n.opType === 'Attention' && (n.domain ?? '') in ONNX_DOMAINS) as NodeProto[];
@@ -294,7 +288,6 @@ export function instrumentGraph(
     pattern = 'decomposed';
     for (const node of graph.node as NodeProto[]) {
       if (node.opType !== 'Softmax') continue;
-      softmaxNames.push(node.name ?? '');
       const matmul = findScoresMatMul(node.input[0], 0);
       if (!matmul) continue;
       let query = matmul.input[0];
@@ -309,9 +302,13 @@ export function instrumentGraph(
     }
   }
   if (found.length === 0) {
+    // Name what was looked at: every Softmax (none led back to a Q·Kᵀ MatMul) and any other fused attention op.
+    const looked = (graph.node as NodeProto[]).filter((n) => n.opType === 'Softmax' || /Attention$/.test(n.opType ?? '')).map((n) => `${n.opType} '${n.name ?? ''}'`);
     throw new GraphPatternError(
-      `No recognisable attention in ${options.path}: expected Softmax(… MatMul(Q, Kᵀ) …) per layer, com.microsoft.GroupQueryAttention, com.microsoft.MultiHeadAttention or the ONNX Attention op. Softmax nodes looked at: ${describeNodes(softmaxNames)}.`,
-      { details: { path: options.path, softmaxNodes: softmaxNames } },
+      `No recognisable attention in ${options.path}: expected Softmax(… MatMul(Q, Kᵀ) …) per layer, com.microsoft.GroupQueryAttention, com.microsoft.MultiHeadAttention or the ONNX Attention op; looked at ${
+        looked.length > 0 ? `${looked.slice(0, 6).join(', ')}${looked.length > 6 ? `, … (${looked.length} in all)` : ''}` : 'no Softmax or *Attention node'
+      }.`,
+      { details: { path: options.path, nodes: looked } },
     );
   }
   if (found.length !== options.numLayers) {

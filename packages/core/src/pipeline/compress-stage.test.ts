@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { range } from '../primitives/kept-indices.js';
-import { DraftError, PromptNotRepresentableError, UnsupportedCapabilityError } from '../spec/errors.js';
+import { type DraftError, PromptNotRepresentableError, UnsupportedCapabilityError } from '../spec/errors.js';
 import type { PromptCompressionInputV1, PromptCompressorV1 } from '../spec/policy.js';
 import type { TokenizerV1 } from '../spec/tokenizer.js';
 import { FakeCausalLM } from '../testing/fake-causal-lm.js';

@@ -94,7 +94,7 @@ describe('cross-tokenizer prompt compression (models/draft → tiny-llama)', () 
       createPipeline({ target, draft, compressor, promptBudget: { tokens: budget } }).generate(PROMPT, { maxNewTokens: 4 }),
     );
     expect(error).toBeUndefined();
-    const prefill = targetRequests[0].inputIds;
+    const prefill = Array.from(targetRequests[0].inputIds);
     expect(result?.usage.compressedPromptTokens).toBe(prefill.length);
     expect(within(prefill.length, budget)).toBe(true);
     const text = target.tokenizer.decode(prefill, { skipSpecialTokens: true });
@@ -123,7 +123,7 @@ describe('cross-tokenizer prompt compression (models/draft → tiny-llama)', () 
       expect(within(prefill.inputIds.length, budget), `${compressor.type}: ${prefill.inputIds.length}`).toBe(true);
       // Kept positions count draft tokens: across tokenizers the target's positions are re-indexed (SpecPrefill too).
       expect(prefill.positionIds).toBeUndefined();
-      expect(isWholeWordSubsequence(target.tokenizer.decode(prefill.inputIds, { skipSpecialTokens: true }), PROMPT), compressor.type).toBe(true);
+      expect(isWholeWordSubsequence(target.tokenizer.decode(Array.from(prefill.inputIds), { skipSpecialTokens: true }), PROMPT), compressor.type).toBe(true);
     }
   });
 

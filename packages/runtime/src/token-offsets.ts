@@ -34,6 +34,7 @@ function hasComponent(section: unknown, type: string): boolean {
 const WHITESPACE = /\s/u;
 const BYTE_FALLBACK = /^<0x([0-9A-Fa-f]{2})>$/;
 const encoder = new TextEncoder();
+const utf8Length = (codePoint: number) => (codePoint < 0x80 ? 1 : codePoint < 0x800 ? 2 : codePoint < 0x10000 ? 3 : 4);
 
 /**
  * Computes `TokenizerV1.encodeWithOffsets` for a `@huggingface/tokenizers` tokenizer.
@@ -88,8 +89,7 @@ export class TokenOffsetMapper {
       for (let c = 0; c < norm.text.length; ) {
         const cp = norm.text.codePointAt(c) as number;
         const units = cp > 0xffff ? 2 : 1;
-        const len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-        for (let k = 0; k < len; k++, b++) {
+        for (let k = utf8Length(cp); k > 0; k--, b++) {
           charStart[b] = c;
           charEnd[b] = c + units;
         }
@@ -104,10 +104,9 @@ export class TokenOffsetMapper {
       let b = from;
       // Whole code points only, and only at a code-point start (a token may end inside a character).
       while (b < bytes.length && (b === 0 || charStart[b] !== charStart[b - 1])) {
-        const c = charStart[b];
-        const ch = String.fromCodePoint(norm.text.codePointAt(c) as number);
-        if (!WHITESPACE.test(ch)) break;
-        b += encoder.encode(ch).length;
+        const cp = norm.text.codePointAt(charStart[b]) as number;
+        if (!WHITESPACE.test(String.fromCodePoint(cp))) break;
+        b += utf8Length(cp);
       }
       return b;
     };
@@ -119,7 +118,9 @@ export class TokenOffsetMapper {
     /** Finds `piece` at the cursor or after whitespace: its byte span. A leading space may be one the tokenizer added. */
     const find = (piece: Uint8Array): [number, number] | undefined => {
       for (const candidate of piece[0] === 0x20 && piece.length > 1 ? [piece, piece.subarray(1)] : [piece]) {
-        for (const at of [cursor, skipWhitespace(cursor)]) if (matchesAt(at, candidate)) return [at, at + candidate.length];
+        if (matchesAt(cursor, candidate)) return [cursor, cursor + candidate.length];
+        const after = skipWhitespace(cursor);
+        if (matchesAt(after, candidate)) return [after, after + candidate.length];
       }
       return undefined;
     };

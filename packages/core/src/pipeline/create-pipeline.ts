@@ -297,27 +297,32 @@ async function runCausal(
         if (compressed.positionIds && target.capabilities.positionIds) positions = Int32Array.from(compressed.positionIds);
         draftTokenIds = compressed.draftTokenIds;
       }
-    } else if (promptTokens > resolveBudget(s.promptBudget, promptTokens)) {
+    } else {
       // Another tokenizer: the budget is in target tokens and the target re-tokenises the kept original text.
       // Kept positions are not carried (they count draft tokens); the target's positions are re-indexed.
-      const encoding = draftEncoding({ draft, target: target.name, component: `prompt compressor '${s.compressor.type}'`, text, maxUnknownTokenFraction: s.maxUnknownTokenFraction });
-      const crossed = await compressAcrossTokenizers({
-        compressor: s.compressor,
-        draft,
-        targetTokenizer: target.tokenizer,
-        text,
-        encoding,
-        budget: resolveBudget(s.promptBudget, promptTokens),
-        targetPromptTokens: promptTokens,
-        signal,
-        onProgress: generation.onProgress,
-      });
-      draftTokens += crossed.draftTokens;
-      ids = crossed.targetIds;
-      const produced = crossed.result.draftTokenIds;
-      if (produced && produced.length > 0) {
-        const stoppedAtEos = draft.info.eosTokenIds.includes(produced[produced.length - 1]);
-        draftTokenIds = draftTokensForTarget({ tokens: produced, stoppedAtEos, draftTokenizer: draft.tokenizer, target }).tokenIds;
+      const budget = resolveBudget(s.promptBudget, promptTokens);
+      if (promptTokens > budget) {
+        const component = `prompt compressor '${s.compressor.type}'`;
+        const encoding = draftEncoding({ draft, target: target.name, component, text, maxUnknownTokenFraction: s.maxUnknownTokenFraction });
+        const crossed = await compressAcrossTokenizers({
+          compressor: s.compressor,
+          draft,
+          targetTokenizer: target.tokenizer,
+          text,
+          encoding,
+          budget,
+          targetPromptTokens: promptTokens,
+          signal,
+          onProgress: generation.onProgress,
+        });
+        draftTokens += crossed.draftTokens;
+        ids = crossed.targetIds;
+        // SpecKV-PC's lookahead reuses the compression run's draft tokens: they cross as text.
+        const produced = crossed.result.draftTokenIds;
+        if (produced && produced.length > 0) {
+          const stoppedAtEos = draft.info.eosTokenIds.includes(produced[produced.length - 1]);
+          draftTokenIds = draftTokensForTarget({ tokens: produced, stoppedAtEos, draftTokenizer: draft.tokenizer, target }).tokenIds;
+        }
       }
     }
     timings.compressMs = now() - t;

@@ -112,6 +112,43 @@ describe('encodeWithOffsets: byte-level BPE', () => {
   });
 });
 
+describe('encodeWithOffsets: Metaspace BPE with byte fallback (sentencepiece style)', () => {
+  it("'▁' stands for a space (the prepended one has no character); <0xNN> tokens are bytes", async () => {
+    const vocab = ['<unk>', '▁the', '▁cat', '▁', '<0xC3>', '<0xA9>', 't', 'h', 'e', 'c', 'a', '▁t', 'he', '▁c', 'at'];
+    const t = await HfTokenizer.create(
+      {
+        version: '1.0',
+        added_tokens: [{ id: 0, content: '<unk>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+        normalizer: null,
+        pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: false },
+        post_processor: null,
+        decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+        model: {
+          type: 'BPE',
+          vocab: Object.fromEntries(vocab.map((v, i) => [v, i])),
+          merges: ['▁ t', 'h e', '▁t he', '▁ c', 'a t', '▁c at'],
+          byte_fallback: true,
+          unk_token: '<unk>',
+          fuse_unk: true,
+          dropout: null,
+        },
+      },
+      {},
+      'metaspace',
+    );
+    const text = 'the cat é'; // é = C3 A9, not in the vocabulary: two byte-fallback tokens
+    const { ids, offsets } = t.encodeWithOffsets(text);
+    expect(ids).toEqual([1, 2, 3, 4, 5]);
+    expect(offsets).toEqual([
+      [0, 3], // ▁the: its ▁ is the prepended one
+      [3, 7], // ▁cat: the space before 'cat'
+      [7, 8], // ▁: the space before é
+      [8, 9], // <0xC3>
+      [8, 9], // <0xA9>
+    ]);
+  });
+});
+
 describe('encodeWithOffsets on the repository tokenizers', () => {
   const load = (dir: string) =>
     HfTokenizer.create(JSON.parse(readFileSync(`${dir}/tokenizer.json`, 'utf8')), JSON.parse(readFileSync(`${dir}/tokenizer_config.json`, 'utf8')), dir);

@@ -1,5 +1,5 @@
 import { validateKeptIndices } from '../primitives/kept-indices.js';
-import { DraftError, PolicyOutputError, PromptNotRepresentableError, UnsupportedCapabilityError } from '../spec/errors.js';
+import { DraftError, PolicyOutputError, PromptNotRepresentableError, throwIfAborted, UnsupportedCapabilityError } from '../spec/errors.js';
 import type { CallOptions } from '../spec/common.js';
 import type { CausalLMV1 } from '../spec/model.js';
 import type { PromptCompressionResultV1, PromptCompressorV1 } from '../spec/policy.js';
@@ -162,7 +162,8 @@ export async function compressAcrossTokenizers(options: {
   let best: { value: CrossCompressionResult; tokens: number; fits: boolean } | undefined;
   let draftTokens = 0;
   let c = clamp(Math.round((budget * nDraft) / options.targetPromptTokens));
-  for (let round = 1; round <= CROSS_BUDGET_MAX_ROUNDS; round++) {
+  for (let round = 0; round < CROSS_BUDGET_MAX_ROUNDS; round++) {
+    throwIfAborted(options.signal);
     tried.add(c);
     const result = await runCompressor(compressor, { draft, text: options.text, draftIds: encoding.ids, budget: c, signal: options.signal, onProgress: options.onProgress });
     draftTokens += result.draftTokens;
@@ -172,7 +173,7 @@ export async function compressAcrossTokenizers(options: {
     const fits = m <= budget && text.length > 0;
     // Prefer fitting rounds (the most tokens), then the fewest tokens.
     if (!best || (fits ? !best.fits || m > best.tokens : !best.fits && m < best.tokens)) {
-      best = { value: { result, text, targetIds, draftBudget: c, rounds: round, draftTokens: 0 }, tokens: m, fits };
+      best = { value: { result, text, targetIds, draftBudget: c, rounds: 0, draftTokens: 0 }, tokens: m, fits };
     }
     if (fits && m >= (1 - CROSS_BUDGET_TOLERANCE) * budget) break;
     let next = clamp(Math.round((c * budget) / Math.max(1, m)));

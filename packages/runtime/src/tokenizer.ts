@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { type ChatMessage, ModelLayoutError, type TokenizerV1, UnsupportedCapabilityError } from '@draft/core';
+import { type ChatMessage, ModelLayoutError, type TokenEncodingV1, type TokenizerV1, UnsupportedCapabilityError } from '@draft/core';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { type OffsetSource, TokenOffsetMapper } from './token-offsets.js';
 
 /** A jinja renderer: `@huggingface/jinja`'s `Template` class. */
 type TemplateClass = new (template: string) => { render(context: Record<string, unknown>): string };
@@ -31,13 +32,17 @@ function tokenContent(value: unknown): string | undefined {
  *   defaults to false (as in transformers). Rendering needs `@huggingface/jinja` (see the README).
  * - `fingerprint`: sha256 (first 32 hex digits) of the model section, added tokens, normalizer and
  *   pre-tokenizer of tokenizer.json — equal fingerprints map text to the same ids.
+ * - `encodeWithOffsets`: each token's span of the original text (token-offsets.ts; the library has no offsets
+ *   API); `unknownTokenId`: the model's unk token id, when it has one.
  */
 export class HfTokenizer implements TokenizerV1 {
   readonly vocabSize: number;
   readonly fingerprint: string;
   readonly chatTemplate: string | undefined;
+  readonly unknownTokenId: number | undefined;
   readonly applyChatTemplate?: (messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }) => string;
   private readonly tokenizer: Tokenizer;
+  private readonly offsets: TokenOffsetMapper;
 
   private constructor(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>, path: string, jinja: TemplateClass | undefined) {
     try {
@@ -48,6 +53,10 @@ export class HfTokenizer implements TokenizerV1 {
     let maxId = -1;
     for (const id of this.tokenizer.get_vocab(true).values()) if (id > maxId) maxId = id;
     this.vocabSize = maxId + 1;
+    // The library's typings hide the model's unk fields and type the callables as classes.
+    const source = this.tokenizer as unknown as OffsetSource;
+    this.unknownTokenId = source.model?.unk_token_id;
+    this.offsets = new TokenOffsetMapper(source, tokenizerJson);
     // Same model section (vocab, merges), added tokens and normalisation → same ids for the same text.
     const identity = JSON.stringify([tokenizerJson.model, tokenizerJson.added_tokens, tokenizerJson.normalizer, tokenizerJson.pre_tokenizer]);
     this.fingerprint = createHash('sha256').update(identity).digest('hex').slice(0, 32);
@@ -83,6 +92,10 @@ export class HfTokenizer implements TokenizerV1 {
 
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+  }
+
+  encodeWithOffsets(text: string, options: { addSpecialTokens?: boolean } = {}): TokenEncodingV1 {
+    return this.offsets.encode(text, options.addSpecialTokens ?? true);
   }
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {

@@ -1,4 +1,5 @@
 import {
+  draftTokensForTarget,
   greedyContinue,
   InvalidArgumentError,
   type LookaheadInputV1,
@@ -93,12 +94,7 @@ export class DraftLookahead implements LookaheadProviderV1 {
       prefill.cache.dispose();
     }
     const { tokens, stoppedAtEos } = generated;
-    const text = draft.tokenizer.decode(tokens, { skipSpecialTokens: true });
-    if (sameVocabulary) return { tokenIds: tokens, text, draftTokens: tokens.length };
-    const tokenIds = target.tokenizer.encode(text, { addSpecialTokens: false });
-    const targetEos = target.info.eosTokenIds[0];
-    if (stoppedAtEos && targetEos !== undefined) tokenIds.push(targetEos);
-    return { tokenIds, text, draftTokens: tokens.length };
+    return { ...draftTokensForTarget({ tokens, stoppedAtEos, draftTokenizer: draft.tokenizer, target }), draftTokens: tokens.length };
   }
 
   toConfig(): DraftLookaheadConfig {

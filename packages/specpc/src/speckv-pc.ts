@@ -1,5 +1,6 @@
 import {
   type CausalLMV1,
+  draftTokensForTarget,
   InvalidArgumentError,
   type LookaheadInputV1,
   type LookaheadProviderV1,
@@ -52,7 +53,7 @@ export interface ReusedLookaheadConfig extends PolicyConfig {
  * SpecKV's lookahead in the SpecKV-PC cascade: hands SpecKV the draft tokens the SpecPC stage already
  * generated from the **full** prompt, so one draft run serves both stages.
  *
- * `input.draftTokenIds` (core's pipeline passes the compressor's tokens when the vocabularies are shared) is
+ * `input.draftTokenIds` (core's pipeline passes the compressor's tokens, in the target's vocabulary) is
  * used first. Otherwise (other pipelines, different vocabularies) the compressor `remember`s its answer
  * keyed by the compressed prompt, and `lookahead` takes (and forgets) the most recent entry whose compressed text equals `input.text` or whose ids equal `input.inputIds`, so
  * concurrent requests over different prompts do not mix. All remembered tokens are returned (the cascade's
@@ -153,12 +154,7 @@ function toTarget(
   target: CausalLMV1,
   draftTokens: number,
 ): LookaheadResultV1 {
-  const text = draftTokenizer.decode(tokens, { skipSpecialTokens: true });
-  if (draftTokenizer.fingerprint === target.tokenizer.fingerprint) return { tokenIds: Array.from(tokens), text, draftTokens };
-  const tokenIds = target.tokenizer.encode(text, { addSpecialTokens: false });
-  const eos = target.info.eosTokenIds[0];
-  if (stoppedAtEos && eos !== undefined) tokenIds.push(eos);
-  return { tokenIds, text, draftTokens };
+  return { ...draftTokensForTarget({ tokens, stoppedAtEos, draftTokenizer, target }), draftTokens };
 }
 
 export interface SpecKVPCOptions extends Omit<SpecPCOptions, 'onResult'> {

@@ -4,3 +4,4 @@ export * from './decode-loop.js';
 export * from './async-iterable.js';
 export * from './greedy-continue.js';
 export * from './greedy-scoring-run.js';
+export * from './draft-tokens-for-target.js';

@@ -1,5 +1,6 @@
 import { callbackToAsyncIterable } from '../generation/async-iterable.js';
 import { type DecodeLoopResult, decodeLoop } from '../generation/decode-loop.js';
+import { draftTokensForTarget } from '../generation/draft-tokens-for-target.js';
 import { isUniform, keptCounts, validateKeptIndices } from '../primitives/kept-indices.js';
 import { createPolicy } from '../registry/policy-registry.js';
 import { type Budget, resolveBudget } from '../spec/budget.js';
@@ -9,7 +10,6 @@ import {
   AbortError,
   DraftError,
   InvalidArgumentError,
-  PolicyOutputError,
   PromptTooLongError,
   throwIfAborted,
   UnsupportedCapabilityError,
@@ -27,6 +27,7 @@ import type {
   PromptCompressorV1,
   SelectionContextV1,
 } from '../spec/policy.js';
+import { compressAcrossTokenizers, DEFAULT_MAX_UNKNOWN_TOKEN_FRACTION, draftEncoding, keptText, runCompressor } from './compress-stage.js';
 
 /** Default budgets when neither the pipeline nor the policy config gives one (ALGORITHMS.md defaults). */
 export const DEFAULT_KV_BUDGET: Budget = Object.freeze({ tokens: 256 });
@@ -49,8 +50,20 @@ export interface PipelineOptions {
    * or a `Budget`), else 256 tokens.
    */
   budget?: Budget;
-  /** Prompt-compression budget. Default: the compressor config's `budget` (number or `Budget`), else `budget`, else 1024 tokens. */
+  /**
+   * Prompt-compression budget. Default: the compressor config's `budget` (number or `Budget`), else `budget`, else
+   * 1024 tokens. Counted in the compressor's (= the draft's) tokens when draft and target share a tokenizer, and
+   * in **target** tokens when they do not: the target then receives about that many tokens of the original text
+   * (kept draft tokens are mapped back to their spans of the prompt; the draft budget is calibrated, see
+   * `compressAcrossTokenizers`). Through a text target it is counted in draft tokens.
+   */
   promptBudget?: Budget;
+  /**
+   * Largest fraction of the prompt's draft tokens that may be the draft tokenizer's unknown token when a
+   * compressor hands a target of another tokenizer the kept original text (default 0.5). Above it a
+   * `PromptNotRepresentableError` is thrown before any model runs.
+   */
+  maxUnknownTokenFraction?: number;
   /**
    * When draft and target vocabularies differ (tokenizer fingerprints), let prompts and lookahead cross as text
    * and be re-tokenised (default true). False: throw VocabMismatchError at construction instead.
@@ -134,6 +147,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const promptBudget = options.promptBudget ?? configBudget(options.compressor) ?? options.budget ?? DEFAULT_PROMPT_BUDGET;
   resolveBudget(kvBudget, 1);
   resolveBudget(promptBudget, 1);
+  const maxUnknownTokenFraction = options.maxUnknownTokenFraction ?? DEFAULT_MAX_UNKNOWN_TOKEN_FRACTION;
+  if (!(maxUnknownTokenFraction >= 0 && maxUnknownTokenFraction <= 1)) {
+    throw new InvalidArgumentError({ argument: 'maxUnknownTokenFraction', value: maxUnknownTokenFraction, expected: 'a number in [0, 1]' });
+  }
 
   const backend = target.name;
   const requireCapability = (capability: CapabilityName, component: string) => {
@@ -191,8 +208,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   const run = (prompt: PipelineInput, generation: PipelineGenerateOptions, onText?: (piece: string) => void) =>
     isTextTarget(target)
-      ? runText({ target, draft, compressor, promptBudget }, prompt, generation, onText)
-      : runCausal({ target, draft, compressor, lookahead, cachePolicy, decodePolicy, kvBudget, promptBudget, sharedVocab, prefillChunkSize: options.prefillChunkSize }, prompt, generation, onText);
+      ? runText({ target, draft, compressor, promptBudget, maxUnknownTokenFraction }, prompt, generation, onText)
+      : runCausal(
+          { target, draft, compressor, lookahead, cachePolicy, decodePolicy, kvBudget, promptBudget, maxUnknownTokenFraction, sharedVocab, prefillChunkSize: options.prefillChunkSize },
+          prompt,
+          generation,
+          onText,
+        );
 
   return Object.freeze({
     target,
@@ -217,6 +239,7 @@ interface CausalStages {
   decodePolicy?: DecodePolicyV1;
   kvBudget: Budget;
   promptBudget: Budget;
+  maxUnknownTokenFraction: number;
   sharedVocab: boolean;
   prefillChunkSize?: number;
 }
@@ -227,7 +250,7 @@ function emptyTimings(): TimingsV1 {
   return { compressMs: 0, draftMs: 0, prefillMs: 0, selectMs: 0, decodeMs: 0, ttftMs: 0, totalMs: 0, decodeTokensPerSecond: 0 };
 }
 
-/** Stage 1 shared by both target kinds. Returns undefined when the prompt fits the budget. */
+/** Stage 1 with the budget counted in the compressor's own tokens. Returns undefined when the prompt fits the budget. */
 async function compressStage(
   compressor: PromptCompressorV1 | undefined,
   draft: CausalLMV1 | undefined,
@@ -237,21 +260,9 @@ async function compressStage(
   generation: PipelineGenerateOptions,
 ): Promise<PromptCompressionResultV1 | undefined> {
   if (!compressor) return undefined;
-  const n = draftIds.length;
-  const budget = resolveBudget(promptBudget, n);
-  if (n <= budget) return undefined;
-  // No `lookaheadTokens`: `generation.lookaheadTokens` is SpecKV's L (stage 2); a compressor drafts with its own
-  // configured lookahead (SpecPC Lk = 1, SpecPrefill 8, SpecKV-PC 20).
-  const result = await compressor.compress({ inputIds: draftIds, text, budget, draft, signal: generation.signal, onProgress: generation.onProgress });
-  const source = `prompt compressor '${compressor.type}'`;
-  validateKeptIndices([[result.keptIndices]], { numLayers: 1, numKvHeads: 1, limit: n, source });
-  if (result.keptIndices.length > budget) {
-    throw new PolicyOutputError(`${source} kept ${result.keptIndices.length} tokens; the budget is ${budget}.`, { details: { kept: result.keptIndices.length, budget } });
-  }
-  if (result.inputIds.length !== result.keptIndices.length) {
-    throw new PolicyOutputError(`${source} returned ${result.inputIds.length} ids for ${result.keptIndices.length} kept indices.`);
-  }
-  return result;
+  const budget = resolveBudget(promptBudget, draftIds.length);
+  if (draftIds.length <= budget) return undefined;
+  return runCompressor(compressor, { draft, text, draftIds, budget, signal: generation.signal, onProgress: generation.onProgress });
 }
 
 async function runCausal(
@@ -278,16 +289,40 @@ async function runCausal(
     throwIfAborted(signal);
     const t = now();
     progress('compress', 0, 1);
-    const draftIds = s.sharedVocab || !draft ? ids : draft.tokenizer.encode(text);
-    const compressed = await compressStage(s.compressor, draft, s.promptBudget, text, draftIds, generation);
-    if (compressed) {
-      draftTokens += compressed.draftTokens;
-      if (s.sharedVocab) {
+    if (s.sharedVocab || !draft) {
+      const compressed = await compressStage(s.compressor, draft, s.promptBudget, text, ids, generation);
+      if (compressed) {
+        draftTokens += compressed.draftTokens;
         ids = Array.from(compressed.inputIds);
         if (compressed.positionIds && target.capabilities.positionIds) positions = Int32Array.from(compressed.positionIds);
         draftTokenIds = compressed.draftTokenIds;
-      } else {
-        ids = target.tokenizer.encode(compressed.text);
+      }
+    } else {
+      // Another tokenizer: the budget is in target tokens and the target re-tokenises the kept original text.
+      // Kept positions are not carried (they count draft tokens); the target's positions are re-indexed.
+      const budget = resolveBudget(s.promptBudget, promptTokens);
+      if (promptTokens > budget) {
+        const component = `prompt compressor '${s.compressor.type}'`;
+        const encoding = draftEncoding({ draft, target: target.name, component, text, maxUnknownTokenFraction: s.maxUnknownTokenFraction });
+        const crossed = await compressAcrossTokenizers({
+          compressor: s.compressor,
+          draft,
+          targetTokenizer: target.tokenizer,
+          text,
+          encoding,
+          budget,
+          targetPromptTokens: promptTokens,
+          signal,
+          onProgress: generation.onProgress,
+        });
+        draftTokens += crossed.draftTokens;
+        ids = crossed.targetIds;
+        // SpecKV-PC's lookahead reuses the compression run's draft tokens: they cross as text.
+        const produced = crossed.result.draftTokenIds;
+        if (produced && produced.length > 0) {
+          const stoppedAtEos = draft.info.eosTokenIds.includes(produced[produced.length - 1]);
+          draftTokenIds = draftTokensForTarget({ tokens: produced, stoppedAtEos, draftTokenizer: draft.tokenizer, target }).tokenIds;
+        }
       }
     }
     timings.compressMs = now() - t;
@@ -472,7 +507,7 @@ function checkRagged(selection: KeptIndices, target: CausalLMV1, policyType: str
 }
 
 async function runText(
-  s: { target: TextTargetV1; draft?: CausalLMV1; compressor?: PromptCompressorV1; promptBudget: Budget },
+  s: { target: TextTargetV1; draft?: CausalLMV1; compressor?: PromptCompressorV1; promptBudget: Budget; maxUnknownTokenFraction: number },
   prompt: PipelineInput,
   generation: PipelineGenerateOptions,
   onText?: (piece: string) => void,
@@ -485,17 +520,24 @@ async function runText(
   else if (prompt.text !== undefined) text = prompt.text;
   else if (draft) text = draft.tokenizer.decode(prompt.inputIds, { skipSpecialTokens: true });
   else throw new InvalidArgumentError({ argument: 'prompt', value: 'token ids', expected: 'text (a text target has no tokenizer here)' });
-  const draftIds = draft ? (typeof prompt === 'string' || prompt.text !== undefined ? draft.tokenizer.encode(text) : Array.from(prompt.inputIds)) : undefined;
+  const fromText = typeof prompt === 'string' || prompt.text !== undefined;
+  const draftIds = draft ? (fromText ? draft.tokenizer.encode(text) : Array.from(prompt.inputIds)) : undefined;
   let promptText = text;
   let compressedTokens = draftIds?.length ?? 0;
   let draftTokens = 0;
   if (s.compressor) {
     // createPipeline guarantees a draft (and so draftIds) whenever a compressor fronts a text target.
-    if (!draftIds) throw new DraftError('INTERNAL', `prompt compressor '${s.compressor.type}' has no draft tokenizer for text target '${target.name}'.`);
+    if (!draft || !draftIds) throw new DraftError('INTERNAL', `prompt compressor '${s.compressor.type}' has no draft tokenizer for text target '${target.name}'.`);
     const t = now();
-    const compressed = await compressStage(s.compressor, draft, s.promptBudget, text, draftIds, generation);
-    if (compressed) {
-      promptText = compressed.text;
+    const budget = resolveBudget(s.promptBudget, draftIds.length);
+    if (draftIds.length > budget) {
+      // With offsets the endpoint gets the kept original text (spacing, punctuation), not the draft's decoding.
+      const encoding =
+        fromText && draft.tokenizer.encodeWithOffsets
+          ? draftEncoding({ draft, target: target.name, component: `prompt compressor '${s.compressor.type}'`, text, maxUnknownTokenFraction: s.maxUnknownTokenFraction })
+          : undefined;
+      const compressed = await runCompressor(s.compressor, { draft, text, draftIds, budget, signal: generation.signal, onProgress: generation.onProgress });
+      promptText = encoding ? keptText(text, encoding.offsets, compressed.keptIndices) : compressed.text;
       compressedTokens = compressed.inputIds.length;
       draftTokens = compressed.draftTokens;
     }

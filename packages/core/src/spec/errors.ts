@@ -11,6 +11,8 @@ export type DraftErrorCode =
   | 'GRAPH_PATTERN'
   | 'PROMPT_TOO_LONG'
   | 'VOCAB_MISMATCH'
+  | 'PROMPT_NOT_REPRESENTABLE'
+  | 'TOKEN_ALIGNMENT'
   | 'POLICY_OUTPUT'
   | 'UNKNOWN_METHOD'
   | 'DUPLICATE_POLICY'
@@ -116,6 +118,45 @@ export class VocabMismatchError extends DraftError {
   constructor(message: string, options: DraftErrorOptions = {}) {
     super('VOCAB_MISMATCH', message, options);
     this.name = 'VocabMismatchError';
+  }
+}
+
+/**
+ * The draft's tokenizer cannot represent the prompt: too many of its tokens are the unknown token (a WordLevel
+ * draft maps every out-of-vocabulary word to it), so the draft would score noise and the kept text would be
+ * arbitrary. Thrown before any model runs.
+ */
+export class PromptNotRepresentableError extends DraftError {
+  readonly unknownFraction: number;
+  constructor(options: {
+    model: string;
+    promptTokens: number;
+    unknownTokens: number;
+    maxUnknownFraction: number;
+    /** A few out-of-vocabulary words of the prompt (their original text). */
+    examples: readonly string[];
+  }) {
+    const { model, promptTokens, unknownTokens, maxUnknownFraction, examples } = options;
+    const unknownFraction = unknownTokens / promptTokens;
+    const percent = (f: number) => `${(f * 100).toFixed(f < 0.01 ? 2 : 0)}%`;
+    super(
+      'PROMPT_NOT_REPRESENTABLE',
+      `Draft '${model}' cannot read this prompt: ${unknownTokens} of its ${promptTokens} tokens (${percent(unknownFraction)}) are unknown to its tokenizer` +
+        `${examples.length > 0 ? ` (e.g. ${examples.map((e) => JSON.stringify(e)).join(', ')})` : ''}. ` +
+        `Compression needs at most ${percent(maxUnknownFraction)} unknown tokens: write the prompt in the draft's vocabulary, ` +
+        'or use a draft whose tokenizer covers the text (e.g. one sharing the target\'s tokenizer).',
+      { details: { model, promptTokens, unknownTokens, unknownFraction, maxUnknownFraction, examples } },
+    );
+    this.name = 'PromptNotRepresentableError';
+    this.unknownFraction = unknownFraction;
+  }
+}
+
+/** A tokenizer could not map its tokens back to spans of the text (see `TokenizerV1.encodeWithOffsets`). */
+export class TokenAlignmentError extends DraftError {
+  constructor(message: string, options: DraftErrorOptions = {}) {
+    super('TOKEN_ALIGNMENT', message, options);
+    this.name = 'TokenAlignmentError';
   }
 }
 

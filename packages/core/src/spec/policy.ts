@@ -60,9 +60,10 @@ export interface LookaheadInputV1 extends CallOptions {
   target: CausalLMV1;
   draft?: CausalLMV1;
   /**
-   * Draft tokens an earlier stage already generated from the uncompressed prompt (SpecPC's lookahead, in the
-   * target's vocabulary when the vocabularies are shared). A provider may reuse them instead of running the
-   * draft again (SpecKV-PC: one draft run serves both stages).
+   * Draft tokens an earlier stage already generated from the uncompressed prompt (SpecPC's lookahead), in the
+   * target's vocabulary (core's pipeline carries them across as text, `draftTokensForTarget`, when the
+   * vocabularies differ). A provider may reuse them instead of running the draft again (SpecKV-PC: one draft
+   * run serves both stages).
    */
   draftTokenIds?: readonly number[];
   /**
@@ -93,7 +94,10 @@ export interface PromptCompressionInputV1 extends CallOptions {
   /** Prompt in the draft's token ids. */
   inputIds: readonly number[];
   text: string;
-  /** Tokens to keep (window included); the result has exactly min(budget, n) tokens. */
+  /**
+   * Tokens to keep (window included), in the draft's tokens; the result has exactly min(budget, n) tokens. (Core's
+   * pipeline calibrates it when the target has another tokenizer, whose tokens its own budget counts.)
+   */
   budget: number;
   draft?: CausalLMV1;
   /** Draft lookahead tokens to generate for scoring (compressor default when absent). */

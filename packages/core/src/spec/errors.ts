@@ -19,6 +19,7 @@ export type DraftErrorCode =
   | 'DISPOSED'
   | 'ABORTED'
   | 'REMOTE'
+  | 'ADDRESS_IN_USE'
   | 'INTERNAL';
 
 const marker = Symbol.for('@draft/core.DraftError');

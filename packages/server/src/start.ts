@@ -1,4 +1,3 @@
-import { resolveModelDir, useNativeKernels } from '@draft/cli';
 import { DraftError } from '@draft/core';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { createDraftServer, type DraftServer, type DraftServerOptions } from './server.js';
@@ -9,10 +8,10 @@ export interface StartServerOptions extends Omit<DraftServerOptions, 'target' | 
   host?: string;
   /** Default 8080; 0 picks a free port. */
   port?: number;
-  /** Target model folder. Default: the bundled target (CLI's `resolveModelDir`). */
-  target?: string;
-  /** Draft model folder, or false for none. Default: the bundled draft. */
-  draft?: string | false;
+  /** Target model folder (`draft serve` defaults it to the bundled target). */
+  target: string;
+  /** Draft model folder; absent for none. */
+  draft?: string;
   /** ORT intra-op threads per model. */
   threads?: number;
   /**
@@ -38,13 +37,12 @@ export interface RunningServer extends DraftServer {
  * stop accepting, finish in-flight requests, dispose the models. Never calls `process.exit`: with the
  * models disposed and the socket closed the event loop drains and the process exits with code 0.
  */
-export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
   let server: DraftServer;
   try {
-    await useNativeKernels();
-    const targetPath = resolveModelDir('target', targetDir);
+    const targetPath = targetDir;
     let target: OrtCausalLM;
     try {
       target = await loadModel(targetPath, { threads, raggedCache });
@@ -54,7 +52,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       target = await loadModel(targetPath, { threads });
     }
     models.push(target);
-    const draft = draftDir === false ? undefined : await loadModel(resolveModelDir('draft', draftDir), { threads });
+    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads });
     if (draft) models.push(draft);
     server = createDraftServer({ ...serverOptions, target, draft });
   } catch (error) {
@@ -65,6 +63,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   try {
     listening = await server.listen({ host, port });
   } catch (error) {
+    // Not listening: close quietly (no "shutting down" line before the real reason, e.g. ADDRESS_IN_USE).
     await server.close();
     throw error;
   }

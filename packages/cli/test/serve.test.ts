@@ -9,6 +9,7 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const cliDir = join(root, 'packages/cli');
 const serverDir = join(root, 'packages/server');
 const bin = join(cliDir, 'dist/bin.js');
+const plugin = join(root, 'examples/third-party-policy/dist/index.js');
 
 function newest(dir: string): number {
   let t = 0;
@@ -71,7 +72,8 @@ function firstLine(child: ChildProcess): Promise<string> {
 
 describe('draft serve: a real process', () => {
   it('--port 0 prints the URL; serves chat with a per-request method; SIGTERM finishes the in-flight request and exits 0', async () => {
-    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--max-concurrent', '1', '--max-queue', '4', '--target', 'models/fixtures/random-target', '--draft', 'models/fixtures/random-draft'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const models = ['--target', 'models/fixtures/random-target', '--draft', 'models/fixtures/random-draft'];
+    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--max-concurrent', '1', '--max-queue', '4', '--plugin', plugin, ...models], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -95,6 +97,16 @@ describe('draft serve: a real process', () => {
       const kept = ((await ada.json()) as { usage: { draft: { keptKvTokens: { min: number; max: number; mean: number } } } }).usage.draft.keptKvTokens;
       expect(kept.mean).toBe(48);
       expect(kept.max).toBeGreaterThan(kept.min);
+
+      // a policy registered by --plugin is served per request, as `generate --plugin` runs it
+      const keynorm = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: 2, draft: { method: 'keynorm', budget: 40 } }) });
+      expect(keynorm.status).toBe(200);
+      expect(((await keynorm.json()) as { usage: { draft: { keptKvTokens: { max: number } } } }).usage.draft.keptKvTokens.max).toBe(40);
+      // a second server on the same port: a typed error and exit code 1, not a "shutting down" line
+      const busy = await cli(['serve', '--port', new URL(url).port, ...models.map((m) => (m.startsWith('models/') ? join(root, m) : m))]);
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toContain('[ADDRESS_IN_USE]');
+      expect(busy.stderr).not.toContain('shutting down');
 
       const inflight = fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: 300 }) }).then((r) => r.json() as Promise<{ usage: { completion_tokens: number } }>);
       for (let i = 0; i < 500 && ((await (await fetch(`${url}/health`)).json()) as { active: number }).active === 0; i++) await new Promise((r) => setTimeout(r, 10));

@@ -1,6 +1,6 @@
 import type { ChatMessage, GenerationResultV1 } from '@draft/core';
 import type { MethodOptionMap, MethodOptionValue } from '@draft/methods';
-import { describeValue, invalid } from './http-error.js';
+import { describeValue, invalid, MAX_ECHO_CHARS, truncate } from './http-error.js';
 
 /** The `draft` extension field of a request body. */
 export interface DraftField {
@@ -119,7 +119,8 @@ export function parseCompletionRequest(kind: 'chat' | 'completions', raw: unknow
     if (accepts) {
       if (!accepts(body[key])) throw invalid(`'${key}' is not supported by this server; leave it out.`, key, 'unsupported_parameter');
     } else if (!FIELDS[kind].has(key)) {
-      throw invalid(`Unrecognized request argument supplied: '${describeValue(key).slice(1, -1)}'.`, describeValue(key).slice(1, -1), 'unknown_parameter');
+      const name = truncate(key, MAX_ECHO_CHARS);
+      throw invalid(`Unrecognized request argument supplied: '${name}'.`, name, 'unknown_parameter');
     }
   }
   if (body.model !== undefined && body.model !== null && typeof body.model !== 'string') throw invalid("'model' must be a string.", 'model');
@@ -196,7 +197,8 @@ function parseDraftField(raw: unknown, limits: ParseLimits): DraftField {
   const d = raw;
   for (const key of Object.keys(d)) {
     if (key !== 'method' && key !== 'budget' && key !== 'window' && key !== 'options') {
-      throw invalid(`Unknown field 'draft.${describeValue(key).slice(1, -1)}'; expected method, budget, window, options.`, `draft.${describeValue(key).slice(1, -1)}`);
+      const param = `draft.${truncate(key, MAX_ECHO_CHARS)}`;
+      throw invalid(`Unknown field '${param}'; expected method, budget, window, options.`, param);
     }
   }
   const method = d.method ?? limits.defaultMethod;
@@ -210,7 +212,7 @@ function parseDraftField(raw: unknown, limits: ParseLimits): DraftField {
     if (!isObject(d.options)) throw invalid("'draft.options' must be an object of option names to numbers, booleans or strings.", 'draft.options');
     options = {};
     for (const [name, value] of Object.entries(d.options)) {
-      const param = `draft.options.${describeValue(name).slice(1, -1)}`;
+      const param = `draft.options.${truncate(name, MAX_ECHO_CHARS)}`;
       if (name.length > MAX_NAME_CHARS) throw invalid(`Option names have at most ${MAX_NAME_CHARS} characters.`, 'draft.options');
       if (!(typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.length <= MAX_NAME_CHARS))) {
         throw invalid(`'${param}' must be a finite number, a boolean or a short string; got ${describeValue(value)}.`, param);

@@ -33,9 +33,9 @@ export interface RunningServer extends DraftServer {
 }
 
 /**
- * Loads the models once, starts the server, and (by default) shuts it down gracefully on SIGTERM/SIGINT:
- * stop accepting, finish in-flight requests, dispose the models. Never calls `process.exit`: with the
- * models disposed and the socket closed the event loop drains and the process exits with code 0.
+ * Loads the models once, starts the server, and (by default) shuts it down gracefully on SIGTERM/SIGINT
+ * (stop accepting, finish in-flight requests within `shutdownTimeoutMs`, dispose the models). Never calls
+ * `process.exit`: with the models disposed and the socket closed the event loop drains and the process exits 0.
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, ...serverOptions } = options;

@@ -61,11 +61,17 @@ rmSync(scratch, { recursive: true, force: true });
  */
 async function serveFromTarballs(cwd) {
   const models = join(root, 'models');
-  const child = spawn('npx', ['--no-install', 'draft', 'serve', '--port', '0', '--target', join(models, 'target'), '--draft', join(models, 'draft')], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: npx does not pass SIGTERM on to the server, so the group gets it (as from a supervisor).
+  const child = spawn('npx', ['--no-install', 'draft', 'serve', '--port', '0', '--target', join(models, 'target'), '--draft', join(models, 'draft')], { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const killGroup = (signal) => {
+    try {
+      process.kill(-child.pid, signal);
+    } catch {}
+  };
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000); // bounded, whatever happens
+  const timer = setTimeout(() => killGroup('SIGKILL'), 120_000); // bounded, whatever happens
   try {
     const url = await new Promise((resolve, reject) => {
       let out = '';
@@ -85,12 +91,15 @@ async function serveFromTarballs(cwd) {
       throw new Error(`chat completion answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
     }
     console.log(`npx draft serve from the tarballs answered a chat completion: ${JSON.stringify(body.choices[0].message.content)} (${body.usage.completion_tokens} tokens, method ${body.usage.draft.method})`);
-    child.kill('SIGTERM');
-    const code = await exited;
-    if (code !== 0) throw new Error(`exit code ${code} after SIGTERM: ${stderr}`);
+    killGroup('SIGTERM');
+    await exited;
+    // The server (npx's child) logs its graceful end on the same stderr pipe.
+    for (let i = 0; i < 300 && !stderr.includes('draft server: closed'); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!stderr.includes('draft server: closed')) throw new Error(`no graceful shutdown after SIGTERM: ${stderr}`);
+    console.log('npx draft serve shut down gracefully on SIGTERM');
   } finally {
     clearTimeout(timer);
-    if (child.exitCode === null) child.kill('SIGKILL');
+    killGroup('SIGKILL');
   }
 }
 

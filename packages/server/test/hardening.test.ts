@@ -184,6 +184,21 @@ describe('slow and stalled clients', () => {
     expect((await target.generate('x', { maxNewTokens: 1 })).tokens).toHaveLength(1);
   });
 
+  it('60 concurrent requests against a queue of 4 get only 200 or 429, never a 5xx', async () => {
+    const { server: s, url } = await start({ maxConcurrent: 1, maxQueue: 4 });
+    const statuses = await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        const body = JSON.stringify({ prompt: `${LONG_PROMPT.slice(0, 200)} #${i}`, max_tokens: 2, stream: i % 2 === 0 });
+        const response = await fetch(`${url}/v1/completions`, { method: 'POST', headers: JSON_HEADERS, body });
+        await response.text();
+        return response.status;
+      }),
+    );
+    expect(new Set(statuses)).toEqual(new Set([200, 429]));
+    expect(statuses.filter((x) => x === 200).length).toBeGreaterThanOrEqual(5); // the running one and the 4 queued
+    expect(s.stats).toMatchObject({ active: 0, queued: 0 });
+  });
+
   it('listening on a busy port is a typed ADDRESS_IN_USE error, without a "shutting down" line', async () => {
     const lines: string[] = [];
     const busy = createDraftServer({ target, disposeModels: false, log: (l) => lines.push(l) });

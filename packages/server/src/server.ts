@@ -155,7 +155,12 @@ export function createDraftServer(options: DraftServerOptions): DraftServer {
     const answered = checkRequest(request, reply, guard);
     if (answered) return reply;
   });
-  app.setErrorHandler((error, _request, reply) => sendError(reply, toHttpError(error)));
+  app.setErrorHandler((error, request, reply) => {
+    const http = toHttpError(error);
+    // A 5xx is the server's fault: whoever runs it sees it (the client gets the message only).
+    if (http.status >= 500 && http.status !== 503) log(`draft server: ${request.method} ${truncate(request.url, 200)} → ${http.status}: ${(error as Error)?.stack ?? http.message}`);
+    return sendError(reply, http);
+  });
   app.setNotFoundHandler((request, reply) => {
     sendError(reply, new HttpError(404, `No route for ${request.method} ${truncate(request.url.split('?')[0], 200)}.`, 'invalid_request_error', 'not_found'));
   });

@@ -24,6 +24,8 @@ Usage:
 ${BENCH_USAGE}
   draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D]
               [--max-concurrent N] [--max-queue N]
+              [--max-connections N] [--body-timeout S] [--shutdown-timeout S] [--api-key KEY]
+              [--cors ORIGIN]... [--plugin MODULE]...
 
 Methods: ${'{methods}'}
 --budget is C, entries kept per layer and KV head (KV methods), or prompt tokens kept (prompt compressors).
@@ -154,8 +156,15 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             'draft-dtype': { type: 'string' },
             'max-concurrent': { type: 'string' },
             'max-queue': { type: 'string' },
+            'max-connections': { type: 'string' },
+            'body-timeout': { type: 'string' },
+            'shutdown-timeout': { type: 'string' },
+            'api-key': { type: 'string' },
+            cors: { type: 'string', multiple: true },
+            plugin: { type: 'string', multiple: true },
           },
         });
+        await loadPlugins(values.plugin ?? []);
         return await runServe(values, io);
       }
       case undefined:

@@ -53,7 +53,15 @@ export async function decodeLoop(options: DecodeLoopOptions): Promise<DecodeLoop
   if (!(Number.isInteger(generation.maxNewTokens) && generation.maxNewTokens >= 0)) {
     throw new InvalidArgumentError({ argument: 'maxNewTokens', value: generation.maxNewTokens, expected: 'an integer ≥ 0' });
   }
-  const sampler = createSampler({ temperature: generation.temperature, topK: generation.topK, topP: generation.topP, seed: generation.seed });
+  const sampler = createSampler({
+    temperature: generation.temperature,
+    topK: generation.topK,
+    topP: generation.topP,
+    seed: generation.seed,
+    presencePenalty: generation.presencePenalty,
+    frequencyPenalty: generation.frequencyPenalty,
+    repetitionPenalty: generation.repetitionPenalty,
+  });
   const stop = createStopCriteria({ eosTokenIds: model.info.eosTokenIds, stopTokenIds: generation.stopTokenIds, stopStrings: generation.stopStrings });
   const tokenizer = model.tokenizer;
   const started = performance.now();

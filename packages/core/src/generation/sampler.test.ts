@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../spec/errors.js';
-import { argmax, createSampler, mulberry32, softmax, topKProcessor, topPProcessor } from './sampler.js';
+import { argmax, createSampler, mulberry32, presenceFrequencyProcessor, repetitionPenaltyProcessor, softmax, topKProcessor, topPProcessor } from './sampler.js';
 
 const NEG = Number.NEGATIVE_INFINITY;
 
@@ -39,6 +39,23 @@ describe('processors', () => {
     expect(Array.from(c).map((x) => x === NEG)).toEqual([true, false, true, true]);
   });
 
+  it('presence and frequency penalties subtract presence + frequency · count from each generated token', () => {
+    const row = Float32Array.from([1, 2, 3, 4]);
+    // token 1 once: 2 − 0.5 − 0.25·1 = 1.25; token 3 twice: 4 − 0.5 − 0.25·2 = 3; tokens 0 and 2 untouched
+    presenceFrequencyProcessor(0.5, 0.25)(row, { tokens: [1, 3, 3] });
+    expect(Array.from(row)).toEqual([1, 1.25, 3, 3]);
+    const negative = Float32Array.from([1, 1]);
+    presenceFrequencyProcessor(-1, 0)(negative, { tokens: [0, 0] }); // a negative presence penalty encourages
+    expect(Array.from(negative)).toEqual([2, 1]);
+  });
+
+  it('the repetition penalty divides positive and multiplies negative logits of seen tokens, once per token', () => {
+    const row = Float32Array.from([2, -1, 0.5, 3]);
+    // token 0: 2 / 2 = 1; token 1 (seen twice, penalised once): −1 · 2 = −2; tokens 2, 3 unseen
+    repetitionPenaltyProcessor(2)(row, { tokens: [0, 1, 1] });
+    expect(Array.from(row)).toEqual([1, -2, 0.5, 3]);
+  });
+
   it('softmax gives −∞ zero mass', () => {
     expect(Array.from(softmax([0, NEG, 0]))).toEqual([0.5, 0, 0.5]);
   });
@@ -50,6 +67,18 @@ describe('createSampler', () => {
     expect(s.greedy).toBe(true);
     expect(s.sample(Float32Array.from([0, 2, 1, 2]))).toBe(1);
     expect(argmax([5, 5])).toBe(0);
+  });
+
+  it('penalties apply before the greedy argmax and are validated', () => {
+    const logits = Float32Array.from([3, 2.5]);
+    expect(createSampler({ repetitionPenalty: 2 }).sample(logits, { tokens: [] })).toBe(0);
+    expect(createSampler({ repetitionPenalty: 2 }).sample(logits, { tokens: [0] })).toBe(1); // 3 / 2 = 1.5 < 2.5
+    expect(createSampler({ frequencyPenalty: 0.3 }).sample(logits, { tokens: [0] })).toBe(0); // 2.7 > 2.5
+    expect(createSampler({ frequencyPenalty: 0.3 }).sample(logits, { tokens: [0, 0] })).toBe(1); // 2.4 < 2.5
+    expect(createSampler({ presencePenalty: 0.6 }).sample(logits, { tokens: [0, 0] })).toBe(1); // 2.4 < 2.5
+    expect(Array.from(logits)).toEqual([3, 2.5]); // the input row is not modified
+    expect(() => createSampler({ repetitionPenalty: 0 })).toThrow(InvalidArgumentError);
+    expect(() => createSampler({ presencePenalty: Number.NaN })).toThrow(InvalidArgumentError);
   });
 
   it('reproduces a sequence for a seed and differs across seeds', () => {

@@ -15,7 +15,13 @@ export interface SamplerOptions {
   topP?: number;
   /** Seed of the sampling PRNG (mulberry32). Default 0. */
   seed?: number;
-  /** Extra processors, applied after temperature, top-k and top-p. */
+  /** OpenAI's presence penalty over the generated tokens (0 = off). */
+  presencePenalty?: number;
+  /** OpenAI's frequency penalty over the generated tokens (0 = off). */
+  frequencyPenalty?: number;
+  /** CTRL's repetition penalty θ > 0 over the generated tokens (1 = off). */
+  repetitionPenalty?: number;
+  /** Extra processors, applied after the penalties, temperature, top-k and top-p. */
   processors?: readonly LogitsProcessor[];
 }
 
@@ -44,6 +50,34 @@ export function argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
   return best;
+}
+
+/**
+ * OpenAI's presence and frequency penalties (and vLLM's): for every token t generated so far (count c_t ≥ 1),
+ * `logit[t] -= presence + frequency · c_t`. Counts come from `context.tokens` (the generated tokens, not the
+ * prompt, as in OpenAI's definition and vLLM).
+ */
+export function presenceFrequencyProcessor(presencePenalty: number, frequencyPenalty: number): LogitsProcessor {
+  return (logits, { tokens }) => {
+    const counts = new Map<number, number>();
+    for (const t of tokens) counts.set(t, (counts.get(t) ?? 0) + 1);
+    for (const [t, c] of counts) if (t >= 0 && t < logits.length) logits[t] -= presencePenalty + frequencyPenalty * c;
+  };
+}
+
+/**
+ * CTRL's repetition penalty (Keskar et al. 2019, §4.1) as transformers' `RepetitionPenaltyLogitsProcessor`
+ * applies it: each token already in `context.tokens` (once, however often it occurs) has a positive logit
+ * divided by θ and a negative one multiplied by θ, so θ > 1 discourages repeats. Unlike transformers, the
+ * prompt is not included (the decode loop sees only generated tokens).
+ */
+export function repetitionPenaltyProcessor(repetitionPenalty: number): LogitsProcessor {
+  return (logits, { tokens }) => {
+    for (const t of new Set(tokens)) {
+      if (t < 0 || t >= logits.length) continue;
+      logits[t] = logits[t] > 0 ? logits[t] / repetitionPenalty : logits[t] * repetitionPenalty;
+    }
+  };
 }
 
 /** Divides logits by `temperature`. */
@@ -107,11 +141,20 @@ export function validateSamplerOptions(options: SamplerOptions): void {
   if (!(Number.isInteger(topK) && topK >= 0)) throw new InvalidArgumentError({ argument: 'topK', value: topK, expected: 'an integer ≥ 0' });
   if (!(topP > 0 && topP <= 1)) throw new InvalidArgumentError({ argument: 'topP', value: topP, expected: 'a number in (0, 1]' });
   if (!Number.isInteger(seed)) throw new InvalidArgumentError({ argument: 'seed', value: seed, expected: 'an integer' });
+  for (const name of ['presencePenalty', 'frequencyPenalty'] as const) {
+    const value = options[name] ?? 0;
+    if (!Number.isFinite(value)) throw new InvalidArgumentError({ argument: name, value, expected: 'a finite number' });
+  }
+  const repetition = options.repetitionPenalty ?? 1;
+  if (!(Number.isFinite(repetition) && repetition > 0)) {
+    throw new InvalidArgumentError({ argument: 'repetitionPenalty', value: repetition, expected: 'a finite number > 0' });
+  }
 }
 
 /**
- * Creates a sampler. Greedy (argmax) when `temperature` is 0 and no extra processors are given; otherwise
- * applies temperature → top-k → top-p → extra processors and draws from the softmax with a mulberry32
+ * Creates a sampler. Greedy (argmax) when `temperature` is 0 and no penalties or extra processors are given;
+ * otherwise applies the penalties (repetition, then presence/frequency: before temperature, as transformers and
+ * vLLM order them) → temperature → top-k → top-p → extra processors and draws from the softmax with a mulberry32
  * PRNG seeded by `seed`, so equal seeds give equal token sequences.
  */
 export function createSampler(options: SamplerOptions = {}): Sampler {
@@ -119,6 +162,9 @@ export function createSampler(options: SamplerOptions = {}): Sampler {
   const { temperature = 0, topK = 0, topP = 1, seed = 0 } = options;
   const greedy = temperature === 0;
   const processors: LogitsProcessor[] = [];
+  const { presencePenalty = 0, frequencyPenalty = 0, repetitionPenalty = 1 } = options;
+  if (repetitionPenalty !== 1) processors.push(repetitionPenaltyProcessor(repetitionPenalty));
+  if (presencePenalty !== 0 || frequencyPenalty !== 0) processors.push(presenceFrequencyProcessor(presencePenalty, frequencyPenalty));
   if (!greedy) {
     if (temperature !== 1) processors.push(temperatureProcessor(temperature));
     if (topK > 0) processors.push(topKProcessor(topK));

@@ -21,6 +21,7 @@ export type DraftErrorCode =
   | 'DISPOSED'
   | 'ABORTED'
   | 'REMOTE'
+  | 'ADDRESS_IN_USE'
   | 'INTERNAL';
 
 const marker = Symbol.for('@draft/core.DraftError');

@@ -12,6 +12,12 @@ export interface GenerationOptionsV1 extends CallOptions {
   topP?: number;
   /** Seed for reproducible sampling. */
   seed?: number;
+  /** Subtracted once from the logit of every token generated so far (OpenAI `presence_penalty`; 0 = off). */
+  presencePenalty?: number;
+  /** Subtracted per occurrence from the logit of every token generated so far (OpenAI `frequency_penalty`; 0 = off). */
+  frequencyPenalty?: number;
+  /** CTRL repetition penalty θ over the tokens generated so far: positive logits / θ, negative × θ (1 = off). */
+  repetitionPenalty?: number;
   /** Extra stop token ids (the model's EOS ids always stop). */
   stopTokenIds?: readonly number[];
   /** Stop when the decoded text contains one of these; the text is cut before it. */

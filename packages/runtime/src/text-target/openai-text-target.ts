@@ -119,8 +119,8 @@ function isRetryable(error: unknown): boolean {
 }
 
 /**
- * A `TextTargetV1` over any OpenAI-compatible HTTP endpoint (OpenAI, vLLM, TGI, llama.cpp server, the example
- * server in `examples/server`). It offers no KV capabilities, so a pipeline in front of it can only compress
+ * A `TextTargetV1` over any OpenAI-compatible HTTP endpoint (OpenAI, vLLM, TGI, llama.cpp server, or
+ * `@draft/server`). It offers no KV capabilities, so a pipeline in front of it can only compress
  * the prompt (SpecPC, SpecPrefill, …); a KV method makes `createPipeline` throw `UnsupportedCapabilityError`.
  *
  * Failures are `RemoteError`s (`status` = the HTTP status, the message quotes the server's error message;

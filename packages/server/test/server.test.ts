@@ -1,8 +1,9 @@
-import { planMethod, runPlan } from '@draft/cli';
+import { createPipeline } from '@draft/core';
+import { planMethod } from '@draft/methods';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDraftServer, type DraftServer } from '../src/index.js';
-import { get, type Json, LONG_PROMPT, MODELS, post, sse, until } from './helpers.js';
+import { get, JSON_HEADERS, type Json, LONG_PROMPT, MODELS, post, sse, until } from './helpers.js';
 
 let target: OrtCausalLM;
 let draft: OrtCausalLM;
@@ -66,7 +67,7 @@ describe('completions over the real bundled models', () => {
   it('streaming chat: OpenAI chunk shapes, deltas concatenate to the non-streamed reply, usage on the final chunk, then [DONE]', async () => {
     const body = { messages: [{ role: 'user', content: 'Where is the key?' }], max_tokens: 12 };
     const whole = (await post(base, '/v1/chat/completions', body)).json.choices[0].message.content;
-    const response = await fetch(`${base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }) });
+    const response = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }) });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const events = await sse(response);
@@ -86,7 +87,7 @@ describe('completions over the real bundled models', () => {
   it('streaming completions: text chunks concatenate to the non-streamed text', async () => {
     const body = { prompt: 'The tide', max_tokens: 10 };
     const whole = (await post(base, '/v1/completions', body)).json.choices[0].text;
-    const events = await sse(await fetch(`${base}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }) }));
+    const events = await sse(await fetch(`${base}/v1/completions`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ ...body, stream: true }) }));
     const chunks = events.slice(0, -1) as Json[];
     expect(chunks.every((c) => c.object === 'text_completion')).toBe(true);
     expect(chunks.map((c) => c.choices[0].text).join('')).toBe(whole);
@@ -103,7 +104,7 @@ describe('completions over the real bundled models', () => {
     expect(pc.json.usage.draft).toMatchObject({ method: 'specpc', budget: 64, window: 8, promptTokens: n, compressedPromptTokens: 64 });
     expect(pc.json.usage.draft.draftTokens).toBeGreaterThan(0);
     // the same as running the CLI's plan in process
-    const direct = await runPlan(planMethod('specpc', { budget: 64, windowSize: 8 }), { target, draft }, LONG_PROMPT, { maxNewTokens: 4 });
+    const direct = await createPipeline({ target, draft, ...planMethod('specpc', { budget: 64, windowSize: 8 }).stages }).generate(LONG_PROMPT, { maxNewTokens: 4 });
     expect(pc.json.choices[0].text).toBe(direct.text);
     const roomy = await ask({ method: 'specpc', budget: n + 50 });
     expect(roomy.json.usage.draft.compressedPromptTokens).toBe(n);
@@ -201,6 +202,7 @@ describe('concurrency, disconnects, shutdown, leaks', () => {
     const controller = new AbortController();
     const response = await fetch(`${base}/v1/completions`, {
       method: 'POST',
+      headers: JSON_HEADERS,
       body: JSON.stringify({ prompt: LONG_PROMPT, max_tokens: 2000, stream: true }),
       signal: controller.signal,
     });
@@ -257,7 +259,7 @@ describe('concurrency, disconnects, shutdown, leaks', () => {
     const request = (i: number) => {
       const method = ['full', 'specpc', 'streamingllm', 'snapkv'][i % 4];
       const body = { prompt: `${LONG_PROMPT.slice(0, 400)} #${i}`, max_tokens: 2, stream: i % 2 === 0, draft: { method, budget: 48, window: 8 } };
-      return fetch(`${base}/v1/completions`, { method: 'POST', body: JSON.stringify(body) }).then(async (r) => {
+      return fetch(`${base}/v1/completions`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body) }).then(async (r) => {
         expect(r.status).toBe(200);
         await r.text();
       });

@@ -9,6 +9,8 @@ export const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url)
 // ~300 target tokens on the bundled pair: long enough for small budgets to bite.
 export const LONG_PROMPT = Array.from({ length: 60 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
 
+export const JSON_HEADERS = { 'content-type': 'application/json' };
+
 export async function post(base: string, path: string, body: unknown, init: RequestInit = {}): Promise<{ status: number; json: Json; headers: Headers }> {
   const response = await fetch(`${base}${path}`, {
     method: 'POST',

@@ -1,4 +1,4 @@
-import { planMethod } from '@draft/cli';
+import { planMethod } from '@draft/methods';
 import { AbortError, createPipeline, RemoteError, UnsupportedCapabilityError } from '@draft/core';
 import { FakeTextTarget } from '@draft/core/testing';
 import { loadModel, OpenAITextTarget, type OrtCausalLM } from '@draft/runtime';

@@ -1,4 +1,3 @@
-import { resolveModelDir, useNativeKernels } from '@draft/cli';
 import { DraftError } from '@draft/core';
 import { loadModel, type ModelDtype, type OrtCausalLM } from '@draft/runtime';
 import { createDraftServer, type DraftServer, type DraftServerOptions } from './server.js';
@@ -9,10 +8,10 @@ export interface StartServerOptions extends Omit<DraftServerOptions, 'target' | 
   host?: string;
   /** Default 8080; 0 picks a free port. */
   port?: number;
-  /** Target model folder. Default: the bundled target (CLI's `resolveModelDir`). */
-  target?: string;
-  /** Draft model folder, or false for none. Default: the bundled draft. */
-  draft?: string | false;
+  /** Target model folder (`draft serve` defaults it to the bundled target). */
+  target: string;
+  /** Draft model folder; absent for none. */
+  draft?: string;
   /** Weight file of the target (transformers.js dtype: fp32, fp16, q8, int8, uint8, q4, q4f16, bnb4). */
   dtype?: ModelDtype;
   /** Weight file of the draft. */
@@ -38,17 +37,16 @@ export interface RunningServer extends DraftServer {
 }
 
 /**
- * Loads the models once, starts the server, and (by default) shuts it down gracefully on SIGTERM/SIGINT:
- * stop accepting, finish in-flight requests, dispose the models. Never calls `process.exit`: with the
- * models disposed and the socket closed the event loop drains and the process exits with code 0.
+ * Loads the models once, starts the server, and (by default) shuts it down gracefully on SIGTERM/SIGINT
+ * (stop accepting, finish in-flight requests within `shutdownTimeoutMs`, dispose the models). Never calls
+ * `process.exit`: with the models disposed and the socket closed the event loop drains and the process exits 0.
  */
-export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
   let server: DraftServer;
   try {
-    await useNativeKernels();
-    const targetPath = resolveModelDir('target', targetDir);
+    const targetPath = targetDir;
     let target: OrtCausalLM;
     try {
       target = await loadModel(targetPath, { threads, raggedCache, dtype });
@@ -58,7 +56,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       target = await loadModel(targetPath, { threads, dtype });
     }
     models.push(target);
-    const draft = draftDir === false ? undefined : await loadModel(resolveModelDir('draft', draftDir), { threads, dtype: draftDtype });
+    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype });
     if (draft) models.push(draft);
     server = createDraftServer({ ...serverOptions, target, draft });
   } catch (error) {
@@ -69,6 +67,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   try {
     listening = await server.listen({ host, port });
   } catch (error) {
+    // Not listening: close quietly (no "shutting down" line before the real reason, e.g. ADDRESS_IN_USE).
     await server.close();
     throw error;
   }

@@ -9,4 +9,4 @@ export { instrumentGraph } from './graph/instrument.js';
 export type { AttentionPattern, InstrumentedGraph, QueryCaptureSpec } from './graph/instrument.js';
 export { applyRopeInPlace, ropeTables } from './rope.js';
 export const PACKAGE_NAME = '@draft/runtime';
-export { OpenAITextTarget, type OpenAITextTargetOptions, parseSseStream, SseParser, type SseEvent, backoffDelay, type BackoffOptions } from './text-target/index.js';
+export { OpenAITextTarget, type OpenAITextTargetOptions, parseSseStream, SseParser, type SseEvent } from './text-target/index.js';

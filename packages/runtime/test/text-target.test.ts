@@ -406,6 +406,18 @@ describe('OpenAITextTarget', () => {
     ]);
   });
 
+  it('listModels: GET /models gives the served ids; a failure is a RemoteError', async () => {
+    const server = await fake((req, res) => {
+      if (req.headers.authorization !== 'Bearer sk-list') json(res, 401, { error: { message: 'no key' } });
+      else json(res, 200, { object: 'list', data: [{ id: 'qwen-7b', object: 'model' }, { id: 'draft', object: 'model' }] });
+    });
+    expect(await OpenAITextTarget.listModels({ baseUrl: server.baseUrl, apiKey: 'sk-list' })).toEqual(['qwen-7b', 'draft']);
+    expect(server.hits[0].url).toBe('/v1/models');
+    const error = (await rejection(OpenAITextTarget.listModels({ baseUrl: server.baseUrl }))) as RemoteError;
+    expect(error.status).toBe(401);
+    expect(error.message).toContain('no key');
+  });
+
   it('rejects bad options with InvalidArgumentError', () => {
     expect(() => new OpenAITextTarget({ baseUrl: 'not a url', model: 'm' })).toThrow(/baseUrl/);
     expect(() => new OpenAITextTarget({ baseUrl: 'ftp://x/v1', model: 'm' })).toThrow(/http/);

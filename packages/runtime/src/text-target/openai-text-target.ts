@@ -152,6 +152,20 @@ export class OpenAITextTarget implements TextTargetV1 {
     });
   }
 
+  /**
+   * The model ids the endpoint serves (`GET {baseUrl}/models`; vLLM, TGI, llama.cpp server and OpenAI answer it),
+   * e.g. to pick the `model` of a single-model server. Failures are mapped as for `complete`.
+   */
+  static async listModels(options: Omit<OpenAITextTargetOptions, 'model'> & { signal?: AbortSignal }): Promise<string[]> {
+    const probe = new OpenAITextTarget({ ...options, model: 'models' });
+    try {
+      const page = await abortable(probe.client.models.list({ signal: options.signal }), options.signal);
+      return page.data.map((m) => m.id).filter((id): id is string => typeof id === 'string');
+    } catch (error) {
+      throw probe.failure(error, options.signal);
+    }
+  }
+
   /** One non-streaming completion. */
   async complete(request: TextCompletionRequestV1): Promise<TextCompletionResultV1> {
     const params = this.params(request, false);

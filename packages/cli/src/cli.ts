@@ -7,6 +7,7 @@ import { benchKernels, kernelsInfo, useNativeKernels } from './commands/kernels.
 import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
 import { loadPlugins } from './plugins.js';
+import { REMOTE_TARGET_OPTIONS } from './remote-target.js';
 
 export const USAGE = `draft — draft-based approximate inference for long-context LLMs
 
@@ -15,6 +16,8 @@ Usage:
                  [--method-option METHOD.NAME=VALUE]... [--max-new-tokens N] [--temperature T]
                  [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH)
                  [--plugin MODULE]... [--json]
+                 [--target-url URL [--target-model NAME] [--api-key-env VAR] [--target-endpoint chat|completions]
+                  [--target-retries N] [--target-timeout MS]]
   draft demo [--target DIR] [--draft DIR] [--method-option METHOD.NAME=VALUE]...
   draft methods [--plugin MODULE]... [--json]
   draft kernels [--json]
@@ -26,7 +29,9 @@ Methods: ${'{methods}'}
 --budget is C, entries kept per layer and KV head (KV methods), or prompt tokens kept (prompt compressors).
 --method-option METHOD.NAME=VALUE (repeatable) sets an option of that method's policy, overriding --window,
   e.g. specpc.kernelSize=8 or speckv.poolType=avg; numbers, true/false, else text. speckv-pc: its SpecPC stage.
-Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).`;
+Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).
+--target-url sends the (compressed) prompt to an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, OpenAI)
+  instead of a local target: prompt compressors and full only; the API key is read from $VAR (--api-key-env).`;
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -66,6 +71,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             'prompt-file': { type: 'string' },
             plugin: { type: 'string', multiple: true },
             json: { type: 'boolean' },
+            ...REMOTE_TARGET_OPTIONS,
           },
         });
         await loadPlugins(values.plugin ?? []);
@@ -82,7 +88,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             const r = run.result;
             io.stdout('\n');
             io.stderr(
-              `[${run.method}] ${r.usage.promptTokens} prompt tokens → ${r.usage.compressedPromptTokens} to the target, ` +
+              `[${run.method}] ${r.usage.promptTokens} prompt tokens → ${r.usage.compressedPromptTokens} to ${run.remote ? `${run.remote.model} at ${run.remote.url}` : 'the target'}, ` +
                 `kept KV/head ${r.usage.keptKvTokens[0]?.[0] ?? '-'}, KV ${r.kvBytes.afterPrefill} bytes, ` +
                 `TTFT ${r.timings.ttftMs.toFixed(0)} ms, ${r.timings.decodeTokensPerSecond.toFixed(1)} tok/s, ${r.finishReason}\n`,
             );

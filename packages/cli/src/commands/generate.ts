@@ -5,7 +5,7 @@ import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { intOption, numberOption } from '../options.js';
-import { checkPlanForTextTarget, isTextTarget, needsDraft, type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
+import { checkPlanForTextTarget, needsDraft, type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
 
 export interface GenerateFlags extends RemoteTargetFlags {
   target?: string;
@@ -78,7 +78,6 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
       topP,
       seed,
       signal: io.signal,
-      onToken: io.onText ? (t: { text: string }) => io.onText?.(t.text) : undefined,
     };
     const result = await runPlan(plan, { target, draft }, prompt, generation, io.onText);
     return { method, budget, methodOptions, result, ...(remote ? { remote: { url: remote.url, model: remote.model, endpoint: remote.endpoint } } : {}) };
@@ -104,8 +103,8 @@ export function toJson(run: GenerateRun): GenerateJson {
 }
 
 /**
- * Runs one planned method on loaded models, or on the draft and a text target. A text target reports text as it
- * streams (to `onText`), not through `generation.onToken`.
+ * Runs one planned method on loaded models, or on the draft and a text target. `onText` receives the text as it
+ * is released (stop strings held back), from a local model or a text target's stream alike.
  */
 export async function runPlan(
   plan: MethodPlan,
@@ -116,11 +115,17 @@ export async function runPlan(
 ): Promise<GenerationResultV1> {
   if (plan.draftOnly) {
     if (!models.draft) throw new InvalidArgumentError({ argument: '--draft', value: undefined, expected: 'a draft model for draft-only' });
-    const result = await models.draft.generate(prompt, generation);
+    const onToken = onText
+      ? (t: { id: number; text: string }) => {
+          generation.onToken?.(t);
+          if (t.text) onText(t.text);
+        }
+      : generation.onToken;
+    const result = await models.draft.generate(prompt, { ...generation, onToken });
     return { ...result, usage: { ...result.usage, draftTokens: result.usage.completionTokens } };
   }
   const pipeline = createPipeline({ target: models.target as CausalLMV1 | TextTargetV1, draft: models.draft, ...plan.stages });
-  if (!onText || !isTextTarget(models.target)) return pipeline.generate(prompt, generation);
+  if (!onText) return pipeline.generate(prompt, generation);
   const stream = pipeline.stream(prompt, generation);
   for await (const piece of stream) onText(piece);
   return stream.result;

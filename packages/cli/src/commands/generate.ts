@@ -108,7 +108,7 @@ export function toJson(run: GenerateRun): GenerateJson {
  */
 export async function runPlan(
   plan: MethodPlan,
-  models: { target: OrtCausalLM | TextTargetV1; draft?: OrtCausalLM },
+  models: { target: CausalLMV1 | TextTargetV1; draft?: OrtCausalLM },
   prompt: string,
   generation: GenerationOptionsV1,
   onText?: (piece: string) => void,
@@ -124,7 +124,7 @@ export async function runPlan(
     const result = await models.draft.generate(prompt, { ...generation, onToken });
     return { ...result, usage: { ...result.usage, draftTokens: result.usage.completionTokens } };
   }
-  const pipeline = createPipeline({ target: models.target as CausalLMV1 | TextTargetV1, draft: models.draft, ...plan.stages });
+  const pipeline = createPipeline({ target: models.target, draft: models.draft, ...plan.stages });
   if (!onText) return pipeline.generate(prompt, generation);
   const stream = pipeline.stream(prompt, generation);
   for await (const piece of stream) onText(piece);

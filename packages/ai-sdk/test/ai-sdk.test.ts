@@ -5,9 +5,11 @@ import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { registerSpecPC } from '@draft/specpc';
 import { generateText, streamText } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSample, readTaskFormat } from '@draft/cli';
 import { startOpenAIStub } from '../../cli/test/openai-stub.js';
 import { createDraft, type DraftProvider, type DraftProviderMetadata } from '../src/index.js';
 
+const bundled = (name: string) => fileURLToPath(new URL(`../../../models/${name}`, import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`../../../models/fixtures/${name}`, import.meta.url));
 // ~300 tokens of the byte-level fixture tokenizer: long enough for small budgets to bite.
 const PROMPT = Array.from({ length: 60 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
@@ -113,5 +115,34 @@ describe('@draft/ai-sdk in front of an OpenAI-compatible endpoint', () => {
       await remote.dispose();
       await stub.close();
     }
+  });
+});
+
+describe('@draft/ai-sdk on the bundled trained pair (models/target, models/draft)', () => {
+  it('SpecPC at 128 of 1024 prompt tokens still finds the needle the full prompt finds; folders load once and are disposed', async () => {
+    const pair = createDraft({ target: bundled('target'), draft: bundled('draft') });
+    const tokenizerModel = await loadModel(bundled('draft'));
+    try {
+      const format = readTaskFormat(bundled('target'));
+      expect(format).toBeDefined();
+      // The pair shares its tokenizer: the draft's measures the same lengths as the target's.
+      const sample = generateSample({ task: 'niah_multikey_1', length: 1024, seed: 1, index: 0, tokenizer: tokenizerModel.tokenizer, format });
+      const call = { prompt: sample.input, maxOutputTokens: sample.maxNewTokens, stopSequences: sample.stopStrings };
+      const full = await generateText({ model: pair('full'), ...call });
+      const specpc = await generateText({
+        model: pair('specpc'),
+        ...call,
+        providerOptions: { draft: { budget: 128, windowSize: 8, options: { kernelSize: 8, neighbourTokens: 8 } } },
+      });
+      expect(full.text.trim()).toBe(sample.answers[0]);
+      expect(specpc.text.trim()).toBe(sample.answers[0]);
+      expect(meta(specpc.providerMetadata)).toMatchObject({ promptTokens: 1024, compressedPromptTokens: 128 });
+    } finally {
+      await tokenizerModel.dispose();
+      await pair.dispose();
+    }
+    // disposed: the next call loads the folders again rather than using disposed sessions
+    expect(await generateText({ model: pair('full'), prompt: 'k1', maxOutputTokens: 1 }).then((r) => r.usage.outputTokens)).toBe(1);
+    await pair.dispose();
   });
 });

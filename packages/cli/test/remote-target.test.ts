@@ -210,6 +210,7 @@ describe('draft bench ruler --target-url', () => {
     expect(report.results[2].skipped).toMatch(/^UNSUPPORTED_CAPABILITY/);
     const prompts = stub.completions().map((r) => r.prompt as string);
     expect(prompts).toHaveLength(2);
+    expect(stub.completions()[0].body).toMatchObject({ model: 'big-model', temperature: 0 });
     // the compressed prompt is a shortened subsequence of the full one
     expect(prompts[1].length).toBeLessThan(prompts[0].length / 2);
     expect(isSubsequence(prompts[1], prompts[0])).toBe(true);

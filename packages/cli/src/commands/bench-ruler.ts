@@ -287,6 +287,8 @@ async function runOne(
       r = await runPlan(plan, { target: models.target, draft: needsDraft(plan, models.remote) ? models.draft : undefined }, sample.input, {
         maxNewTokens: Math.min(sample.maxNewTokens, options.maxNewCap ?? Number.POSITIVE_INFINITY),
         stopStrings: sample.stopStrings,
+        // Greedy, said explicitly: an HTTP endpoint without a temperature samples at its default (OpenAI: 1).
+        temperature: 0,
         signal: options.signal,
       });
     } catch (error) {

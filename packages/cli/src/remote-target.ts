@@ -73,12 +73,17 @@ export async function remoteTargetFromFlags(flags: RemoteTargetFlags, signal?: A
   return { target: new OpenAITextTarget({ ...common, model }), url: common.baseUrl.replace(/\/+$/, ''), model, endpoint };
 }
 
-/** The key in `$VAR`; an unset or empty variable is an error naming the variable, never showing a value. */
+/**
+ * The key in `$VAR`. Errors name the variable only when it looks like one (upper case, digits, `_`): a key pasted
+ * by mistake in its place is never echoed.
+ */
 function apiKeyFromEnv(variable: string | undefined): string | undefined {
   if (variable === undefined) return undefined;
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable)) throw new InvalidArgumentError({ argument: '--api-key-env', value: variable, expected: 'the name of an environment variable (e.g. OPENAI_API_KEY), not the key' });
-  const key = process.env[variable];
-  if (!key) throw new InvalidArgumentError({ argument: '--api-key-env', value: variable, expected: `an environment variable that is set (${variable} is empty or unset)` });
+  const shown = /^[A-Z_][A-Z0-9_]{0,63}$/.test(variable) ? variable : '(hidden: not an upper-case variable name)';
+  const key = /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) ? process.env[variable] : undefined;
+  if (!key) {
+    throw new InvalidArgumentError({ argument: '--api-key-env', value: shown, expected: `the name of a set, non-empty environment variable holding the key (e.g. OPENAI_API_KEY), not the key itself` });
+  }
   return key;
 }
 

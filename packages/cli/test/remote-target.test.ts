@@ -149,6 +149,10 @@ describe('draft generate --target-url (OpenAI-compatible stub)', () => {
     const unset = await cli(['generate', '--json', ...remote(), '--target-model', 'm', '--api-key-env', KEY_ENV, '--prompt', 'hello']);
     expect(unset.code).toBe(2);
     expect(JSON.parse(unset.stderr).error.details).toMatchObject({ argument: '--api-key-env', value: KEY_ENV });
+    // a key pasted in place of the variable's name is not echoed
+    const pasted = await cli(['generate', '--json', ...remote(), '--target-model', 'm', '--api-key-env', SECRET, '--prompt', 'hello']);
+    expect(pasted.code).toBe(2);
+    expect(pasted.stderr).not.toContain(SECRET);
   });
 
   it('flag misuse is INVALID_ARGUMENT: --target with --target-url, remote flags without it, a bad endpoint', async () => {

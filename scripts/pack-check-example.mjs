@@ -7,6 +7,7 @@ import { snapkv } from '@draft/baselines';
 import { specPC } from '@draft/specpc';
 import { nativeInfo } from '@draft/cuda';
 import { runCli } from '@draft/cli';
+import { createDraft } from '@draft/ai-sdk';
 
 const assert = (ok, what) => {
   if (!ok) throw new Error(`pack-check example: ${what}`);
@@ -19,6 +20,17 @@ const native = nativeInfo();
 console.log('native kernels:', JSON.stringify(native));
 const hasCmake = (await import('node:child_process')).spawnSync('cmake', ['--version']).status === 0;
 assert(!hasCmake || native.native, `cmake exists but the installed @draft/cuda built no addon: ${native.reason}`);
+// The AI SDK provider from its tarball, called the way `ai` calls a LanguageModelV3 (ai itself is not a dependency).
+const provider = createDraft({ target: join(process.argv[2], 'fixtures', 'tiny-llama') });
+try {
+  const languageModel = provider('full');
+  assert(languageModel.specificationVersion === 'v3', 'ai-sdk: LanguageModelV3');
+  const generated = await languageModel.doGenerate({ prompt: [{ role: 'user', content: [{ type: 'text', text: 'the quick brown fox' }] }], maxOutputTokens: 3 });
+  assert(generated.usage.outputTokens.total === 3, `ai-sdk: generated ${generated.usage.outputTokens.total} tokens`);
+  console.log(`the installed @draft/ai-sdk generated ${JSON.stringify(generated.content[0]?.text ?? '')}`);
+} finally {
+  await provider.dispose();
+}
 const model = await loadModel(join(process.argv[2], 'fixtures', 'tiny-llama'));
 try {
   const result = await model.generate('the quick brown fox', { maxNewTokens: 4 });

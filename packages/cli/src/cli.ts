@@ -8,6 +8,7 @@ import { benchKernels, kernelsInfo, useNativeKernels } from './commands/kernels.
 import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
 import { loadPlugins } from './plugins.js';
+import { REMOTE_TARGET_OPTIONS } from './remote-target.js';
 
 export const USAGE = `draft — draft-based approximate inference for long-context LLMs
 
@@ -16,6 +17,8 @@ Usage:
                  [--method-option METHOD.NAME=VALUE]... [--max-new-tokens N] [--temperature T]
                  [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH)
                  [--plugin MODULE]... [--json]
+                 [--target-url URL [--target-model NAME] [--api-key-env VAR] [--target-endpoint chat|completions]
+                  [--target-retries N] [--target-timeout MS]]
   draft demo [--target DIR] [--draft DIR] [--method-option METHOD.NAME=VALUE]...
   draft methods [--plugin MODULE]... [--json]
   draft inspect DIR [--plugin MODULE]... [--json]
@@ -34,7 +37,9 @@ Methods: ${'{methods}'}
 Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).
 --dtype / --draft-dtype pick the weight file as transformers.js does: fp32 (onnx/model.onnx), fp16, q8
   (model_quantized), int8, uint8, q4, q4f16, bnb4 (onnx/model_<dtype>.onnx); default: the folder's
-  transformers.js_config.dtype, else fp32.`;
+  transformers.js_config.dtype, else fp32.
+--target-url sends the (compressed) prompt to an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, OpenAI)
+  instead of a local target: prompt compressors and full only; the API key is read from $VAR (--api-key-env).`;
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -76,6 +81,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             'prompt-file': { type: 'string' },
             plugin: { type: 'string', multiple: true },
             json: { type: 'boolean' },
+            ...REMOTE_TARGET_OPTIONS,
           },
         });
         await loadPlugins(values.plugin ?? []);
@@ -92,7 +98,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             const r = run.result;
             io.stdout('\n');
             io.stderr(
-              `[${run.method}] ${r.usage.promptTokens} prompt tokens → ${r.usage.compressedPromptTokens} to the target, ` +
+              `[${run.method}] ${r.usage.promptTokens} prompt tokens → ${r.usage.compressedPromptTokens} to ${run.remote ? `${run.remote.model} at ${run.remote.url}` : 'the target'}, ` +
                 `kept KV/head ${r.usage.keptKvTokens[0]?.[0] ?? '-'}, KV ${r.kvBytes.afterPrefill} bytes, ` +
                 `TTFT ${r.timings.ttftMs.toFixed(0)} ms, ${r.timings.decodeTokensPerSecond.toFixed(1)} tok/s, ${r.finishReason}\n`,
             );

@@ -23,7 +23,7 @@ export {
 export { checkConfigAgainstGraph, type ConfigHeads, type FusedHeads, type GraphIo, readGraphIo, type TensorIo } from './graph/graph-io.js';
 export { type FusedAttentionNode, findFusedAttention } from './graph/fused-attention.js';
 export const PACKAGE_NAME = '@draft/runtime';
-export { OpenAITextTarget, type OpenAITextTargetOptions, parseSseStream, SseParser, type SseEvent, backoffDelay, type BackoffOptions } from './text-target/index.js';
+export { OpenAITextTarget, type OpenAITextTargetOptions, parseSseStream, SseParser, type SseEvent } from './text-target/index.js';
 export { DTYPE_SUFFIXES, MODEL_DTYPES, resolveModelFiles, validateDtype } from './model-files.js';
 export type { KvCacheDtype, ModelDtype, ModelFileOptions, ModelFiles } from './model-files.js';
 export type { FloatType } from './graph/kv-io.js';

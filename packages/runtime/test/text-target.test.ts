@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { AbortError, createPipeline, defineCachePolicy, RemoteError, UnsupportedCapabilityError } from '@draft/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { backoffDelay, OpenAITextTarget, SseParser } from '../src/index.js';
+import { OpenAITextTarget, SseParser } from '../src/index.js';
 
 interface Hit {
   url: string;
@@ -49,7 +49,8 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(JSON.stringify(body));
 }
 
-const fast = { initialRetryDelayMs: 5, maxRetryDelayMs: 20, random: () => 0.5 };
+/** Asks the client to retry after 5 ms (its `retry-after-ms` header) instead of its default 0.5 s backoff. */
+const soon = { 'retry-after-ms': '5' };
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -89,16 +90,6 @@ describe('SseParser', () => {
     expect(events).toEqual(expected);
     const q = new SseParser();
     expect([...q.push('data: tail'), ...q.end()]).toEqual([{ event: 'message', data: 'tail' }]);
-  });
-});
-
-describe('backoffDelay', () => {
-  const options = { initialDelayMs: 100, maxDelayMs: 1000, random: () => 0.999 };
-  it('doubles the jitter ceiling per retry, caps it, and honours Retry-After (capped)', () => {
-    expect([0, 1, 2, 3, 4].map((a) => backoffDelay(a, options))).toEqual([99, 199, 399, 799, 999]);
-    expect(backoffDelay(3, { ...options, random: () => 0 })).toBe(0);
-    expect(backoffDelay(0, options, '0.25')).toBe(250);
-    expect(backoffDelay(0, options, '30')).toBe(1000);
   });
 });
 
@@ -213,10 +204,10 @@ describe('OpenAITextTarget', () => {
 
   it('retries 503 twice with backoff, then succeeds', async () => {
     const server = await fake((_req, res, _hit, n) => {
-      if (n < 2) json(res, 503, { error: { message: 'overloaded', type: 'server_error' } });
+      if (n < 2) json(res, 503, { error: { message: 'overloaded', type: 'server_error' } }, soon);
       else json(res, 200, { choices: [{ message: { content: 'ok' }, finish_reason: 'stop' }] });
     });
-    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 2, ...fast });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 2 });
     expect((await target.complete({ prompt: 'p', maxNewTokens: 1 })).text).toBe('ok');
     expect(server.hits).toHaveLength(3);
   });
@@ -224,9 +215,9 @@ describe('OpenAITextTarget', () => {
   it('gives up after maxRetries on 500 with RemoteError(status, server message, attempts); 429 with Retry-After is retried', async () => {
     const server = await fake((_req, res, hit) => {
       if (hit.body.model === 'busy') json(res, 429, { error: { message: 'slow down' } }, { 'retry-after': '0' });
-      else json(res, 500, { error: { message: 'boom', type: 'server_error', code: 'internal' } });
+      else json(res, 500, { error: { message: 'boom', type: 'server_error', code: 'internal' } }, soon);
     });
-    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 1, ...fast });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 1 });
     const error = (await rejection(target.complete({ prompt: 'p', maxNewTokens: 1 }))) as RemoteError;
     expect(error).toBeInstanceOf(RemoteError);
     expect(error.code).toBe('REMOTE');
@@ -234,14 +225,14 @@ describe('OpenAITextTarget', () => {
     expect(error.message).toBe('openai:tiny: HTTP 500: boom');
     expect(error.details).toMatchObject({ status: 500, serverMessage: 'boom', type: 'server_error', code: 'internal', attempts: 2 });
     expect(server.hits).toHaveLength(2);
-    const busy = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'busy', maxRetries: 3, ...fast });
+    const busy = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'busy', maxRetries: 3 });
     expect(((await rejection(busy.complete({ prompt: 'p', maxNewTokens: 1 }))) as RemoteError).status).toBe(429);
     expect(server.hits).toHaveLength(2 + 4);
   });
 
   it('does not retry 400; the server message and status reach the caller', async () => {
     const server = await fake((_req, res) => json(res, 400, { error: { message: "Unknown method 'nope'", type: 'invalid_request_error', param: 'draft.method', code: 'unknown_method' } }));
-    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 3, ...fast });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 3 });
     const error = (await rejection(target.complete({ prompt: 'p', maxNewTokens: 1 }))) as RemoteError;
     expect(error.status).toBe(400);
     expect(error.message).toContain("Unknown method 'nope'");
@@ -256,7 +247,7 @@ describe('OpenAITextTarget', () => {
     const server = await fake(() => {
       // never answers
     });
-    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', timeoutMs: 50, maxRetries: 1, ...fast });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', timeoutMs: 50, maxRetries: 1 });
     const error = (await rejection(target.complete({ prompt: 'p', maxNewTokens: 1 }))) as RemoteError;
     expect(error).toBeInstanceOf(RemoteError);
     expect(error.message).toContain('timed out after 50 ms');
@@ -267,10 +258,11 @@ describe('OpenAITextTarget', () => {
 
   it('network errors are retried, then reported', async () => {
     const server = await fake((_req, res) => res.destroy());
-    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 2, ...fast });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 2 });
     const error = (await rejection(target.complete({ prompt: 'p', maxNewTokens: 1 }))) as RemoteError;
     expect(error).toBeInstanceOf(RemoteError);
     expect(error.message).toContain('request failed');
+    expect(error.details).toMatchObject({ attempts: 3 });
     expect(server.hits).toHaveLength(3);
   });
 
@@ -280,7 +272,7 @@ describe('OpenAITextTarget', () => {
       res.write('data: {"choices":[{"delta":{"content":"par"}}]}\n\n');
       setTimeout(() => res.destroy(), 20);
     });
-    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 3, ...fast });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 3 });
     const got: string[] = [];
     const error = await rejection(
       (async () => {
@@ -294,7 +286,8 @@ describe('OpenAITextTarget', () => {
 
   it('AbortSignal: aborts a pending request, a backoff wait, and a running stream (the connection is closed)', async () => {
     const server = await fake((_req, res, hit) => {
-      if (hit.body.model === 'flaky') json(res, 503, { error: { message: 'later' } });
+      // Retry-After: 60 — the client would sleep a minute before its retry.
+      if (hit.body.model === 'flaky') json(res, 503, { error: { message: 'later' } }, { 'retry-after': '60' });
       else if (hit.body.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write('data: {"choices":[{"delta":{"content":"a"}}]}\n\n');
@@ -308,11 +301,13 @@ describe('OpenAITextTarget', () => {
     expect(e1).toBeInstanceOf(AbortError);
     expect((e1 as AbortError).cause).toEqual(new Error('user'));
 
-    const flaky = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'flaky', maxRetries: 5, initialRetryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: () => 1 });
+    const flaky = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'flaky', maxRetries: 5 });
     const c2 = new AbortController();
     const waiting = flaky.complete({ prompt: 'p', maxNewTokens: 1, signal: c2.signal });
+    const t0 = performance.now();
     setTimeout(() => c2.abort(), 50);
     expect(await rejection(waiting)).toBeInstanceOf(AbortError);
+    expect(performance.now() - t0).toBeLessThan(5_000); // not after the minute
 
     const c3 = new AbortController();
     const got: string[] = [];
@@ -340,6 +335,87 @@ describe('OpenAITextTarget', () => {
       break;
     }
     await Promise.all(server.closed);
+  });
+
+  it("without a Retry-After the client's own backoff (0.5 s, jittered by at most 25%) separates attempts", async () => {
+    const times: number[] = [];
+    const server = await fake((_req, res) => {
+      times.push(performance.now());
+      json(res, 502, { error: { message: 'bad gateway' } });
+    });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 1 });
+    expect(((await rejection(target.complete({ prompt: 'p', maxNewTokens: 1 }))) as RemoteError).status).toBe(502);
+    expect(times).toHaveLength(2);
+    expect(times[1] - times[0]).toBeGreaterThanOrEqual(370);
+  });
+
+  it('a stream that stalls between chunks times out (idle timeout) and is not retried', async () => {
+    const server = await fake((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"delta":{"content":"a"}}]}\n\n');
+    });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', timeoutMs: 150, maxRetries: 2 });
+    const got: string[] = [];
+    const error = (await rejection(
+      (async () => {
+        for await (const p of target.stream({ prompt: 'p', maxNewTokens: 4 })) got.push(p);
+      })(),
+    )) as RemoteError;
+    expect(got).toEqual(['a']);
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error.message).toContain('timed out after 150 ms between stream chunks');
+    expect(server.hits).toHaveLength(1);
+    await Promise.all(server.closed);
+  });
+
+  it("never sends the environment's OPENAI_API_KEY (nor any Authorization) when no apiKey is given", async () => {
+    const server = await fake((_req, res) => json(res, 200, { choices: [{ message: { content: 'x' }, finish_reason: 'stop' }] }));
+    const saved = process.env.OPENAI_API_KEY;
+    process.env.OPENAI_API_KEY = 'sk-from-env';
+    try {
+      await new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny' }).complete({ prompt: 'p', maxNewTokens: 1 });
+      await new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', apiKey: 'sk-given', headers: { 'x-extra': '1' } }).complete({ prompt: 'p', maxNewTokens: 1 });
+    } finally {
+      if (saved === undefined) delete process.env.OPENAI_API_KEY;
+      else process.env.OPENAI_API_KEY = saved;
+    }
+    expect(server.hits[0].headers.authorization).toBeUndefined();
+    expect(server.hits[1].headers.authorization).toBe('Bearer sk-given');
+    expect(server.hits[1].headers['x-extra']).toBe('1');
+  });
+
+  it("quotes servers' other error shapes: vLLM's { message }, TGI's { error: '…' }, { detail } and plain text", async () => {
+    const bodies: [number, string][] = [
+      [400, JSON.stringify({ object: 'error', message: 'max_tokens too large', type: 'BadRequestError', code: 400 })],
+      [422, JSON.stringify({ error: 'Input validation error', error_type: 'validation' })],
+      [404, JSON.stringify({ detail: 'Not Found' })],
+      [403, 'forbidden by proxy'],
+    ];
+    const server = await fake((_req, res, _hit, n) => {
+      res.writeHead(bodies[n][0], { 'content-type': 'text/plain' });
+      res.end(bodies[n][1]);
+    });
+    const target = new OpenAITextTarget({ baseUrl: server.baseUrl, model: 'tiny', maxRetries: 0 });
+    const messages: string[] = [];
+    for (const _ of bodies) messages.push(((await rejection(target.complete({ prompt: 'p', maxNewTokens: 1 }))) as RemoteError).message);
+    expect(messages).toEqual([
+      'openai:tiny: HTTP 400: max_tokens too large',
+      'openai:tiny: HTTP 422: Input validation error',
+      'openai:tiny: HTTP 404: Not Found',
+      'openai:tiny: HTTP 403: forbidden by proxy',
+    ]);
+  });
+
+  it('listModels: GET /models gives the served ids; a failure is a RemoteError', async () => {
+    const server = await fake((req, res) => {
+      if (req.headers.authorization !== 'Bearer sk-list') json(res, 401, { error: { message: 'no key' } });
+      else json(res, 200, { object: 'list', data: [{ id: 'qwen-7b', object: 'model' }, { id: 'draft', object: 'model' }] });
+    });
+    expect(await OpenAITextTarget.listModels({ baseUrl: server.baseUrl, apiKey: 'sk-list' })).toEqual(['qwen-7b', 'draft']);
+    expect(server.hits[0].url).toBe('/v1/models');
+    const error = (await rejection(OpenAITextTarget.listModels({ baseUrl: server.baseUrl }))) as RemoteError;
+    expect(error.status).toBe(401);
+    expect(error.message).toContain('no key');
   });
 
   it('rejects bad options with InvalidArgumentError', () => {

@@ -70,13 +70,14 @@ export function hashText(text: string): string {
 
 /**
  * The model fingerprint for a run of one bench invocation: each folder is hashed at most once, and only when a
- * run asks for it (a bench whose methods never use the draft never reads the draft's weights).
+ * run asks for it (a bench whose methods never use the draft never reads the draft's weights). A remote target
+ * (`remote`: its URL, API flavour and model) stands in for the target folder's hash.
  */
-export function modelFingerprinter(dirs: { targetDir: string; draftDir: string }): (options: { needsDraft: boolean }) => ModelFingerprint {
-  let target: string | undefined;
+export function modelFingerprinter(dirs: { targetDir?: string; draftDir: string; remote?: string }): (options: { needsDraft: boolean }) => ModelFingerprint {
+  let target: string | undefined = dirs.remote;
   let draft: string | undefined;
   return ({ needsDraft }) => {
-    target ??= hashModelDir(dirs.targetDir);
+    target ??= hashModelDir(dirs.targetDir as string);
     if (needsDraft) draft ??= hashModelDir(dirs.draftDir);
     return { target, draft: needsDraft ? (draft as string) : null };
   };

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '@draft/core';
 import { methodLabel } from '../method-options.js';
+import { REMOTE_TARGET_OPTIONS, REMOTE_TARGET_USAGE } from '../remote-target.js';
 import { type BenchFidelityFlags, runBenchFidelity } from './bench-fidelity.js';
 import { type BenchPerfFlags, runBenchPerf } from './bench-perf.js';
 import { type BenchIo, type BenchRulerFlags, runBenchRuler } from './bench-ruler.js';
@@ -8,6 +9,7 @@ import { type BenchIo, type BenchRulerFlags, runBenchRuler } from './bench-ruler
 export const BENCH_USAGE = `  draft bench ruler [--target DIR] [--draft DIR] [--methods a,b] [--budgets N,…|1/32,…] [--lengths N,…]
                     [--tasks a,b] [--samples N] [--seed N] [--window N] [--method-option M.NAME=V]...
                     [--max-new-tokens N] [--out DIR] [--json]
+                    ${REMOTE_TARGET_USAGE}
   draft bench fidelity [--target DIR] [--draft DIR] [--methods a,b] [--budgets …] [--lengths N,…]
                     [--prompt-file PATH]... [--steps N] [--window N] [--method-option M.NAME=V]... [--out DIR] [--json]
   draft bench perf [--target DIR] [--draft DIR] [--methods a,b] [--budget N] [--lengths 1K,2K,…]
@@ -50,7 +52,15 @@ export async function runBenchCommand(
         const { values } = parseArgs({
           args: [...args],
           strict: true,
-          options: { ...common, budgets: { type: 'string' }, tasks: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, 'max-new-tokens': { type: 'string' } },
+          options: {
+            ...common,
+            ...REMOTE_TARGET_OPTIONS,
+            budgets: { type: 'string' },
+            tasks: { type: 'string' },
+            samples: { type: 'string' },
+            seed: { type: 'string' },
+            'max-new-tokens': { type: 'string' },
+          },
         });
         const report = await runBenchRuler(values as BenchRulerFlags, benchIo);
         if (values.json) io.stdout(`${JSON.stringify(report)}\n`);

@@ -1,6 +1,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError } from '@draft/core';
+import { InvalidArgumentError, type TextTargetV1, type TokenizerV1 } from '@draft/core';
+import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import {
   type BudgetSpec,
   markdownTable,
@@ -27,9 +28,10 @@ import { type MethodOptionMap, type MethodOptions, methodLabel, parseMethodOptio
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { intOption } from '../options.js';
+import { checkPlanForTextTarget, needsDraft, type RemoteTarget, type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
 import { runPlan } from './generate.js';
 
-export interface BenchRulerFlags {
+export interface BenchRulerFlags extends RemoteTargetFlags {
   target?: string;
   draft?: string;
   /** Weight files (`--dtype`, `--draft-dtype`; transformers.js dtype names). */
@@ -123,9 +125,11 @@ export const RULER_DEFAULTS = Object.freeze({
  * again; one made by other models or settings is stale and runs again), with per-run files, summary.md and an SVG plot.
  */
 export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promise<RulerBenchJson> {
-  const targetDir = resolveModelDir('target', flags.target);
+  const remote = await remoteTargetFromFlags(flags, io.signal);
+  const targetDir = remote ? undefined : resolveModelDir('target', flags.target);
   const draftDir = resolveModelDir('draft', flags.draft);
-  const format = readTaskFormat(targetDir);
+  // A remote target has no folder: the task format (symbolic pairs) comes from the draft's, lengths count draft tokens.
+  const format = readTaskFormat(targetDir ?? draftDir);
   const methods = parseList(flags.methods ?? RULER_DEFAULTS.methods);
   const budgets = parseBudgets(flags.budgets, RULER_DEFAULTS.budgets);
   const lengths = parseIntList('lengths', flags.lengths ?? RULER_DEFAULTS.lengths, 16);
@@ -167,9 +171,9 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   mkdirSync(out, { recursive: true });
   const progress = new Progress(runs.length, io.stderr, io.tty ?? false);
   const metrics: RunMetrics[] = [];
-  let models: BenchModels | undefined;
+  let models: RulerModels | undefined;
   const sampleCache = new Map<string, RulerSample[]>();
-  const fingerprintOf = modelFingerprinter({ targetDir, draftDir });
+  const fingerprintOf = modelFingerprinter({ targetDir, draftDir, remote: remote && remoteFingerprint(remote) });
   const resumedRevisions = new ResumedRevisions();
   // What changes a run's results besides its folder name and models (not --threads, --out); full and draft-only have no window.
   const settingsOf = (plan: MethodPlan): BenchSettings => ({
@@ -184,7 +188,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       const label = `${run.method} ${run.budget === null ? '' : `b${run.budget} `}L${run.length} ${run.task}`;
       const metricsPath = join(run.dir, 'metrics.json');
       const probe = probePlans[methods.indexOf(run.method)];
-      const fingerprint = { models: fingerprintOf({ needsDraft: probe.needsDraft }), settings: settingsOf(probe) };
+      const fingerprint = { models: fingerprintOf({ needsDraft: needsDraft(probe, remote !== undefined) }), settings: settingsOf(probe) };
       const state = resumeState<RunMetrics>(metricsPath, fingerprint);
       if (state.kind === 'resume') {
         metrics.push(state.metrics);
@@ -195,13 +199,13 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       // A terminal shows at once that stale results are being replaced; a log says so on the run's line.
       const stale = state.kind === 'stale' ? `stale (${state.reason}): rerunning` : undefined;
       if (stale) progress.update(label, stale);
-      models ??= await loadBenchModels({ targetDir, draftDir, plans: probePlans, threads, ...dtypes });
+      models ??= remote ? await remoteRulerModels(remote, draftDir, threads) : localRulerModels(await loadBenchModels({ targetDir: targetDir as string, draftDir, plans: probePlans, threads, ...dtypes }));
       const key = `${run.task}|${run.length}`;
       if (!sampleCache.has(key)) {
         sampleCache.clear();
         sampleCache.set(
           key,
-          Array.from({ length: samples }, (_, index) => generateSample({ task: run.task, length: run.length, seed, index, tokenizer: models!.target.tokenizer, format })),
+          Array.from({ length: samples }, (_, index) => generateSample({ task: run.task, length: run.length, seed, index, tokenizer: models!.tokenizer, format })),
         );
       }
       const taskSamples = sampleCache.get(key)!;
@@ -224,7 +228,8 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
         style: format ? 'symbolic' : 'natural',
         maxNewTokens: taskSamples[0] ? Math.min(taskSamples[0].maxNewTokens, maxNewCap ?? Number.POSITIVE_INFINITY) : null,
         generation: 'greedy',
-        target: targetDir,
+        target: remote ? remote.url : targetDir,
+        ...(remote ? { targetModel: remote.model, targetEndpoint: remote.endpoint } : {}),
         draft: draftDir,
       });
       writeJson(join(run.dir, 'run_meta.json'), {
@@ -232,7 +237,10 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
         queryAware: { questionInPrompt: true, methodScoresWithQuery: scoresWithQuery(run.method) },
         raggedCache: models.ragged,
         ...(models.raggedRefused ? { raggedCacheRefused: models.raggedRefused } : {}),
-        models: { target: { dir: targetDir, ...models.target.info }, draft: models.draft ? { dir: draftDir, ...models.draft.info } : null },
+        models: {
+          target: remote ? { url: remote.url, model: remote.model, endpoint: remote.endpoint } : { dir: targetDir, ...(models.target as OrtCausalLM).info },
+          draft: models.draft ? { dir: draftDir, ...models.draft.info } : null,
+        },
       });
       const predictionsPath = join(run.dir, 'predictions.jsonl');
       writeFileSync(predictionsPath, '');
@@ -261,13 +269,15 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
 async function runOne(
   run: { method: string; budget: number | null },
   taskSamples: RulerSample[],
-  models: BenchModels,
+  models: RulerModels,
   options: { windowSize?: number; options?: MethodOptionMap; maxNewCap?: number; signal?: AbortSignal; onSample?: (i: number) => void },
   writeLine: (line: Record<string, unknown>) => void,
 ): Promise<{ skipped?: string; metrics: Partial<RunMetrics> }> {
   let plan: MethodPlan;
   try {
     plan = planMethod(run.method, { budget: run.budget ?? undefined, windowSize: options.windowSize, options: options.options });
+    // KV methods behind an HTTP endpoint: the pipeline's capability error, recorded as skipped.
+    if (models.remote) checkPlanForTextTarget(plan, models.target as TextTargetV1);
   } catch (error) {
     const reason = skipReason(error);
     if (reason) return { skipped: reason, metrics: { accuracy: null, samples: 0 } };
@@ -279,9 +289,11 @@ async function runOne(
     options.onSample?.(i);
     let r: Awaited<ReturnType<typeof runPlan>>;
     try {
-      r = await runPlan(plan, { target: models.target, draft: plan.needsDraft ? models.draft : undefined }, sample.input, {
+      r = await runPlan(plan, { target: models.target, draft: needsDraft(plan, models.remote) ? models.draft : undefined }, sample.input, {
         maxNewTokens: Math.min(sample.maxNewTokens, options.maxNewCap ?? Number.POSITIVE_INFINITY),
         stopStrings: sample.stopStrings,
+        // Greedy, said explicitly: an HTTP endpoint without a temperature samples at its default (OpenAI: 1).
+        temperature: 0,
         signal: options.signal,
       });
     } catch (error) {
@@ -397,4 +409,27 @@ function rulerChart(report: RulerBenchJson, lengths: number[]): string {
     };
   });
   return lineChart({ title: 'RULER-style accuracy vs KV / prompt budget', xLabel: 'budget (tokens, log scale)', yLabel: 'accuracy', panels, xLog: true, yRange: [0, 1] });
+}
+
+/** A remote target in the fingerprint: endpoint URL, API flavour and model, in place of a folder hash (never the key). */
+function remoteFingerprint(remote: RemoteTarget): string {
+  return `openai-${remote.endpoint}:${remote.url}#${remote.model}`;
+}
+
+/** The models of a ruler run: loaded ones, or a remote target with the local draft. */
+interface RulerModels extends Omit<BenchModels, 'target'> {
+  target: OrtCausalLM | TextTargetV1;
+  /** Measures sample lengths: the target's tokenizer, or the draft's for a remote target. */
+  tokenizer: TokenizerV1;
+  remote: boolean;
+}
+
+function localRulerModels(models: BenchModels): RulerModels {
+  return { ...models, tokenizer: models.target.tokenizer, remote: false, dispose: () => models.dispose() };
+}
+
+/** A remote target with the draft, loaded always: its tokenizer measures lengths and it tokenises for compressors. */
+async function remoteRulerModels(remote: RemoteTarget, draftDir: string, threads: number | undefined): Promise<RulerModels> {
+  const draft = await loadModel(draftDir, { threads });
+  return { target: remote.target, draft, tokenizer: draft.tokenizer, remote: true, ragged: false, dispose: () => draft.dispose() };
 }

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1, InvalidArgumentError } from '@draft/core';
+import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1, InvalidArgumentError, type TextTargetV1 } from '@draft/core';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { dtypeOption, intOption, numberOption } from '../options.js';
+import { checkPlanForTextTarget, needsDraft, type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
 
-export interface GenerateFlags {
+export interface GenerateFlags extends RemoteTargetFlags {
   target?: string;
   draft?: string;
   /** Weight file of the target (`onnx/model_<suffix>.onnx`, transformers.js dtype names). */
@@ -40,6 +41,8 @@ export interface GenerateJson {
   usage: GenerationResultV1['usage'];
   timings: GenerationResultV1['timings'];
   kvBytes: GenerationResultV1['kvBytes'];
+  /** With `--target-url`: the endpoint and model the prompt went to. */
+  remote?: { url: string; model: string; endpoint: 'chat' | 'completions' };
 }
 
 export interface GenerateRun {
@@ -47,6 +50,7 @@ export interface GenerateRun {
   budget: number | undefined;
   methodOptions?: MethodOptionMap;
   result: GenerationResultV1;
+  remote?: GenerateJson['remote'];
 }
 
 /** Loads the models a method needs, runs it once, and disposes everything. */
@@ -64,11 +68,14 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const methodOptions = parseMethodOptions(flags['method-option'], [method])[method] ?? {};
   const prompt = readPrompt(flags);
   const plan = planMethod(method, { budget, windowSize, options: methodOptions });
+  const remote = await remoteTargetFromFlags(flags, io.signal);
+  // A KV method cannot run behind an HTTP endpoint: refused with the pipeline's error before any model loads.
+  if (remote) checkPlanForTextTarget(plan, remote.target);
   const models: OrtCausalLM[] = [];
   try {
-    const target = await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache, dtype });
-    models.push(target);
-    const draft = plan.needsDraft ? await loadModel(resolveModelDir('draft', flags.draft), { dtype: draftDtype }) : undefined;
+    const target = remote ? remote.target : await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache, dtype });
+    if (!remote) models.push(target as OrtCausalLM);
+    const draft = needsDraft(plan, remote !== undefined) ? await loadModel(resolveModelDir('draft', flags.draft), { dtype: draftDtype }) : undefined;
     if (draft) models.push(draft);
     const generation = {
       maxNewTokens,
@@ -77,10 +84,9 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
       topP,
       seed,
       signal: io.signal,
-      onToken: io.onText ? (t: { text: string }) => io.onText?.(t.text) : undefined,
     };
-    const result = await runPlan(plan, { target, draft }, prompt, generation);
-    return { method, budget, methodOptions, result };
+    const result = await runPlan(plan, { target, draft }, prompt, generation, io.onText);
+    return { method, budget, methodOptions, result, ...(remote ? { remote: { url: remote.url, model: remote.model, endpoint: remote.endpoint } } : {}) };
   } finally {
     await Promise.all(models.map((m) => m.dispose()));
   }
@@ -98,23 +104,37 @@ export function toJson(run: GenerateRun): GenerateJson {
     usage: result.usage,
     timings: result.timings,
     kvBytes: result.kvBytes,
+    ...(run.remote ? { remote: run.remote } : {}),
   };
 }
 
-/** Runs one planned method on loaded models. */
+/**
+ * Runs one planned method on loaded models, or on the draft and a text target. `onText` receives the text as it
+ * is released (stop strings held back), from a local model or a text target's stream alike.
+ */
 export async function runPlan(
   plan: MethodPlan,
-  models: { target: OrtCausalLM; draft?: OrtCausalLM },
+  models: { target: CausalLMV1 | TextTargetV1; draft?: OrtCausalLM },
   prompt: string,
   generation: GenerationOptionsV1,
+  onText?: (piece: string) => void,
 ): Promise<GenerationResultV1> {
   if (plan.draftOnly) {
     if (!models.draft) throw new InvalidArgumentError({ argument: '--draft', value: undefined, expected: 'a draft model for draft-only' });
-    const result = await models.draft.generate(prompt, generation);
+    const onToken = onText
+      ? (t: { id: number; text: string }) => {
+          generation.onToken?.(t);
+          if (t.text) onText(t.text);
+        }
+      : generation.onToken;
+    const result = await models.draft.generate(prompt, { ...generation, onToken });
     return { ...result, usage: { ...result.usage, draftTokens: result.usage.completionTokens } };
   }
-  const pipeline = createPipeline({ target: models.target as CausalLMV1, draft: models.draft, ...plan.stages });
-  return pipeline.generate(prompt, generation);
+  const pipeline = createPipeline({ target: models.target, draft: models.draft, ...plan.stages });
+  if (!onText) return pipeline.generate(prompt, generation);
+  const stream = pipeline.stream(prompt, generation);
+  for await (const piece of stream) onText(piece);
+  return stream.result;
 }
 
 function readPrompt(flags: GenerateFlags): string {

@@ -1,3 +1,2 @@
 export { OpenAITextTarget, type OpenAITextTargetOptions } from './openai-text-target.js';
 export { parseSseStream, SseParser, type SseEvent } from './sse.js';
-export { backoffDelay, type BackoffOptions } from './retry.js';

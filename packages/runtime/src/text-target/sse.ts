@@ -2,6 +2,9 @@
  * Server-sent events (the `text/event-stream` framing OpenAI-compatible servers stream with), parsed per the
  * WHATWG HTML spec, §9.2.6: lines end in LF, CR or CRLF; `data:` lines of one event join with '\n'; a blank
  * line dispatches; lines starting with ':' are comments; `event:`, `id:`, `retry:` are read and ignored.
+ *
+ * `OpenAITextTarget` no longer uses this (the official `openai` client parses its streams); it stays exported,
+ * deprecated, because tests of the OpenAI-compatible server read raw streams with it.
  */
 
 /** One dispatched event. */
@@ -13,6 +16,8 @@ export interface SseEvent {
 }
 
 /**
+ * @deprecated Kept for readers of raw OpenAI-compatible streams; `OpenAITextTarget` streams without it.
+ *
  * Incremental SSE parser: feed it decoded text in arbitrary pieces (a chunk may end inside a line, or between
  * the CR and LF of a CRLF) and it returns the events completed by each piece.
  */
@@ -83,7 +88,7 @@ export class SseParser {
   }
 }
 
-/** Yields the events of a byte stream (e.g. a fetch `response.body`), decoding UTF-8 across chunk boundaries. */
+/** @deprecated See `SseParser`. Yields the events of a byte stream (e.g. a fetch `response.body`), decoding UTF-8 across chunk boundaries. */
 export async function* parseSseStream(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
   const decoder = new TextDecoder('utf-8');
   const parser = new SseParser();

@@ -22,3 +22,5 @@ export { GraphBuilder, readInitializers } from './onnx-builder.js';
 export type { ReadTensor } from './onnx-builder.js';
 export { MHA_TWIN_SPEC, TWIN_NAMES, TWIN_SPEC, writeAttentionTwins } from './twins.js';
 export type { TwinName } from './twins.js';
+export { convertToGguf, f32ToF16Bits, GGML_TYPE, GGUF_ALIGNMENT, ggufPath, gpt2TokenizerMetadata, permuteForInterleavedRope, writeGguf } from './gguf.js';
+export type { ConvertToGgufOptions, GgufTensor, GgufValue } from './gguf.js';

@@ -28,7 +28,8 @@ describe.skipIf(unavailable !== undefined)(`node-llama-cpp greedy tokens = ours 
     convertToGguf({ dir: fixturePath('tiny-llama'), outPath: ggufPath });
     ours = await loadModel(fixturePath('tiny-llama'), { threads: 2 });
     for (const prompt of PROMPTS) oursTokens.push((await ours.generate({ inputIds: prompt }, { maxNewTokens: NEW_TOKENS })).tokens);
-    peer = await openLlamaCpp({ ggufPath, threads: 2, kvType: 'f32', contextSize: 128 });
+    // Flash attention off: on, llama.cpp rounds attention inputs to f16 (see LlamaCppEngineOptions.flashAttention).
+    peer = await openLlamaCpp({ ggufPath, threads: 2, kvType: 'f32', contextSize: 128, flashAttention: false });
   }, 60_000);
   afterAll(async () => {
     await peer?.dispose();
@@ -46,7 +47,7 @@ describe.skipIf(unavailable !== undefined)(`node-llama-cpp greedy tokens = ours 
   }, 60_000); // llama.cpp's spinning threads slow down a lot on an oversubscribed machine
 
   it('runs in its own process through the bench machinery (same tokens, its own peak RSS)', async () => {
-    const r = await runEngineInChild({ engine: 'llama.cpp', ggufPath, kvType: 'f32', threads: 2, inputIds: PROMPTS[1], newTokens: NEW_TOKENS, repeats: 1 });
+    const r = await runEngineInChild({ engine: 'llama.cpp', ggufPath, kvType: 'f32', flashAttention: false, threads: 2, inputIds: PROMPTS[1], newTokens: NEW_TOKENS, repeats: 1 });
     expect(r.runs[0].tokens).toEqual(oursTokens[1]);
     expect(r.peakRssBytes).toBeGreaterThan(10 * 2 ** 20);
     expect(r.info.kvType).toBe('f32');

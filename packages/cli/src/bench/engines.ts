@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { createPipeline } from '@draft/core';
 import { planMethod } from '../methods.js';
 import { type GreedyRun, type LlamaCppKvType, openLlamaCpp } from './llamacpp.js';
+
+export { defaultGgufPath } from './llamacpp.js';
 import { loadBenchModels } from './models.js';
 import { processPeakRssBytes } from './peers.js';
 import { openTransformers } from './transformers-peer.js';
@@ -24,7 +26,7 @@ interface JobBase {
 export type EngineJob =
   | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string })
   | (JobBase & { engine: 'transformers.js'; targetDir: string })
-  | (JobBase & { engine: 'llama.cpp'; ggufPath: string; kvType: LlamaCppKvType });
+  | (JobBase & { engine: 'llama.cpp'; ggufPath: string; kvType: LlamaCppKvType; flashAttention?: boolean | 'auto' });
 
 export interface EngineResult {
   runs: GreedyRun[];
@@ -42,7 +44,7 @@ const WARMUP_IDS = [1, 2, 3, 4, 5, 6, 7, 8];
 export async function runEngine(job: EngineJob): Promise<EngineResult> {
   const runs: GreedyRun[] = [];
   if (job.engine === 'llama.cpp') {
-    const engine = await openLlamaCpp({ ggufPath: job.ggufPath, threads: job.threads, kvType: job.kvType, contextSize: job.inputIds.length + job.newTokens + 1 });
+    const engine = await openLlamaCpp({ ggufPath: job.ggufPath, threads: job.threads, kvType: job.kvType, flashAttention: job.flashAttention, contextSize: job.inputIds.length + job.newTokens + 1 });
     try {
       await engine.greedy(WARMUP_IDS, 2);
       for (let i = 0; i < job.repeats; i++) runs.push(await engine.greedy(job.inputIds, job.newTokens));

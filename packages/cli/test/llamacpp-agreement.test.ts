@@ -9,6 +9,8 @@ import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEngineInChild } from '../src/bench/engines.js';
 import { type LlamaCppEngine, llamaCppUnavailable, openLlamaCpp } from '../src/bench/llamacpp.js';
+import type { PerfBenchJson } from '../src/index.js';
+import { cli, oneJson } from './helpers.js';
 
 const unavailable = await llamaCppUnavailable();
 if (unavailable) console.warn(`llama.cpp agreement test skipped: ${unavailable}`);
@@ -52,4 +54,23 @@ describe.skipIf(unavailable !== undefined)(`node-llama-cpp greedy tokens = ours 
     expect(r.peakRssBytes).toBeGreaterThan(10 * 2 ** 20);
     expect(r.info.kvType).toBe('f32');
   }, 60_000);
+
+  it('bench perf --peers llama.cpp adds f16- and f32-KV rows from their own process', async () => {
+    const dir = fixturePath('tiny-llama');
+    const args = ['bench', 'perf', '--json', '--target', dir, '--draft', dir, '--methods', 'full', '--lengths', '64', '--new-tokens', '4'];
+    const { code, stdout, stderr } = await cli([...args, '--peers', 'llama.cpp', '--gguf', ggufPath, '--out', join(tmp, 'perf')]);
+    expect(code, stderr).toBe(0);
+    const { results } = oneJson<PerfBenchJson>(stdout);
+    expect(results.map((r) => r.method)).toEqual(['full', 'llama.cpp', 'llama.cpp-f32kv']);
+    const [full, f16, f32] = results;
+    expect(f16.skipped).toBeUndefined();
+    expect(f32.kvBytes).toBe(full.kvBytes);
+    expect(f16.kvBytes).toBe(full.kvBytes! / 2);
+    for (const r of [f16, f32]) {
+      expect(r.ttftMs!).toBeGreaterThan(0);
+      expect(r.decodeTokensPerSecond!).toBeGreaterThan(0);
+      expect(r.peakRssBytes!).toBeGreaterThan(10 * 2 ** 20);
+      expect(r.note).toMatch(/own process/);
+    }
+  }, 90_000);
 });

@@ -49,7 +49,7 @@ export interface LlamaCppEngine {
 
 /** Why node-llama-cpp cannot run here (not installed, no prebuilt binary for this machine), or undefined. */
 export async function llamaCppUnavailable(): Promise<string | undefined> {
-  const { module, reason } = await importOptionalPeer<typeof NodeLlamaCpp>('node-llama-cpp', '@draft/cli');
+  const { module, reason } = await importOptionalPeer<typeof NodeLlamaCpp>('node-llama-cpp');
   if (!module) return reason;
   try {
     await module.getLlama({ build: 'never', gpu: false, logLevel: module.LlamaLogLevel.error, progressLogs: false });
@@ -65,7 +65,7 @@ export async function llamaCppUnavailable(): Promise<string | undefined> {
  */
 export async function openLlamaCpp(options: LlamaCppEngineOptions): Promise<LlamaCppEngine> {
   if (!existsSync(options.ggufPath)) throw new Error(`${options.ggufPath} missing (pnpm --filter @draft/models make:gguf <model>)`);
-  const { module: m, reason } = await importOptionalPeer<typeof NodeLlamaCpp>('node-llama-cpp', '@draft/cli');
+  const { module: m, reason } = await importOptionalPeer<typeof NodeLlamaCpp>('node-llama-cpp');
   if (!m) throw new Error(reason);
   const llama = await m.getLlama({ build: 'never', gpu: false, maxThreads: options.threads, logLevel: m.LlamaLogLevel.error, progressLogs: false });
   const model = await llama.loadModel({ modelPath: options.ggufPath, gpuLayers: 0 });

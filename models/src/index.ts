@@ -34,3 +34,5 @@ export { withFloat16KvIo } from './convert-kv16.js';
 export { externalDataFileNames, writeExternalData } from './convert-external-data.js';
 export { writeDtypeFixtures } from './dtype-fixtures.js';
 export type { DtypeFixtureDirs } from './dtype-fixtures.js';
+export { convertToGguf, f32ToF16Bits, GGML_TYPE, GGUF_ALIGNMENT, ggufPath, gpt2TokenizerMetadata, permuteForInterleavedRope, writeGguf } from './gguf.js';
+export type { ConvertToGgufOptions, GgufTensor, GgufValue } from './gguf.js';

@@ -14,6 +14,7 @@ export const BENCH_USAGE = `  draft bench ruler [--target DIR] [--draft DIR] [--
                     [--prompt-file PATH]... [--steps N] [--window N] [--method-option M.NAME=V]... [--out DIR] [--json]
   draft bench perf [--target DIR] [--draft DIR] [--methods a,b] [--budget N] [--lengths 1K,2K,…]
                     [--new-tokens N] [--repeats N] [--window N] [--method-option M.NAME=V]... [--no-transformers]
+                    [--peers transformers.js,llama.cpp] [--gguf FILE]
                     [--out DIR] [--json]
   every bench also takes [--dtype D] [--draft-dtype D] [--threads N]`;
 
@@ -93,7 +94,7 @@ export async function runBenchCommand(
         const { values } = parseArgs({
           args: [...args],
           strict: true,
-          options: { ...common, budget: { type: 'string' }, 'new-tokens': { type: 'string' }, repeats: { type: 'string' }, 'no-transformers': { type: 'boolean' } },
+          options: { ...common, budget: { type: 'string' }, 'new-tokens': { type: 'string' }, repeats: { type: 'string' }, 'no-transformers': { type: 'boolean' }, peers: { type: 'string' }, gguf: { type: 'string' } },
         });
         const flags: BenchPerfFlags = { ...values, transformers: !values['no-transformers'] };
         const report = await runBenchPerf(flags, benchIo);

@@ -1,15 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { createPipeline, InvalidArgumentError } from '@draft/core';
 import type { ModelDtype, OrtCausalLM } from '@draft/runtime';
 import { markdownTable, parseIntList, parseList, runMeta, runName, skipReason, writeJson, writeText } from '../bench/common.js';
+import { type EngineJob, runEngineInChild, summarizeRuns } from '../bench/engines.js';
+import { defaultGgufPath, type LlamaCppKvType } from '../bench/llamacpp.js';
 import { type BenchModels, benchDtypes, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { fillerIds } from '../bench/ruler-tasks.js';
 import { lineChart } from '../bench/svg.js';
+import { openTransformers } from '../bench/transformers-peer.js';
 import { readTaskFormat } from '../bench/task-format.js';
 import { type MethodOptionMap, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
@@ -33,12 +34,19 @@ export interface BenchPerfFlags {
   'method-option'?: string[];
   threads?: string;
   transformers?: boolean;
+  /** Comma-separated peers: `transformers.js` (default), `llama.cpp` (node-llama-cpp, f16 and f32 KV rows). */
+  peers?: string;
+  /** GGUF of the target for the llama.cpp peer (default `<target>/gguf/model-f32.gguf`, written by make:gguf). */
+  gguf?: string;
   out?: string;
   json?: boolean;
 }
 
 export interface PerfRow {
-  /** CLI method name, or `transformers.js` (full KV in @huggingface/transformers on the same folder). */
+  /**
+   * CLI method name, `transformers.js` (full KV in @huggingface/transformers on the same folder), or `llama.cpp` /
+   * `llama.cpp-f32kv` (full KV in node-llama-cpp on a GGUF of the same weights, f16 / f32 KV cache).
+   */
   method: string;
   budget: number | null;
   length: number;
@@ -48,7 +56,10 @@ export interface PerfRow {
   /** (draft + compression) time / total time. */
   draftShare: number | null;
   kvBytes: number | null;
-  /** Highest process RSS sampled every 5 ms during the run (ORT runs in a worker of this process). */
+  /**
+   * Highest process RSS sampled every 5 ms during the run (ORT runs in a worker of this process); for llama.cpp
+   * rows the peak RSS of the child process that ran it alone.
+   */
   peakRssBytes: number | null;
   newTokens: number;
   /** Ratios to full KV of the same length, same process run. */
@@ -91,11 +102,18 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
   const out = resolve(flags.out ?? PERF_DEFAULTS.out);
   const methodOptions = parseMethodOptions(flags['method-option'], methods);
   const plans = methods.map((m) => planMethod(m, { budget: m === 'full' ? undefined : budget, windowSize, options: methodOptions[m] }));
-  const withTransformers = flags.transformers !== false;
+  const peers = parseList(flags.peers ?? 'transformers.js');
+  for (const p of peers) {
+    if (p !== 'transformers.js' && p !== 'llama.cpp') throw new InvalidArgumentError({ argument: '--peers', value: p, expected: "'transformers.js' and/or 'llama.cpp'" });
+  }
+  const withTransformers = flags.transformers !== false && peers.includes('transformers.js');
+  // llama.cpp twice: its default f16 KV cache, and f32 KV like ours.
+  const llamaKvTypes: LlamaCppKvType[] = peers.includes('llama.cpp') ? ['f16', 'f32'] : [];
+  const ggufPath = resolve(flags.gguf ?? defaultGgufPath(targetDir));
   mkdirSync(out, { recursive: true });
 
   const rows: PerfRow[] = [];
-  const progress = new Progress(lengths.length * (methods.length + (withTransformers ? 1 : 0)), io.stderr, io.tty ?? false);
+  const progress = new Progress(lengths.length * (methods.length + (withTransformers ? 1 : 0) + llamaKvTypes.length), io.stderr, io.tty ?? false);
   const models = await loadBenchModels({ targetDir, draftDir, plans, threads, ...dtypes });
   const format = readTaskFormat(targetDir);
   try {
@@ -117,6 +135,13 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
         const row = await transformersRun(targetDir, models.target, ids, length, newTokens, repeats, threads, dtypes.dtype);
         lengthRows.push(row);
         progress.finish(`transformers.js L${length}`, row.skipped ? `skipped (${row.skipped})` : `TTFT ${row.ttftMs?.toFixed(0)} ms`);
+      }
+      for (const kvType of llamaKvTypes) {
+        const label = `${llamaCppMethod(kvType)} L${length}`;
+        progress.update(label, 'running');
+        const row = await llamaCppRun(ggufPath, kvType, models.target, ids, length, newTokens, repeats, threads ?? 2, io.signal);
+        lengthRows.push(row);
+        progress.finish(label, row.skipped ? `skipped (${row.skipped})` : `TTFT ${row.ttftMs?.toFixed(0)} ms, ${row.decodeTokensPerSecond?.toFixed(1)} tok/s`);
       }
       const full = lengthRows.find((r) => r.method === 'full' && !r.skipped);
       for (const r of lengthRows) {
@@ -231,31 +256,13 @@ async function perfRun(plan: MethodPlan, models: BenchModels, ids: number[], len
   return { ...measured[0], ttftMs: pick('ttftMs'), totalMs: pick('totalMs'), decodeTokensPerSecond: pick('decodeTokensPerSecond'), draftShare: pick('draftShare'), peakRssBytes: Math.max(...measured.map((m) => m.peakRssBytes ?? 0)) };
 }
 
-interface TransformersModule {
-  AutoModelForCausalLM: { from_pretrained(name: string, options: Record<string, unknown>): Promise<{ generate(o: Record<string, unknown>): Promise<{ data: ArrayLike<bigint> }>; dispose?: () => Promise<void> }> };
-  env: { allowRemoteModels: boolean; localModelPath: string };
-  Tensor: new (type: string, data: BigInt64Array, dims: number[]) => unknown;
+/** Full fp32 KV of a prompt, computed: 2 · layers · KV heads · n · head dim · 4 bytes (peers report none). */
+function fullKvBytes(ours: OrtCausalLM, n: number): number {
+  const { numLayers, numKvHeads, headDim } = ours.info;
+  return 2 * numLayers * numKvHeads * n * headDim * 4;
 }
 
-/**
- * `@huggingface/transformers` is not a dependency of the CLI. It is imported from the CLI when installed there;
- * inside this monorepo it falls back to the copy @draft/runtime has as a devDependency (the row says which).
- */
-async function importTransformers(): Promise<{ module?: TransformersModule; via?: string; reason?: string }> {
-  try {
-    return { module: (await import('@huggingface/transformers' as string)) as TransformersModule, via: '@draft/cli' };
-  } catch {}
-  try {
-    const resolveFrom = (import.meta as { resolve?: (s: string) => string }).resolve;
-    if (!resolveFrom) throw new Error('import.meta.resolve unavailable');
-    const runtimeEntry = new URL(resolveFrom('@draft/runtime'));
-    const entry = createRequire(runtimeEntry).resolve('@huggingface/transformers');
-    const mod = (await import(pathToFileURL(entry).href)) as TransformersModule;
-    return { module: mod, via: '@draft/runtime (devDependency, monorepo only)' };
-  } catch (error) {
-    return { reason: `@huggingface/transformers is not resolvable from @draft/cli (${(error as Error).message.split('\n')[0]})` };
-  }
-}
+const NO_MEASUREMENT = { ttftMs: null, totalMs: null, decodeTokensPerSecond: null, draftShare: null, kvBytes: null, peakRssBytes: null };
 
 async function transformersRun(
   targetDir: string,
@@ -268,54 +275,60 @@ async function transformersRun(
   dtype?: ModelDtype,
 ): Promise<PerfRow> {
   const base = { method: 'transformers.js', budget: null, length, newTokens };
-  const none = { ttftMs: null, totalMs: null, decodeTokensPerSecond: null, draftShare: null, kvBytes: null, peakRssBytes: null };
-  const { module, via, reason } = await importTransformers();
-  if (!module) return { ...base, ...none, skipped: reason };
+  let engine: Awaited<ReturnType<typeof openTransformers>>;
   try {
-    module.env.allowRemoteModels = false;
-    module.env.localModelPath = `${dirname(targetDir)}/`;
-    const model = await module.AutoModelForCausalLM.from_pretrained(basename(targetDir), {
-      // The same weight file as ours: both read the dtype names and, without one, transformers.js_config.dtype, else fp32 (on CPU).
-      ...(dtype ? { dtype } : {}),
-      local_files_only: true,
-      device: 'cpu',
-      session_options: { intraOpNumThreads: threads ?? 2, interOpNumThreads: 1 },
-    });
-    const results: { ttft: number; total: number; tps: number; peak: number }[] = [];
-    try {
-      for (let i = 0; i < repeats + 1; i++) {
-        const input = new module.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
-        const mask = new module.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]);
-        const stamps: number[] = [];
-        // generate() calls put() once with the prompt, then once per generated token.
-        const streamer = { put: () => stamps.push(performance.now()), end: () => {} };
-        const start = performance.now();
-        const { peak } = await withPeakRss(() =>
-          model.generate({ input_ids: input, attention_mask: mask, max_new_tokens: newTokens, min_new_tokens: newTokens, do_sample: false, streamer }),
-        );
-        const total = performance.now() - start;
-        const gen = stamps.slice(1);
-        // The first call is a warm-up, as for our runtime.
-        if (i > 0 && gen.length > 0) results.push({ ttft: gen[0] - start, total, tps: gen.length > 1 ? (gen.length - 1) / ((gen[gen.length - 1] - gen[0]) / 1000) : 0, peak });
-      }
-    } finally {
-      await model.dispose?.();
+    engine = await openTransformers({ targetDir, threads, dtype });
+  } catch (error) {
+    return { ...base, ...NO_MEASUREMENT, skipped: (error as Error).message.split('\n')[0] };
+  }
+  try {
+    const results: { run: Awaited<ReturnType<typeof engine.greedy>>; peak: number }[] = [];
+    for (let i = 0; i < repeats + 1; i++) {
+      const { value: run, peak } = await withPeakRss(() => engine.greedy(ids, newTokens));
+      // The first call is a warm-up, as for our runtime.
+      if (i > 0 && run.tokens.length > 0) results.push({ run, peak });
     }
-    const { numLayers, numKvHeads, headDim } = ours.info;
+    const s = summarizeRuns(results.map((r) => r.run));
     return {
       ...base,
-      method: 'transformers.js',
-      ttftMs: median(results.map((r) => r.ttft)),
-      totalMs: median(results.map((r) => r.total)),
-      decodeTokensPerSecond: median(results.map((r) => r.tps)),
+      ttftMs: s.ttftMs,
+      totalMs: s.totalMs,
+      decodeTokensPerSecond: s.decodeTokensPerSecond,
       draftShare: 0,
-      // Full fp32 KV of the prompt (computed: 2 · layers · KV heads · n · head dim · 4 bytes).
-      kvBytes: 2 * numLayers * numKvHeads * ids.length * headDim * 4,
+      kvBytes: fullKvBytes(ours, ids.length),
       peakRssBytes: Math.max(...results.map((r) => r.peak)),
-      ...(via !== '@draft/cli' ? { note: `imported via ${via}` } : {}),
+      ...(engine.info.importedVia !== '@draft/cli' ? { note: `imported via ${engine.info.importedVia}` } : {}),
     };
   } catch (error) {
-    return { ...base, ...none, skipped: `transformers.js failed: ${(error as Error).message.split('\n')[0]}` };
+    return { ...base, ...NO_MEASUREMENT, skipped: `transformers.js failed: ${(error as Error).message.split('\n')[0]}` };
+  } finally {
+    await engine.dispose();
+  }
+}
+
+const llamaCppMethod = (kvType: LlamaCppKvType) => (kvType === 'f16' ? 'llama.cpp' : 'llama.cpp-f32kv');
+
+/** node-llama-cpp on the GGUF of the same weights, in its own process (so the peak RSS is its own). */
+async function llamaCppRun(ggufPath: string, kvType: LlamaCppKvType, ours: OrtCausalLM, ids: number[], length: number, newTokens: number, repeats: number, threads: number, signal?: AbortSignal): Promise<PerfRow> {
+  const base = { method: llamaCppMethod(kvType), budget: null, length, newTokens };
+  if (!existsSync(ggufPath)) return { ...base, ...NO_MEASUREMENT, skipped: `${ggufPath} missing (pnpm --filter @draft/models make:gguf, or pass --gguf FILE)` };
+  const job: EngineJob = { engine: 'llama.cpp', ggufPath, kvType, threads, inputIds: ids, newTokens, repeats };
+  try {
+    const r = await runEngineInChild(job, { signal });
+    const s = summarizeRuns(r.runs);
+    return {
+      ...base,
+      ttftMs: s.ttftMs,
+      totalMs: s.totalMs,
+      decodeTokensPerSecond: s.decodeTokensPerSecond,
+      draftShare: 0,
+      // f16 KV holds half the bytes of our fp32 cache.
+      kvBytes: fullKvBytes(ours, ids.length) / (kvType === 'f16' ? 2 : 1),
+      peakRssBytes: r.peakRssBytes,
+      note: `${r.info.binary}; flash attention ${String(r.info.flashAttention)}; batch ${r.info.batchSize}; own process`,
+    };
+  } catch (error) {
+    return { ...base, ...NO_MEASUREMENT, skipped: `llama.cpp failed: ${(error as Error).message.split('\n')[0]}` };
   }
 }
 
@@ -344,7 +357,7 @@ function perfMarkdown(rows: PerfRow[], info: { newTokens: number; budget: number
           ],
     ),
   );
-  return `# Performance\n\nTarget ${info.target}; budget C = ${info.budget}; ${info.newTokens} new tokens, greedy; median of ${info.repeats}; ratios are to full KV at the same length, measured in the same process run. Peak RSS is the whole process (sampled every 5 ms), so it also holds the models and earlier allocations.\n\n${table}\n`;
+  return `# Performance\n\nTarget ${info.target}; budget C = ${info.budget}; ${info.newTokens} new tokens, greedy; median of ${info.repeats}; ratios are to full KV at the same length, measured in the same process run. Peak RSS is the whole process (sampled every 5 ms), so it also holds the models and earlier allocations${rows.some((r) => r.method.startsWith('llama.cpp')) ? '; llama.cpp rows (node-llama-cpp on a GGUF of the same weights, full KV: `llama.cpp` its default f16 cache, `llama.cpp-f32kv` f32) ran alone in a child process, so their peak RSS is their own. Peer decode tok/s = (tokens − 1) / (last − first token time)' : ''}.\n\n${table}\n`;
 }
 
 function perfChart(rows: PerfRow[], kind: 'latency' | 'memory'): string {

@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// Benchmark (not a test): our runtime vs transformers.js vs node-llama-cpp (llama.cpp) on the same perf-shaped
+// weights (ONNX folder + a GGUF of it), full KV for every engine, the same thread count. Prints TTFT (prefill),
+// decode tok/s and peak RSS per engine and context, the ratios ours ÷ peer side by side, and our SpecKV/SnapKV
+// (C = 256) decode at the longest context beside llama.cpp's decode at the shortest (the issue's goal: ≥ 0.9×).
+//
+//   pnpm bench:runtime                      # = turbo run build && node packages/cli/bench/engines-bench.mjs
+//   options: --threads N (2) --new-tokens N (32) --repeats N (3) --contexts 512,2048,8192 --budget 256
+//            --methods speckv,snapkv --peers transformers.js,llama.cpp --model DIR (models/perf) --draft DIR
+//
+// Each (engine, context) runs in its own child process (`runEngineInChild`, the machinery of
+// `draft bench perf --peers llama.cpp`): the child loads the engine, warms up on 8 tokens, runs `repeats` greedy
+// generations of 1 + N tokens and reports per-token timestamps and its peak RSS (VmHWM), so the RSS is that
+// engine's alone. TTFT = call → first token; decode tok/s = (N − 1) / (last − first token time), the same rule for
+// every engine (ours via onToken, transformers.js via a streamer, llama.cpp via its token iterator); medians.
+// llama.cpp runs twice: its default f16 KV cache and f32 KV (like ours). Prompts are token ids (no tokenizer).
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+const { values } = parseArgs({
+  options: {
+    threads: { type: 'string', default: '2' },
+    'new-tokens': { type: 'string', default: '32' },
+    repeats: { type: 'string', default: '3' },
+    contexts: { type: 'string', default: '512,2048,8192' },
+    budget: { type: 'string', default: '256' },
+    methods: { type: 'string', default: 'speckv,snapkv' },
+    peers: { type: 'string', default: 'transformers.js,llama.cpp' },
+    model: { type: 'string', default: join(root, 'models', 'perf') },
+    draft: { type: 'string' },
+    // Diagnostic: extra llama.cpp thread counts (e.g. 2,1). Rows with a count other than --threads say so.
+    'llama-threads': { type: 'string' },
+    // llama.cpp flash attention: auto (its default; on for the CPU), on, off (off = exact f32 attention like ours)
+    'llama-fa': { type: 'string', default: 'auto' },
+  },
+});
+const threads = Number(values.threads);
+const newTokens = Number(values['new-tokens']);
+const repeats = Number(values.repeats);
+const budget = Number(values.budget);
+const contexts = values.contexts.split(',').map(Number).sort((a, b) => a - b);
+const methods = values.methods.split(',').filter(Boolean);
+const peers = values.peers.split(',').filter(Boolean);
+const targetDir = values.model;
+const draftDir = values.draft ?? `${targetDir}-draft`;
+
+const dist = join(import.meta.dirname, '..', 'dist', 'engines.js');
+if (!existsSync(dist)) {
+  console.error('Build first: pnpm build (or pnpm --filter @draft/cli build)');
+  process.exit(1);
+}
+const { defaultGgufPath, runEngineInChild, summarizeRuns } = await import(dist);
+const ggufPath = defaultGgufPath(targetDir);
+
+if (!existsSync(join(targetDir, 'onnx', 'model.onnx')) || (methods.length && !existsSync(join(draftDir, 'onnx', 'model.onnx')))) {
+  console.log(`${targetDir} missing: generating it with 'pnpm --filter @draft/models make:perf --no-gqa' …`);
+  execFileSync('pnpm', ['--filter', '@draft/models', 'make:perf', '--no-gqa'], { cwd: root, stdio: 'inherit' });
+}
+if (peers.includes('llama.cpp')) {
+  // Rewrites only when the ONNX file is newer than the GGUF.
+  execFileSync('pnpm', ['--filter', '@draft/models', 'make:gguf', targetDir], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+const engines = [{ name: 'ours', job: { engine: 'draft', method: 'full', targetDir } }];
+if (peers.includes('transformers.js')) engines.push({ name: 'transformers.js', job: { engine: 'transformers.js', targetDir } });
+const flashAttention = { auto: 'auto', on: true, off: false }[values['llama-fa']];
+const llamaThreads = (values['llama-threads'] ?? String(threads)).split(',').map(Number);
+if (peers.includes('llama.cpp')) {
+  for (const t of llamaThreads) {
+    const suffix = t === threads ? '' : ` ${t}t`;
+    engines.push({ name: `llama.cpp f16 KV${suffix}`, job: { engine: 'llama.cpp', ggufPath, kvType: 'f16', threads: t, flashAttention } });
+    engines.push({ name: `llama.cpp f32 KV${suffix}`, job: { engine: 'llama.cpp', ggufPath, kvType: 'f32', threads: t, flashAttention } });
+  }
+}
+
+const promptOf = (n) => Array.from({ length: n }, (_, i) => (i * 7919 + 13) % 500);
+async function measure(name, job, n) {
+  process.stderr.write(`  ${name} @ ${n} … `);
+  try {
+    const r = await runEngineInChild({ threads, ...job, inputIds: promptOf(n), newTokens: 1 + newTokens, repeats });
+    const s = summarizeRuns(r.runs);
+    process.stderr.write(`TTFT ${s.ttftMs.toFixed(0)} ms, ${s.decodeTokensPerSecond.toFixed(1)} tok/s, RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
+    return { name, n, ...s, peakRssBytes: r.peakRssBytes, tokens: r.runs[0].tokens, info: r.info, kvBytes: r.kvBytes };
+  } catch (error) {
+    process.stderr.write(`failed: ${error.message.split('\n')[0]}\n`);
+    return { name, n, failed: error.message.split('\n')[0] };
+  }
+}
+
+console.log(`model ${targetDir}; gguf ${ggufPath}`);
+console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}; ${threads} threads per engine; prompt n ids + ${1 + newTokens} greedy tokens; median of ${repeats} after a warm-up; each engine × context in its own process`);
+const rows = [];
+for (const n of contexts) {
+  for (const { name, job } of engines) rows.push(await measure(name, job, n));
+}
+const longest = contexts[contexts.length - 1];
+const methodRows = [];
+for (const method of methods) methodRows.push(await measure(`ours ${method} C=${budget}`, { engine: 'draft', method, budget, targetDir, draftDir }, longest));
+
+const llamaInfo = rows.find((r) => r.name.startsWith('llama.cpp') && r.info)?.info;
+if (llamaInfo) console.log(`llama.cpp: ${llamaInfo.binary}, flash attention ${llamaInfo.flashAttention} (auto = llama.cpp's default, on for the CPU; it rounds attention to f16, so greedy tokens may part from ours at near-ties), batch ${llamaInfo.batchSize}`);
+const pad = (s, w) => String(s).padStart(w);
+const fx = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
+console.log(`\n${'context'.padStart(7)} | ${'engine'.padEnd(19)} | ${pad('TTFT ms', 9)} ${pad('prefill tok/s', 13)} ${pad('decode tok/s', 12)} ${pad('peak RSS MiB', 12)} | same tokens | ours ÷ engine: ${pad('TTFT', 6)} ${pad('decode', 7)} ${pad('RSS', 6)}`);
+for (const n of contexts) {
+  const ours = rows.find((r) => r.n === n && r.name === 'ours');
+  for (const r of rows.filter((x) => x.n === n)) {
+    if (r.failed) {
+      console.log(`${pad(n, 7)} | ${r.name.padEnd(19)} | failed: ${r.failed}`);
+      continue;
+    }
+    const same = ours?.tokens ? (JSON.stringify(ours.tokens) === JSON.stringify(r.tokens) ? 'yes' : 'no') : '–';
+    const ratio = r.name === 'ours' || !ours?.ttftMs ? '' : `${pad(fx(ours.ttftMs / r.ttftMs), 6)} ${pad(fx(ours.decodeTokensPerSecond / r.decodeTokensPerSecond), 7)} ${pad(fx(ours.peakRssBytes / r.peakRssBytes), 6)}`;
+    console.log(
+      `${pad(n, 7)} | ${r.name.padEnd(19)} | ${pad(r.ttftMs.toFixed(0), 9)} ${pad((n / (r.ttftMs / 1000)).toFixed(0), 13)} ${pad(r.decodeTokensPerSecond.toFixed(1), 12)} ${pad((r.peakRssBytes / 2 ** 20).toFixed(0), 12)} | ${same.padEnd(11)} |                ${ratio}`,
+    );
+  }
+}
+const shortest = contexts[0];
+const peerShort = rows.filter((r) => r.n === shortest && r.name.startsWith('llama.cpp') && !r.failed);
+if (methodRows.length) {
+  console.log(`\nGoal: our compressed decode at ${longest} ≥ 0.9 × the peer's decode at ${shortest}`);
+  for (const m of methodRows) {
+    if (m.failed) {
+      console.log(`  ${m.name.padEnd(20)} failed: ${m.failed}`);
+      continue;
+    }
+    const vs = peerShort.map((p) => `${fx(m.decodeTokensPerSecond / p.decodeTokensPerSecond)} of ${p.name} @ ${shortest} (${p.decodeTokensPerSecond.toFixed(1)})`).join(', ');
+    console.log(`  ${m.name.padEnd(20)} @ ${longest}: decode ${m.decodeTokensPerSecond.toFixed(1)} tok/s, TTFT ${m.ttftMs.toFixed(0)} ms, RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB — ${vs || 'no llama.cpp row'}`);
+  }
+}

@@ -22,6 +22,8 @@ export {
   type NativeGatherShape,
   nativeGatherRows,
   nativePool1d,
+  type NativeRaggedAttentionOptions,
+  nativeRaggedAttention,
   type NativeSpecPCAggregateOptions,
   nativeSpecPCAggregate,
   type NativeTopKOptions,

@@ -45,15 +45,15 @@ inline float resolve_scale(const draft_ragged_attention_args& a) {
   return a.scale != 0.0f ? a.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)));
 }
 
-// Entries per work unit: the caller's choice, else enough units for ~4 per thread, 64..2048 entries each
-// (a multiple of 64, the CPU block size), so short decode caches are not split into tiny pieces.
+// Entries per work unit: the caller's choice, else ~8 units per thread (heads of very different lengths
+// still balance), 128..2048 entries each (a multiple of 64, the CPU block size).
 inline int32_t choose_chunk(const draft_ragged_attention_args& a, int threads) {
   if (a.chunk_size > 0) return a.chunk_size;
   int64_t total = 0;
   for (int32_t h = 0; h < a.num_kv_heads; ++h) total += a.lengths[h];
-  int64_t c = (total + 4LL * threads - 1) / (4LL * threads);
+  int64_t c = (total + 8LL * threads - 1) / (8LL * threads);
   c = (c + 63) / 64 * 64;
-  if (c < 64) c = 64;
+  if (c < 128) c = 128;
   if (c > 2048) c = 2048;
   return static_cast<int32_t>(c);
 }

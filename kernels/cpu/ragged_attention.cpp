@@ -29,27 +29,50 @@ struct Problem {
 };
 
 struct Scratch {
-  std::vector<float> kt, vb, tile;
+  std::vector<float> kt, kb, vb, tile;
 };
 
-// Rows [row0, row0 + nk) of the packed buffer as f32: transposed into kt (d × KB) for keys, row-major for values.
-inline void load_block(const Problem& P, int64_t row0, int nk, float* kt, float* vb) {
+// IEEE half -> float without branches, so the conversion loops vectorise: placing the 15 magnitude bits at
+// the float's exponent/mantissa boundary and scaling by 2^112 rebias the exponent, exactly for normal and
+// subnormal halves (the CPU must not flush denormals, the default); inf/NaN are patched with a bit mask.
+inline float half_to_float_vec(uint16_t h) {
+  const uint32_t mag = static_cast<uint32_t>(h & 0x7fffu) << 13;
+  float f;
+  std::memcpy(&f, &mag, sizeof f);
+  f *= 0x1p112f;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const uint32_t special = 0u - static_cast<uint32_t>((h & 0x7c00u) == 0x7c00u);  // all ones for inf/NaN
+  bits = (bits & ~special) | ((0x7f800000u | mag) & special);
+  bits |= static_cast<uint32_t>(h & 0x8000u) << 16;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Rows [row0, row0 + nk) of the packed buffer as f32: keys transposed into kt (d × KB); returns the values
+// row-major (the source itself for f32, else converted into vb). f16 rows are converted contiguously first
+// (a loop that vectorises), then transposed.
+DRAFT_HOT const float* load_block(const Problem& P, int64_t row0, int nk, float* kt, float* kb, float* vb) {
   const auto& a = *P.a;
   const int d = a.head_dim;
   const int64_t base = row0 * d;
+  const int64_t n = static_cast<int64_t>(nk) * d;
+  const float* k;
+  const float* v;
   if (a.kv_dtype == DRAFT_DTYPE_F16) {
-    const uint16_t* k = static_cast<const uint16_t*>(a.keys) + base;
-    const uint16_t* v = static_cast<const uint16_t*>(a.values) + base;
-    for (int c = 0; c < nk; ++c)
-      for (int x = 0; x < d; ++x) kt[x * KB + c] = draft::half_to_float(k[static_cast<int64_t>(c) * d + x]);
-    for (int64_t e = 0; e < static_cast<int64_t>(nk) * d; ++e) vb[e] = draft::half_to_float(v[e]);
+    const uint16_t* kh = static_cast<const uint16_t*>(a.keys) + base;
+    const uint16_t* vh = static_cast<const uint16_t*>(a.values) + base;
+    for (int64_t e = 0; e < n; ++e) kb[e] = half_to_float_vec(kh[e]);
+    for (int64_t e = 0; e < n; ++e) vb[e] = half_to_float_vec(vh[e]);
+    k = kb;
+    v = vb;
   } else {
-    const float* k = static_cast<const float*>(a.keys) + base;
-    const float* v = static_cast<const float*>(a.values) + base;
-    for (int c = 0; c < nk; ++c)
-      for (int x = 0; x < d; ++x) kt[x * KB + c] = k[static_cast<int64_t>(c) * d + x];
-    std::memcpy(vb, v, sizeof(float) * static_cast<size_t>(nk) * d);
+    k = static_cast<const float*>(a.keys) + base;
+    v = static_cast<const float*>(a.values) + base;
   }
+  for (int c = 0; c < nk; ++c)
+    for (int x = 0; x < d; ++x) kt[x * KB + c] = k[static_cast<int64_t>(c) * d + x];
+  return v;
 }
 
 // Partials of one unit: m[rows], s[rows], acc[rows × d].
@@ -65,11 +88,12 @@ DRAFT_HOT void unit(const Problem& P, Scratch& S, const draft_ragged::Item& it, 
   }
   std::fill(pacc, pacc + static_cast<size_t>(rows) * d, 0.0f);
   float* kt = S.kt.data();
+  float* kb = S.kb.data();
   float* vb = S.vb.data();
   float* tile = S.tile.data();
   for (int32_t j0 = it.start; j0 < it.end; j0 += KB) {
     const int nk = std::min<int32_t>(KB, it.end - j0);
-    load_block(P, head_row0 + j0, nk, kt, vb);
+    const float* vblock = load_block(P, head_row0 + j0, nk, kt, kb, vb);
     for (int r = 0; r < rows; ++r) {
       const int lim = std::min<int32_t>(nk, std::max<int32_t>(0, draft_ragged::visible(a, len, r % q) - j0));
       if (lim == 0) continue;
@@ -99,7 +123,7 @@ DRAFT_HOT void unit(const Problem& P, Scratch& S, const draft_ragged::Item& it, 
       for (int c = 0; c < lim; ++c) {
         const float p = draft::exp_nonpos(l[c] - m_new);
         sum += p;
-        const float* v = vb + static_cast<size_t>(c) * d;
+        const float* v = vblock + static_cast<size_t>(c) * d;
         for (int x = 0; x < d; ++x) acc[x] += p * v[x];
       }
       ps[r] += sum;
@@ -130,11 +154,16 @@ extern "C" draft_status draft_cpu_ragged_attention(const draft_ragged_attention_
     const int64_t prow = P.rows;
     std::vector<float> pm(static_cast<size_t>(n_items * prow)), ps(pm.size()), pacc(pm.size() * d);
     if (n_items > 0) {
-      const int threads = draft::resolve_threads(a.num_threads, n_items);
+      // A decode step over a short cache is tens of microseconds of work: starting threads would cost more.
+      // Each thread gets at least ~2^22 multiply-adds (QKᵀ and PV), about a millisecond.
+      int64_t work = 0;
+      for (int32_t h = 0; h < a.num_kv_heads; ++h) work += static_cast<int64_t>(a.lengths[h]) * P.rows * d * 2;
+      const int threads = draft::resolve_threads(a.num_threads, std::min<int64_t>(n_items, std::max<int64_t>(1, work >> 22)));
       std::vector<Scratch> scratch(threads);
       for (auto& s : scratch) {
         s.kt.resize(static_cast<size_t>(d) * KB);
         s.vb.resize(static_cast<size_t>(d) * KB);
+        if (a.kv_dtype == DRAFT_DTYPE_F16) s.kb.resize(static_cast<size_t>(d) * KB);
         s.tile.resize(static_cast<size_t>(P.rows) * KB);
       }
       draft::parallel_for(threads, n_items, [&](int t, int64_t i) {

@@ -125,6 +125,27 @@ int main() {
     // logits 20000 and 19800 (scale 1/2): p = [1/(1+e^-200), ...] = [1, ~0]
     CHECK(std::fabs(out[0] - 1.0f) < 1e-6 && std::fabs(out[1]) < 1e-6 && std::isfinite(out[0]), "large logits %g %g", out[0], out[1]);
   }
+  // Every f16 bit pattern (subnormals, inf, NaN included) decodes exactly: one entry per head → out = its value.
+  {
+    const int d = 256;
+    std::vector<float> q(d, 0.0f), out(d);
+    std::vector<uint16_t> k(d, 0), v(d);
+    int32_t off[1] = {0}, len[1] = {1};
+    int bad = 0;
+    for (int block = 0; block < 65536 / d; ++block) {
+      for (int x = 0; x < d; ++x) v[x] = static_cast<uint16_t>(block * d + x);
+      draft_ragged_attention_args a{};
+      a.queries = q.data(); a.keys = k.data(); a.values = v.data(); a.kv_dtype = DRAFT_DTYPE_F16; a.kv_rows = 1;
+      a.offsets = off; a.lengths = len; a.num_heads = 1; a.num_kv_heads = 1; a.head_dim = d; a.query_count = 1;
+      a.num_threads = 1; a.out = out.data();
+      if (draft_cpu_ragged_attention(&a) != DRAFT_OK) ++bad;
+      for (int x = 0; x < d; ++x) {
+        const float want = half_to_float_ref(v[x]);
+        if (!(out[x] == want || (std::isnan(out[x]) && std::isnan(want)))) ++bad;
+      }
+    }
+    CHECK(bad == 0, "f16 decode: %d mismatches", bad);
+  }
   // Argument checks.
   {
     float q[4] = {}, k[8] = {}, out[4];

@@ -32,3 +32,9 @@ export {
   nativeWindowScores,
 } from './native-ops.js';
 export { type KernelBenchmarkCase, type KernelBenchmarkOptions, type KernelBenchmarkResult, runKernelBenchmark } from './bench.js';
+export {
+  type RaggedBenchmarkCase,
+  type RaggedBenchmarkOptions,
+  type RaggedBenchmarkResult,
+  runRaggedAttentionBenchmark,
+} from './ragged-bench.js';

@@ -1,6 +1,6 @@
 /**
  * @draft/cuda — native CPU/CUDA kernels (kernels/ via node-addon-api) for window scoring, pooling, top-k,
- * KV gather and SpecPC aggregation. Side-effect free: call `registerNativeBackend()` or
+ * KV gather, SpecPC aggregation and attention over ragged per-KV-head caches. Side-effect free: call `registerNativeBackend()` or
  * `import '@draft/cuda/register'` to make @draft/core's `getKernelBackend()` use them.
  */
 export const PACKAGE_NAME = '@draft/cuda';

@@ -37,4 +37,5 @@ extern "C" draft_status draft_cuda_gather_rows(const void*, draft_dtype, int32_t
 extern "C" draft_status draft_cuda_specpc_aggregate(const float*, int32_t, int32_t, int32_t, int32_t, int32_t, float*) {
   return DRAFT_ERR_NOT_BUILT;
 }
+extern "C" draft_status draft_cuda_ragged_attention(const draft_ragged_attention_args*) { return DRAFT_ERR_NOT_BUILT; }
 #endif

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define DRAFT_KERNELS_VERSION_MAJOR 0
-#define DRAFT_KERNELS_VERSION_MINOR 1
+#define DRAFT_KERNELS_VERSION_MINOR 2
 
 typedef enum draft_status {
   DRAFT_OK = 0,
@@ -121,6 +121,40 @@ draft_status draft_cpu_specpc_aggregate(const float* scores, int32_t num_layers,
                                         int32_t key_count, int32_t out_length, int32_t accumulate, float* out);
 draft_status draft_cuda_specpc_aggregate(const float* scores, int32_t num_layers, int32_t rows_per_layer,
                                          int32_t key_count, int32_t out_length, int32_t accumulate, float* out);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Attention over RAGGED per-KV-head caches (one layer): each KV head h holds exactly its kept entries, rows
+ * offsets[h] .. offsets[h] + lengths[h] of the packed keys / values buffers (kv_rows × head_dim each; gaps
+ * between blocks are spare capacity and never read). Query head q uses KV head q / (num_heads/num_kv_heads).
+ *   out[q, i] = Σ_j softmax_j(scale · Q[q, i]·K[h, j]) · V[h, j]
+ * with causal != 0: the query_count queries are the last query_count entries of each head, so query i sees
+ * entries j < lengths[h] − query_count + i + 1. A query that sees no entry (empty head, or a head shorter
+ * than the causal tail) gets a zero output row. Work unit = (KV head, entry chunk): the G·query_count rows of
+ * a KV head share each chunk (K/V read once), online softmax (running max + rescaled accumulators), chunk
+ * partials merged with log-sum-exp ("flash decoding"). Never materialises a score matrix.
+ * ------------------------------------------------------------------------------------------------------- */
+typedef struct draft_ragged_attention_args {
+  const float* queries;   /* (num_heads, query_count, head_dim), post-RoPE */
+  const void* keys;       /* (kv_rows, head_dim) of kv_dtype, post-RoPE; may be NULL when kv_rows == 0 */
+  const void* values;     /* (kv_rows, head_dim) of kv_dtype, same row layout as keys */
+  draft_dtype kv_dtype;   /* F32 or F16 (IEEE half, converted on load); accumulation is always fp32 */
+  int64_t kv_rows;        /* rows of keys and values: every block must lie inside [0, kv_rows) */
+  const int32_t* offsets; /* (num_kv_heads): first row of head h */
+  const int32_t* lengths; /* (num_kv_heads): entries held by head h (0 allowed) */
+  int32_t num_heads;      /* Hq, a multiple of num_kv_heads */
+  int32_t num_kv_heads;   /* Hkv */
+  int32_t head_dim;       /* d */
+  int32_t query_count;    /* queries per head: 1 for decode, a few for a chunk */
+  int32_t causal;         /* nonzero: the queries are each head's last query_count entries (see above) */
+  float scale;            /* logit scale; 0 means 1/sqrt(head_dim) */
+  int32_t chunk_size;     /* entries per work unit (<= 0: chosen from the total and the thread count) */
+  int32_t num_threads;
+  float* out;             /* (num_heads, query_count, head_dim) */
+} draft_ragged_attention_args;
+
+draft_status draft_cpu_ragged_attention(const draft_ragged_attention_args* args);
+/* CUDA: head_dim <= 256 (else DRAFT_ERR_UNSUPPORTED); host pointers, the whole kv_rows buffers are copied. */
+draft_status draft_cuda_ragged_attention(const draft_ragged_attention_args* args);
 
 #ifdef __cplusplus
 }

@@ -8,3 +8,4 @@ export * from './kernels/index.js';
 export * from './registry/index.js';
 export * from './policies/index.js';
 export * from './pipeline/index.js';
+export * from './cache/index.js';

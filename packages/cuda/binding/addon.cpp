@@ -257,6 +257,59 @@ Napi::Value SpecPCAggregate(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// raggedAttention(queries: Float32Array, keys: Float32Array | Uint16Array, values: same type, offsets: Int32Array,
+//                 lengths: Int32Array, { numHeads, numKvHeads, headDim, queryCount, causal, scale, chunkSize,
+//                 numThreads, device }) -> Promise<Float32Array (numHeads, queryCount, headDim)>
+Napi::Value RaggedAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto q = typed<float>(info[0], "queries");
+  if (!info[1].IsTypedArray() || !info[2].IsTypedArray()) throw Napi::TypeError::New(env, "keys/values must be Float32Array or Uint16Array");
+  auto karr = info[1].As<Napi::TypedArray>();
+  auto varr = info[2].As<Napi::TypedArray>();
+  const bool f16 = karr.TypedArrayType() == napi_uint16_array;
+  if ((!f16 && karr.TypedArrayType() != napi_float32_array) || varr.TypedArrayType() != karr.TypedArrayType())
+    throw Napi::TypeError::New(env, "keys and values must both be Float32Array or both Uint16Array");
+  auto off = typed<int32_t>(info[3], "offsets");
+  auto len = typed<int32_t>(info[4], "lengths");
+  Napi::Object o = info[5].As<Napi::Object>();
+  draft_ragged_attention_args a{};
+  a.num_heads = int_prop(o, "numHeads", 0);
+  a.num_kv_heads = int_prop(o, "numKvHeads", 0);
+  a.head_dim = int_prop(o, "headDim", 0);
+  a.query_count = int_prop(o, "queryCount", 1);
+  a.causal = int_prop(o, "causal", 1);
+  a.chunk_size = int_prop(o, "chunkSize", 0);
+  a.num_threads = int_prop(o, "numThreads", 0);
+  Napi::Value scale = o.Get("scale");
+  a.scale = scale.IsNumber() ? scale.As<Napi::Number>().FloatValue() : 0.0f;
+  if (a.num_heads < 1 || a.num_kv_heads < 1 || a.head_dim < 1 || a.query_count < 1) throw Napi::RangeError::New(env, "bad shape");
+  const size_t qn = static_cast<size_t>(a.num_heads) * a.query_count * a.head_dim;
+  if (q.ElementLength() != qn || karr.ElementLength() != varr.ElementLength() || karr.ElementLength() % a.head_dim != 0 ||
+      off.ElementLength() != static_cast<size_t>(a.num_kv_heads) || len.ElementLength() != static_cast<size_t>(a.num_kv_heads))
+    throw Napi::RangeError::New(env, "queries/keys/values/offsets/lengths length does not match the shape");
+  a.queries = q.Data();
+  a.keys = static_cast<const unsigned char*>(karr.ArrayBuffer().Data()) + karr.ByteOffset();
+  a.values = static_cast<const unsigned char*>(varr.ArrayBuffer().Data()) + varr.ByteOffset();
+  a.kv_dtype = f16 ? DRAFT_DTYPE_F16 : DRAFT_DTYPE_F32;
+  a.kv_rows = static_cast<int64_t>(karr.ElementLength() / a.head_dim);
+  a.offsets = off.Data();
+  a.lengths = len.Data();
+  auto out = Napi::Float32Array::New(env, qn);
+  a.out = out.Data();
+  const bool cuda = use_cuda(o);
+  auto* w = new FnWorker(env, cuda ? "cuda_ragged_attention" : "cpu_ragged_attention",
+                         [a, cuda]() { return cuda ? draft_cuda_ragged_attention(&a) : draft_cpu_ragged_attention(&a); });
+  w->keep(q);
+  w->keep(karr);
+  w->keep(varr);
+  w->keep(off);
+  w->keep(len);
+  w->set_result(out);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -275,6 +328,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("topk", Napi::Function::New(env, TopK));
   exports.Set("gatherRows", Napi::Function::New(env, GatherRows));
   exports.Set("specpcAggregate", Napi::Function::New(env, SpecPCAggregate));
+  exports.Set("raggedAttention", Napi::Function::New(env, RaggedAttention));
   return exports;
 }
 

@@ -54,6 +54,22 @@ export interface BindingModule {
     indices: Int32Array,
     counts: Int32Array,
   ): Promise<T>;
+  raggedAttention<T extends Float32Array | Uint16Array>(
+    queries: Float32Array,
+    keys: T,
+    values: T,
+    offsets: Int32Array,
+    lengths: Int32Array,
+    options: DeviceArgs & {
+      numHeads: number;
+      numKvHeads: number;
+      headDim: number;
+      queryCount: number;
+      causal: number;
+      scale?: number;
+      chunkSize?: number;
+    },
+  ): Promise<Float32Array>;
   specpcAggregate(
     scores: Float32Array,
     options: { numLayers: number; rowsPerLayer: number; keyCount: number; outLength: number; device?: NativeDevice },

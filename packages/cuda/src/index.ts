@@ -1,6 +1,6 @@
 /**
  * @draft/cuda — native CPU/CUDA kernels (kernels/ via node-addon-api) for window scoring, pooling, top-k,
- * KV gather and SpecPC aggregation. Side-effect free: call `registerNativeBackend()` or
+ * KV gather, SpecPC aggregation and attention over ragged per-KV-head caches. Side-effect free: call `registerNativeBackend()` or
  * `import '@draft/cuda/register'` to make @draft/core's `getKernelBackend()` use them.
  */
 export const PACKAGE_NAME = '@draft/cuda';
@@ -22,6 +22,8 @@ export {
   type NativeGatherShape,
   nativeGatherRows,
   nativePool1d,
+  type NativeRaggedAttentionOptions,
+  nativeRaggedAttention,
   type NativeSpecPCAggregateOptions,
   nativeSpecPCAggregate,
   type NativeTopKOptions,
@@ -30,3 +32,9 @@ export {
   nativeWindowScores,
 } from './native-ops.js';
 export { type KernelBenchmarkCase, type KernelBenchmarkOptions, type KernelBenchmarkResult, runKernelBenchmark } from './bench.js';
+export {
+  type RaggedBenchmarkCase,
+  type RaggedBenchmarkOptions,
+  type RaggedBenchmarkResult,
+  runRaggedAttentionBenchmark,
+} from './ragged-bench.js';

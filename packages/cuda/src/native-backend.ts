@@ -1,6 +1,6 @@
 import { type KernelBackendV1, NativeUnavailableError, registerKernelBackend } from '@draft/core';
 import { loadBinding, type NativeDevice } from './binding.js';
-import { nativeGatherRows, nativePool1d, nativeTopK, nativeWindowScores } from './native-ops.js';
+import { nativeGatherRows, nativePool1d, nativeRaggedAttention, nativeTopK, nativeWindowScores } from './native-ops.js';
 
 export interface NativeInfo {
   /** The addon is built and loaded (CPU kernels usable). */
@@ -54,6 +54,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): KernelB
     pool1d: (scores, o) => nativePool1d(scores, { ...o, ...call }),
     topKPerRow: (scores, o) => nativeTopK(scores, { ...o, ...call }),
     gatherRows: (tensor, shape, kept) => nativeGatherRows(tensor, shape, kept, call),
+    raggedAttention: (queries, keys, values, o) => nativeRaggedAttention(queries, keys, values, { ...o, ...call }),
   } satisfies KernelBackendV1);
 }
 

@@ -3,8 +3,11 @@ import {
   type FusedWindowScoreOptions,
   InvalidArgumentError,
   KernelError,
+  type KvStorage,
   NativeUnavailableError,
   type Pool1dOptions,
+  type RaggedAttentionOptions,
+  validateRaggedAttention,
 } from '@draft/core';
 import {
   type BindingModule,
@@ -291,4 +294,48 @@ export function nativeSpecPCAggregate(scores: Float32Array, options: NativeSpecP
   } catch (error) {
     throw kernelErrorFrom(error, `${where.device}_specpc_aggregate`);
   }
+}
+
+export interface NativeRaggedAttentionOptions extends RaggedAttentionOptions, NativeCallOptions {
+  /** Cache entries per work unit (default: chosen from the total and the thread count). */
+  chunkSize?: number;
+}
+
+/**
+ * Native attention over a ragged per-KV-head cache (one layer): same contract and result as
+ * `raggedAttention` of @draft/core up to float rounding, computed in (KV head, entry chunk) units with an
+ * online softmax, multi-threaded, off the main thread. Keys/values f32 or f16 bits (both the same type).
+ * Pass a `RaggedKvStore` layer as it is: `store.layer(l)` gives keys, values, offsets and lengths.
+ * @param queries post-RoPE, (numHeads, queryCount, headDim)
+ * @param keys packed kept rows (rows, headDim); head h at rows offsets[h] … offsets[h] + lengths[h] − 1
+ * @param values same layout as keys
+ * @returns (numHeads, queryCount, headDim); queries that see no entry get zeros
+ */
+export function nativeRaggedAttention(
+  queries: Float32Array,
+  keys: KvStorage,
+  values: KvStorage,
+  options: NativeRaggedAttentionOptions,
+): Promise<Float32Array> {
+  return Promise.resolve().then(() => {
+    const binding = requireBinding();
+    const v = validateRaggedAttention(queries, keys, values, options);
+    if (options.chunkSize !== undefined) positiveInt('chunkSize', options.chunkSize);
+    const where = device(options);
+    if (where.device === 'cuda' && v.headDim > 256) {
+      throw new InvalidArgumentError({ argument: 'headDim', value: v.headDim, expected: "≤ 256 on device 'cuda' (use device 'cpu')" });
+    }
+    return call(`${where.device}_ragged_attention`, () =>
+      binding.raggedAttention(queries, keys, values, v.offsets, v.lengths, {
+        numHeads: v.numHeads,
+        numKvHeads: v.numKvHeads,
+        headDim: v.headDim,
+        queryCount: v.queryCount,
+        causal: v.causal ? 1 : 0,
+        scale: v.scale,
+        chunkSize: options.chunkSize,
+        ...where,
+      }),
+    );
+  });
 }

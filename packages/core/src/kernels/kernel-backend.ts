@@ -1,4 +1,5 @@
 import type { Pool1dOptions } from '../primitives/pool1d.js';
+import type { KvStorage, RaggedAttentionOptions } from '../primitives/ragged-attention.js';
 import type { FusedWindowScoreOptions } from '../primitives/window-scores.js';
 
 /** A value or a promise of it: native backends may run kernels off the main thread. */
@@ -55,4 +56,14 @@ export interface KernelBackendV1 {
    * @returns per head a (kept[h].length, headDim) block, concatenated head after head
    */
   gatherRows(tensor: Float32Array, shape: GatherShape, kept: readonly Int32Array[]): MaybePromise<Float32Array>;
+  /**
+   * Attention of one layer's new tokens over a ragged per-KV-head cache (see `raggedAttention`). Optional so
+   * that existing third-party backends stay valid: callers use `raggedAttentionOf(backend)`, which falls back
+   * to the TS reference.
+   * @param queries post-RoPE, (numHeads, queryCount, headDim)
+   * @param keys packed kept rows, f32 or f16 bits; head h at rows offsets[h] … offsets[h] + lengths[h] − 1
+   * @param values same layout as keys
+   * @returns (numHeads, queryCount, headDim)
+   */
+  raggedAttention?(queries: Float32Array, keys: KvStorage, values: KvStorage, options: RaggedAttentionOptions): MaybePromise<Float32Array>;
 }

@@ -1,9 +1,10 @@
 import { gatherRows } from '../primitives/gather.js';
 import { pool1d } from '../primitives/pool1d.js';
+import { type KvStorage, type RaggedAttentionOptions, raggedAttention } from '../primitives/ragged-attention.js';
 import { topK } from '../primitives/top-k.js';
 import { windowAttentionScores } from '../primitives/window-scores.js';
 import { InvalidArgumentError } from '../spec/errors.js';
-import type { KernelBackendV1, TopKPerRowOptions } from './kernel-backend.js';
+import type { KernelBackendV1, MaybePromise, TopKPerRowOptions } from './kernel-backend.js';
 
 /** Reference per-row top-k over (rows, length) scores: ascending positions per row, ties → lower position. */
 export function topKPerRow(scores: Float32Array, options: TopKPerRowOptions): Int32Array[] {
@@ -30,4 +31,16 @@ export const referenceKernelBackend: KernelBackendV1 = Object.freeze({
   pool1d,
   topKPerRow,
   gatherRows,
+  raggedAttention,
 });
+
+/**
+ * The backend's ragged attention, or the TS reference when the backend (e.g. a third-party one written before
+ * the method existed) has none.
+ */
+export function raggedAttentionOf(
+  backend: KernelBackendV1,
+): (queries: Float32Array, keys: KvStorage, values: KvStorage, options: RaggedAttentionOptions) => MaybePromise<Float32Array> {
+  const own = backend.raggedAttention;
+  return own ? own.bind(backend) : raggedAttention;
+}

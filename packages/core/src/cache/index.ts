@@ -1,0 +1,1 @@
+export * from './ragged-kv-store.js';

@@ -15,7 +15,7 @@ export const USAGE = `draft — draft-based approximate inference for long-conte
 Usage:
   draft generate [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D] [--method NAME] [--budget N] [--window N]
                  [--method-option METHOD.NAME=VALUE]... [--max-new-tokens N] [--temperature T]
-                 [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH)
+                 [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH [--max-prompt-bytes N])
                  [--plugin MODULE]... [--json]
                  [--target-url URL [--target-model NAME] [--api-key-env VAR] [--target-endpoint chat|completions]
                   [--target-retries N] [--target-timeout MS]]
@@ -34,6 +34,7 @@ Methods: ${'{methods}'}
 --budget is C, entries kept per layer and KV head (KV methods), or prompt tokens kept (prompt compressors).
 --method-option METHOD.NAME=VALUE (repeatable) sets an option of that method's policy, overriding --window,
   e.g. specpc.kernelSize=8 or speckv.poolType=avg; numbers, true/false, else text. speckv-pc: its SpecPC stage.
+--prompt-file reads UTF-8 text, at most --max-prompt-bytes (default 67108864 = 64 MiB); files, pipes and devices alike.
 Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).
 --dtype / --draft-dtype pick the weight file as transformers.js does: fp32 (onnx/model.onnx), fp16, q8
   (model_quantized), int8, uint8, q4, q4f16, bnb4 (onnx/model_<dtype>.onnx); default: the folder's
@@ -79,6 +80,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             seed: { type: 'string' },
             prompt: { type: 'string' },
             'prompt-file': { type: 'string' },
+            'max-prompt-bytes': { type: 'string' },
             plugin: { type: 'string', multiple: true },
             json: { type: 'boolean' },
             ...REMOTE_TARGET_OPTIONS,

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1, InvalidArgumentError, type TextTargetV1 } from '@draft/core';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { dtypeOption, intOption, numberOption } from '../options.js';
+import { DEFAULT_MAX_PROMPT_BYTES, readPromptFile } from '../prompt-file.js';
 import { checkPlanForTextTarget, needsDraft, type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
 
 export interface GenerateFlags extends RemoteTargetFlags {
@@ -26,6 +26,8 @@ export interface GenerateFlags extends RemoteTargetFlags {
   seed?: string;
   prompt?: string;
   'prompt-file'?: string;
+  /** Cap on the bytes read from `--prompt-file` (default 64 MiB). */
+  'max-prompt-bytes'?: string;
   json?: boolean;
 }
 
@@ -66,7 +68,7 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const topP = numberOption('top-p', flags['top-p'], 0);
   const seed = intOption('seed', flags.seed, 0);
   const methodOptions = parseMethodOptions(flags['method-option'], [method])[method] ?? {};
-  const prompt = readPrompt(flags);
+  const prompt = await readPrompt(flags);
   const plan = planMethod(method, { budget, windowSize, options: methodOptions });
   const remote = await remoteTargetFromFlags(flags, io.signal);
   // A KV method cannot run behind an HTTP endpoint: refused with the pipeline's error before any model loads.
@@ -137,17 +139,12 @@ export async function runPlan(
   return stream.result;
 }
 
-function readPrompt(flags: GenerateFlags): string {
+async function readPrompt(flags: GenerateFlags): Promise<string> {
   if (flags.prompt !== undefined && flags['prompt-file'] !== undefined) {
     throw new InvalidArgumentError({ argument: '--prompt', value: '--prompt and --prompt-file', expected: 'exactly one of them' });
   }
-  if (flags['prompt-file'] !== undefined) {
-    try {
-      return readFileSync(flags['prompt-file'], 'utf8');
-    } catch (cause) {
-      throw new InvalidArgumentError({ argument: '--prompt-file', value: flags['prompt-file'], expected: 'a readable text file', cause });
-    }
-  }
+  const maxBytes = intOption('max-prompt-bytes', flags['max-prompt-bytes'], 1) ?? DEFAULT_MAX_PROMPT_BYTES;
+  if (flags['prompt-file'] !== undefined) return readPromptFile(flags['prompt-file'], { maxBytes });
   if (flags.prompt === undefined || flags.prompt.length === 0) {
     throw new InvalidArgumentError({ argument: '--prompt', value: flags.prompt, expected: 'a non-empty prompt (--prompt TEXT or --prompt-file PATH)' });
   }

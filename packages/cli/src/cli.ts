@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
 import { BENCH_USAGE, runBenchCommand } from './commands/bench-command.js';
 import { runDemo } from './commands/demo.js';
@@ -8,6 +7,7 @@ import { benchKernels, kernelsInfo, useNativeKernels } from './commands/kernels.
 import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
 import { loadPlugins } from './plugins.js';
+import { parseFlags } from './options.js';
 import { REMOTE_TARGET_OPTIONS } from './remote-target.js';
 
 export const USAGE = `draft — draft-based approximate inference for long-context LLMs
@@ -61,7 +61,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
     if (command !== undefined && ['generate', 'demo', 'serve', 'bench'].includes(command)) await useNativeKernels((line) => io.stderr(`${line}\n`));
     switch (command) {
       case 'generate': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: rest,
           strict: true,
           options: {
@@ -111,7 +111,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return 0;
       }
       case 'demo': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: rest,
           strict: true,
           options: { target: { type: 'string' }, draft: { type: 'string' }, 'method-option': { type: 'string', multiple: true } },
@@ -120,7 +120,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return 0;
       }
       case 'methods': {
-        const { values } = parseArgs({ args: rest, strict: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
+        const { values } = parseFlags({ args: rest, strict: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
         await loadPlugins(values.plugin ?? []);
         const methods = knownMethods();
         const described = Object.fromEntries(listPolicies().map((p) => [p.type, p.description ?? '']));
@@ -129,7 +129,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return 0;
       }
       case 'inspect': {
-        const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
+        const { values, positionals } = parseFlags({ args: rest, strict: true, allowPositionals: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
         if (positionals.length !== 1) throw new InvalidArgumentError({ argument: 'DIR', value: positionals.join(' ') || undefined, expected: 'one model folder: draft inspect DIR' });
         await loadPlugins(values.plugin ?? []);
         const inspection = runInspect(positionals[0]);
@@ -137,7 +137,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return 0;
       }
       case 'kernels': {
-        parseArgs({ args: rest, strict: true, options: { json: { type: 'boolean' } } });
+        parseFlags({ args: rest, strict: true, options: { json: { type: 'boolean' } } });
         const info = await kernelsInfo();
         io.stdout(json ? `${JSON.stringify(info)}\n` : `native: ${info.native}, cuda: ${JSON.stringify(info.cuda)}, backend: ${info.backend}\n`);
         return 0;
@@ -146,13 +146,13 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         const [what, ...flags] = rest;
         if (what === 'ruler' || what === 'fidelity' || what === 'perf') return await runBenchCommand(what, flags, io, io === defaultIo && process.stderr.isTTY === true);
         if (what !== 'kernels') throw new InvalidArgumentError({ argument: 'bench', value: what, expected: "'kernels', 'ruler', 'fidelity' or 'perf'" });
-        parseArgs({ args: flags, strict: true, options: { json: { type: 'boolean' } } });
+        parseFlags({ args: flags, strict: true, options: { json: { type: 'boolean' } } });
         const result = await benchKernels({ json });
         if (json) io.stdout(`${JSON.stringify(result)}\n`);
         return 0;
       }
       case 'serve': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: rest,
           strict: true,
           options: {

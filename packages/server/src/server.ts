@@ -2,7 +2,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1 } from '@draft/core';
-import { type MethodPlan, planMethod } from '@draft/methods';
+import { type MethodPlan, planMethod, validateMethodSettings } from '@draft/methods';
 import type { OrtCausalLM } from '@draft/runtime';
 import Fastify, { type FastifyReply, type FastifyRequest, type HTTPMethods } from 'fastify';
 import { AddressInUseError } from './errors.js';
@@ -71,6 +71,8 @@ export interface DraftServer {
 }
 
 const CHUNK_OBJECT = { chat: 'chat.completion.chunk', completions: 'text_completion' } as const;
+/** How budget and window errors name the request fields (`param` of the 400). */
+const DRAFT_FIELD_NAMES = { budget: 'draft.budget', windowSize: 'draft.window' } as const;
 const ALL_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /** The prompt of one request as each model takes it. */
@@ -201,6 +203,7 @@ export function createDraftServer(options: DraftServerOptions): DraftServer {
     if (parsed.model !== undefined && parsed.model !== modelName) throw unknownModel(parsed.model);
     const { method, budget, window, options: methodOptions } = parsed.draft;
     const plan = planMethod(method, { budget, windowSize: window, options: methodOptions });
+    validateMethodSettings(plan, { budget, windowSize: window }, { maxBudget: limits.maxBudget, names: DRAFT_FIELD_NAMES });
     if (plan.needsDraft && !draft) throw invalid(`Method '${method}' needs a draft model; this server was started without one.`, 'draft.method', 'draft_required');
     const prompt = preparePrompt(parsed, plan);
     // Sampling without a seed draws one, so two identical requests differ (as OpenAI's do); it is reported in

@@ -1,5 +1,6 @@
 import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1, InvalidArgumentError, type TextTargetV1 } from '@draft/core';
-import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import { validateMethodSettings } from '@draft/methods';
+import { loadModel, type OrtCausalLM, readModelFolder } from '@draft/runtime';
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
@@ -70,6 +71,10 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const methodOptions = parseMethodOptions(flags['method-option'], [method])[method] ?? {};
   const prompt = await readPrompt(flags);
   const plan = planMethod(method, { budget, windowSize, options: methodOptions });
+  // The server's checks, before any model loads: budget and window within the target's positions (read from its
+  // config.json; a remote target's are unknown here), and a KV method's window below its budget.
+  const maxBudget = flags['target-url'] === undefined ? readModelFolder(resolveModelDir('target', flags.target), { dtype }).info.maxPositions : undefined;
+  validateMethodSettings(plan, { budget, windowSize }, { maxBudget, names: { budget: '--budget', windowSize: '--window' } });
   const remote = await remoteTargetFromFlags(flags, io.signal);
   // A KV method cannot run behind an HTTP endpoint: refused with the pipeline's error before any model loads.
   if (remote) checkPlanForTextTarget(plan, remote.target);

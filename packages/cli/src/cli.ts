@@ -7,6 +7,7 @@ import { benchKernels, kernelsInfo, useNativeKernels } from './commands/kernels.
 import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
 import { loadPlugins } from './plugins.js';
+import { parseIntList } from './bench/common.js';
 import { parseFlags } from './options.js';
 import { REMOTE_TARGET_OPTIONS } from './remote-target.js';
 
@@ -23,7 +24,7 @@ Usage:
   draft methods [--plugin MODULE]... [--json]
   draft inspect DIR [--plugin MODULE]... [--json]
   draft kernels [--json]
-  draft bench kernels [--json]
+  draft bench kernels [--key-lengths N,N,...] [--json]
 ${BENCH_USAGE}
   draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D]
               [--max-concurrent N] [--max-queue N]
@@ -41,6 +42,9 @@ Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_D
   transformers.js_config.dtype, else fp32.
 --target-url sends the (compressed) prompt to an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, OpenAI)
   instead of a local target: prompt compressors and full only; the API key is read from $VAR (--api-key-env).`;
+
+/** `bench kernels` keeps top-224 of a 97-query window per KV head: shorter key lengths are refused. */
+const KERNEL_BENCH_MIN_KEYS = 256;
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -146,8 +150,9 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         const [what, ...flags] = rest;
         if (what === 'ruler' || what === 'fidelity' || what === 'perf') return await runBenchCommand(what, flags, io, io === defaultIo && process.stderr.isTTY === true);
         if (what !== 'kernels') throw new InvalidArgumentError({ argument: 'bench', value: what, expected: "'kernels', 'ruler', 'fidelity' or 'perf'" });
-        parseFlags({ args: flags, strict: true, options: { json: { type: 'boolean' } } });
-        const result = await benchKernels({ json });
+        const { values } = parseFlags({ args: flags, strict: true, options: { json: { type: 'boolean' }, 'key-lengths': { type: 'string' } } });
+        const keyLengths = values['key-lengths'] === undefined ? undefined : parseIntList('key-lengths', values['key-lengths'], KERNEL_BENCH_MIN_KEYS);
+        const result = await benchKernels({ json, keyLengths, log: (line) => io.stdout(`${line}\n`) });
         if (json) io.stdout(`${JSON.stringify(result)}\n`);
         return 0;
       }

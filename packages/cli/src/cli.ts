@@ -134,7 +134,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
       }
       case 'inspect': {
         const { values, positionals } = parseFlags({ args: rest, strict: true, allowPositionals: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
-        if (positionals.length !== 1) throw new InvalidArgumentError({ argument: 'DIR', value: positionals.join(' ') || undefined, expected: 'one model folder: draft inspect DIR' });
+        if (positionals.length !== 1 || positionals[0] === '') throw new InvalidArgumentError({ argument: 'DIR', value: positionals.length === 1 ? positionals[0] : positionals.join(' ') || undefined, expected: 'one model folder: draft inspect DIR' });
         await loadPlugins(values.plugin ?? []);
         const inspection = runInspect(positionals[0]);
         io.stdout(values.json ? `${JSON.stringify(inspection)}\n` : formatInspection(inspection));

@@ -2,12 +2,12 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { InvalidArgumentError } from '@draft/core';
 import { MODEL_DTYPES, type ModelDtype } from '@draft/runtime';
 
-/** Parses an integer flag value, throwing a typed error that names the flag and the valid range. */
-export function intOption(name: string, raw: string | undefined, min: number): number | undefined {
+/** Parses an integer flag value in [min, max], throwing a typed error that names the flag and the valid range. */
+export function intOption(name: string, raw: string | undefined, min: number, max?: number): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
-    throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: `an integer ≥ ${min}` });
+  if (!Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: max === undefined ? `an integer ≥ ${min}` : `an integer in [${min}, ${max}]` });
   }
   return value;
 }

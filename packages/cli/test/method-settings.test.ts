@@ -110,7 +110,8 @@ describe('budget and window: one validation for generate and serve', () => {
       ['--temperature', '-0.5', 'a number ≥ 0'],
       ['--top-k', '-1', 'an integer ≥ 0'],
       ['--top-p', '-.5', 'a number ≥ 0'],
-      ['--seed', '-7', 'an integer ≥ 0'],
+      ['--seed', '-7', `an integer in [0, ${Number.MAX_SAFE_INTEGER}]`],
+      ['--seed', '1e20', `an integer in [0, ${Number.MAX_SAFE_INTEGER}]`],
       ['--max-prompt-bytes', '-1e3', 'an integer ≥ 1'],
     ]) {
       const { code, error } = await viaCli([flag, value]);

@@ -67,7 +67,8 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const temperature = numberOption('temperature', flags.temperature, 0) ?? 0;
   const topK = intOption('top-k', flags['top-k'], 0);
   const topP = numberOption('top-p', flags['top-p'], 0);
-  const seed = intOption('seed', flags.seed, 0);
+  // Above 2^53 − 1 two different seeds would be the same number (the server refuses them too).
+  const seed = intOption('seed', flags.seed, 0, Number.MAX_SAFE_INTEGER);
   const methodOptions = parseMethodOptions(flags['method-option'], [method])[method] ?? {};
   const prompt = await readPrompt(flags);
   const plan = planMethod(method, { budget, windowSize, options: methodOptions });

@@ -71,6 +71,8 @@ export interface DraftServer {
 }
 
 const CHUNK_OBJECT = { chat: 'chat.completion.chunk', completions: 'text_completion' } as const;
+/** Longest delay Node's timers keep. */
+const MAX_TIMER_MS = 2_147_483_647;
 /** How budget and window errors name the request fields (`param` of the 400). */
 const DRAFT_FIELD_NAMES = { budget: 'draft.budget', windowSize: 'draft.window' } as const;
 const ALL_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -112,6 +114,10 @@ export function createDraftServer(options: DraftServerOptions): DraftServer {
   positiveInt('bodyTimeoutMs', bodyTimeoutMs, 1);
   positiveInt('maxConnections', maxConnections, 1);
   positiveInt('shutdownTimeoutMs', shutdownTimeoutMs, 0);
+  // setTimeout fires a delay above 2^31 − 1 ms after 1 ms: a "25-day" deadline would cut every request at once.
+  for (const [name, value] of [['bodyTimeoutMs', bodyTimeoutMs], ['shutdownTimeoutMs', shutdownTimeoutMs]] as const) {
+    if (value > MAX_TIMER_MS) throw invalid(`${name} must be at most ${MAX_TIMER_MS} (Node's timer limit); got ${value}.`, name);
+  }
   const log = options.log ?? (() => {});
   const limiter = new FifoLimiter(maxConcurrent, maxQueue);
   /** Generations running or queued, each abortable at the shutdown deadline. */

@@ -66,7 +66,9 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const maxNewTokens = intOption('max-new-tokens', flags['max-new-tokens'], 1) ?? 32;
   const temperature = numberOption('temperature', flags.temperature, 0) ?? 0;
   const topK = intOption('top-k', flags['top-k'], 0);
-  const topP = numberOption('top-p', flags['top-p'], 0);
+  // Nucleus mass in (0, 1], as the sampler requires: refused here, naming the flag, before any model loads.
+  const topP = flags['top-p'] === undefined ? undefined : Number(flags['top-p']);
+  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new InvalidArgumentError({ argument: '--top-p', value: flags['top-p'], expected: 'a number in (0, 1]' });
   // Above 2^53 − 1 two different seeds would be the same number (the server refuses them too).
   const seed = intOption('seed', flags.seed, 0, Number.MAX_SAFE_INTEGER);
   const methodOptions = parseMethodOptions(flags['method-option'], [method])[method] ?? {};

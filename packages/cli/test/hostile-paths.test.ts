@@ -49,4 +49,12 @@ describe('model folder flags given something that is not a model folder', () => 
     expect(code).toBe(2);
     expect(e.details).toEqual({ argument: 'DIR', value: '', expected: 'one model folder: draft inspect DIR' });
   });
+
+  it('--plugin given a device or a directory is refused without reading it (/dev/zero used to hang)', async () => {
+    for (const path of ['/dev/zero', fileURLToPath(new URL('.', import.meta.url))]) {
+      const { code, error: e } = await error(['methods', '--plugin', path]);
+      expect(code).toBe(2);
+      expect(e.details).toEqual({ argument: '--plugin', value: path, expected: 'a module file (this path is a directory, device or pipe)' });
+    }
+  });
 });

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
 import { BENCH_USAGE, runBenchCommand } from './commands/bench-command.js';
 import { runDemo } from './commands/demo.js';
@@ -8,6 +7,8 @@ import { benchKernels, kernelsInfo, useNativeKernels } from './commands/kernels.
 import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
 import { loadPlugins } from './plugins.js';
+import { parseIntList } from './bench/common.js';
+import { parseFlags } from './options.js';
 import { REMOTE_TARGET_OPTIONS } from './remote-target.js';
 
 export const USAGE = `draft — draft-based approximate inference for long-context LLMs
@@ -15,7 +16,7 @@ export const USAGE = `draft — draft-based approximate inference for long-conte
 Usage:
   draft generate [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D] [--method NAME] [--budget N] [--window N]
                  [--method-option METHOD.NAME=VALUE]... [--max-new-tokens N] [--temperature T]
-                 [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH)
+                 [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH [--max-prompt-bytes N])
                  [--plugin MODULE]... [--json]
                  [--target-url URL [--target-model NAME] [--api-key-env VAR] [--target-endpoint chat|completions]
                   [--target-retries N] [--target-timeout MS]]
@@ -23,7 +24,7 @@ Usage:
   draft methods [--plugin MODULE]... [--json]
   draft inspect DIR [--plugin MODULE]... [--json]
   draft kernels [--json]
-  draft bench kernels [--json]
+  draft bench kernels [--key-lengths N,N,...] [--json]
 ${BENCH_USAGE}
   draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D]
               [--max-concurrent N] [--max-queue N]
@@ -34,12 +35,16 @@ Methods: ${'{methods}'}
 --budget is C, entries kept per layer and KV head (KV methods), or prompt tokens kept (prompt compressors).
 --method-option METHOD.NAME=VALUE (repeatable) sets an option of that method's policy, overriding --window,
   e.g. specpc.kernelSize=8 or speckv.poolType=avg; numbers, true/false, else text. speckv-pc: its SpecPC stage.
+--prompt-file reads UTF-8 text, at most --max-prompt-bytes (default 67108864 = 64 MiB); files, pipes and devices alike.
 Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_DIR).
 --dtype / --draft-dtype pick the weight file as transformers.js does: fp32 (onnx/model.onnx), fp16, q8
   (model_quantized), int8, uint8, q4, q4f16, bnb4 (onnx/model_<dtype>.onnx); default: the folder's
   transformers.js_config.dtype, else fp32.
 --target-url sends the (compressed) prompt to an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, OpenAI)
   instead of a local target: prompt compressors and full only; the API key is read from $VAR (--api-key-env).`;
+
+/** `bench kernels` keeps top-224 of a 97-query window per KV head: shorter key lengths are refused. */
+const KERNEL_BENCH_MIN_KEYS = 256;
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -60,7 +65,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
     if (command !== undefined && ['generate', 'demo', 'serve', 'bench'].includes(command)) await useNativeKernels((line) => io.stderr(`${line}\n`));
     switch (command) {
       case 'generate': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: rest,
           strict: true,
           options: {
@@ -79,6 +84,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             seed: { type: 'string' },
             prompt: { type: 'string' },
             'prompt-file': { type: 'string' },
+            'max-prompt-bytes': { type: 'string' },
             plugin: { type: 'string', multiple: true },
             json: { type: 'boolean' },
             ...REMOTE_TARGET_OPTIONS,
@@ -109,7 +115,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return 0;
       }
       case 'demo': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: rest,
           strict: true,
           options: { target: { type: 'string' }, draft: { type: 'string' }, 'method-option': { type: 'string', multiple: true } },
@@ -118,7 +124,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return 0;
       }
       case 'methods': {
-        const { values } = parseArgs({ args: rest, strict: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
+        const { values } = parseFlags({ args: rest, strict: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
         await loadPlugins(values.plugin ?? []);
         const methods = knownMethods();
         const described = Object.fromEntries(listPolicies().map((p) => [p.type, p.description ?? '']));
@@ -127,15 +133,15 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return 0;
       }
       case 'inspect': {
-        const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
-        if (positionals.length !== 1) throw new InvalidArgumentError({ argument: 'DIR', value: positionals.join(' ') || undefined, expected: 'one model folder: draft inspect DIR' });
+        const { values, positionals } = parseFlags({ args: rest, strict: true, allowPositionals: true, options: { plugin: { type: 'string', multiple: true }, json: { type: 'boolean' } } });
+        if (positionals.length !== 1 || positionals[0] === '') throw new InvalidArgumentError({ argument: 'DIR', value: positionals.length === 1 ? positionals[0] : positionals.join(' ') || undefined, expected: 'one model folder: draft inspect DIR' });
         await loadPlugins(values.plugin ?? []);
         const inspection = runInspect(positionals[0]);
         io.stdout(values.json ? `${JSON.stringify(inspection)}\n` : formatInspection(inspection));
         return 0;
       }
       case 'kernels': {
-        parseArgs({ args: rest, strict: true, options: { json: { type: 'boolean' } } });
+        parseFlags({ args: rest, strict: true, options: { json: { type: 'boolean' } } });
         const info = await kernelsInfo();
         io.stdout(json ? `${JSON.stringify(info)}\n` : `native: ${info.native}, cuda: ${JSON.stringify(info.cuda)}, backend: ${info.backend}\n`);
         return 0;
@@ -144,13 +150,14 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         const [what, ...flags] = rest;
         if (what === 'ruler' || what === 'fidelity' || what === 'perf') return await runBenchCommand(what, flags, io, io === defaultIo && process.stderr.isTTY === true);
         if (what !== 'kernels') throw new InvalidArgumentError({ argument: 'bench', value: what, expected: "'kernels', 'ruler', 'fidelity' or 'perf'" });
-        parseArgs({ args: flags, strict: true, options: { json: { type: 'boolean' } } });
-        const result = await benchKernels({ json });
+        const { values } = parseFlags({ args: flags, strict: true, options: { json: { type: 'boolean' }, 'key-lengths': { type: 'string' } } });
+        const keyLengths = values['key-lengths'] === undefined ? undefined : parseIntList('key-lengths', values['key-lengths'], KERNEL_BENCH_MIN_KEYS);
+        const result = await benchKernels({ json, keyLengths, log: (line) => io.stdout(`${line}\n`) });
         if (json) io.stdout(`${JSON.stringify(result)}\n`);
         return 0;
       }
       case 'serve': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: rest,
           strict: true,
           options: {

@@ -1,12 +1,13 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { InvalidArgumentError } from '@draft/core';
 import { MODEL_DTYPES, type ModelDtype } from '@draft/runtime';
 
-/** Parses an integer flag value, throwing a typed error that names the flag and the valid range. */
-export function intOption(name: string, raw: string | undefined, min: number): number | undefined {
+/** Parses an integer flag value in [min, max], throwing a typed error that names the flag and the valid range. */
+export function intOption(name: string, raw: string | undefined, min: number, max?: number): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
-    throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: `an integer ≥ ${min}` });
+  if (!Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: max === undefined ? `an integer ≥ ${min}` : `an integer in [${min}, ${max}]` });
   }
   return value;
 }
@@ -28,4 +29,32 @@ export function dtypeOption(name: string, raw: string | undefined): ModelDtype |
     throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: `one of ${MODEL_DTYPES.join(', ')}` });
   }
   return raw as ModelDtype;
+}
+
+/** A value that parseArgs would read as a short option: `-5`, `-0.5`, `-.5`, `-1e3`, `-Infinity`. */
+const NEGATIVE_NUMBER = /^-(?:\d|\.\d|Infinity$)/;
+
+/**
+ * `node:util` parseArgs, except that `--flag -5` gives a string flag the value `-5`. parseArgs itself refuses it
+ * as "ambiguous" (it might be a forgotten value followed by a short option), so `--budget -5` never reached the
+ * flag's own range check; this CLI has no short options, so a negative number after a string flag is its value.
+ */
+export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  const options = config.options ?? {};
+  const args = config.args ?? [];
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      joined.push(...args.slice(i));
+      break;
+    }
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : undefined;
+    const next = args[i + 1];
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else joined.push(arg);
+  }
+  return parseArgs({ ...config, args: joined } as T);
 }

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError } from '@draft/core';
@@ -8,7 +9,12 @@ import { InvalidArgumentError } from '@draft/core';
  */
 export async function loadPlugins(specs: readonly string[]): Promise<void> {
   for (const spec of specs) {
-    const target = spec.startsWith('.') || isAbsolute(spec) ? pathToFileURL(resolve(spec)).href : spec;
+    const isPath = spec.startsWith('.') || isAbsolute(spec);
+    // A device or FIFO given as a path would be read by the module loader without end (/dev/zero hung forever).
+    if (isPath && !spec.includes('\0') && statSync(spec, { throwIfNoEntry: false })?.isFile() === false) {
+      throw new InvalidArgumentError({ argument: '--plugin', value: spec, expected: 'a module file (this path is a directory, device or pipe)' });
+    }
+    const target = isPath ? pathToFileURL(resolve(spec)).href : spec;
     let mod: { register?: unknown; default?: unknown };
     try {
       mod = await import(target);

@@ -4,6 +4,7 @@
  * It depends only on core and the method packages, so the server can use it without depending on the CLI.
  */
 export { planMethod, knownMethods, registerBuiltInMethods, BUILT_IN_METHODS, type MethodPlan, type MethodSettings } from './methods.js';
+export { validateMethodSettings, type MethodSettingsLimits } from './method-settings.js';
 export {
   parseMethodOptions,
   parseMethodOptionValue,

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelLayoutError, type ModelInfoV1 } from '@draft/core';
 import { type ModelFileOptions, type ModelFiles, resolveModelFiles } from './model-files.js';
@@ -53,7 +53,11 @@ function ids(value: unknown): number[] {
  * offending path.
  */
 export function readModelFolder(dir: string, options: ModelFileOptions = {}): ModelFolder {
+  // JSON.stringify quotes the path so control characters (a NUL, a tab) show in the message instead of vanishing.
+  if (dir.includes('\0')) throw new ModelLayoutError(`Model folder ${JSON.stringify(dir)} contains a NUL byte.`, { path: dir });
   if (!existsSync(dir)) throw new ModelLayoutError(`Model folder ${dir} does not exist.`, { path: dir });
+  // A file (config.json itself, an .onnx file, a device) passed as the folder: say so, not "missing dir/config.json".
+  if (!statSync(dir).isDirectory()) throw new ModelLayoutError(`${dir} is not a folder; pass the model folder (the one holding config.json and onnx/).`, { path: dir });
   const configPath = join(dir, 'config.json');
   const config = readJson(configPath, true) as Record<string, unknown>;
   const generationConfig = readJson(join(dir, 'generation_config.json'), false) ?? {};

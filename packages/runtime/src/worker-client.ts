@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AbortError, DisposedError, DraftError, type DraftErrorCode, GraphPatternError, ModelLayoutError, UnsupportedCapabilityError } from '@draft/core';
 import type { SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import { ortWorkerStackSizeMb } from './worker-stack.js';
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 export type RequestBody = DistributiveOmit<WorkerRequest, 'id'>;
@@ -49,7 +50,10 @@ export class WorkerClient {
   private terminated = false;
 
   constructor() {
-    this.worker = new Worker(workerUrl());
+    // A stack sized for the command line: ORT's first session creation parses /proc/self/cmdline recursively
+    // and overflowed the default 4 MB worker stack with a long `--prompt` (see worker-stack.ts).
+    const stackSizeMb = ortWorkerStackSizeMb();
+    this.worker = new Worker(workerUrl(), stackSizeMb === undefined ? {} : { resourceLimits: { stackSizeMb } });
     this.worker.on('message', (reply: WorkerReply) => {
       const entry = this.pending.get(reply.id);
       if (!entry) return;

@@ -36,7 +36,7 @@ export interface ParseLimits {
   defaultMaxTokens: number;
   maxTokensLimit: number;
   defaultMethod: string;
-  /** Largest accepted budget (the target's max positions). */
+  /** Largest accepted budget (the target's max positions); checked with the method (validateMethodSettings). */
   maxBudget: number;
 }
 
@@ -205,8 +205,10 @@ function parseDraftField(raw: unknown, limits: ParseLimits): DraftField {
   if (typeof method !== 'string' || method.length === 0 || method.length > MAX_NAME_CHARS) {
     throw invalid(`'draft.method' must be a method name (at most ${MAX_NAME_CHARS} characters); got ${describeValue(method)}.`, 'draft.method');
   }
-  const budget = optionalNumber(d, 'budget', (v) => isInt(v) && v >= 1 && v <= limits.maxBudget, `an integer in [1, ${limits.maxBudget}]`, 'draft.budget');
-  const window = optionalNumber(d, 'window', (v) => isInt(v) && v >= 1 && (budget === undefined || v <= budget), `an integer in [1, ${budget ?? limits.maxBudget}] (at most the budget)`, 'draft.window');
+  // Only the JSON type here: ranges (and a KV method's window below its budget) are checked once the method is
+  // planned, by @draft/methods' validateMethodSettings, the same check `draft generate` runs.
+  const budget = optionalNumber(d, 'budget', () => true, 'a number', 'draft.budget');
+  const window = optionalNumber(d, 'window', () => true, 'a number', 'draft.window');
   let options: Record<string, MethodOptionValue> | undefined;
   if (d.options !== undefined && d.options !== null) {
     if (!isObject(d.options)) throw invalid("'draft.options' must be an object of option names to numbers, booleans or strings.", 'draft.options');

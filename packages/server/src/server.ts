@@ -2,7 +2,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1 } from '@draft/core';
-import { type MethodPlan, planMethod } from '@draft/methods';
+import { type MethodPlan, planMethod, validateMethodSettings } from '@draft/methods';
 import type { OrtCausalLM } from '@draft/runtime';
 import Fastify, { type FastifyReply, type FastifyRequest, type HTTPMethods } from 'fastify';
 import { AddressInUseError } from './errors.js';
@@ -71,6 +71,10 @@ export interface DraftServer {
 }
 
 const CHUNK_OBJECT = { chat: 'chat.completion.chunk', completions: 'text_completion' } as const;
+/** Longest delay Node's timers keep. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** How budget and window errors name the request fields (`param` of the 400). */
+const DRAFT_FIELD_NAMES = { budget: 'draft.budget', windowSize: 'draft.window' } as const;
 const ALL_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /** The prompt of one request as each model takes it. */
@@ -110,6 +114,10 @@ export function createDraftServer(options: DraftServerOptions): DraftServer {
   positiveInt('bodyTimeoutMs', bodyTimeoutMs, 1);
   positiveInt('maxConnections', maxConnections, 1);
   positiveInt('shutdownTimeoutMs', shutdownTimeoutMs, 0);
+  // setTimeout fires a delay above 2^31 − 1 ms after 1 ms: a "25-day" deadline would cut every request at once.
+  for (const [name, value] of [['bodyTimeoutMs', bodyTimeoutMs], ['shutdownTimeoutMs', shutdownTimeoutMs]] as const) {
+    if (value > MAX_TIMER_MS) throw invalid(`${name} must be at most ${MAX_TIMER_MS} (Node's timer limit); got ${value}.`, name);
+  }
   const log = options.log ?? (() => {});
   const limiter = new FifoLimiter(maxConcurrent, maxQueue);
   /** Generations running or queued, each abortable at the shutdown deadline. */
@@ -201,6 +209,7 @@ export function createDraftServer(options: DraftServerOptions): DraftServer {
     if (parsed.model !== undefined && parsed.model !== modelName) throw unknownModel(parsed.model);
     const { method, budget, window, options: methodOptions } = parsed.draft;
     const plan = planMethod(method, { budget, windowSize: window, options: methodOptions });
+    validateMethodSettings(plan, { budget, windowSize: window }, { maxBudget: limits.maxBudget, names: DRAFT_FIELD_NAMES });
     if (plan.needsDraft && !draft) throw invalid(`Method '${method}' needs a draft model; this server was started without one.`, 'draft.method', 'draft_required');
     const prompt = preparePrompt(parsed, plan);
     // Sampling without a seed draws one, so two identical requests differ (as OpenAI's do); it is reported in

@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '@draft/core';
 import { methodLabel } from '../method-options.js';
+import { parseFlags } from '../options.js';
 import { REMOTE_TARGET_OPTIONS, REMOTE_TARGET_USAGE } from '../remote-target.js';
 import { type BenchFidelityFlags, runBenchFidelity } from './bench-fidelity.js';
 import { type BenchPerfFlags, runBenchPerf } from './bench-perf.js';
@@ -50,7 +50,7 @@ export async function runBenchCommand(
   try {
     switch (what) {
       case 'ruler': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: [...args],
           strict: true,
           options: {
@@ -72,7 +72,7 @@ export async function runBenchCommand(
         return 0;
       }
       case 'fidelity': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: [...args],
           strict: true,
           options: { ...common, budgets: { type: 'string' }, 'prompt-file': { type: 'string', multiple: true }, steps: { type: 'string' }, seed: { type: 'string' } },
@@ -91,7 +91,7 @@ export async function runBenchCommand(
         return report.selfCheck.passed ? 0 : 1;
       }
       case 'perf': {
-        const { values } = parseArgs({
+        const { values } = parseFlags({
           args: [...args],
           strict: true,
           options: { ...common, budget: { type: 'string' }, 'new-tokens': { type: 'string' }, repeats: { type: 'string' }, 'no-transformers': { type: 'boolean' }, peers: { type: 'string' }, gguf: { type: 'string' } },

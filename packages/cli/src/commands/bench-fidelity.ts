@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { createPipeline, InvalidArgumentError } from '@draft/core';
 import {
@@ -27,6 +27,7 @@ import { type MethodOptionMap, type MethodOptions, methodLabel, parseMethodOptio
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { intOption } from '../options.js';
+import { readPromptFile } from '../prompt-file.js';
 import type { BenchIo } from './bench-ruler.js';
 
 export interface BenchFidelityFlags {
@@ -138,6 +139,10 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
   const files = flags['prompt-file'] ?? [];
   const lengths = files.length > 0 && flags.lengths === undefined ? [] : parseIntList('lengths', flags.lengths ?? FIDELITY_DEFAULTS.lengths, 16);
 
+  // Read (and size-check) every prompt file before any model loads.
+  const fileTexts: string[] = [];
+  for (const file of files) fileTexts.push(await readPromptFile(file));
+
   mkdirSync(out, { recursive: true });
   const models = await loadBenchModels({ targetDir, draftDir, plans: probePlans, threads, ...dtypes });
   const rows: FidelityResultRow[] = [];
@@ -146,13 +151,8 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
     const { tokenizer } = models.target;
     const format = readTaskFormat(targetDir);
     const prompts: Prompt[] = [];
-    for (const file of files) {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (cause) {
-        throw new InvalidArgumentError({ argument: '--prompt-file', value: file, expected: 'a readable text file', cause });
-      }
+    for (const [i, file] of files.entries()) {
+      const text = fileTexts[i];
       prompts.push({ name: basename(file), ids: tokenizer.encode(text), settings: { 'prompt-file': hashText(text) } });
     }
     for (const length of lengths) {

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1, InvalidArgumentError, type TextTargetV1 } from '@draft/core';
-import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import { validateMethodSettings } from '@draft/methods';
+import { loadModel, type OrtCausalLM, readModelFolder } from '@draft/runtime';
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
 import { dtypeOption, intOption, numberOption } from '../options.js';
+import { DEFAULT_MAX_PROMPT_BYTES, readPromptFile } from '../prompt-file.js';
 import { checkPlanForTextTarget, needsDraft, type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
 
 export interface GenerateFlags extends RemoteTargetFlags {
@@ -26,6 +27,8 @@ export interface GenerateFlags extends RemoteTargetFlags {
   seed?: string;
   prompt?: string;
   'prompt-file'?: string;
+  /** Cap on the bytes read from `--prompt-file` (default 64 MiB). */
+  'max-prompt-bytes'?: string;
   json?: boolean;
 }
 
@@ -63,11 +66,18 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const maxNewTokens = intOption('max-new-tokens', flags['max-new-tokens'], 1) ?? 32;
   const temperature = numberOption('temperature', flags.temperature, 0) ?? 0;
   const topK = intOption('top-k', flags['top-k'], 0);
-  const topP = numberOption('top-p', flags['top-p'], 0);
-  const seed = intOption('seed', flags.seed, 0);
+  // Nucleus mass in (0, 1], as the sampler requires: refused here, naming the flag, before any model loads.
+  const topP = flags['top-p'] === undefined ? undefined : Number(flags['top-p']);
+  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new InvalidArgumentError({ argument: '--top-p', value: flags['top-p'], expected: 'a number in (0, 1]' });
+  // Above 2^53 − 1 two different seeds would be the same number (the server refuses them too).
+  const seed = intOption('seed', flags.seed, 0, Number.MAX_SAFE_INTEGER);
   const methodOptions = parseMethodOptions(flags['method-option'], [method])[method] ?? {};
-  const prompt = readPrompt(flags);
+  const prompt = await readPrompt(flags);
   const plan = planMethod(method, { budget, windowSize, options: methodOptions });
+  // The server's checks, before any model loads: budget and window within the target's positions (read from its
+  // config.json; a remote target's are unknown here), and a KV method's window below its budget.
+  const maxBudget = flags['target-url'] === undefined ? readModelFolder(resolveModelDir('target', flags.target), { dtype }).info.maxPositions : undefined;
+  validateMethodSettings(plan, { budget, windowSize }, { maxBudget, names: { budget: '--budget', windowSize: '--window' } });
   const remote = await remoteTargetFromFlags(flags, io.signal);
   // A KV method cannot run behind an HTTP endpoint: refused with the pipeline's error before any model loads.
   if (remote) checkPlanForTextTarget(plan, remote.target);
@@ -137,17 +147,12 @@ export async function runPlan(
   return stream.result;
 }
 
-function readPrompt(flags: GenerateFlags): string {
+async function readPrompt(flags: GenerateFlags): Promise<string> {
   if (flags.prompt !== undefined && flags['prompt-file'] !== undefined) {
     throw new InvalidArgumentError({ argument: '--prompt', value: '--prompt and --prompt-file', expected: 'exactly one of them' });
   }
-  if (flags['prompt-file'] !== undefined) {
-    try {
-      return readFileSync(flags['prompt-file'], 'utf8');
-    } catch (cause) {
-      throw new InvalidArgumentError({ argument: '--prompt-file', value: flags['prompt-file'], expected: 'a readable text file', cause });
-    }
-  }
+  const maxBytes = intOption('max-prompt-bytes', flags['max-prompt-bytes'], 1) ?? DEFAULT_MAX_PROMPT_BYTES;
+  if (flags['prompt-file'] !== undefined) return readPromptFile(flags['prompt-file'], { maxBytes });
   if (flags.prompt === undefined || flags.prompt.length === 0) {
     throw new InvalidArgumentError({ argument: '--prompt', value: flags.prompt, expected: 'a non-empty prompt (--prompt TEXT or --prompt-file PATH)' });
   }

@@ -32,8 +32,12 @@ export async function kernelsInfo(): Promise<{ native: boolean; cuda: { built: b
   }
 }
 
-/** `draft bench kernels`: TS reference vs native CPU (and CUDA) side by side. */
-export async function benchKernels(options: { json: boolean; keyLengths?: number[] }): Promise<unknown> {
+/**
+ * `draft bench kernels`: TS reference vs native CPU (and CUDA) side by side. The table goes to `log`; with
+ * `json` nothing is logged and the caller prints the returned result, once.
+ */
+export async function benchKernels(options: { json: boolean; keyLengths?: number[]; log: (line: string) => void }): Promise<unknown> {
   const cuda = await import('@draft/cuda');
-  return cuda.runKernelBenchmark({ json: options.json, keyLengths: options.keyLengths });
+  // The benchmark itself prints its JSON when asked for it: ask for the table only, and silence it for --json.
+  return cuda.runKernelBenchmark({ json: false, keyLengths: options.keyLengths, log: options.json ? () => {} : options.log });
 }

@@ -18,9 +18,15 @@ export interface ServeFlags {
   cors?: string[];
 }
 
-/** Seconds (as typed on the command line) to whole milliseconds. */
+/** Longest timeout Node's timers keep: a larger delay fires after 1 ms instead (TimeoutOverflowWarning). */
+const MAX_TIMEOUT_SECONDS = Math.floor(2_147_483_647 / 1000);
+
+/** Seconds (as typed on the command line) to whole milliseconds, at most ~24.8 days (Node's timer limit). */
 function secondsOption(name: string, raw: string | undefined, min: number): number | undefined {
   const seconds = numberOption(name, raw, min);
+  if (seconds !== undefined && seconds > MAX_TIMEOUT_SECONDS) {
+    throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: `a number of seconds in [${min}, ${MAX_TIMEOUT_SECONDS}]` });
+  }
   return seconds === undefined ? undefined : Math.round(seconds * 1000);
 }
 

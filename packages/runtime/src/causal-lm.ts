@@ -22,6 +22,7 @@ import {
 } from '@draft/core';
 import { basename, join, resolve } from 'node:path';
 import { type CacheContext, OrtKvCache } from './kv-cache.js';
+import type { KvPoolStats } from './kv-pool.js';
 import { readModelFolder } from './model-folder.js';
 import { type ModelFileOptions, validateDtype } from './model-files.js';
 import { HfTokenizer } from './tokenizer.js';
@@ -339,6 +340,16 @@ export class OrtCausalLM implements CausalLMV1 {
       if (finalCache && finalCache !== prefill.cache) finalCache.dispose();
       prefill.cache.dispose();
     }
+  }
+
+  /**
+   * Counters of the worker's KV allocator: bytes of KV arrays held by caches and by forward calls in flight,
+   * their peak (since load or the last `resetPeak`), and freed bytes kept for reuse. Measured by the allocator,
+   * not RSS: the basis of the KV-memory tests and of `draft bench perf`'s KV peak.
+   */
+  async kvMemoryStats(options: { resetPeak?: boolean } = {}): Promise<KvPoolStats> {
+    this.check();
+    return this.client.request<KvPoolStats>({ type: 'kvStats', resetPeak: options.resetPeak ?? false });
   }
 
   /** Terminates the worker (all caches of this model become unusable). Later calls throw DisposedError. */

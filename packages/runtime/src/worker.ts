@@ -151,6 +151,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     path,
     debugOutputs: request.debugOutputs,
     keyBias: request.keyBias,
+    groupQueryHeads: { numHeads: request.numHeads, numKvHeads: request.numKvHeads },
     // Only RoPE tables are read this way: kilobytes, by their byte range.
     readExternal: (t) => readExternalBytes(externalRef(t, dataFolder, path) as NonNullable<ReturnType<typeof externalRef>>),
   });

@@ -54,7 +54,7 @@ function repeatKvSource(graph: GraphProto, producer: Map<string, NodeProto>, nam
   const axesAttr = unsqueeze.attribute.find((a) => a.name === 'axes');
   const axes = axesAttr ? (axesAttr.ints ?? []).map(toInt) : unsqueeze.input[1] ? int64Constant(graph, producer, unsqueeze.input[1]) : undefined;
   // Axis 2 of the 5-D result (−3 counts from the end).
-  if (!axes || axes.length !== 1 || (axes[0] !== 2 && axes[0] !== -3)) return undefined;
+  if (axes?.length !== 1 || (axes[0] !== 2 && axes[0] !== -3)) return undefined;
   return { source: unsqueeze.input[0], chain: [reshape, expand, unsqueeze] };
 }
 
@@ -75,7 +75,6 @@ export function groupQueryHeads(graph: GraphProto, blocks: readonly AttentionBlo
   const shape = (name: string, heads: number) =>
     onnx.TensorProto.create({ name, dataType: onnx.TensorProto.DataType.INT64, dims: [4], int64Data: [0, heads, -1, 0] });
   let rewritten = 0;
-  const dead: NodeProto[] = [];
   for (const { scores, softmax } of blocks) {
     const transpose = producer.get(scores.input[1]);
     const perm = transpose?.attribute?.find((a) => a.name === 'perm')?.ints?.map(toInt);
@@ -107,24 +106,23 @@ export function groupQueryHeads(graph: GraphProto, blocks: readonly AttentionBlo
       onnx.NodeProto.create({ opType: 'Reshape', input: [`${pvTag}/draft_out_grouped`, toQ], output: [pv.output[0]], name: `${pvTag}/draft_out` }),
     ];
     nodes.splice(nodes.indexOf(pv), 1, ...av);
-    dead.push(transpose, ...key.chain, ...value.chain);
     rewritten++;
   }
   if (rewritten === 0) return 0;
   graph.initializer.push(shape(toKv, numKvHeads), shape(toQ, numHeads));
-  // Drop the repeat_kv chains nobody reads any more (ORT would still run them), innermost last.
-  const removed = new Set<NodeProto>();
+  // Drop what nobody reads any more: the repeat_kv chains and the constants / shape arithmetic that fed
+  // them (ORT would still run them, and warns about every unused initializer on load).
   for (let changed = true; changed; ) {
-    changed = false;
     const used = new Set<string>(keep);
     for (const o of graph.output) used.add(o.name as string);
-    for (const n of graph.node as NodeProto[]) if (!removed.has(n)) for (const i of n.input) used.add(i);
-    for (const n of dead) {
-      if (removed.has(n) || n.output.some((o) => used.has(o))) continue;
-      removed.add(n);
-      changed = true;
-    }
+    for (const n of graph.node as NodeProto[]) for (const i of n.input) used.add(i);
+    const before = graph.node.length;
+    graph.node = (graph.node as NodeProto[]).filter((n) => n.output.some((o) => used.has(o)));
+    changed = graph.node.length !== before;
   }
-  graph.node = (graph.node as NodeProto[]).filter((n) => !removed.has(n));
+  const stillUsed = new Set<string>();
+  for (const n of graph.node as NodeProto[]) for (const i of n.input) stillUsed.add(i);
+  const graphInputs = new Set(graph.input.map((i) => i.name as string));
+  graph.initializer = graph.initializer.filter((t) => stillUsed.has(t.name as string) || graphInputs.has(t.name as string));
   return rewritten;
 }

@@ -155,7 +155,11 @@ describe('draft bench perf (bundled pair)', () => {
       expect(r.ttftMs!).toBeGreaterThan(0);
       expect(r.totalMs!).toBeGreaterThanOrEqual(r.ttftMs!);
       expect(r.peakRssBytes!).toBeGreaterThan(0);
+      // The worker allocator's KV peak holds at least the cache after prefill.
+      expect(r.peakKvBytes!).toBeGreaterThanOrEqual(r.kvBytes!);
     }
+    // A compressed run never holds more KV than the full-KV run of the same prompt.
+    expect(snap.peakKvBytes!).toBeLessThanOrEqual(full.peakKvBytes!);
     for (const f of ['summary.md', 'latency-vs-length.svg', 'memory-vs-length.svg', 'results.json']) expect(existsSync(join(out, f)), f).toBe(true);
   }, 60_000);
 });

@@ -22,6 +22,7 @@ import {
 } from '@draft/core';
 import { basename, join, resolve } from 'node:path';
 import { type CacheContext, OrtKvCache } from './kv-cache.js';
+import type { KvPoolStats } from './kv-pool.js';
 import { readModelFolder } from './model-folder.js';
 import { type ModelFileOptions, validateDtype } from './model-files.js';
 import { HfTokenizer } from './tokenizer.js';
@@ -68,11 +69,20 @@ export type PromptInput = string | { messages: readonly ChatMessage[] } | { inpu
 
 /** Generation options of the runtime: the spec's options plus chunked prefill and a decode-time policy. */
 export interface GenerateOptions extends GenerationOptionsV1 {
-  /** Prefill in chunks of this many tokens (default: the whole prompt at once). */
+  /** Prefill in chunks of this many tokens (default `DEFAULT_PREFILL_CHUNK`, 512). */
   chunkSize?: number;
   /** Optional eviction while decoding. */
   decodePolicy?: DecodePolicyV1;
 }
+
+/**
+ * Prefill chunk used when a call names none. The decomposed attention materialises (heads × chunk × past)
+ * scores per layer, so an unchunked 8K prompt held several 2 GiB score tensors at once; 512 keeps them at
+ * 1/16 of that and was the fastest of 256 / 512 / 1024 / whole on the perf model (prefill 2.2× faster than
+ * whole at 4K: the causal upper triangle past each chunk is never computed). See
+ * docs/decisions/2026-12-05-engine-memory.md.
+ */
+export const DEFAULT_PREFILL_CHUNK = 512;
 
 /** `stream()` result: text pieces, plus the final result once iteration ends. */
 export type GenerationStream = CallbackIterable<string, GenerationResultV1>;
@@ -178,7 +188,7 @@ export class OrtCausalLM implements CausalLMV1 {
     }
     const logits = request.logits ?? 'last';
     if (logits !== 'last' && logits !== 'all') throw new InvalidArgumentError({ argument: 'logits', value: logits, expected: "'last' | 'all'" });
-    const chunkSize = request.chunkSize ?? S;
+    const chunkSize = request.chunkSize ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });
     for (const name of request.debugOutputs ?? []) {
       if (!this.graph.outputNames.includes(name)) throw new InvalidArgumentError({ argument: 'debugOutputs', value: name, expected: 'a name given to loadModel({ debugOutputs })' });
@@ -330,6 +340,16 @@ export class OrtCausalLM implements CausalLMV1 {
       if (finalCache && finalCache !== prefill.cache) finalCache.dispose();
       prefill.cache.dispose();
     }
+  }
+
+  /**
+   * Counters of the worker's KV allocator: bytes of KV arrays held by caches and by forward calls in flight,
+   * their peak (since load or the last `resetPeak`), and freed bytes kept for reuse. Measured by the allocator,
+   * not RSS: the basis of the KV-memory tests and of `draft bench perf`'s KV peak.
+   */
+  async kvMemoryStats(options: { resetPeak?: boolean } = {}): Promise<KvPoolStats> {
+    this.check();
+    return this.client.request<KvPoolStats>({ type: 'kvStats', resetPeak: options.resetPeak ?? false });
   }
 
   /** Terminates the worker (all caches of this model become unusable). Later calls throw DisposedError. */

@@ -1,7 +1,8 @@
 /** @draft/runtime — ONNX Runtime decoders with query capture, a position-aware KV cache and generation. */
-export { loadModel, OrtCausalLM } from './causal-lm.js';
+export { DEFAULT_PREFILL_CHUNK, loadModel, OrtCausalLM } from './causal-lm.js';
 export type { GenerateOptions, GenerationStream, LoadModelOptions, OrtForwardRequest, OrtForwardResult, PromptInput } from './causal-lm.js';
 export { OrtKvCache } from './kv-cache.js';
+export type { KvPoolStats } from './kv-pool.js';
 export { HfTokenizer } from './tokenizer.js';
 export { readModelFolder } from './model-folder.js';
 export type { ModelFolder } from './model-folder.js';

@@ -45,6 +45,8 @@ export type WorkerRequest =
   /** Valid entries of each head (equal counts required), or with `slots` the padded tensor and validity. */
   | { id: number; type: 'read'; cache: number; layer: number; which: 'key' | 'value'; slots?: boolean }
   | { id: number; type: 'release'; cache: number }
+  /** The KV allocator's counters (`KvPoolStats`); `resetPeak` starts a new peak after reading. */
+  | { id: number; type: 'kvStats'; resetPeak?: boolean }
   | { id: number; type: 'cancel'; target: number };
 
 export interface InitResult {

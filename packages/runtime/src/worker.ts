@@ -13,15 +13,13 @@ import { checkExternalData, externalRef, readExternalBytes, resolveExternalLocat
 import { type AttentionPattern, decodeModel, instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
 import { type FloatType, readKvIo } from './graph/kv-io.js';
 import { halfToFloat32 } from './float16.js';
+import { type KvArray, KvPool } from './kv-pool.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
 import type { ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 type Ort = typeof import('onnxruntime-node');
 type Tensor = InstanceType<Ort['Tensor']>;
 const ort = createRequire(import.meta.url)('onnxruntime-node') as Ort;
-
-/** KV storage in the graph's element type: float32 values, or float16 bits (converted only when read). */
-type KvArray = Float32Array | Uint16Array;
 
 interface CacheEntry {
   /** Per layer (numKvHeads, length, headDim). */
@@ -43,6 +41,8 @@ interface State {
   keyBiasInputs?: string[];
   kvType: FloatType;
   ropeFallback?: RopeTableCache;
+  /** Every KV array of every cache and forward step comes from here (counted, reused). */
+  pool: KvPool;
 }
 
 const port = parentPort;
@@ -89,10 +89,24 @@ function getCache(handle: number): CacheEntry {
   return entry;
 }
 
+/** Stores `entry`, which takes over the holds on its arrays. */
 function store(entry: CacheEntry): number {
   const handle = nextHandle++;
   caches.set(handle, entry);
   return handle;
+}
+
+function releaseArrays(arrays: KvArray[]): void {
+  const pool = state?.pool;
+  if (pool) for (const a of arrays) pool.release(a);
+}
+
+function releaseEntry(handle: number): void {
+  const entry = caches.get(handle);
+  if (!entry) return;
+  caches.delete(handle);
+  releaseArrays(entry.keys);
+  releaseArrays(entry.values);
 }
 
 const i64 = (values: ArrayLike<number>, dims: number[]): Tensor => {
@@ -106,9 +120,11 @@ function floats(tensor: Tensor): Float32Array {
   return tensor.type === 'float16' ? halfToFloat32(tensor.data as Uint16Array) : (tensor.data as Float32Array);
 }
 
-/** A zeroed array of the same element type as `like`. */
-function allocLike(like: KvArray, length: number): KvArray {
-  return like instanceof Uint16Array ? new Uint16Array(length) : new Float32Array(length);
+/** A zeroed KV array from the pool (pooled buffers are reused, so zero them). */
+function allocZeroed(length: number): KvArray {
+  const out = (state as State).pool.alloc(length);
+  out.fill(0);
+  return out;
 }
 
 async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<InitResult> {
@@ -135,6 +151,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     path,
     debugOutputs: request.debugOutputs,
     keyBias: request.keyBias,
+    groupQueryHeads: { numHeads: request.numHeads, numKvHeads: request.numKvHeads },
     // Only RoPE tables are read this way: kilobytes, by their byte range.
     readExternal: (t) => readExternalBytes(externalRef(t, dataFolder, path) as NonNullable<ReturnType<typeof externalRef>>),
   });
@@ -165,6 +182,8 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     hasNumLogitsToKeep: session.inputNames.includes('num_logits_to_keep'),
     keyBiasInputs: graph.keyBiasInputs,
     kvType: io.kvType,
+    // Freed buffers kept: at least 32 MiB, else as much as is live (one decode step's ping-pong partner).
+    pool: new KvPool(io.kvType === 'float16' ? 2 : 4, request.numKvHeads * request.headDim, 32 * 2 ** 20),
   };
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
@@ -261,6 +280,9 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
   let past = base.length;
   let valid = base.valid;
   let debug: ForwardResult['debug'];
+  // Arrays this call allocated and still holds (the base cache's stay with it).
+  let own = false;
+  try {
   for (let c0 = 0, c1 = 0; c0 < S; c0 = c1) {
     if (cancelled.has(request.id)) throw new WorkerError('ABORTED', 'The operation was aborted.');
     c1 = Math.min(S, c0 + chunk);
@@ -285,20 +307,43 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
       feeds[`past_key_values.${l}.key`] = new ort.Tensor(s.kvType, keys[l], [1, numKvHeads, past, d]);
       feeds[`past_key_values.${l}.value`] = new ort.Tensor(s.kvType, values[l], [1, numKvHeads, past, d]);
     }
-    const fetches = ['logits'];
-    for (let l = 0; l < numLayers; l++) fetches.push(`present.${l}.key`, `present.${l}.value`);
-    const captureHere = queries !== undefined && c1 > windowStart;
-    if (captureHere) for (const c of s.captures) if (!fetches.includes(c.output)) fetches.push(c.output);
-    for (const name of request.debugOutputs ?? []) if (!fetches.includes(name)) fetches.push(name);
-    const out = await s.session.run(feeds, fetches);
+    // Presents are written by ORT straight into pooled arrays (no copy into fresh JS arrays per step).
+    const fetches: Record<string, Tensor | null> = { logits: null };
     const nextKeys: KvArray[] = [];
     const nextValues: KvArray[] = [];
-    for (let l = 0; l < numLayers; l++) {
-      nextKeys.push(out[`present.${l}.key`].data as KvArray);
-      nextValues.push(out[`present.${l}.value`].data as KvArray);
+    try {
+      for (let l = 0; l < numLayers; l++) {
+        const k = s.pool.alloc(numKvHeads * (past + n) * d);
+        nextKeys.push(k);
+        const v = s.pool.alloc(numKvHeads * (past + n) * d);
+        nextValues.push(v);
+        fetches[`present.${l}.key`] = new ort.Tensor(s.kvType, k, [1, numKvHeads, past + n, d]);
+        fetches[`present.${l}.value`] = new ort.Tensor(s.kvType, v, [1, numKvHeads, past + n, d]);
+      }
+    } catch (error) {
+      releaseArrays(nextKeys);
+      releaseArrays(nextValues);
+      throw error;
+    }
+    const captureHere = queries !== undefined && c1 > windowStart;
+    if (captureHere) for (const c of s.captures) if (!(c.output in fetches)) fetches[c.output] = null;
+    for (const name of request.debugOutputs ?? []) if (!(name in fetches)) fetches[name] = null;
+    let out: Awaited<ReturnType<typeof s.session.run>>;
+    try {
+      out = await s.session.run(feeds, fetches);
+    } catch (error) {
+      releaseArrays(nextKeys);
+      releaseArrays(nextValues);
+      throw error;
+    }
+    // The previous chunk's presents are this chunk's pasts: free now, reused by a later chunk or step.
+    if (own) {
+      releaseArrays(keys);
+      releaseArrays(values);
     }
     keys = nextKeys;
     values = nextValues;
+    own = true;
     if (valid) valid = valid.map((v) => appendValid(v, numKvHeads, past, n));
     past += n;
     const rows = out.logits.dims[1] as number;
@@ -319,6 +364,13 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
     // Let a 'cancel' message in between chunks.
     if (c1 < S) await new Promise<void>((resolve) => setImmediate(resolve));
   }
+  } catch (error) {
+    if (own) {
+      releaseArrays(keys);
+      releaseArrays(values);
+    }
+    throw error;
+  }
   const handle = store({ keys, values, length: past, ...(valid ? { valid } : {}) });
   const transfer: ArrayBuffer[] = [logits.buffer as ArrayBuffer];
   if (queries) for (const q of queries) transfer.push(q.buffer as ArrayBuffer);
@@ -336,7 +388,7 @@ function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
   // Kept slots first, padding (zeros, marked invalid) after: one slot count for every (layer, KV head).
   const select = (tensors: KvArray[]) =>
     tensors.map((t, l) => {
-      const out = allocLike(t, numKvHeads * count * d);
+      const out = allocZeroed(numKvHeads * count * d);
       for (let h = 0; h < numKvHeads; h++) {
         const idx = request.kept[l][h];
         for (let j = 0; j < idx.length; j++) {
@@ -387,7 +439,7 @@ function crop(request: Extract<WorkerRequest, { type: 'crop' }>): number {
   const n = request.length;
   const cut = (tensors: KvArray[]) =>
     tensors.map((t) => {
-      const out = allocLike(t, numKvHeads * n * d);
+      const out = allocZeroed(numKvHeads * n * d);
       for (let h = 0; h < numKvHeads; h++) out.set(t.subarray(h * entry.length * d, (h * entry.length + n) * d), h * n * d);
       return out;
     });
@@ -412,8 +464,9 @@ async function handle(request: WorkerRequest): Promise<void> {
         post({ id: request.id, type: 'result', result: crop(request) });
         return;
       case 'clone': {
-        // Entries are never mutated in place (every forward makes new tensors), so a clone may share them.
+        // Entries are never mutated in place (every forward writes new arrays), so a clone may share them.
         const entry = getCache(request.cache);
+        for (const a of [...entry.keys, ...entry.values]) s().pool.retain(a);
         post({ id: request.id, type: 'result', result: store({ ...entry }) });
         return;
       }
@@ -447,6 +500,12 @@ async function handle(request: WorkerRequest): Promise<void> {
         post({ id: request.id, type: 'result', result: copy }, [copy.buffer as ArrayBuffer]);
         return;
       }
+      case 'kvStats': {
+        const stats = s().pool.stats();
+        if (request.resetPeak) s().pool.resetPeak();
+        post({ id: request.id, type: 'result', result: stats });
+        return;
+      }
       default:
         throw new WorkerError('INTERNAL', `Unknown request type ${(request as { type: string }).type}.`);
     }
@@ -463,7 +522,7 @@ port.on('message', (request: WorkerRequest) => {
     return;
   }
   if (request.type === 'release') {
-    caches.delete(request.cache);
+    releaseEntry(request.cache);
     return;
   }
   // One request at a time: ORT runs are serialised and caches are never read mid-update.

@@ -61,6 +61,11 @@ export interface PerfRow {
    * rows the peak RSS of the child process that ran it alone.
    */
   peakRssBytes: number | null;
+  /**
+   * Peak KV bytes held by the target's worker allocator during the run (caches and forward steps in flight,
+   * capacity slack included; `OrtCausalLM.kvMemoryStats`). Our rows only.
+   */
+  peakKvBytes?: number | null;
   newTokens: number;
   /** Ratios to full KV of the same length, same process run. */
   vsFull?: { ttft: number; totalTime: number; decodeTokensPerSecond: number; kvBytes: number };
@@ -231,6 +236,7 @@ async function perfRun(plan: MethodPlan, models: BenchModels, ids: number[], len
   const measured: PerfRow[] = [];
   try {
     for (let i = 0; i < repeats; i++) {
+      await models.target.kvMemoryStats({ resetPeak: true });
       const { value: r, peak } = await withPeakRss(async () => {
         if (plan.draftOnly) return models.draft!.generate({ inputIds: ids }, { maxNewTokens: newTokens, signal });
         const pipeline = createPipeline({ target: models.target, draft: plan.needsDraft ? models.draft : undefined, ...plan.stages });
@@ -245,6 +251,7 @@ async function perfRun(plan: MethodPlan, models: BenchModels, ids: number[], len
         draftShare: t.totalMs > 0 ? (t.draftMs + t.compressMs) / t.totalMs : 0,
         kvBytes: r.kvBytes.afterPrefill,
         peakRssBytes: peak,
+        peakKvBytes: plan.draftOnly ? null : (await models.target.kvMemoryStats()).peakLiveBytes,
       });
     }
   } catch (error) {
@@ -253,7 +260,7 @@ async function perfRun(plan: MethodPlan, models: BenchModels, ids: number[], len
     return { ...base, ttftMs: null, totalMs: null, decodeTokensPerSecond: null, draftShare: null, kvBytes: null, peakRssBytes: null, skipped: reason };
   }
   const pick = (k: 'ttftMs' | 'totalMs' | 'decodeTokensPerSecond' | 'draftShare') => median(measured.map((m) => m[k] as number));
-  return { ...measured[0], ttftMs: pick('ttftMs'), totalMs: pick('totalMs'), decodeTokensPerSecond: pick('decodeTokensPerSecond'), draftShare: pick('draftShare'), peakRssBytes: Math.max(...measured.map((m) => m.peakRssBytes ?? 0)) };
+  return { ...measured[0], ttftMs: pick('ttftMs'), totalMs: pick('totalMs'), decodeTokensPerSecond: pick('decodeTokensPerSecond'), draftShare: pick('draftShare'), peakRssBytes: Math.max(...measured.map((m) => m.peakRssBytes ?? 0)), peakKvBytes: measured[0].peakKvBytes === null ? null : Math.max(...measured.map((m) => m.peakKvBytes ?? 0)) };
 }
 
 /** Full fp32 KV of a prompt, computed: 2 · layers · KV heads · n · head dim · 4 bytes (peers report none). */
@@ -336,10 +343,10 @@ function perfMarkdown(rows: PerfRow[], info: { newTokens: number; budget: number
   const mib = (b: number | null) => (b === null ? '–' : (b / 2 ** 20).toFixed(1));
   const x = (v: number | undefined) => (v === undefined ? '–' : `${v.toFixed(2)}×`);
   const table = markdownTable(
-    ['method', 'length', 'budget', 'TTFT ms', 'vs full', 'total ms', 'vs full', 'decode tok/s', 'vs full', 'draft share', 'KV MiB', 'vs full', 'peak RSS MiB'],
+    ['method', 'length', 'budget', 'TTFT ms', 'vs full', 'total ms', 'vs full', 'decode tok/s', 'vs full', 'draft share', 'KV MiB', 'vs full', 'peak KV MiB', 'peak RSS MiB'],
     rows.map((r) =>
       r.skipped
-        ? [methodLabel(r.method, r.methodOptions), r.length, r.budget ?? '–', `skipped: ${r.skipped}`, '', '', '', '', '', '', '', '', '']
+        ? [methodLabel(r.method, r.methodOptions), r.length, r.budget ?? '–', `skipped: ${r.skipped}`, '', '', '', '', '', '', '', '', '', '']
         : [
             methodLabel(r.method, r.methodOptions),
             r.length,
@@ -353,11 +360,12 @@ function perfMarkdown(rows: PerfRow[], info: { newTokens: number; budget: number
             `${(100 * (r.draftShare ?? 0)).toFixed(1)}%`,
             mib(r.kvBytes),
             x(r.vsFull?.kvBytes),
+            mib(r.peakKvBytes ?? null),
             mib(r.peakRssBytes),
           ],
     ),
   );
-  return `# Performance\n\nTarget ${info.target}; budget C = ${info.budget}; ${info.newTokens} new tokens, greedy; median of ${info.repeats}; ratios are to full KV at the same length, measured in the same process run. Peak RSS is the whole process (sampled every 5 ms), so it also holds the models and earlier allocations${rows.some((r) => r.method.startsWith('llama.cpp')) ? '; llama.cpp rows (node-llama-cpp on a GGUF of the same weights, full KV: `llama.cpp` its default f16 cache, `llama.cpp-f32kv` f32) ran alone in a child process, so their peak RSS is their own. Peer decode tok/s = (tokens − 1) / (last − first token time)' : ''}.\n\n${table}\n`;
+  return `# Performance\n\nTarget ${info.target}; budget C = ${info.budget}; ${info.newTokens} new tokens, greedy; median of ${info.repeats}; ratios are to full KV at the same length, measured in the same process run. Peak RSS is the whole process (sampled every 5 ms), so it also holds the models and earlier allocations; peak KV is the target worker's KV allocator peak during the run (prefill chunks, compressed caches, decode steps)${rows.some((r) => r.method.startsWith('llama.cpp')) ? '; llama.cpp rows (node-llama-cpp on a GGUF of the same weights, full KV: `llama.cpp` its default f16 cache, `llama.cpp-f32kv` f32) ran alone in a child process, so their peak RSS is their own. Peer decode tok/s = (tokens − 1) / (last − first token time)' : ''}.\n\n${table}\n`;
 }
 
 function perfChart(rows: PerfRow[], kind: 'latency' | 'memory'): string {

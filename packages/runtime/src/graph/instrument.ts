@@ -1,6 +1,7 @@
 import { GraphPatternError, ModelLayoutError, UnsupportedCapabilityError } from '@draft/core';
 import onnxProto from 'onnx-proto';
 import { halfToFloat32 } from '../float16.js';
+import { type AttentionBlock, groupQueryHeads } from './grouped-attention.js';
 
 const { onnx } = onnxProto;
 type NodeProto = InstanceType<typeof onnx.NodeProto>;
@@ -70,6 +71,8 @@ export interface InstrumentedGraph {
    * cache slots, which is how ragged caches are padded to one length.
    */
   keyBiasInputs?: string[];
+  /** Decomposed layers whose repeat_kv was replaced by grouped query heads (`groupQueryHeads`). */
+  groupedLayers: number;
   inputNames: string[];
   outputNames: string[];
 }
@@ -180,6 +183,11 @@ export function instrumentGraph(
     path: string;
     debugOutputs?: readonly string[];
     keyBias?: boolean;
+    /**
+     * Decomposed attention only: multiply grouped query heads with the un-expanded K and V instead of running
+     * the export's repeat_kv (see grouped-attention.ts). Needs the head counts.
+     */
+    groupQueryHeads?: { numHeads: number; numKvHeads: number };
     /** Bytes of an initializer stored as external data (the RoPE tables GroupQueryAttention reads). */
     readExternal?: (t: TensorProto) => Uint8Array;
   },
@@ -231,6 +239,7 @@ export function instrumentGraph(
   type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
   type Found = { node: NodeProto; spec: DistributiveOmit<QueryCaptureSpec, 'layer'> };
   const found: Found[] = [];
+  const blocks: AttentionBlock[] = [];
   const gqaNodes = graph.node.filter((n) => n.opType === 'GroupQueryAttention') as NodeProto[];
   const mhaNodes = graph.node.filter((n) => n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') as NodeProto[];
   const onnxAttentionNodes = graph.node.filter((n) => n.opType === 'Attention' && (n.domain ?? '') in ONNX_DOMAINS) as NodeProto[];
@@ -299,6 +308,7 @@ export function instrumentGraph(
         else if (pre.opType === 'Mul' && isConstant(a) && !isConstant(b)) query = b;
       }
       found.push({ node, spec: { kind: 'decomposed', output: query, node: matmul.name ?? '' } });
+      blocks.push({ scores: matmul, softmax: node });
     }
   }
   if (found.length === 0) {
@@ -320,6 +330,12 @@ export function instrumentGraph(
   const indices = found.map((f) => layerIndex(f.node));
   const byName = indices.every((i) => i !== undefined) && new Set(indices).size === found.length && indices.every((i) => (i as number) < found.length);
   const captures = found.map((f, k) => ({ ...f.spec, layer: byName ? (indices[k] as number) : k }) as QueryCaptureSpec).sort((a, b) => a.layer - b.layer);
+
+  let groupedLayers = 0;
+  if (pattern === 'decomposed' && options.groupQueryHeads) {
+    const keep = new Set<string>([...captures.map((c) => c.output), ...(options.debugOutputs ?? [])]);
+    groupedLayers = groupQueryHeads(graph, blocks, options.groupQueryHeads.numHeads, options.groupQueryHeads.numKvHeads, keep);
+  }
 
   let keyBiasInputs: string[] | undefined;
   if (options.keyBias) {
@@ -382,6 +398,7 @@ export function instrumentGraph(
     captures,
     debugOutputs,
     ...(keyBiasInputs ? { keyBiasInputs } : {}),
+    groupedLayers,
     inputNames: graph.input.map((i) => i.name as string),
     outputNames: graph.output.map((o) => o.name as string),
   };

@@ -45,6 +45,10 @@ export type WorkerRequest =
   /** Valid entries of each head (equal counts required), or with `slots` the padded tensor and validity. */
   | { id: number; type: 'read'; cache: number; layer: number; which: 'key' | 'value'; slots?: boolean }
   | { id: number; type: 'release'; cache: number }
+  /** Every layer's keys and values in the graph's element type (float16 as bits): document caches. */
+  | { id: number; type: 'export'; cache: number }
+  /** A new cache from stored tensors, per layer (numKvHeads, length, headDim) in the graph's element type. */
+  | { id: number; type: 'import'; keys: (Float32Array | Uint16Array)[]; values: (Float32Array | Uint16Array)[]; length: number }
   | { id: number; type: 'cancel'; target: number };
 
 export interface InitResult {
@@ -81,4 +85,12 @@ export interface SerializedError {
   message: string;
   details?: Record<string, unknown>;
   stack?: string;
+}
+
+/** Reply to 'export': copies of a cache's tensors in the graph's element type. */
+export interface ExportedKv {
+  kvType: FloatType;
+  length: number;
+  keys: (Float32Array | Uint16Array)[];
+  values: (Float32Array | Uint16Array)[];
 }

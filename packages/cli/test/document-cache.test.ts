@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPipeline, type PolicyConfig } from '@draft/core';
+import { type CausalLMV1, createPipeline, type PolicyConfig } from '@draft/core';
 import { planMethod } from '@draft/methods';
 import { buildDocumentCache, loadModel, type OrtCausalLM, openDocumentCache } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,6 +114,32 @@ describe('every KV method selects from the stored cache as from a fresh prefill 
       }
     }, 60_000);
   }
+
+  it('SpecKV prefills only the question on the draft when the file stores the draft KV', async () => {
+    await using cache = await openDocumentCache(file, { target, draft });
+    // The real draft, with its forward calls' lengths recorded (the stored prefix cache belongs to it).
+    const calls: number[] = [];
+    const watched: CausalLMV1 = {
+      specificationVersion: 'v1',
+      name: draft.name,
+      info: draft.info,
+      capabilities: draft.capabilities,
+      tokenizer: draft.tokenizer,
+      forward: (request) => {
+        calls.push(request.inputIds.length);
+        return draft.forward(request);
+      },
+      dispose: async () => {},
+    };
+    const plan = planMethod('speckv', { budget: 64 });
+    const ids = cache.promptIds(questions[0]);
+    const pipeline = createPipeline({ target, draft: watched, ...plan.stages });
+    await pipeline.generate({ inputIds: ids }, { maxNewTokens: 8, prefix: cache.prefix });
+    expect(calls[0]).toBe(3);
+    calls.length = 0;
+    await pipeline.generate({ inputIds: ids }, { maxNewTokens: 8 });
+    expect(calls[0]).toBe(ids.length);
+  }, 60_000);
 
   it('ragged policies (AdaKV) on a target loaded with raggedCache', async () => {
     const ragged = await loadModel(`${MODELS}target`, { threads: 1, raggedCache: true });

@@ -1,7 +1,7 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CacheFileError, createPipeline, DraftError } from '@draft/core';
+import { type CacheFileError, createPipeline, DraftError } from '@draft/core';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCacheContainer } from '../src/document-cache/container.js';

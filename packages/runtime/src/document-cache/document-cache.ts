@@ -221,8 +221,6 @@ async function loadPrefix(container: CacheContainer, role: 'target' | 'draft', m
   return { inputIds: Object.freeze(h.inputIds.slice()), cache, queryCount: h.queryCount, ...(h.queryCount > 0 ? { queries } : {}) };
 }
 
-const asyncDispose: symbol = (Symbol as unknown as { asyncDispose?: symbol }).asyncDispose ?? Symbol.for('Symbol.asyncDispose');
-
 /**
  * A document cache loaded into its models' workers. Pass `prefix` to `createPipeline(...).generate(prompt,
  * { prefix })` with `prompt = { inputIds: cache.promptIds(question) }`. Dispose it when done (its KV lives in the
@@ -273,7 +271,8 @@ export class DocumentCache {
     this.prefix.draft?.cache.dispose();
   }
 
-  [asyncDispose](): Promise<void> {
+  /** `await using cache = await openDocumentCache(…)` (Node ≥ 20 has `Symbol.asyncDispose`). */
+  [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
     return Promise.resolve();
   }

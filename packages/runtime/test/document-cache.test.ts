@@ -88,6 +88,12 @@ describe('the stored KV is the model file\'s own present tensors, in the graph\'
     const file = join(scratch, 'fp16.dkv');
     try {
       await buildDocumentCache({ target: model, document: { inputIds: PROMPT }, path: file, storeQueries: 4 });
+      // Loaded back as float16 bits: the cached run feeds ORT what a fresh run would, so the tokens agree.
+      await using cache = await openDocumentCache(file, { target: model });
+      const ids = [...PROMPT, 32, 104];
+      const pipeline = createPipeline({ target: model });
+      const fresh = await pipeline.generate({ inputIds: ids }, { maxNewTokens: 8 });
+      expect((await pipeline.generate({ inputIds: ids }, { maxNewTokens: 8, prefix: cache.prefix })).tokens).toEqual(fresh.tokens);
     } finally {
       await model.dispose();
     }

@@ -199,6 +199,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
               question: { type: 'string', multiple: true },
               'max-new-tokens': { type: 'string' },
               'method-option': { type: 'string', multiple: true },
+              'store-queries': { type: 'string' },
               threads: { type: 'string' },
               json: { type: 'boolean' },
             },

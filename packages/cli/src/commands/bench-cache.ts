@@ -11,7 +11,7 @@ import { readPrompt } from './generate.js';
 
 export const BENCH_CACHE_USAGE = `  draft bench cache [--target DIR] [--draft DIR] [--methods full,snapkv,speckv] [--budget N] [--window N]
                     [--length N] [--questions N] [--prompt-file DOC --question TEXT...] [--max-new-tokens N]
-                    [--method-option M.NAME=V]... [--json]`;
+                    [--method-option M.NAME=V]... [--store-queries N|all] [--json]`;
 
 export interface BenchCacheFlags {
   target?: string;
@@ -27,6 +27,8 @@ export interface BenchCacheFlags {
   question?: string[];
   'max-new-tokens'?: string;
   'method-option'?: string[];
+  /** Queries stored in the cache (default: 'all' when a method scores with every prompt query, as H2O, else 128). */
+  'store-queries'?: string;
   threads?: string;
   json?: boolean;
 }
@@ -92,6 +94,7 @@ export async function runBenchCache(flags: BenchCacheFlags, io: { stderr: (t: st
   const count = intOption('questions', flags.questions, 1) ?? 5;
   const maxNewTokens = intOption('max-new-tokens', flags['max-new-tokens'], 1) ?? 8;
   const threads = intOption('threads', flags.threads, 1);
+  const storeQueriesFlag = flags['store-queries'] === 'all' ? 'all' : intOption('store-queries', flags['store-queries'], 0);
   const dtype = dtypeOption('dtype', flags.dtype);
   const draftDtype = dtypeOption('draft-dtype', flags['draft-dtype']);
   const methodOptions = parseMethodOptions(flags['method-option'], methods);
@@ -116,17 +119,19 @@ export async function runBenchCache(flags: BenchCacheFlags, io: { stderr: (t: st
     models.push(target);
     const draft = plans.some((p) => p.needsDraft) ? await loadModel(resolveModelDir('draft', flags.draft), { dtype: draftDtype, threads }) : undefined;
     if (draft) models.push(draft);
+    const pipelines = plans.map((plan) => createPipeline({ target, draft: plan.needsDraft ? draft : undefined, ...plan.stages }));
+    const storeQueries = storeQueriesFlag ?? (pipelines.some((p) => p.cachePolicy?.queryWindow === 'all') ? 'all' : undefined);
     const file = join(dir, 'document.dkv');
     let t = performance.now();
-    const built = await buildDocumentCache({ target, draft, document, path: file, signal: io.signal });
+    const built = await buildDocumentCache({ target, draft, document, path: file, storeQueries, signal: io.signal });
     const buildMs = performance.now() - t;
     t = performance.now();
     const cache = await openDocumentCache(file, { target, draft, signal: io.signal });
     const openMs = performance.now() - t;
     try {
       const rows: BenchCacheRow[] = [];
-      for (const plan of plans) {
-        const pipeline = createPipeline({ target, draft: plan.needsDraft ? draft : undefined, ...plan.stages });
+      for (const [p, plan] of plans.entries()) {
+        const pipeline = pipelines[p];
         const run = (ids: number[], cached: boolean): Promise<GenerationResultV1> =>
           pipeline.generate({ inputIds: ids }, { maxNewTokens, signal: io.signal, ...(cached ? { prefix: cache.prefix } : {}) });
         // Warm-up (not timed): first runs pay allocation and kernel set-up.

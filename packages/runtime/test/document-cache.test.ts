@@ -222,6 +222,26 @@ describe('refused cache files: typed errors naming the file, before any inferenc
     await stillUsable();
   });
 
+  it('a stored draft from another model: model-mismatch for the draft role; an unwritable path: INVALID_ARGUMENT', async () => {
+    const path = join(scratch, 'with-draft.dkv');
+    await buildDocumentCache({ target: model, draft: model, document: { inputIds: PROMPT }, path });
+    const other = await loadModel(TINY_QWEN2_GQA, { threads: 1 });
+    try {
+      const e = await expectCacheError(openDocumentCache(path, { target: model, draft: other }), 'model-mismatch', path);
+      expect(e.details).toMatchObject({ role: 'draft' });
+      // Without a draft model the stored draft KV is simply not loaded.
+      await using cache = await openDocumentCache(path, { target: model });
+      expect(cache.prefix.draft).toBeUndefined();
+    } finally {
+      await other.dispose();
+    }
+    await expect(buildDocumentCache({ target: model, document: { inputIds: PROMPT }, path: join(scratch, 'no-such-dir', 'x.dkv') })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      argument: 'path',
+    });
+    await stillUsable();
+  });
+
   it('the same model in another dtype: dtype-mismatch, naming both dtypes', async () => {
     const fp32 = await loadModel(DTYPES, { threads: 1 });
     const fp16 = await loadModel(DTYPES, { dtype: 'fp16', threads: 1 });

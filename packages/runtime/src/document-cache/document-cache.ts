@@ -137,7 +137,12 @@ export async function buildDocumentCache(options: BuildDocumentCacheOptions): Pr
     target: t.header,
     ...(d ? { draft: d.header } : {}),
   };
-  const fileBytes = writeCacheContainer(path, header as unknown as Record<string, unknown>, [...t.sections, ...(d?.sections ?? [])]);
+  let fileBytes: number;
+  try {
+    fileBytes = writeCacheContainer(path, header as unknown as Record<string, unknown>, [...t.sections, ...(d?.sections ?? [])]);
+  } catch (cause) {
+    throw new InvalidArgumentError({ argument: 'path', value: path, expected: `a writable file path (${(cause as Error).message})`, cause });
+  }
   return { path, fileBytes, header, prefillMs: { target: t.ms, ...(d ? { draft: d.ms } : {}) } };
 }
 

@@ -3,6 +3,7 @@ import {
   budgetFor,
   type BudgetOption,
   type CausalLMV1,
+  forwardWithPrefix,
   greedyContinue,
   InvalidArgumentError,
   type KvCacheV1,
@@ -11,7 +12,6 @@ import {
   type LookaheadResultV1,
   type PolicyConfig,
   type PoolType,
-  range,
   requireInteger,
   requireOneOf,
   throwIfAborted,
@@ -80,9 +80,13 @@ export class TargetPseudoLookahead implements LookaheadProviderV1 {
     if (compress) for (const capability of ['queryCapture', 'kvSelection'] as const) requireCapability(target, capability);
     throwIfAborted(signal);
     input.onProgress?.({ stage: 'lookahead', completed: 0, total: this.maxNewTokens });
-    const prefill = await target.forward({
+    // A stored target prefix (document cache) saves the document's prefill; the SnapKV window's queries that
+    // fall inside it come from the prefix (or the whole prompt runs when it stores too few).
+    const prefill = await forwardWithPrefix({
+      model: target,
       inputIds: ids,
-      positionIds: range(0, n),
+      prefix: input.prefixes?.target,
+      onMismatch: 'full',
       captureQueries: compress ? this.windowSize + 1 : undefined,
       signal,
     });

@@ -1,5 +1,7 @@
 import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
+import { BENCH_CACHE_USAGE, formatBenchCache, runBenchCache } from './commands/bench-cache.js';
 import { BENCH_USAGE, runBenchCommand } from './commands/bench-command.js';
+import { CACHE_USAGE, formatCacheSummary, runCacheBuild, runCacheInfo } from './commands/cache.js';
 import { runDemo } from './commands/demo.js';
 import { runGenerate, toJson } from './commands/generate.js';
 import { formatInspection, runInspect } from './commands/inspect.js';
@@ -17,7 +19,7 @@ Usage:
   draft generate [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D] [--method NAME] [--budget N] [--window N]
                  [--method-option METHOD.NAME=VALUE]... [--max-new-tokens N] [--temperature T]
                  [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH [--max-prompt-bytes N])
-                 [--plugin MODULE]... [--json]
+                 [--plugin MODULE]... [--json] [--cache FILE]
                  [--target-url URL [--target-model NAME] [--api-key-env VAR] [--target-endpoint chat|completions]
                   [--target-retries N] [--target-timeout MS]]
   draft demo [--target DIR] [--draft DIR] [--method-option METHOD.NAME=VALUE]...
@@ -26,6 +28,8 @@ Usage:
   draft kernels [--json]
   draft bench kernels [--key-lengths N,N,...] [--json]
 ${BENCH_USAGE}
+${BENCH_CACHE_USAGE}
+${CACHE_USAGE}
   draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D]
               [--max-concurrent N] [--max-queue N]
               [--max-connections N] [--body-timeout S] [--shutdown-timeout S] [--api-key KEY]
@@ -41,7 +45,10 @@ Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_D
   (model_quantized), int8, uint8, q4, q4f16, bnb4 (onnx/model_<dtype>.onnx); default: the folder's
   transformers.js_config.dtype, else fp32.
 --target-url sends the (compressed) prompt to an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, OpenAI)
-  instead of a local target: prompt compressors and full only; the API key is read from $VAR (--api-key-env).`;
+  instead of a local target: prompt compressors and full only; the API key is read from $VAR (--api-key-env).
+--cache FILE (a document cache from \`draft cache build\`): --prompt is the question; only it is prefilled (target and,
+  when stored, draft), then full or any KV method selects from the stored KV. Same tokens as a fresh run on the
+  document's tokens followed by the question's. Built with --store-queries N|all (default 128): query window reach.`;
 
 /** `bench kernels` keeps top-224 of a 97-query window per KV head: shorter key lengths are refused. */
 const KERNEL_BENCH_MIN_KEYS = 256;
@@ -85,6 +92,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             prompt: { type: 'string' },
             'prompt-file': { type: 'string' },
             'max-prompt-bytes': { type: 'string' },
+            cache: { type: 'string' },
             plugin: { type: 'string', multiple: true },
             json: { type: 'boolean' },
             ...REMOTE_TARGET_OPTIONS,
@@ -105,6 +113,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             io.stdout('\n');
             io.stderr(
               `[${run.method}] ${r.usage.promptTokens} prompt tokens → ${r.usage.compressedPromptTokens} to ${run.remote ? `${run.remote.model} at ${run.remote.url}` : 'the target'}, ` +
+                `${r.usage.cachedPromptTokens === undefined ? '' : `${r.usage.cachedPromptTokens} from the cache, `}` +
                 `kept KV/head ${r.usage.keptKvTokens[0]?.[0] ?? '-'}, KV ${r.kvBytes.afterPrefill} bytes, ` +
                 `TTFT ${r.timings.ttftMs.toFixed(0)} ms, ${r.timings.decodeTokensPerSecond.toFixed(1)} tok/s, ${r.finishReason}\n`,
             );
@@ -146,10 +155,67 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         io.stdout(json ? `${JSON.stringify(info)}\n` : `native: ${info.native}, cuda: ${JSON.stringify(info.cuda)}, backend: ${info.backend}\n`);
         return 0;
       }
+      case 'cache': {
+        const [what, ...flags] = rest;
+        if (what === 'info') {
+          const { values, positionals } = parseFlags({ args: flags, strict: true, allowPositionals: true, options: { json: { type: 'boolean' } } });
+          if (positionals.length > 1) throw new InvalidArgumentError({ argument: 'FILE', value: positionals.join(' '), expected: 'one cache file: draft cache info FILE' });
+          const info = runCacheInfo(positionals[0]);
+          io.stdout(values.json ? `${JSON.stringify(info)}\n` : formatCacheSummary(info));
+          return 0;
+        }
+        if (what !== 'build') throw new InvalidArgumentError({ argument: 'cache', value: what, expected: "'build' or 'info'" });
+        const { values } = parseFlags({
+          args: flags,
+          strict: true,
+          options: {
+            target: { type: 'string' },
+            draft: { type: 'string' },
+            'no-draft': { type: 'boolean' },
+            dtype: { type: 'string' },
+            'draft-dtype': { type: 'string' },
+            prompt: { type: 'string' },
+            'prompt-file': { type: 'string' },
+            out: { type: 'string' },
+            'store-queries': { type: 'string' },
+            json: { type: 'boolean' },
+          },
+        });
+        const built = await runCacheBuild(values);
+        io.stdout(values.json ? `${JSON.stringify(built)}\n` : formatCacheSummary(built));
+        return 0;
+      }
       case 'bench': {
         const [what, ...flags] = rest;
+        if (what === 'cache') {
+          const { values } = parseFlags({
+            args: flags,
+            strict: true,
+            options: {
+              target: { type: 'string' },
+              draft: { type: 'string' },
+              dtype: { type: 'string' },
+              'draft-dtype': { type: 'string' },
+              methods: { type: 'string' },
+              budget: { type: 'string' },
+              window: { type: 'string' },
+              length: { type: 'string' },
+              questions: { type: 'string' },
+              'prompt-file': { type: 'string' },
+              question: { type: 'string', multiple: true },
+              'max-new-tokens': { type: 'string' },
+              'method-option': { type: 'string', multiple: true },
+              'store-queries': { type: 'string' },
+              threads: { type: 'string' },
+              json: { type: 'boolean' },
+            },
+          });
+          const result = await runBenchCache(values, { stderr: io.stderr });
+          io.stdout(values.json ? `${JSON.stringify(result)}\n` : formatBenchCache(result));
+          return 0;
+        }
         if (what === 'ruler' || what === 'fidelity' || what === 'perf') return await runBenchCommand(what, flags, io, io === defaultIo && process.stderr.isTTY === true);
-        if (what !== 'kernels') throw new InvalidArgumentError({ argument: 'bench', value: what, expected: "'kernels', 'ruler', 'fidelity' or 'perf'" });
+        if (what !== 'kernels') throw new InvalidArgumentError({ argument: 'bench', value: what, expected: "'kernels', 'ruler', 'fidelity', 'perf' or 'cache'" });
         const { values } = parseFlags({ args: flags, strict: true, options: { json: { type: 'boolean' }, 'key-lengths': { type: 'string' } } });
         const keyLengths = values['key-lengths'] === undefined ? undefined : parseIntList('key-lengths', values['key-lengths'], KERNEL_BENCH_MIN_KEYS);
         const result = await benchKernels({ json, keyLengths, log: (line) => io.stdout(`${line}\n`) });
@@ -187,7 +253,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         io.stdout(`${USAGE.replace('{methods}', knownMethods().join(', '))}\n`);
         return command === undefined ? 2 : 0;
       default:
-        throw new InvalidArgumentError({ argument: 'command', value: command, expected: 'generate, demo, methods, inspect, kernels, bench or serve' });
+        throw new InvalidArgumentError({ argument: 'command', value: command, expected: 'generate, cache, demo, methods, inspect, kernels, bench or serve' });
     }
   } catch (error) {
     return reportError(error, json, io);

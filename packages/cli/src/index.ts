@@ -23,3 +23,5 @@ export { runBenchRuler, RULER_DEFAULTS, type BenchRulerFlags, type BenchIo, type
 export { runBenchFidelity, FIDELITY_DEFAULTS, type BenchFidelityFlags, type FidelityBenchJson, type FidelityResultRow, type FidelitySummaryRow } from './commands/bench-fidelity.js';
 export { runBenchPerf, PERF_DEFAULTS, type BenchPerfFlags, type PerfBenchJson, type PerfRow } from './commands/bench-perf.js';
 export { runBenchCommand, BENCH_USAGE } from './commands/bench-command.js';
+export { type CacheBuildFlags, type CacheSummary, runCacheBuild, runCacheInfo } from './commands/cache.js';
+export { type BenchCacheFlags, type BenchCacheResult, type BenchCacheRow, runBenchCache, symbolicDocument } from './commands/bench-cache.js';

@@ -25,6 +25,7 @@ import { type CacheContext, OrtKvCache } from './kv-cache.js';
 import type { KvPoolStats } from './kv-pool.js';
 import { readModelFolder } from './model-folder.js';
 import { type ModelFileOptions, validateDtype } from './model-files.js';
+import { recordModelSource } from './model-source.js';
 import { HfTokenizer } from './tokenizer.js';
 import { WorkerClient } from './worker-client.js';
 import type { ForwardResult, InitResult } from './worker-protocol.js';
@@ -137,6 +138,12 @@ export class OrtCausalLM implements CausalLMV1 {
 
   private check(): void {
     if (this.disposed) throw new DisposedError('OrtCausalLM');
+  }
+
+  /** @internal what this model's caches share (document caches export and import tensors through it). */
+  get kvContext(): CacheContext {
+    this.check();
+    return this.cacheContext;
   }
 
   /**
@@ -413,7 +420,9 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });
-    return new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, options.raggedCache ?? false);
+    const model = new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, options.raggedCache ?? false);
+    recordModelSource(model, folder, join(folder.dir, 'config.json'));
+    return model;
   } catch (error) {
     await client.terminate();
     throw error;

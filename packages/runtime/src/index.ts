@@ -28,3 +28,5 @@ export { OpenAITextTarget, type OpenAITextTargetOptions, parseSseStream, SsePars
 export { DTYPE_SUFFIXES, MODEL_DTYPES, resolveModelFiles, validateDtype } from './model-files.js';
 export type { KvCacheDtype, ModelDtype, ModelFileOptions, ModelFiles } from './model-files.js';
 export type { FloatType } from './graph/kv-io.js';
+export * from './document-cache/index.js';
+export { type ModelSource, modelSourceOf } from './model-source.js';

@@ -47,6 +47,10 @@ export type WorkerRequest =
   | { id: number; type: 'release'; cache: number }
   /** The KV allocator's counters (`KvPoolStats`); `resetPeak` starts a new peak after reading. */
   | { id: number; type: 'kvStats'; resetPeak?: boolean }
+  /** Every layer's keys and values in the graph's element type (float16 as bits): document caches. */
+  | { id: number; type: 'export'; cache: number }
+  /** A new cache from stored tensors, per layer (numKvHeads, length, headDim) in the graph's element type. */
+  | { id: number; type: 'import'; keys: (Float32Array | Uint16Array)[]; values: (Float32Array | Uint16Array)[]; length: number }
   | { id: number; type: 'cancel'; target: number };
 
 export interface InitResult {
@@ -83,4 +87,12 @@ export interface SerializedError {
   message: string;
   details?: Record<string, unknown>;
   stack?: string;
+}
+
+/** Reply to 'export': copies of a cache's tensors in the graph's element type. */
+export interface ExportedKv {
+  kvType: FloatType;
+  length: number;
+  keys: (Float32Array | Uint16Array)[];
+  values: (Float32Array | Uint16Array)[];
 }

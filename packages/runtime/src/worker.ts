@@ -15,7 +15,7 @@ import { type FloatType, readKvIo } from './graph/kv-io.js';
 import { halfToFloat32 } from './float16.js';
 import { type KvArray, KvPool } from './kv-pool.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
-import type { ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import type { ExportedKv, ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 type Ort = typeof import('onnxruntime-node');
 type Tensor = InstanceType<Ort['Tensor']>;
@@ -446,6 +446,33 @@ function crop(request: Extract<WorkerRequest, { type: 'crop' }>): number {
   return store({ keys: cut(entry.keys), values: cut(entry.values), length: n });
 }
 
+/** Copies of every layer's tensors, in the graph's element type (document caches store them as they are). */
+function exportKv(entry: CacheEntry, kvType: FloatType): { result: ExportedKv; transfer: ArrayBuffer[] } {
+  if (entry.valid) throw new WorkerError('INVALID_ARGUMENT', 'A padded (ragged) cache cannot be exported; export a full prefill cache.');
+  const keys = entry.keys.map((t) => t.slice());
+  const values = entry.values.map((t) => t.slice());
+  return { result: { kvType, length: entry.length, keys, values }, transfer: [...keys, ...values].map((t) => t.buffer as ArrayBuffer) };
+}
+
+/** A cache entry from stored tensors, checked against the graph's KV element type and shape. */
+function importKv(request: Extract<WorkerRequest, { type: 'import' }>, s: State): CacheEntry {
+  const { numLayers, numKvHeads, headDim } = s.init;
+  const size = numKvHeads * request.length * headDim;
+  const Type = s.kvType === 'float16' ? Uint16Array : Float32Array;
+  for (const [name, tensors] of [['keys', request.keys], ['values', request.values]] as const) {
+    if (tensors.length !== numLayers || tensors.some((t) => !(t instanceof Type) || t.length !== size)) {
+      throw new WorkerError('INVALID_ARGUMENT', `Imported ${name} must be ${numLayers} ${s.kvType} tensors of ${size} elements (numKvHeads × length × headDim).`);
+    }
+  }
+  // Copied into the KV allocator so imported caches are counted, pooled and released like computed ones.
+  const adopt = (t: KvArray): KvArray => {
+    const a = s.pool.alloc(t.length);
+    a.set(t as never);
+    return a;
+  };
+  return { keys: request.keys.map(adopt), values: request.values.map(adopt), length: request.length };
+}
+
 async function handle(request: WorkerRequest): Promise<void> {
   try {
     switch (request.type) {
@@ -506,6 +533,14 @@ async function handle(request: WorkerRequest): Promise<void> {
         post({ id: request.id, type: 'result', result: stats });
         return;
       }
+      case 'export': {
+        const { result, transfer } = exportKv(getCache(request.cache), s().kvType);
+        post({ id: request.id, type: 'result', result }, transfer);
+        return;
+      }
+      case 'import':
+        post({ id: request.id, type: 'result', result: store(importKv(request, s())) });
+        return;
       default:
         throw new WorkerError('INTERNAL', `Unknown request type ${(request as { type: string }).type}.`);
     }

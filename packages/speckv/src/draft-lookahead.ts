@@ -1,5 +1,6 @@
 import {
   draftTokensForTarget,
+  forwardWithPrefix,
   greedyContinue,
   InvalidArgumentError,
   type LookaheadInputV1,
@@ -78,7 +79,12 @@ export class DraftLookahead implements LookaheadProviderV1 {
     }
     throwIfAborted(signal);
     input.onProgress?.({ stage: 'lookahead', completed: 0, total: maxNewTokens });
-    const prefill = await draft.forward({ inputIds: promptIds, positionIds: range(0, promptIds.length), signal });
+    // A stored draft prefix (document cache) saves the document's draft prefill; a prompt that does not extend it
+    // (another tokenizer splitting the boundary differently) is run in full.
+    const prefix = input.prefixes?.draft;
+    const prefill = prefix
+      ? await forwardWithPrefix({ model: draft, inputIds: promptIds, prefix, onMismatch: 'full', signal })
+      : await draft.forward({ inputIds: promptIds, positionIds: range(0, promptIds.length), signal });
     let generated: { tokens: number[]; stoppedAtEos: boolean };
     try {
       generated = await greedyContinue({

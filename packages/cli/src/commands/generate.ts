@@ -1,6 +1,14 @@
-import { type CausalLMV1, createPipeline, type GenerationOptionsV1, type GenerationResultV1, InvalidArgumentError, type TextTargetV1 } from '@draft/core';
+import {
+  type CausalLMV1,
+  createPipeline,
+  type GenerationResultV1,
+  InvalidArgumentError,
+  type PipelineGenerateOptions,
+  type PipelineInput,
+  type TextTargetV1,
+} from '@draft/core';
 import { validateMethodSettings } from '@draft/methods';
-import { loadModel, type OrtCausalLM, readModelFolder } from '@draft/runtime';
+import { type DocumentCache, loadModel, type OrtCausalLM, openDocumentCache, readModelFolder } from '@draft/runtime';
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
@@ -29,6 +37,8 @@ export interface GenerateFlags extends RemoteTargetFlags {
   'prompt-file'?: string;
   /** Cap on the bytes read from `--prompt-file` (default 64 MiB). */
   'max-prompt-bytes'?: string;
+  /** A document cache (`draft cache build`): the prompt is then the question asked of that document. */
+  cache?: string;
   json?: boolean;
 }
 
@@ -78,10 +88,12 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   // config.json; a remote target's are unknown here), and a KV method's window below its budget.
   const maxBudget = flags['target-url'] === undefined ? readModelFolder(resolveModelDir('target', flags.target), { dtype }).info.maxPositions : undefined;
   validateMethodSettings(plan, { budget, windowSize }, { maxBudget, names: { budget: '--budget', windowSize: '--window' } });
+  if (flags.cache !== undefined) checkCachePlan(plan, flags);
   const remote = await remoteTargetFromFlags(flags, io.signal);
   // A KV method cannot run behind an HTTP endpoint: refused with the pipeline's error before any model loads.
   if (remote) checkPlanForTextTarget(plan, remote.target);
   const models: OrtCausalLM[] = [];
+  let cache: DocumentCache | undefined;
   try {
     const target = remote ? remote.target : await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache, dtype });
     if (!remote) models.push(target as OrtCausalLM);
@@ -95,10 +107,31 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
       seed,
       signal: io.signal,
     };
-    const result = await runPlan(plan, { target, draft }, prompt, generation, io.onText);
+    let input: PipelineInput = prompt;
+    if (flags.cache !== undefined) {
+      // Verified and matched to the loaded models before anything runs; the prompt is document ++ question.
+      cache = await openDocumentCache(flags.cache, { target: target as OrtCausalLM, draft, signal: io.signal });
+      input = { inputIds: cache.promptIds(prompt) };
+    }
+    const result = await runPlan(plan, { target, draft }, input, cache ? { ...generation, prefix: cache.prefix } : generation, io.onText);
     return { method, budget, methodOptions, result, ...(remote ? { remote: { url: remote.url, model: remote.model, endpoint: remote.endpoint } } : {}) };
   } finally {
+    cache?.dispose();
     await Promise.all(models.map((m) => m.dispose()));
+  }
+}
+
+/** `--cache` serves in-process KV methods and full; refused before any model loads otherwise. */
+function checkCachePlan(plan: MethodPlan, flags: GenerateFlags): void {
+  if (flags['target-url'] !== undefined) {
+    throw new InvalidArgumentError({ argument: '--cache', value: flags.cache, expected: 'a local target (--target-url sends text; there is no KV to reuse)' });
+  }
+  if (plan.draftOnly || plan.stages.compressor !== undefined) {
+    throw new InvalidArgumentError({
+      argument: '--cache',
+      value: plan.method,
+      expected: 'full or a KV method (prompt compressors rewrite the prompt and draft-only never runs the target, so a stored target KV cannot serve them)',
+    });
   }
 }
 
@@ -125,11 +158,12 @@ export function toJson(run: GenerateRun): GenerateJson {
 export async function runPlan(
   plan: MethodPlan,
   models: { target: CausalLMV1 | TextTargetV1; draft?: OrtCausalLM },
-  prompt: string,
-  generation: GenerationOptionsV1,
+  prompt: PipelineInput,
+  generation: PipelineGenerateOptions,
   onText?: (piece: string) => void,
 ): Promise<GenerationResultV1> {
   if (plan.draftOnly) {
+    if (typeof prompt !== 'string') throw new InvalidArgumentError({ argument: 'prompt', value: 'token ids', expected: 'text for draft-only' });
     if (!models.draft) throw new InvalidArgumentError({ argument: '--draft', value: undefined, expected: 'a draft model for draft-only' });
     const onToken = onText
       ? (t: { id: number; text: string }) => {
@@ -147,7 +181,8 @@ export async function runPlan(
   return stream.result;
 }
 
-async function readPrompt(flags: GenerateFlags): Promise<string> {
+/** The text of `--prompt` or `--prompt-file` (exactly one; the file read up to `--max-prompt-bytes`). */
+export async function readPrompt(flags: Pick<GenerateFlags, 'prompt' | 'prompt-file' | 'max-prompt-bytes'>): Promise<string> {
   if (flags.prompt !== undefined && flags['prompt-file'] !== undefined) {
     throw new InvalidArgumentError({ argument: '--prompt', value: '--prompt and --prompt-file', expected: 'exactly one of them' });
   }

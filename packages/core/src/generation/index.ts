@@ -5,3 +5,4 @@ export * from './async-iterable.js';
 export * from './greedy-continue.js';
 export * from './greedy-scoring-run.js';
 export * from './draft-tokens-for-target.js';
+export * from './forward-with-prefix.js';

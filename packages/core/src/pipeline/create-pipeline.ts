@@ -1,6 +1,7 @@
 import { callbackToAsyncIterable } from '../generation/async-iterable.js';
 import { type DecodeLoopResult, decodeLoop } from '../generation/decode-loop.js';
 import { draftTokensForTarget } from '../generation/draft-tokens-for-target.js';
+import { forwardWithPrefix, prefixApplies } from '../generation/forward-with-prefix.js';
 import { isUniform, keptCounts, validateKeptIndices } from '../primitives/kept-indices.js';
 import { createPolicy } from '../registry/policy-registry.js';
 import { type Budget, resolveBudget } from '../spec/budget.js';
@@ -18,6 +19,7 @@ import {
 import type { GenerationOptionsV1, GenerationResultV1, TimingsV1, UsageV1 } from '../spec/generation.js';
 import type { KvCacheV1 } from '../spec/kv-cache.js';
 import type { CausalLMV1, TextStreamEndV1, TextTargetV1 } from '../spec/model.js';
+import type { PrefixCachesV1 } from '../spec/prefix-cache.js';
 import type {
   CachePolicyV1,
   DecodePolicyV1,
@@ -82,6 +84,14 @@ export interface PipelineGenerateOptions extends GenerationOptionsV1 {
    * Not passed to the prompt compressor, which drafts with its own configured lookahead.
    */
   lookaheadTokens?: number;
+  /**
+   * Stored KV of the prompt's first tokens (e.g. a document cache from `@draft/runtime`'s `openDocumentCache`):
+   * the prompt's token ids must start with `prefix.target.inputIds` and go on for at least one token; only the
+   * rest is prefilled, and every KV method selects from the stored entries plus the new ones exactly as from a
+   * fresh prefill. `prefix.draft` serves lookahead providers that run the draft. Not with a prompt compressor
+   * (it rewrites the prompt): InvalidArgumentError. `usage.cachedPromptTokens` reports the reused tokens.
+   */
+  prefix?: PrefixCachesV1;
 }
 
 export interface PipelineStream extends AsyncIterable<string> {
@@ -280,6 +290,24 @@ async function runCausal(
   const text = typeof prompt === 'string' ? prompt : (prompt.text ?? target.tokenizer.decode(ids, { skipSpecialTokens: true }));
   const promptTokens = ids.length;
   if (promptTokens === 0) throw new InvalidArgumentError({ argument: 'prompt', value: prompt, expected: 'at least one token' });
+  const prefix = generation.prefix?.target;
+  if (prefix) {
+    if (s.compressor) {
+      throw new InvalidArgumentError({
+        argument: 'prefix',
+        value: `prompt compressor '${s.compressor.type}'`,
+        expected: 'no prompt compressor with a stored prefix (compression rewrites the prompt, so the stored KV would not match it)',
+      });
+    }
+    if (!prefixApplies(prefix, ids)) {
+      throw new InvalidArgumentError({
+        argument: 'prefix',
+        value: `${prefix.inputIds.length} stored tokens`,
+        expected: `a prompt of ${promptTokens} tokens that starts with the stored tokens and adds at least one`,
+      });
+    }
+  }
+  let reusedTokens = 0;
   let draftTokens = 0;
   let positions: Int32Array | undefined;
   let draftTokenIds: number[] | undefined;
@@ -356,8 +384,11 @@ async function runCausal(
       throwIfAborted(signal);
       const t = now();
       progress('prefill', 0, n);
-      const result = await target.forward({ inputIds: ids, positionIds: positions, signal, chunkSize: s.prefillChunkSize });
+      const result = prefix
+        ? await forwardWithPrefix({ model: target, inputIds: ids, prefix, signal, chunkSize: s.prefillChunkSize, component: `target '${target.name}'` })
+        : await target.forward({ inputIds: ids, positionIds: positions, signal, chunkSize: s.prefillChunkSize });
       cache = own(result.cache);
+      if (prefix) reusedTokens = prefix.inputIds.length;
       firstLogits = result.logits;
       timings.prefillMs = now() - t;
       progress('prefill', n, n);
@@ -380,6 +411,7 @@ async function runCausal(
           budget,
           signal,
           onProgress: generation.onProgress,
+          ...(generation.prefix ? { prefixes: generation.prefix } : {}),
         });
         lookaheadIds = Array.from(la.tokenIds);
         draftTokens += la.draftTokens;
@@ -395,13 +427,26 @@ async function runCausal(
       const prefillPositions = positions
         ? Int32Array.from({ length: n + L }, (_, i) => (i < n ? positions[i] : lastPromptPosition + 1 + (i - n)))
         : undefined;
-      const prefill = await target.forward({
-        inputIds: L > 0 ? ids.concat(lookaheadIds) : ids,
-        positionIds: prefillPositions,
-        captureQueries: policy.queryWindow === 'all' ? 'all' : queryCount > 0 ? queryCount : undefined,
-        signal,
-        chunkSize: s.prefillChunkSize,
-      });
+      const captureQueries = policy.queryWindow === 'all' ? ('all' as const) : queryCount > 0 ? queryCount : undefined;
+      // With a stored prefix only the rest of the prompt and the lookahead run; the window's earlier queries come from the prefix.
+      const prefill = prefix
+        ? await forwardWithPrefix({
+            model: target,
+            inputIds: L > 0 ? ids.concat(lookaheadIds) : ids,
+            prefix,
+            captureQueries,
+            signal,
+            chunkSize: s.prefillChunkSize,
+            component: `cache policy '${policy.type}'`,
+          })
+        : await target.forward({
+            inputIds: L > 0 ? ids.concat(lookaheadIds) : ids,
+            positionIds: prefillPositions,
+            captureQueries,
+            signal,
+            chunkSize: s.prefillChunkSize,
+          });
+      if (prefix) reusedTokens = prefix.inputIds.length;
       const full = own(prefill.cache);
       timings.prefillMs = now() - t;
       progress('prefill', n + L, n + L);
@@ -488,6 +533,7 @@ async function runCausal(
       keptKvTokens: kept,
       completionTokens: decoded.tokens.length,
       draftTokens,
+      ...(prefix ? { cachedPromptTokens: reusedTokens } : {}),
     };
     return { text: decoded.text, tokens: decoded.tokens, finishReason: decoded.finishReason, usage, timings, kvBytes: { afterPrefill, final } };
   } finally {
@@ -515,6 +561,9 @@ async function runText(
   const started = now();
   const timings = emptyTimings();
   const { target, draft } = s;
+  if (generation.prefix?.target) {
+    throw new InvalidArgumentError({ argument: 'prefix', value: `text target '${target.name}'`, expected: 'an in-process target (a text target holds no KV to reuse)' });
+  }
   let text: string;
   if (typeof prompt === 'string') text = prompt;
   else if (prompt.text !== undefined) text = prompt.text;

@@ -22,6 +22,7 @@ export type DraftErrorCode =
   | 'ABORTED'
   | 'REMOTE'
   | 'ADDRESS_IN_USE'
+  | 'CACHE_FILE'
   | 'INTERNAL';
 
 const marker = Symbol.for('@draft/core.DraftError');
@@ -243,6 +244,40 @@ export class RemoteError extends DraftError {
     super('REMOTE', message, { cause: options.cause, details: { status: options.status } });
     this.name = 'RemoteError';
     this.status = options.status;
+  }
+}
+
+/** Why a stored cache file was refused (`CacheFileError.reason`); stable, like the codes. */
+export type CacheFileErrorReason =
+  /** Missing or unreadable. */
+  | 'unreadable'
+  /** Not a cache file at all (wrong magic bytes). */
+  | 'not-a-cache-file'
+  /** Written in a format version this build does not read. */
+  | 'unsupported-version'
+  /** Shorter or longer than its header says. */
+  | 'truncated'
+  /** The checksum over header and payload does not match: the bytes changed after writing. */
+  | 'checksum'
+  /** Checksum fine but the header is not a valid description (written by a buggy or foreign writer). */
+  | 'malformed'
+  /** Made with another model (config, weight file, tokenizer or shape differ). */
+  | 'model-mismatch'
+  /** Made with another weight dtype or KV element type of the same model. */
+  | 'dtype-mismatch';
+
+/**
+ * A stored cache file (e.g. a document cache) cannot be used. Thrown before any inference, naming the file;
+ * the models stay usable. `reason` says why; `details` carries the stored and the loaded values.
+ */
+export class CacheFileError extends DraftError {
+  readonly path: string;
+  readonly reason: CacheFileErrorReason;
+  constructor(options: { path: string; reason: CacheFileErrorReason; message: string; details?: Record<string, unknown>; cause?: unknown }) {
+    super('CACHE_FILE', `${options.path}: ${options.message}`, { cause: options.cause, details: { path: options.path, reason: options.reason, ...options.details } });
+    this.name = 'CacheFileError';
+    this.path = options.path;
+    this.reason = options.reason;
   }
 }
 

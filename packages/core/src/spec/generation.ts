@@ -35,6 +35,8 @@ export interface UsageV1 {
   completionTokens: number;
   /** Tokens the draft generated (lookahead, draft-only answers). */
   draftTokens: number;
+  /** Prompt tokens whose target prefill was reused from a stored prefix (document cache); absent = none. */
+  cachedPromptTokens?: number;
 }
 
 /** Milliseconds. */

@@ -7,3 +7,4 @@ export * from './kv-cache.js';
 export * from './model.js';
 export * from './generation.js';
 export * from './policy.js';
+export * from './prefix-cache.js';

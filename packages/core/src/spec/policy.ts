@@ -2,6 +2,7 @@ import type { CapabilityName } from './capabilities.js';
 import type { CallOptions, KeptIndices } from './common.js';
 import type { KvCacheV1 } from './kv-cache.js';
 import type { CausalLMV1 } from './model.js';
+import type { PrefixCachesV1 } from './prefix-cache.js';
 
 /** A serialisable method configuration: `type` picks the factory in the policy registry. */
 export interface PolicyConfig {
@@ -71,6 +72,12 @@ export interface LookaheadInputV1 extends CallOptions {
    * that compresses its own cache while generating (LAQ++'s SnapKV pass) may use it when not configured.
    */
   budget?: number;
+  /**
+   * Stored KV of the prompt's first tokens (a document cache), for providers that prefill a model on the prompt:
+   * `target` in the target's ids (extends `inputIds`), `draft` in the draft's. Reuse them with core's
+   * `forwardWithPrefix({ onMismatch: 'full' })`; a provider that ignores them stays correct, only slower.
+   */
+  prefixes?: PrefixCachesV1;
 }
 
 export interface LookaheadResultV1 {

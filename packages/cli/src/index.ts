@@ -19,7 +19,9 @@ export { checkPlanForTextTarget, isTextTarget, needsDraft, remoteTargetFromFlags
 export { generateSample, availableTasks, taskMaxNewTokens, RULER_TASKS, type RulerSample, type RulerMetric, type Insertion, type GenerateSampleOptions } from './bench/ruler-tasks.js';
 export { scorePrediction, cutPrediction } from './bench/metrics.js';
 export { readTaskFormat, validateTaskFormat, type TaskFormatV1 } from './bench/task-format.js';
-export { runBenchRuler, RULER_DEFAULTS, type BenchRulerFlags, type BenchIo, type RulerBenchJson, type RulerResultRow, type RulerSummaryRow } from './commands/bench-ruler.js';
+export { runBenchRuler, RULER_DEFAULTS, type BenchRulerFlags, type BenchIo, type RulerBenchJson, type RulerResultRow, type RulerSummaryRow, type RulerOutcomeLine } from './commands/bench-ruler.js';
+export { wilsonInterval, mcnemarExact, bootstrapMean, pairedDifference, scoreInterval, meanInterval, formatDifference, type ScoreInterval, type PairedDifference } from './bench/stats.js';
+export { compareRuns, readOutcomes, type RulerComparison, type SampleOutcome, type RunOutcomes } from './bench/ruler-comparisons.js';
 export { runBenchFidelity, FIDELITY_DEFAULTS, type BenchFidelityFlags, type FidelityBenchJson, type FidelityResultRow, type FidelitySummaryRow } from './commands/bench-fidelity.js';
 export { runBenchPerf, PERF_DEFAULTS, type BenchPerfFlags, type PerfBenchJson, type PerfRow } from './commands/bench-perf.js';
 export { runBenchCommand, BENCH_USAGE } from './commands/bench-command.js';

@@ -16,7 +16,7 @@ export { formatInspection, runInspect } from './commands/inspect.js';
 export { kernelsInfo, benchKernels, useNativeKernels } from './commands/kernels.js';
 export { bundledModelsDir, resolveModelDir } from './model-dirs.js';
 export { checkPlanForTextTarget, isTextTarget, needsDraft, remoteTargetFromFlags, type RemoteTarget, type RemoteTargetFlags } from './remote-target.js';
-export { generateSample, availableTasks, taskMaxNewTokens, RULER_TASKS, type RulerSample, type RulerMetric, type Insertion, type GenerateSampleOptions } from './bench/ruler-tasks.js';
+export { generateSample, availableTasks, defaultTasks, taskMaxNewTokens, RULER_TASKS, EXTRA_TASKS, type RulerSample, type RulerMetric, type Insertion, type GenerateSampleOptions } from './bench/ruler-tasks.js';
 export { scorePrediction, cutPrediction } from './bench/metrics.js';
 export { readTaskFormat, validateTaskFormat, type TaskFormatV1 } from './bench/task-format.js';
 export { runBenchRuler, RULER_DEFAULTS, type BenchRulerFlags, type BenchIo, type RulerBenchJson, type RulerResultRow, type RulerSummaryRow, type RulerOutcomeLine } from './commands/bench-ruler.js';

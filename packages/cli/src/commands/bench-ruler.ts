@@ -22,7 +22,7 @@ import { formatDifference, meanInterval, type ScoreInterval, scoreInterval } fro
 import { type BenchModels, benchDtypes, dtypeSettings, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { ResumedRevisions } from '../bench/resumed-revisions.js';
-import { availableTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
+import { availableTasks, defaultTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
 import { type BenchSettings, modelFingerprinter, resumeState, staleOutcome, withRunFingerprint } from '../bench/run-fingerprint.js';
 import { flatSeries, lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
@@ -156,7 +156,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   const budgets = parseBudgets(flags.budgets, RULER_DEFAULTS.budgets);
   const lengths = parseIntList('lengths', flags.lengths ?? RULER_DEFAULTS.lengths, 16);
   const known = availableTasks(format);
-  const tasks = flags.tasks ? parseList(flags.tasks) : known;
+  const tasks = flags.tasks ? parseList(flags.tasks) : defaultTasks(format);
   for (const t of tasks) {
     if (!known.includes(t)) throw new InvalidArgumentError({ argument: '--tasks', value: t, expected: `one of ${known.join(', ')}${format ? ' (task_format.json)' : ''}` });
   }

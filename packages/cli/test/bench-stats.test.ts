@@ -110,7 +110,7 @@ describe('pairedDifference', () => {
     expect(d.high).toBeGreaterThan(0.5);
   });
 
-  it('a constant paired difference: interval collapses onto it, and p (bootstrap) is 0 when it is not 0', () => {
+  it('a constant paired difference: interval collapses onto it, and p (bootstrap) is its floor 1/(R + 1)', () => {
     const a = [0.6, 0.8, 1.0, 0.4];
     const b = a.map((x) => x - 0.2);
     const d = pairedDifference([{ a, b }]);
@@ -118,7 +118,9 @@ describe('pairedDifference', () => {
     expect(d.difference).toBeCloseTo(0.2, 12);
     expect(d.low).toBeCloseTo(0.2, 12);
     expect(d.high).toBeCloseTo(0.2, 12);
-    expect(d.p).toBe(0);
+    // no resample reaches 0: k = 0 → p = 1/4001
+    expect(d.p).toBeCloseTo(1 / 4001, 12);
+    expect(formatDifference('a', 'b', d)).toBe('a − b = +20.0 ± 0.0 points (p < 0.001)');
   });
 
   it('pairing removes what the samples share: the unpaired spread is large, the paired one zero', () => {

@@ -16,7 +16,10 @@ export interface PairedDifference {
   /** Percentile interval of the paired bootstrap. */
   low: number;
   high: number;
-  /** Two-sided p: exact McNemar when every outcome is 0 or 1 (one task), else the paired bootstrap's. */
+  /**
+   * Two-sided p: exact McNemar when every outcome is 0 or 1 (one task), else the paired bootstrap's,
+   * (2·min(#resamples ≤ 0, #resamples ≥ 0) + 1) / (resamples + 1), so never below 1/(resamples + 1).
+   */
   p: number;
   test: 'mcnemar-exact' | 'paired-bootstrap';
   /** Pairs compared. */
@@ -161,15 +164,17 @@ export function pairedDifference(strata: readonly { a: readonly number[]; b: rea
     const bOnly = strata[0].a.filter((x, i) => x === 0 && strata[0].b[i] === 1).length;
     return { ...out, p: mcnemarExact(aOnly, bOnly), test: 'mcnemar-exact', discordant: { aOnly, bOnly } };
   }
-  // Every pair equal: no evidence of a difference at all.
-  const p = diffs.every((d) => d.every((x) => x === 0)) ? 1 : Math.min(1, (2 * Math.min(below, above)) / resamples);
+  // Every pair equal: no evidence of a difference at all. Otherwise (k + 1)/(R + 1) with k = twice the resamples
+  // on the far side of 0: never 0, since R resamples cannot resolve a p below about 1/R (Davison & Hinkley 1997, §4.2).
+  const p = diffs.every((d) => d.every((x) => x === 0)) ? 1 : Math.min(1, (2 * Math.min(below, above) + 1) / (resamples + 1));
   return { ...out, p, test: 'paired-bootstrap' };
 }
 
 /** "A − B = x ± y points (p = …)": y is the half-width of the interval (its ends are in the JSON). */
 export function formatDifference(a: string, b: string, d: PairedDifference): string {
   const half = (d.high - d.low) / 2;
-  return `${a} − ${b} = ${signed(100 * d.difference)} ± ${(100 * half).toFixed(1)} points (p = ${formatP(d.p)})`;
+  const p = formatP(d.p);
+  return `${a} − ${b} = ${signed(100 * d.difference)} ± ${(100 * half).toFixed(1)} points (p ${p.startsWith('<') ? p : `= ${p}`})`;
 }
 
 function signed(x: number): string {
@@ -180,6 +185,5 @@ function signed(x: number): string {
 export function formatP(p: number): string {
   if (p >= 0.995) return '1';
   if (p >= 0.01) return p.toFixed(2);
-  if (p >= 0.001) return p.toFixed(3);
-  return p < 1e-4 ? '< 0.0001' : p.toFixed(4);
+  return p < 1e-3 ? '< 0.001' : p.toFixed(3);
 }

@@ -18,7 +18,7 @@ import {
 } from '../bench/common.js';
 import { cutPrediction, scorePrediction } from '../bench/metrics.js';
 import { allPairs, compareRuns, parseComparePairs, type RulerComparison, type RunOutcomes, readOutcomes } from '../bench/ruler-comparisons.js';
-import { formatDifference, meanInterval, type ScoreInterval, scoreInterval } from '../bench/stats.js';
+import { formatDifference, formatP, meanInterval, type ScoreInterval, scoreInterval } from '../bench/stats.js';
 import { type BenchModels, benchDtypes, dtypeSettings, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { ResumedRevisions } from '../bench/resumed-revisions.js';
@@ -472,7 +472,7 @@ function rulerMarkdown(report: RulerBenchJson, metrics: RunMetrics[], info: { ta
           c.pairs,
           formatDifference(c.a, c.b, c).replace(/^.*? = /, '').replace(/ \(p = .*$/, ''),
           `${(100 * c.low).toFixed(1)} to ${(100 * c.high).toFixed(1)}`,
-          c.p < 0.0001 ? '< 0.0001' : Number(c.p.toPrecision(2)),
+          formatP(c.p),
         ]),
       ),
     );

@@ -192,3 +192,22 @@ describe('compareRuns', () => {
     expect(out.find((c) => c.a === 'full')).toMatchObject({ budgetA: null, budgetB: 16, task: 'vt', difference: 0.25 });
   });
 });
+
+describe('--compare', () => {
+  it('parses A:B pairs of --methods; anything else is a typed usage error naming what is valid', async () => {
+    const { parseComparePairs, allPairs } = await import('../src/bench/ruler-comparisons.js');
+    expect(parseComparePairs('speckv:snapkv, laq:snapkv', ['speckv', 'laq', 'snapkv'])).toEqual([
+      { a: 'speckv', b: 'snapkv' },
+      { a: 'laq', b: 'snapkv' },
+    ]);
+    expect(parseComparePairs(undefined, ['speckv'])).toBeUndefined();
+    for (const bad of ['speckv-snapkv', 'speckv:h2o', 'speckv:speckv']) {
+      expect(() => parseComparePairs(bad, ['speckv', 'snapkv'])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', details: expect.objectContaining({ value: bad }) }));
+    }
+    expect(allPairs(['a', 'b', 'c'])).toEqual([
+      { a: 'a', b: 'b' },
+      { a: 'a', b: 'c' },
+      { a: 'b', b: 'c' },
+    ]);
+  });
+});

@@ -65,14 +65,17 @@ sections.push(
 );
 for (const [name, title] of [
   ['ruler-kv', 'KV-cache methods (budget C per layer and KV head as a fraction of the context)'],
-  ['ruler-kv-small', 'Query-aware KV methods below the issue\'s budgets (C = 16 and 1/64)'],
+  ['ruler-kv-small', 'Query-aware KV methods below the issue\'s budgets (C = 16 and 1/64), 10 samples per task: read differences in the next section'],
   ['ruler-stats', 'Query-aware KV methods at C = 16 and 1/64 with intervals and paired differences (≥ 50 samples per task)'],
   ['ruler-4k', 'Full KV at 4K: the bundled target fails beyond its trained length'],
   ['ruler-pc', 'Prompt compression (budget = prompt tokens kept)'],
   ['fidelity', 'Fidelity to full KV (no labels): greedy agreement and KL'],
   ['perf', 'Speed and memory on the perf-shaped model'],
 ]) {
-  const dir = join(out, name);
+  let dir = join(out, name);
+  // A section not measured here (e.g. `--no-run` after running only some benches) keeps its committed copy.
+  const reused = !existsSync(join(dir, 'summary.md'));
+  if (reused) dir = join(docs, name);
   if (!existsSync(join(dir, 'summary.md'))) continue;
   mkdirSync(join(docs, name), { recursive: true });
   // Paths in the outputs are made relative to the repository before they are committed.
@@ -83,7 +86,8 @@ for (const [name, title] of [
   for (const p of plots) writeFileSync(join(docs, name, p), relative(readFileSync(join(dir, p), 'utf8')));
   // Sub-headings of the bench summaries sit below the README's own section levels.
   const table = summary.replace(/^# .*\n+/, '').replace(/^##+ /gm, '#### ');
-  sections.push(`### ${title}\n\n${table.trim()}\n\n${plots.map((p) => `![${name} ${p}](docs/results/${name}/${p})`).join('\n')}`);
+  const note = reused ? '_Kept from an earlier run (docs/results/); not re-measured at this revision._\n\n' : '';
+  sections.push(`### ${title}\n\n${note}${table.trim()}\n\n${plots.map((p) => `![${name} ${p}](docs/results/${name}/${p})`).join('\n')}`);
 }
 const readmePath = join(root, 'README.md');
 const readme = readFileSync(readmePath, 'utf8');

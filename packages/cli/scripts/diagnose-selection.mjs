@@ -149,7 +149,7 @@ for (let index = 0; index < Number(values.samples); index++) {
   process.stderr.write(`${values.task} L${length} #${index}: speckv ${row.methods.speckv.score.toFixed(2)} snapkv ${row.methods.snapkv.score.toFixed(2)} draft ${row.methods.speckv.lookahead.draftScore.toFixed(2)}\n`);
 }
 const file = join(resolve(values.out), `${values.task}-L${length}-C${budget}.jsonl`);
-writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
 
 // Tables.
 const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);

@@ -3,8 +3,9 @@
 // (needle / vt assignment) token positions each method kept per (layer, KV head), their rank under each
 // method's pooled scores, what the draft's lookahead said, and whether the answer came out.
 //   node packages/cli/scripts/diagnose-selection.mjs --length 2048 --task vt --samples 50 --budget 16 --window 8 --kernel 3 --out DIR
+//   node packages/cli/scripts/diagnose-selection.mjs --from DIR/vt-L2048-C16.jsonl   (tables of a saved run, no models)
 // Needs `pnpm -r build` (imports the built packages). Writes DIR/<task>-L<length>-C<budget>.jsonl and prints tables.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SnapKVPolicy } from '@draft/baselines';
@@ -29,8 +30,15 @@ const { values } = parseArgs({
     kernel: { type: 'string', default: '3' },
     seed: { type: 'string', default: '0' },
     out: { type: 'string', default: 'bench-results/diagnose' },
+    from: { type: 'string' },
   },
 });
+if (values.from) {
+  const saved = readFileSync(values.from, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const s = saved[0].methods.speckv.settings;
+  printTables(saved, { task: /([a-z_0-9]+)-L\d+/.exec(values.from)?.[1] ?? '?', length: saved[0].promptTokens, budget: s.budget, windowSize: s.windowSize, kernelSize: s.kernelSize });
+  process.exit(0);
+}
 const length = Number(values.length);
 const budget = Number(values.budget);
 const windowSize = Number(values.window);
@@ -151,13 +159,17 @@ for (let index = 0; index < Number(values.samples); index++) {
 const file = join(resolve(values.out), `${values.task}-L${length}-C${budget}.jsonl`);
 writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
 
-// Tables.
+printTables(lines, { task: values.task, length, budget, windowSize, kernelSize });
+await target.dispose();
+await draft.dispose();
+
+function printTables(lines, { task, length, budget, windowSize, kernelSize }) {
 const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
 const f1 = (x) => (Number.isNaN(x) ? '–' : x.toFixed(1));
 const f2 = (x) => (Number.isNaN(x) ? '–' : x.toFixed(2));
 const numLayers = lines[0].methods.speckv.facts[0].kept.length;
 const numKvHeads = lines[0].methods.speckv.facts[0].kept[0].length;
-console.log(`\n${values.task} L${length} C=${budget} W=${windowSize} k=${kernelSize}, ${lines.length} samples; facts located in the prompt: ${lines.every((l) => l.facts.every((f) => f.located))}`);
+console.log(`\n${task} L${length} C=${budget} W=${windowSize} k=${kernelSize}, ${lines.length} samples; facts located in the prompt: ${lines.every((l) => l.facts.every((f) => f.located))}`);
 console.log(`accuracy: speckv ${f1(100 * mean(lines.map((l) => l.methods.speckv.score)))}  snapkv ${f1(100 * mean(lines.map((l) => l.methods.snapkv.score)))}  draft's lookahead text ${f1(100 * mean(lines.map((l) => l.methods.speckv.lookahead.draftScore)))} (exact ${f1(100 * mean(lines.map((l) => (l.methods.speckv.lookahead.draftExact ? 1 : 0))))}%)`);
 const L = lines.map((l) => l.methods.speckv.lookaheadLength);
 console.log(`lookahead L: ${Math.min(...L)}–${Math.max(...L)} tokens; query count (W + 1 + L): ${[...new Set(lines.map((l) => l.methods.speckv.queryCount))].join(', ')}; snapkv query count ${[...new Set(lines.map((l) => l.methods.snapkv.queryCount))].join(', ')}`);
@@ -207,5 +219,33 @@ for (const row of lines.slice(0, 12)) {
   const kept = (name) => mean(row.methods[name].facts.flatMap((f) => f.kept.flat(2)));
   console.log(`#${row.index}: ${f2(row.methods.speckv.score)} / ${f2(row.methods.snapkv.score)}  draft ${row.methods.speckv.lookahead.draftExact ? 'exact' : `"${row.methods.speckv.lookahead.text.trim()}" vs "${row.expected}"`}  kept ${f1(100 * kept('speckv'))}% / ${f1(100 * kept('snapkv'))}%`);
 }
-await target.dispose();
-await draft.dispose();
+// Per fact (haystack order; vt: chain order): share of (layer, head, token) cells kept, and how often the fact's
+// answer token appears in the prediction (answers are in fact order for vt and multivalue).
+const numFacts = lines[0].facts.length;
+console.log('\nper fact: kept % of (layer, KV head, token) cells / its answer token produced %');
+console.log(`| method | ${Array.from({ length: numFacts }, (_, i) => `fact ${i}`).join(' | ')} |`);
+console.log(`| --- | ${Array.from({ length: numFacts }, () => '---').join(' | ')} |`);
+for (const name of ['speckv', 'snapkv']) {
+  const cells = Array.from({ length: numFacts }, (_, i) => {
+    const kept = lines.flatMap((row) => row.methods[name].facts[i].kept.flat(2));
+    const produced = lines.map((row) => {
+      const answer = row.expected.split(' ').filter((w) => w && w !== '</s>')[i];
+      return answer !== undefined && row.methods[name].prediction.split(/\s+/).includes(answer) ? 1 : 0;
+    });
+    return `${f1(100 * mean(kept))} / ${f1(100 * mean(produced))}`;
+  });
+  console.log(`| ${name} | ${cells.join(' | ')} |`);
+}
+// Where the lookahead window ranks a fact token below SnapKV's window, per (layer, KV head).
+const below = [];
+for (let l = 0; l < numLayers; l++) {
+  for (let h = 0; h < numKvHeads; h++) {
+    const pairs = lines.flatMap((row) => row.methods.speckv.facts.flatMap((f, i) => f.rank[l][h].map((r, t) => [r, row.methods.snapkv.facts[i].rank[l][h][t]])));
+    const valid = pairs.filter(([a, b]) => a !== null && b !== null);
+    below.push(`L${l}H${h} ${f1(100 * mean(valid.map(([a, b]) => (a > b ? 1 : 0))))}%`);
+  }
+}
+console.log(`\nshare of fact tokens SpecKV's window + lookahead ranks below SnapKV's window: ${below.join(', ')}`);
+const exact = lines.filter((row) => row.methods.speckv.lookahead.draftExact);
+console.log(`samples with an exact draft answer: ${exact.length}; on them speckv ${f1(100 * mean(exact.map((r) => r.methods.speckv.score)))}, snapkv ${f1(100 * mean(exact.map((r) => r.methods.snapkv.score)))}`);
+}

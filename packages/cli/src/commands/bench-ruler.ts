@@ -470,7 +470,7 @@ function rulerMarkdown(report: RulerBenchJson, metrics: RunMetrics[], info: { ta
           c.length,
           c.task ?? c.tasks.length,
           c.pairs,
-          formatDifference(c.a, c.b, c).replace(/^.*? = /, '').replace(/ \(p = .*$/, ''),
+          formatDifference(c.a, c.b, c).replace(/^.*? = /, '').replace(/ \(p [<=] .*$/, ''),
           `${(100 * c.low).toFixed(1)} to ${(100 * c.high).toFixed(1)}`,
           formatP(c.p),
         ]),

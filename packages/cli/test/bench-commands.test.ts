@@ -55,7 +55,21 @@ describe('draft bench ruler (bundled pair, smoke size)', () => {
     const line = JSON.parse(readFileSync(join(dir, 'predictions.jsonl'), 'utf8').trim());
     expect(line.score).toBe(scorePrediction('string_match_part', line.prediction, line.answers));
     expect(scorePrediction('string_match_part', `It was ${line.answers[0]}.`, line.answers)).toBe(1);
-    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toContain('| snapkv | 100 (1/4) | 400 |');
+    // intervals on every run that ran (1 sample of 0/1: Wilson with n = 1 is centre ± half = z²/2 / (1 + z²) = 0.3967
+    // each, so [0, 0.7935] or [0.2065, 1]), paired comparisons, outcomes.jsonl
+    for (const r of report.results.filter((x) => x.accuracy !== null)) {
+      expect(r.interval?.method).toBe('wilson');
+      expect(r.interval?.high).toBeCloseTo(r.accuracy === 1 ? 1 : 0.7935, 3);
+    }
+    const pair = report.comparisons.find((c) => c.a === 'snapkv' && c.b === 'adakv' && c.budgetA === 100 && c.task === null);
+    expect(pair).toMatchObject({ tasks: ['niah_single_1', 'qa'], pairs: 2, test: 'paired-bootstrap' });
+    expect(report.comparisons.some((c) => c.a === 'full' && c.b === 'snapkv' && c.budgetB === 128 && c.task === 'qa' && c.test === 'mcnemar-exact')).toBe(true);
+    const outcomes = readFileSync(join(out, 'outcomes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(outcomes).toHaveLength(report.results.filter((r) => r.accuracy !== null).length);
+    expect(outcomes.find((o) => o.method === 'snapkv' && o.budget === 100 && o.task === 'qa')?.score).toBe(line.score);
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/\| snapkv \| 100 \(1\/4\) \| 400 \| \d+\.\d \(\d+\.\d–\d+\.\d\) \|/);
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toContain('## Paired differences');
+    expect(readFileSync(join(out, 'accuracy-vs-budget.svg'), 'utf8')).toContain('95% interval');
     expect(readFileSync(join(out, 'accuracy-vs-budget.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>\n$/);
   }, 120_000);
 
@@ -65,6 +79,8 @@ describe('draft bench ruler (bundled pair, smoke size)', () => {
     expect(code).toBe(0);
     expect(stderr.match(/resumed/g)).toHaveLength(16);
     expect(oneJson<RulerBenchJson>(stdout).results).toHaveLength(16);
+    // resumed runs read their outcomes back: the same intervals and comparisons
+    expect(oneJson<RulerBenchJson>(stdout).comparisons.length).toBeGreaterThan(0);
     expect(readFileSync(join(out, 'runs', 'snapkv__b100__L400__qa', 'predictions.jsonl'), 'utf8')).toBe(before);
   }, 60_000);
 

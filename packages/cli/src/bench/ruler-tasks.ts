@@ -19,6 +19,21 @@ export const RULER_TASKS = Object.freeze([
   'qa',
 ]);
 
+/**
+ * Harder tasks beyond RULER's list, run only when asked for (`--tasks`): `vt_hops_2..4` a variable chain of
+ * 2–4 hops next to a distractor chain of the same shape with another value (the answer is the chain that
+ * starts at the asked value); `qa_indirect` a question that names the answer's document only through a second
+ * document (the founder of an institution "in the city where {person} lives"), so the question shares no
+ * words with the answer's needle beyond the institution kind, which every distractor document shares too.
+ */
+export const EXTRA_TASKS = Object.freeze(['vt_hops_2', 'vt_hops_3', 'vt_hops_4', 'qa_indirect']);
+
+/** Hops of a `vt_hops_N` task, or undefined. */
+function vtHops(task: string): number | undefined {
+  const m = /^vt_hops_([234])$/.exec(task);
+  return m ? Number(m[1]) : undefined;
+}
+
 export type RulerMetric = 'string_match_all' | 'string_match_part';
 
 /** Per-task generation caps of the paper (RULER): niah 128, vt 64, cwe 120, fwe 64, qa 64. */
@@ -113,9 +128,18 @@ interface Layout {
   splittable: boolean;
 }
 
-/** Tasks available for a format: all of RULER's for natural, the file's `tasks` for symbolic. */
+/**
+ * Tasks available for a format: all of RULER's and the extra ones for natural; for symbolic the file's
+ * `tasks`, plus `vt_hops_N` where it lists `vt` (they use its `vt_assign` / `vt_chain` templates).
+ */
 export function availableTasks(format?: TaskFormatV1): string[] {
-  return format ? RULER_TASKS.filter((t) => format.tasks.includes(t)) : [...RULER_TASKS];
+  if (!format) return [...RULER_TASKS, ...EXTRA_TASKS];
+  return [...RULER_TASKS, ...EXTRA_TASKS].filter((t) => format.tasks.includes(t) || (vtHops(t) !== undefined && format.tasks.includes('vt')));
+}
+
+/** The tasks a run uses without `--tasks`: RULER's (the extra tasks are asked for by name). */
+export function defaultTasks(format?: TaskFormatV1): string[] {
+  return availableTasks(format).filter((t) => RULER_TASKS.includes(t));
 }
 
 /**
@@ -124,8 +148,8 @@ export function availableTasks(format?: TaskFormatV1): string[] {
  */
 export function generateSample(options: GenerateSampleOptions): RulerSample {
   const { task, length, index, tokenizer, format } = options;
-  if (!RULER_TASKS.includes(task)) throw new InvalidArgumentError({ argument: '--tasks', value: task, expected: RULER_TASKS.join(', ') });
-  if (format && !format.tasks.includes(task)) {
+  if (!RULER_TASKS.includes(task) && !EXTRA_TASKS.includes(task)) throw new InvalidArgumentError({ argument: '--tasks', value: task, expected: [...RULER_TASKS, ...EXTRA_TASKS].join(', ') });
+  if (format && !availableTasks(format).includes(task)) {
     throw new InvalidArgumentError({ argument: '--tasks', value: task, expected: `one of the tasks in task_format.json (${format.tasks.join(', ')})` });
   }
   const seed = deriveSeed(options.seed, task, length, index);
@@ -388,6 +412,65 @@ function naturalLayout(task: string, seed: number): Layout {
       minUnits: 4,
     };
   }
+  const hops = vtHops(task);
+  if (hops !== undefined) {
+    const letters = (r: Rng) => Array.from({ length: 5 }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[r.int(26)]).join('');
+    const names = distinct(rng, letters, 2 * (hops + 1));
+    const [value, other] = distinct(rng, (r) => String(10_000 + r.int(90_000)), 2);
+    const chain = (vars: string[], v: string, record: boolean): Fact[] => {
+      const ds = depths(rng, vars.length);
+      return vars.map((x, i) => ({ text: i === 0 ? `VAR ${x} = ${v}.` : `VAR ${x} = VAR ${vars[i - 1]}.`, depth: ds[i], record }));
+    };
+    const vars = names.slice(0, hops + 1);
+    const question = `Find all variables that are assigned the value ${value} in the text above.`;
+    return {
+      ...base,
+      prefix: 'Memorize and track the chains of variable assignments hidden in the following text.\n',
+      units: noise,
+      facts: [...chain(vars, value, true), ...chain(names.slice(hops + 1), other, false)],
+      suffix: `\nQuestion: ${question}\nAnswer: According to the chains of variable assignments in the text above, ${hops + 1} variables are assigned the value ${value}, they are:`,
+      question,
+      answers: vars,
+      expectedOutput: vars.join(' '),
+      minUnits: 4,
+    };
+  }
+  if (task === 'qa_indirect') {
+    // Bridge: "{person} lives in {city}." Gold: "The {institution} of {city} was founded by {founder}."
+    // Distractors: the same institution kind in other cities, and other people living in other cities, so
+    // neither the institution nor the person alone finds the answer.
+    const [city, ...otherCities] = rng.sample(CITIES, 4);
+    const institution = rng.pick(INSTITUTIONS);
+    const [person, ...otherPeople] = distinct(rng, (r) => `${r.pick(FIRST_NAMES)} ${r.pick(SURNAMES)}`, 6);
+    const founders = otherPeople.slice(0, 3);
+    const founder = otherPeople[3];
+    const [first, last] = founder.split(' ');
+    const [bridgeDepth, goldDepth] = rng.shuffle(depths(rng, 2));
+    const facts: Fact[] = [
+      { text: `Document: ${person} has lived in ${city} for many years.`, depth: bridgeDepth, record: true },
+      { text: `Document: The ${institution} of ${city} was founded by ${founder}.`, depth: goldDepth, record: true },
+      ...otherCities.map((c, i) => ({ text: `Document: The ${institution} of ${c} was founded by ${founders[i]}.`, depth: rng.next(), record: false })),
+      ...otherCities.map((c, i) => ({ text: `Document: ${founders[(i + 1) % founders.length]} has lived in ${c} for many years.`, depth: rng.next(), record: false })),
+    ];
+    const docs = (count: number) => {
+      const r = new Rng(fillerSeed);
+      return Array.from({ length: count }, () => `Document: ${essaySentence(r)} ${essaySentence(r)}`);
+    };
+    const question = `Who founded the ${institution} in the city where ${person} lives?`;
+    return {
+      ...base,
+      separator: '\n',
+      metric: 'string_match_part',
+      prefix: 'Answer the question based on the given documents. Only give me the answer and do not output any other words.\n',
+      units: docs,
+      facts,
+      suffix: `\nQuestion: ${question}\nAnswer:`,
+      question,
+      answers: [founder, last],
+      expectedOutput: `${first} ${last}`,
+      minUnits: 2,
+    };
+  }
   if (task === 'cwe' || task === 'fwe') {
     const pool =
       task === 'cwe'
@@ -567,6 +650,25 @@ function symbolicLayout(task: string, seed: number, f: TaskFormatV1, tokenizer: 
             .map((a) => a.v)
         : values;
     return finish(fillTemplate(t.question, { keys: queried.join(j), key: queried[0] }), answers, facts, units);
+  }
+  const hops = vtHops(task);
+  if (hops !== undefined) {
+    // The chain and a distractor chain of the same length with another value (the trained pair's training
+    // data had such a second chain, with 3–6 variables); each chain's facts in chain order.
+    need('key', keyVocab, 2 * (hops + 1));
+    need('value', valueVocab, 2);
+    const names = rng.sample(keyVocab, 2 * (hops + 1));
+    const [value, other] = rng.sample(valueVocab, 2);
+    const chain = (vars: string[], v: string, record: boolean): Fact[] => {
+      const ds = depths(rng, vars.length);
+      return vars.map((x, i) => ({
+        text: i === 0 ? fillTemplate(t.vt_assign, { var: x, value: v }) : fillTemplate(t.vt_chain, { var: x, prev: vars[i - 1] }),
+        depth: ds[i],
+        record,
+      }));
+    };
+    const vars = names.slice(0, hops + 1);
+    return finish(fillTemplate(t.vt_question, { value }), vars, [...chain(vars, value, true), ...chain(names.slice(hops + 1), other, false)], random);
   }
   if (task === 'vt') {
     const numVars = params?.vt_vars ?? 5;

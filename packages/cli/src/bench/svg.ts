@@ -3,6 +3,8 @@ export interface ChartSeries {
   name: string;
   /** [x, y] points; plotted in x order. */
   points: [number, number][];
+  /** Optional [low, high] interval per point (same order as `points`), drawn as an error bar. */
+  intervals?: ([number, number] | null)[];
   /** Dashed reference line (full KV, draft-only). */
   dashed?: boolean;
 }
@@ -81,9 +83,20 @@ export function lineChart(options: LineChartOptions): string {
     out.push(`<text x="${ox + pw / 2}" y="${oy + ph + 30}" text-anchor="middle">${esc(options.xLabel)}</text>`);
     out.push(`<text transform="translate(${ox - 42} ${oy + ph / 2}) rotate(-90)" text-anchor="middle">${esc(options.yLabel)}</text>`);
     for (const s of panel.series) {
-      const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).sort((a, b) => a[0] - b[0]);
+      const withBars = s.points.map((pt, i) => ({ pt, bar: s.intervals?.[i] ?? null }));
+      const kept = withBars.filter(({ pt: [x, y] }) => Number.isFinite(x) && Number.isFinite(y)).sort((a, b) => a.pt[0] - b.pt[0]);
+      const p = kept.map((k) => k.pt);
       if (p.length === 0) continue;
       const c = color(s.name);
+      for (const { pt, bar } of kept) {
+        if (!bar) continue;
+        // Error bar with caps; series at one x overlap, so bars are thin and half-transparent.
+        const bx = sx(pt[0]).toFixed(1);
+        const [lo, hi] = [sy(bar[0]).toFixed(1), sy(bar[1]).toFixed(1)];
+        out.push(
+          `<g stroke="${c}" stroke-opacity="0.6" stroke-width="1.2"><line x1="${bx}" x2="${bx}" y1="${lo}" y2="${hi}"/><line x1="${Number(bx) - 3}" x2="${Number(bx) + 3}" y1="${lo}" y2="${lo}"/><line x1="${Number(bx) - 3}" x2="${Number(bx) + 3}" y1="${hi}" y2="${hi}"/><title>${esc(`${s.name}: 95% interval ${fmt(bar[0])}–${fmt(bar[1])}`)}</title></g>`,
+        );
+      }
       const dash = s.dashed ? ' stroke-dasharray="5 4"' : '';
       out.push(`<polyline fill="none" stroke="${c}" stroke-width="2"${dash} points="${p.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"><title>${esc(s.name)}</title></polyline>`);
       for (const [x, y] of p) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${c}"><title>${esc(`${s.name}: ${fmt(x)} → ${fmt(y)}`)}</title></circle>`);
@@ -101,6 +114,6 @@ export function lineChart(options: LineChartOptions): string {
 }
 
 /** For a flat reference (full KV, draft-only) at every x of a panel. */
-export function flatSeries(name: string, y: number, xs: readonly number[]): ChartSeries {
-  return { name, points: xs.map((x) => [x, y] as [number, number]), dashed: true };
+export function flatSeries(name: string, y: number, xs: readonly number[], interval?: [number, number]): ChartSeries {
+  return { name, points: xs.map((x) => [x, y] as [number, number]), dashed: true, ...(interval ? { intervals: xs.map(() => interval) } : {}) };
 }

@@ -4,11 +4,11 @@ import { parseFlags } from '../options.js';
 import { REMOTE_TARGET_OPTIONS, REMOTE_TARGET_USAGE } from '../remote-target.js';
 import { type BenchFidelityFlags, runBenchFidelity } from './bench-fidelity.js';
 import { type BenchPerfFlags, runBenchPerf } from './bench-perf.js';
-import { type BenchIo, type BenchRulerFlags, runBenchRuler } from './bench-ruler.js';
+import { type BenchIo, type BenchRulerFlags, comparisonLine, headlineComparisons, runBenchRuler } from './bench-ruler.js';
 
 export const BENCH_USAGE = `  draft bench ruler [--target DIR] [--draft DIR] [--methods a,b] [--budgets N,…|1/32,…] [--lengths N,…]
                     [--tasks a,b] [--samples N] [--seed N] [--window N] [--method-option M.NAME=V]...
-                    [--max-new-tokens N] [--out DIR] [--json]
+                    [--max-new-tokens N] [--compare A:B,…] [--out DIR] [--json]
                     ${REMOTE_TARGET_USAGE}
   draft bench fidelity [--target DIR] [--draft DIR] [--methods a,b] [--budgets …] [--lengths N,…]
                     [--prompt-file PATH]... [--steps N] [--window N] [--method-option M.NAME=V]... [--out DIR] [--json]
@@ -61,12 +61,18 @@ export async function runBenchCommand(
             samples: { type: 'string' },
             seed: { type: 'string' },
             'max-new-tokens': { type: 'string' },
+            compare: { type: 'string' },
           },
         });
         const report = await runBenchRuler(values as BenchRulerFlags, benchIo);
         if (values.json) io.stdout(`${JSON.stringify(report)}\n`);
         else {
-          for (const s of report.summary) io.stdout(`${methodLabel(s.method, s.methodOptions).padEnd(14)} budget ${String(s.budget ?? '–').padStart(6)}  length ${String(s.length).padStart(6)}  accuracy ${(100 * s.accuracy).toFixed(1)}%\n`);
+          const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+          for (const s of report.summary) {
+            const ci = s.interval ? ` (95% ${pct(s.interval.low)}–${pct(s.interval.high)})` : '';
+            io.stdout(`${methodLabel(s.method, s.methodOptions).padEnd(14)} budget ${String(s.budget ?? '–').padStart(6)}  length ${String(s.length).padStart(6)}  accuracy ${pct(s.accuracy)}${ci}\n`);
+          }
+          for (const c of headlineComparisons(report.comparisons)) io.stdout(`${comparisonLine(c)}\n`);
           io.stdout(`results in ${values.out ?? 'bench-results/ruler'} (summary.md, accuracy-vs-budget.svg)\n`);
         }
         return 0;

@@ -17,10 +17,12 @@ import {
   writeText,
 } from '../bench/common.js';
 import { cutPrediction, scorePrediction } from '../bench/metrics.js';
+import { allPairs, compareRuns, parseComparePairs, type RulerComparison, type RunOutcomes, readOutcomes } from '../bench/ruler-comparisons.js';
+import { formatDifference, formatP, meanInterval, type ScoreInterval, scoreInterval } from '../bench/stats.js';
 import { type BenchModels, benchDtypes, dtypeSettings, loadBenchModels } from '../bench/models.js';
 import { Progress } from '../bench/progress.js';
 import { ResumedRevisions } from '../bench/resumed-revisions.js';
-import { availableTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
+import { availableTasks, defaultTasks, generateSample, type RulerSample } from '../bench/ruler-tasks.js';
 import { type BenchSettings, modelFingerprinter, resumeState, staleOutcome, withRunFingerprint } from '../bench/run-fingerprint.js';
 import { flatSeries, lineChart } from '../bench/svg.js';
 import { readTaskFormat } from '../bench/task-format.js';
@@ -50,6 +52,8 @@ export interface BenchRulerFlags extends RemoteTargetFlags {
   threads?: string;
   out?: string;
   json?: boolean;
+  /** Method pairs to compare on the same samples, `a:b,c:d` (default: every pair of --methods). */
+  compare?: string;
 }
 
 export interface BenchIo {
@@ -70,6 +74,8 @@ export interface RulerResultRow {
   /** Mean metric over samples, 0..1; null when skipped. */
   accuracy: number | null;
   samples: number;
+  /** 95% interval of `accuracy` (Wilson for 0/1 outcomes, bootstrap for fractional ones); absent when skipped. */
+  interval?: ScoreInterval;
   /** Why the run did not run (typed capability/argument error of the backend). */
   skipped?: string;
   /** The `--method-option`s of the method, when it had any. */
@@ -82,6 +88,8 @@ export interface RulerSummaryRow {
   length: number;
   /** Mean over the tasks that ran. */
   accuracy: number;
+  /** 95% interval of the mean over tasks (stratified bootstrap over each task's samples). */
+  interval?: ScoreInterval;
   methodOptions?: MethodOptionMap;
 }
 
@@ -89,6 +97,20 @@ export interface RulerSummaryRow {
 export interface RulerBenchJson {
   results: RulerResultRow[];
   summary: RulerSummaryRow[];
+  /** Paired A − B per task and over tasks, on the samples both methods ran (0..1 units; `p` two-sided). */
+  comparisons: RulerComparison[];
+}
+
+/** A line of outcomes.jsonl: one sample of one run, enough to recompute any interval or comparison. */
+export interface RulerOutcomeLine {
+  method: string;
+  budget: number | null;
+  length: number;
+  task: string;
+  index: number;
+  seed: number;
+  score: number;
+  methodOptions?: MethodOptionMap;
 }
 
 interface RunMetrics {
@@ -134,7 +156,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   const budgets = parseBudgets(flags.budgets, RULER_DEFAULTS.budgets);
   const lengths = parseIntList('lengths', flags.lengths ?? RULER_DEFAULTS.lengths, 16);
   const known = availableTasks(format);
-  const tasks = flags.tasks ? parseList(flags.tasks) : known;
+  const tasks = flags.tasks ? parseList(flags.tasks) : defaultTasks(format);
   for (const t of tasks) {
     if (!known.includes(t)) throw new InvalidArgumentError({ argument: '--tasks', value: t, expected: `one of ${known.join(', ')}${format ? ' (task_format.json)' : ''}` });
   }
@@ -146,6 +168,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   const dtypes = benchDtypes(flags);
   const out = resolve(flags.out ?? RULER_DEFAULTS.out);
   const methodOptions: MethodOptions = parseMethodOptions(flags['method-option'], methods);
+  const comparePairs = parseComparePairs(flags.compare, methods) ?? allPairs(methods);
   // Validate every method name and option before loading anything (UnknownMethodError is a usage error).
   const probePlans = methods.map((m) => planMethod(m, { budget: 64, windowSize, options: methodOptions[m] }));
 
@@ -171,6 +194,8 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   mkdirSync(out, { recursive: true });
   const progress = new Progress(runs.length, io.stderr, io.tty ?? false);
   const metrics: RunMetrics[] = [];
+  // Per-sample outcomes of every run, read back from its predictions.jsonl (also for resumed runs).
+  const outcomes: RunOutcomes[] = [];
   let models: RulerModels | undefined;
   const sampleCache = new Map<string, RulerSample[]>();
   const fingerprintOf = modelFingerprinter({ targetDir, draftDir, remote: remote && remoteFingerprint(remote) });
@@ -192,6 +217,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       const state = resumeState<RunMetrics>(metricsPath, fingerprint);
       if (state.kind === 'resume') {
         metrics.push(state.metrics);
+        if (state.metrics.status === 'ok') outcomes.push({ ...run, outcomes: readOutcomes(join(run.dir, 'predictions.jsonl')) });
         resumedRevisions.add(run.dir);
         progress.finish(label, 'done earlier (resumed)');
         continue;
@@ -250,6 +276,7 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       const m: RunMetrics = { status: result.skipped ? 'skipped' : 'ok', ...base, samples: 0, ...result.metrics, accuracy: result.metrics.accuracy ?? null, ...(result.skipped ? { reason: result.skipped } : {}) };
       writeJson(metricsPath, withRunFingerprint(m, fingerprint));
       metrics.push(m);
+      if (m.status === 'ok') outcomes.push({ ...run, outcomes: readOutcomes(predictionsPath) });
       progress.finish(label, staleOutcome(state, result.skipped ? `skipped (${result.skipped})` : `accuracy ${(m.accuracy ?? 0).toFixed(3)}`));
     }
   } finally {
@@ -259,7 +286,18 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
   const note = resumedRevisions.note();
   if (note) io.stderr(note);
 
-  const report = summarize(metrics);
+  const report = summarize(metrics, outcomes, comparePairs);
+  writeText(
+    join(out, 'outcomes.jsonl'),
+    outcomes
+      .flatMap((r) =>
+        r.outcomes.map((o) => {
+          const line: RulerOutcomeLine = { method: r.method, budget: r.budget, length: r.length, task: r.task, ...o, ...withMethodOptions(methodOptions[r.method]) };
+          return `${JSON.stringify(line)}\n`;
+        }),
+      )
+      .join(''),
+  );
   writeText(join(out, 'summary.md'), rulerMarkdown(report, metrics, { tasks, style: format ? 'symbolic' : 'natural', samples, seed }));
   writeText(join(out, 'accuracy-vs-budget.svg'), rulerChart(report, lengths));
   writeJson(join(out, 'results.json'), report);
@@ -342,31 +380,58 @@ async function runOne(
   };
 }
 
-function summarize(metrics: RunMetrics[]): RulerBenchJson {
-  const results: RulerResultRow[] = metrics.map((m) => ({
-    method: m.method,
-    budget: m.budget,
-    length: m.length,
-    task: m.task,
-    accuracy: m.status === 'ok' ? m.accuracy : null,
-    samples: m.status === 'ok' ? m.samples : 0,
-    ...(m.status === 'skipped' ? { skipped: m.reason ?? 'skipped' } : {}),
-    ...withMethodOptions(m.methodOptions),
-  }));
+function summarize(metrics: RunMetrics[], outcomes: RunOutcomes[], pairs: ReturnType<typeof allPairs>): RulerBenchJson {
+  const scoresOf = (r: { method: string; budget: number | null; length: number; task: string }) =>
+    outcomes.find((o) => o.method === r.method && o.budget === r.budget && o.length === r.length && o.task === r.task)?.outcomes.map((o) => o.score) ?? [];
+  const results: RulerResultRow[] = metrics.map((m) => {
+    const scores = m.status === 'ok' ? scoresOf(m) : [];
+    return {
+      method: m.method,
+      budget: m.budget,
+      length: m.length,
+      task: m.task,
+      accuracy: m.status === 'ok' ? m.accuracy : null,
+      samples: m.status === 'ok' ? m.samples : 0,
+      ...(scores.length > 0 ? { interval: scoreInterval(scores) } : {}),
+      ...(m.status === 'skipped' ? { skipped: m.reason ?? 'skipped' } : {}),
+      ...withMethodOptions(m.methodOptions),
+    };
+  });
   const groups = new Map<string, RulerResultRow[]>();
   for (const r of results) {
     if (r.accuracy === null) continue;
     const k = JSON.stringify([r.method, r.budget, r.length]);
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
-  const summary = [...groups.values()].map((rows) => ({
-    method: rows[0].method,
-    budget: rows[0].budget,
-    length: rows[0].length,
-    accuracy: rows.reduce((a, r) => a + (r.accuracy ?? 0), 0) / rows.length,
-    ...withMethodOptions(rows[0].methodOptions),
-  }));
-  return { results, summary };
+  const summary = [...groups.values()].map((rows) => {
+    const strata = rows.map(scoresOf).filter((s) => s.length > 0);
+    return {
+      method: rows[0].method,
+      budget: rows[0].budget,
+      length: rows[0].length,
+      accuracy: rows.reduce((a, r) => a + (r.accuracy ?? 0), 0) / rows.length,
+      ...(strata.length === rows.length ? { interval: meanInterval(strata) } : {}),
+      ...withMethodOptions(rows[0].methodOptions),
+    };
+  });
+  return { results, summary, comparisons: compareRuns(outcomes, pairs) };
+}
+
+/** A score with its interval, in %: `87.1 (79.0–93.2)`. */
+function withInterval(accuracy: number, interval: ScoreInterval | undefined): string {
+  const pct = (x: number) => (100 * x).toFixed(1);
+  return interval ? `${pct(accuracy)} (${pct(interval.low)}–${pct(interval.high)})` : pct(accuracy);
+}
+
+/** The comparisons a reader looks at: over tasks, or the one task when a pair shares only one. */
+export function headlineComparisons(comparisons: readonly RulerComparison[]): RulerComparison[] {
+  return comparisons.filter((c) => c.task === null || !comparisons.some((d) => d.task === null && d.a === c.a && d.b === c.b && d.budgetA === c.budgetA && d.budgetB === c.budgetB && d.length === c.length));
+}
+
+/** "speckv − snapkv = -5.0 ± 4.1 points (p = 0.02)", with budgets and length. */
+export function comparisonLine(c: RulerComparison): string {
+  const budget = c.budgetA === c.budgetB ? `budget ${c.budgetA ?? '–'}` : `budgets ${c.budgetA ?? '–'}/${c.budgetB ?? '–'}`;
+  return `${formatDifference(c.a, c.b, c)} [${budget}, length ${c.length}, ${c.task ?? `${c.tasks.length} tasks`}, ${c.pairs} pairs]`;
 }
 
 function rulerMarkdown(report: RulerBenchJson, metrics: RunMetrics[], info: { tasks: string[]; style: string; samples: number; seed: number }): string {
@@ -375,18 +440,43 @@ function rulerMarkdown(report: RulerBenchJson, metrics: RunMetrics[], info: { ta
     const spec = metrics.find((m) => m.method === s.method && m.budget === s.budget && m.length === s.length)?.budgetSpec;
     const per = tasks.map((t) => {
       const r = report.results.find((x) => x.method === s.method && x.budget === s.budget && x.length === s.length && x.task === t);
-      return r?.accuracy === null || r === undefined ? '–' : (100 * r.accuracy).toFixed(1);
+      return r?.accuracy === null || r === undefined ? '–' : withInterval(r.accuracy, r.interval);
     });
-    return [methodLabel(s.method, s.methodOptions), s.budget === null ? '–' : `${s.budget}${spec && spec !== String(s.budget) ? ` (${spec})` : ''}`, s.length, ...per, (100 * s.accuracy).toFixed(1)];
+    return [methodLabel(s.method, s.methodOptions), s.budget === null ? '–' : `${s.budget}${spec && spec !== String(s.budget) ? ` (${spec})` : ''}`, s.length, ...per, withInterval(s.accuracy, s.interval)];
   });
+  const sampleCounts = [...new Set(report.results.filter((r) => r.accuracy !== null).map((r) => r.samples))].sort((a, b) => a - b);
   const skipped = report.results.filter((r) => r.skipped);
   const lines = [
     '# RULER-style accuracy',
     '',
-    `Style ${info.style}; ${info.samples} samples per task, seed ${info.seed}; scores in %, mean = mean over tasks (string_match_all; qa: string_match_part).`,
+    `Style ${info.style}; ${sampleCounts.length > 1 ? `${sampleCounts.join('/')} samples per task (runs of other sizes resumed)` : `${sampleCounts[0] ?? info.samples} samples per task`}, seed ${info.seed}; scores in %, mean = mean over tasks (string_match_all; qa: string_match_part).`,
+    'In brackets the 95% interval: Wilson for 0/1 outcomes, percentile bootstrap (4000 resamples, fixed seed) for fractional scores and for the mean over tasks (stratified by task).',
     '',
     markdownTable(['method', 'budget', 'length', ...tasks, 'mean'], rows),
   ];
+  const headline = headlineComparisons(report.comparisons);
+  if (headline.length > 0) {
+    lines.push(
+      '',
+      '## Paired differences',
+      '',
+      'A − B on the same samples, in points; ± is the half-width of the 95% paired-bootstrap interval (4000 resamples, stratified by task); p two-sided (exact McNemar for one task of 0/1 outcomes, else the paired bootstrap). Per-sample outcomes: outcomes.jsonl.',
+      '',
+      markdownTable(
+        ['A − B', 'budget', 'length', 'tasks', 'pairs', 'difference', '95% interval', 'p'],
+        headline.map((c) => [
+          `${c.a} − ${c.b}`,
+          c.budgetA === c.budgetB ? (c.budgetA ?? '–') : `${c.budgetA ?? '–'} / ${c.budgetB ?? '–'}`,
+          c.length,
+          c.task ?? c.tasks.length,
+          c.pairs,
+          formatDifference(c.a, c.b, c).replace(/^.*? = /, '').replace(/ \(p [<=] .*$/, ''),
+          `${(100 * c.low).toFixed(1)} to ${(100 * c.high).toFixed(1)}`,
+          formatP(c.p),
+        ]),
+      ),
+    );
+  }
   if (skipped.length > 0) {
     lines.push('', '## Skipped', '', markdownTable(['method', 'budget', 'length', 'task', 'reason'], skipped.map((r) => [methodLabel(r.method, r.methodOptions), r.budget ?? '–', r.length, r.task, r.skipped ?? ''])));
   }
@@ -403,12 +493,13 @@ function rulerChart(report: RulerBenchJson, lengths: number[]): string {
       series: methods.map((m) => {
         const mine = rows.filter((r) => r.method === m);
         const name = methodLabel(m, mine[0].methodOptions);
-        if (mine.length === 1 && mine[0].budget === null) return flatSeries(name, mine[0].accuracy, budgets.length ? budgets : [1]);
-        return { name, points: mine.map((r) => [r.budget ?? 0, r.accuracy] as [number, number]) };
+        const bar = (r: RulerSummaryRow) => (r.interval ? ([r.interval.low, r.interval.high] as [number, number]) : null);
+        if (mine.length === 1 && mine[0].budget === null) return flatSeries(name, mine[0].accuracy, budgets.length ? budgets : [1], bar(mine[0]) ?? undefined);
+        return { name, points: mine.map((r) => [r.budget ?? 0, r.accuracy] as [number, number]), intervals: mine.map(bar) };
       }),
     };
   });
-  return lineChart({ title: 'RULER-style accuracy vs KV / prompt budget', xLabel: 'budget (tokens, log scale)', yLabel: 'accuracy', panels, xLog: true, yRange: [0, 1] });
+  return lineChart({ title: 'RULER-style accuracy vs KV / prompt budget (bars: 95% interval of the mean over tasks)', xLabel: 'budget (tokens, log scale)', yLabel: 'accuracy', panels, xLog: true, yRange: [0, 1] });
 }
 
 /** A remote target in the fingerprint: endpoint URL, API flavour and model, in place of a folder hash (never the key). */

@@ -1,8 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  // engine-child: the process `runEngineInChild` spawns; engines: the machinery bench scripts import.
-  entry: { index: 'src/index.ts', bin: 'src/bin.ts', 'engine-child': 'src/bench/engine-child.ts', engines: 'src/bench/engines.ts' },
+  entry: { index: 'src/index.ts', bin: 'src/bin.ts' },
   format: ['esm'],
   dts: { entry: 'src/index.ts' },
   clean: true,

@@ -48,12 +48,12 @@ const peers = values.peers.split(',').filter(Boolean);
 const targetDir = values.model;
 const draftDir = values.draft ?? `${targetDir}-draft`;
 
-const dist = join(import.meta.dirname, '..', 'dist', 'engines.js');
-if (!existsSync(dist)) {
-  console.error('Build first: pnpm build (or pnpm --filter @draft/cli build)');
+// The engine machinery is @draft/bench's (a dependency of this package): its built dist.
+const bench = await import('@draft/bench').catch((error) => {
+  console.error(`Build first: pnpm build (or pnpm --filter @draft/bench build): ${error.message}`);
   process.exit(1);
-}
-const { defaultGgufPath, runEngineInChild, summarizeRuns } = await import(dist);
+});
+const { defaultGgufPath, runEngineInChild, summarizeRuns } = bench;
 const ggufPath = defaultGgufPath(targetDir);
 
 if (!existsSync(join(targetDir, 'onnx', 'model.onnx')) || (methods.length && !existsSync(join(draftDir, 'onnx', 'model.onnx')))) {

@@ -1,3 +1,4 @@
+import { KERNEL_BENCH_MIN_KEYS } from '@draft/bench';
 import { DraftError, InvalidArgumentError, listPolicies } from '@draft/core';
 import { BENCH_CACHE_USAGE, formatBenchCache, runBenchCache } from './commands/bench-cache.js';
 import { BENCH_USAGE, runBenchCommand } from './commands/bench-command.js';
@@ -9,8 +10,7 @@ import { benchKernels, kernelsInfo, useNativeKernels } from './commands/kernels.
 import { runServe } from './commands/serve.js';
 import { knownMethods } from './methods.js';
 import { loadPlugins } from './plugins.js';
-import { parseIntList } from './bench/common.js';
-import { parseFlags } from './options.js';
+import { parseFlags, parseIntList } from './options.js';
 import { REMOTE_TARGET_OPTIONS } from './remote-target.js';
 
 export const USAGE = `draft — draft-based approximate inference for long-context LLMs
@@ -49,9 +49,6 @@ Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_D
 --cache FILE (a document cache from \`draft cache build\`): --prompt is the question; only it is prefilled (target and,
   when stored, draft), then full or any KV method selects from the stored KV. Same tokens as a fresh run on the
   document's tokens followed by the question's. Built with --store-queries N|all (default 128): query window reach.`;
-
-/** `bench kernels` keeps top-224 of a 97-query window per KV head: shorter key lengths are refused. */
-const KERNEL_BENCH_MIN_KEYS = 256;
 
 export interface CliIo {
   stdout: (text: string) => void;

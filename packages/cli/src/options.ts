@@ -58,3 +58,21 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
   }
   return parseArgs({ ...config, args: joined } as T);
 }
+
+/** A comma-separated flag value as a list (blanks dropped). */
+export function parseList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/** A comma-separated list of integers ≥ min, `1K` = 1024, naming the flag in its error. */
+export function parseIntList(name: string, raw: string, min = 1): number[] {
+  return parseList(raw).map((text) => {
+    const k = /^(\d+)[kK]$/.exec(text);
+    const value = k ? Number(k[1]) * 1024 : Number(text);
+    if (!Number.isInteger(value) || value < min) throw new InvalidArgumentError({ argument: `--${name}`, value: text, expected: `integers ≥ ${min} (or 1K, 2K, …)` });
+    return value;
+  });
+}

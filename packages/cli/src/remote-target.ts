@@ -1,6 +1,5 @@
-import { createPipeline, InvalidArgumentError, type TextTargetV1 } from '@draft/core';
+import { InvalidArgumentError } from '@draft/core';
 import { OpenAITextTarget } from '@draft/runtime';
-import type { MethodPlan } from './methods.js';
 import { intOption } from './options.js';
 
 /** The flags that point a command at an OpenAI-compatible endpoint instead of a local target folder. */
@@ -87,21 +86,5 @@ function apiKeyFromEnv(variable: string | undefined): string | undefined {
   return key;
 }
 
-/**
- * Refuses a method a text target cannot run, before any model loads: a KV stage (cache policy, lookahead, decode
- * policy) gets the pipeline's own UnsupportedCapabilityError naming the missing capability.
- */
-export function checkPlanForTextTarget(plan: MethodPlan, target: TextTargetV1): void {
-  const { cachePolicy, lookahead, decodePolicy } = plan.stages;
-  if (cachePolicy || lookahead || decodePolicy) createPipeline({ target, cachePolicy, lookahead, decodePolicy });
-}
-
-/** Whether a plan needs the draft: its own need, or a prompt compressor in front of a text target (the draft tokenises the prompt). */
-export function needsDraft(plan: MethodPlan, remote: boolean): boolean {
-  return plan.needsDraft || (remote && plan.stages.compressor !== undefined);
-}
-
-/** Whether a target is an HTTP text target rather than an in-process model. */
-export function isTextTarget(target: object): target is TextTargetV1 {
-  return (target as Partial<TextTargetV1>).kind === 'text';
-}
+// Shared with the harness (ruler runs against remote targets): defined in @draft/bench.
+export { checkPlanForTextTarget, isTextTarget, needsDraft } from '@draft/bench';

@@ -3,10 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseBudgets, resolveBudget } from '../src/bench/common.js';
-import { agreement, klDivergence } from '../src/bench/teacher-forcing.js';
+import { symbolicTaskFormat } from '../../bench/test/bench-fixtures.js';
 import { type FidelityBenchJson, type PerfBenchJson, type RulerBenchJson, scorePrediction } from '../src/index.js';
-import { symbolicTaskFormat } from './bench-fixtures.js';
 import { cli, oneJson } from './helpers.js';
 
 /** A symbolic task format (the trained pair writes its own into models/target). */
@@ -142,15 +140,6 @@ describe('draft bench fidelity (bundled pair)', () => {
     expect(readFileSync(join(out, 'kl-vs-budget.svg'), 'utf8')).toContain('<svg');
     expect(readdirSync(join(out, 'runs')).length).toBe(report.results.length + report.selfCheck.rows.length - 1);
   }, 120_000);
-
-  it('KL and agreement primitives', () => {
-    const p = Float32Array.from([Math.log(0.5), Math.log(0.5)]);
-    const q = Float32Array.from([Math.log(0.9), Math.log(0.1)]);
-    expect(klDivergence(p, p)).toBe(0);
-    expect(klDivergence(p, q)).toBeCloseTo(0.5 * Math.log(0.5 / 0.9) + 0.5 * Math.log(0.5 / 0.1), 6);
-    expect(agreement([1, 2, 3, 4], [1, 2, 9, 4])).toEqual({ prefix: 0.5, overall: 0.75 });
-    expect(parseBudgets('1/32,256,0.125', '').map((b) => resolveBudget(b, 4096))).toEqual([128, 256, 512]);
-  });
 });
 
 describe('draft bench perf (bundled pair)', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hashModelDir, hashText } from '../src/bench/run-fingerprint.js';
+import { hashModelDir, hashText } from '@draft/bench';
 import type { FidelityBenchJson, RulerBenchJson } from '../src/index.js';
 import { cli, oneJson } from './helpers.js';
 

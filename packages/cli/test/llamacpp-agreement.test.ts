@@ -7,8 +7,7 @@ import { join } from 'node:path';
 import { convertToGguf, fixturePath } from '@draft/models';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runEngineInChild } from '../src/bench/engines.js';
-import { type LlamaCppEngine, llamaCppUnavailable, openLlamaCpp } from '../src/bench/llamacpp.js';
+import { type LlamaCppEngine, llamaCppUnavailable, openLlamaCpp, runEngineInChild } from '@draft/bench';
 import type { PerfBenchJson } from '../src/index.js';
 import { cli, oneJson } from './helpers.js';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { AbortError } from '@draft/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type GenerateJson, type RulerBenchJson, runGenerate } from '../src/index.js';
-import { fixtureTokenizer } from './bench-fixtures.js';
+import { fixtureTokenizer } from '../../bench/test/bench-fixtures.js';
 import { cli, oneJson } from './helpers.js';
 import { type OpenAIStub, startOpenAIStub } from './openai-stub.js';
 

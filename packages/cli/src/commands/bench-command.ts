@@ -1,10 +1,11 @@
+import { comparisonLine, headlineComparisons } from '@draft/bench';
 import { InvalidArgumentError } from '@draft/core';
 import { methodLabel } from '../method-options.js';
 import { parseFlags } from '../options.js';
 import { REMOTE_TARGET_OPTIONS, REMOTE_TARGET_USAGE } from '../remote-target.js';
 import { type BenchFidelityFlags, runBenchFidelity } from './bench-fidelity.js';
 import { type BenchPerfFlags, runBenchPerf } from './bench-perf.js';
-import { type BenchIo, type BenchRulerFlags, comparisonLine, headlineComparisons, runBenchRuler } from './bench-ruler.js';
+import { type BenchIo, type BenchRulerFlags, runBenchRuler } from './bench-ruler.js';
 
 export const BENCH_USAGE = `  draft bench ruler [--target DIR] [--draft DIR] [--methods a,b] [--budgets N,…|1/32,…] [--lengths N,…]
                     [--tasks a,b] [--samples N] [--seed N] [--window N] [--method-option M.NAME=V]...

@@ -1,12 +1,9 @@
+import { generateSample, readTaskFormat, runPlan, scorePrediction } from '@draft/bench';
 import type { GenerationResultV1 } from '@draft/core';
 import { loadModel } from '@draft/runtime';
-import { scorePrediction } from '../bench/metrics.js';
-import { generateSample } from '../bench/ruler-tasks.js';
-import { readTaskFormat } from '../bench/task-format.js';
 import { type MethodOptionMap, methodLabel, parseMethodOptions, withMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
-import { runPlan } from './generate.js';
 
 /** The demo's methods, in table order. */
 const DEMO_METHODS = ['full', 'draft-only', 'speckv', 'snapkv', 'streamingllm', 'specpc'];

@@ -1,12 +1,5 @@
-import {
-  type CausalLMV1,
-  createPipeline,
-  type GenerationResultV1,
-  InvalidArgumentError,
-  type PipelineGenerateOptions,
-  type PipelineInput,
-  type TextTargetV1,
-} from '@draft/core';
+import { runPlan } from '@draft/bench';
+import { type GenerationResultV1, InvalidArgumentError, type PipelineInput } from '@draft/core';
 import { validateMethodSettings } from '@draft/methods';
 import { type DocumentCache, loadModel, type OrtCausalLM, openDocumentCache, readModelFolder } from '@draft/runtime';
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
@@ -151,35 +144,8 @@ export function toJson(run: GenerateRun): GenerateJson {
   };
 }
 
-/**
- * Runs one planned method on loaded models, or on the draft and a text target. `onText` receives the text as it
- * is released (stop strings held back), from a local model or a text target's stream alike.
- */
-export async function runPlan(
-  plan: MethodPlan,
-  models: { target: CausalLMV1 | TextTargetV1; draft?: OrtCausalLM },
-  prompt: PipelineInput,
-  generation: PipelineGenerateOptions,
-  onText?: (piece: string) => void,
-): Promise<GenerationResultV1> {
-  if (plan.draftOnly) {
-    if (typeof prompt !== 'string') throw new InvalidArgumentError({ argument: 'prompt', value: 'token ids', expected: 'text for draft-only' });
-    if (!models.draft) throw new InvalidArgumentError({ argument: '--draft', value: undefined, expected: 'a draft model for draft-only' });
-    const onToken = onText
-      ? (t: { id: number; text: string }) => {
-          generation.onToken?.(t);
-          if (t.text) onText(t.text);
-        }
-      : generation.onToken;
-    const result = await models.draft.generate(prompt, { ...generation, onToken });
-    return { ...result, usage: { ...result.usage, draftTokens: result.usage.completionTokens } };
-  }
-  const pipeline = createPipeline({ target: models.target, draft: models.draft, ...plan.stages });
-  if (!onText) return pipeline.generate(prompt, generation);
-  const stream = pipeline.stream(prompt, generation);
-  for await (const piece of stream) onText(piece);
-  return stream.result;
-}
+// Running a plan moved to @draft/bench with the harness (ruler runs it per sample); re-exported for the CLI's users.
+export { runPlan };
 
 /** The text of `--prompt` or `--prompt-file` (exactly one; the file read up to `--max-prompt-bytes`). */
 export async function readPrompt(flags: Pick<GenerateFlags, 'prompt' | 'prompt-file' | 'max-prompt-bytes'>): Promise<string> {

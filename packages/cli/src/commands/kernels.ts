@@ -1,4 +1,6 @@
+import { type KernelsBenchReport, runKernelsBench } from '@draft/bench';
 import { getKernelBackend } from '@draft/core';
+import { KERNELS_BENCH_FLAGS, withFlagNames } from '../bench-flags.js';
 
 let nativeTried = false;
 
@@ -33,11 +35,9 @@ export async function kernelsInfo(): Promise<{ native: boolean; cuda: { built: b
 }
 
 /**
- * `draft bench kernels`: TS reference vs native CPU (and CUDA) side by side. The table goes to `log`; with
- * `json` nothing is logged and the caller prints the returned result, once.
+ * `draft bench kernels`: TS reference vs native CPU (and CUDA) side by side (`runKernelsBench` of @draft/bench).
+ * The table goes to `log`; with `json` nothing is logged and the caller prints the returned result, once.
  */
-export async function benchKernels(options: { json: boolean; keyLengths?: number[]; log: (line: string) => void }): Promise<unknown> {
-  const cuda = await import('@draft/cuda');
-  // The benchmark itself prints its JSON when asked for it: ask for the table only, and silence it for --json.
-  return cuda.runKernelBenchmark({ json: false, keyLengths: options.keyLengths, log: options.json ? () => {} : options.log });
+export async function benchKernels(options: { json: boolean; keyLengths?: number[]; log: (line: string) => void }): Promise<KernelsBenchReport> {
+  return withFlagNames(KERNELS_BENCH_FLAGS, () => runKernelsBench({ keyLengths: options.keyLengths, log: options.json ? undefined : options.log }));
 }

@@ -1,8 +1,6 @@
 import type { HfTokenizer } from '@draft/runtime';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cutPrediction, generateSample, RULER_TASKS, type RulerSample, scorePrediction, type TaskFormatV1, validateTaskFormat } from '../src/index.js';
-import { frequencyList } from '../src/bench/ruler-tasks.js';
-import { Rng } from '../src/bench/rng.js';
+import { cutPrediction, frequencyList, generateSample, RULER_TASKS, Rng, type RulerSample, scorePrediction, type TaskFormatV1, validateTaskFormat } from '../src/index.js';
 import { fixtureTokenizer, symbolicTaskFormat } from './bench-fixtures.js';
 
 let tokenizer: HfTokenizer;

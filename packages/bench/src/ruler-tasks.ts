@@ -20,7 +20,7 @@ export const RULER_TASKS = Object.freeze([
 ]);
 
 /**
- * Harder tasks beyond RULER's list, run only when asked for (`--tasks`): `vt_hops_2..4` a variable chain of
+ * Harder tasks beyond RULER's list, run only when asked for by name: `vt_hops_2..4` a variable chain of
  * 2–4 hops next to a distractor chain of the same shape with another value (the answer is the chain that
  * starts at the asked value); `qa_indirect` a question that names the answer's document only through a second
  * document (the founder of an institution "in the city where {person} lives"), so the question shares no
@@ -137,7 +137,7 @@ export function availableTasks(format?: TaskFormatV1): string[] {
   return [...RULER_TASKS, ...EXTRA_TASKS].filter((t) => format.tasks.includes(t) || (vtHops(t) !== undefined && format.tasks.includes('vt')));
 }
 
-/** The tasks a run uses without `--tasks`: RULER's (the extra tasks are asked for by name). */
+/** The tasks a run uses when none are named: RULER's (the extra tasks are asked for by name). */
 export function defaultTasks(format?: TaskFormatV1): string[] {
   return availableTasks(format).filter((t) => RULER_TASKS.includes(t));
 }
@@ -148,9 +148,9 @@ export function defaultTasks(format?: TaskFormatV1): string[] {
  */
 export function generateSample(options: GenerateSampleOptions): RulerSample {
   const { task, length, index, tokenizer, format } = options;
-  if (!RULER_TASKS.includes(task) && !EXTRA_TASKS.includes(task)) throw new InvalidArgumentError({ argument: '--tasks', value: task, expected: [...RULER_TASKS, ...EXTRA_TASKS].join(', ') });
+  if (!RULER_TASKS.includes(task) && !EXTRA_TASKS.includes(task)) throw new InvalidArgumentError({ argument: 'task', value: task, expected: [...RULER_TASKS, ...EXTRA_TASKS].join(', ') });
   if (format && !availableTasks(format).includes(task)) {
-    throw new InvalidArgumentError({ argument: '--tasks', value: task, expected: `one of the tasks in task_format.json (${format.tasks.join(', ')})` });
+    throw new InvalidArgumentError({ argument: 'task', value: task, expected: `one of the tasks in task_format.json (${format.tasks.join(', ')})` });
   }
   const seed = deriveSeed(options.seed, task, length, index);
   const layout = format ? symbolicLayout(task, seed, format, tokenizer) : naturalLayout(task, seed);
@@ -194,7 +194,7 @@ export function generateSample(options: GenerateSampleOptions): RulerSample {
   if (Math.abs(whole - length) < Math.abs(best.tokens - length)) best = { u: u + 1, w: 0, tokens: whole };
   tokens = best.tokens;
   if (Math.abs(tokens - length) > length * 0.02) {
-    throw new InvalidArgumentError({ argument: '--lengths', value: length, expected: `a length this task can reach (${task} came to ${tokens} tokens)` });
+    throw new InvalidArgumentError({ argument: 'length', value: length, expected: `a length this task can reach (${task} came to ${tokens} tokens)` });
   }
   const built = assemble(best.u, best.w);
   const prefixTokens = count(layout.prefix);

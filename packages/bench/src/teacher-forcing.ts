@@ -1,5 +1,5 @@
 import { type CausalLMV1, createPipeline, DraftError, type ForwardRequestV1, type ForwardResultV1, type ModelInfoV1 } from '@draft/core';
-import type { MethodPlan } from '../methods.js';
+import type { MethodPlan } from '@draft/methods';
 
 /**
  * Next-token distributions of a method, teacher-forced on a reference continuation.

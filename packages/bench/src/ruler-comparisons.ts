@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '@draft/core';
-import { parseList } from './common.js';
 import { type PairedDifference, pairedDifference } from './stats.js';
 
 /** One sample's outcome in a run (a line of predictions.jsonl, the part comparisons need). */
@@ -23,24 +22,38 @@ export function readOutcomes(predictionsPath: string): SampleOutcome[] {
     });
 }
 
-/** A pair of methods to compare (`--compare a:b,c:d`). */
+/** A pair of methods to compare: A − B. */
 export interface ComparePair {
   a: string;
   b: string;
 }
 
-export function parseComparePairs(raw: string | undefined, methods: readonly string[]): ComparePair[] | undefined {
-  if (raw === undefined) return undefined;
-  return parseList(raw).map((text) => {
-    const parts = text.split(':');
-    if (parts.length !== 2 || !methods.includes(parts[0]) || !methods.includes(parts[1]) || parts[0] === parts[1]) {
-      throw new InvalidArgumentError({ argument: '--compare', value: text, expected: `A:B with two different methods of --methods (${methods.join(', ')})` });
+/** Pairs of two different methods of the run; anything else is an InvalidArgumentError naming `compare`. */
+export function checkComparePairs(pairs: readonly ComparePair[], methods: readonly string[]): ComparePair[] {
+  return pairs.map((pair) => {
+    const { a, b } = pair ?? {};
+    if (!methods.includes(a) || !methods.includes(b) || a === b) {
+      throw new InvalidArgumentError({ argument: 'compare', value: `${a}:${b}`, expected: `A:B with two different methods of the run (${methods.join(', ')})` });
     }
-    return { a: parts[0], b: parts[1] };
+    return { a, b };
   });
 }
 
-/** Every pair of methods in `--methods` order (A before B): the default comparisons. */
+/** Reads `a:b,c:d` (the CLI's `--compare`) into checked pairs; undefined stays undefined. */
+export function parseComparePairs(raw: string | undefined, methods: readonly string[]): ComparePair[] | undefined {
+  if (raw === undefined) return undefined;
+  const texts = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  return texts.map((text) => {
+    const parts = text.split(':');
+    if (parts.length !== 2) throw new InvalidArgumentError({ argument: 'compare', value: text, expected: `A:B with two different methods of the run (${methods.join(', ')})` });
+    return checkComparePairs([{ a: parts[0], b: parts[1] }], methods)[0];
+  });
+}
+
+/** Every pair of the methods in their order (A before B): the default comparisons. */
 export function allPairs(methods: readonly string[]): ComparePair[] {
   return methods.flatMap((a, i) => methods.slice(i + 1).map((b) => ({ a, b })));
 }

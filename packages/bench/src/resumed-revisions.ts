@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { gitRevision, readJson } from './common.js';
+import { readJson } from './run-files.js';
+import { gitRevision } from './run-meta.js';
 
 /**
  * The code revisions that resumed runs were computed at. Resuming compares models and settings, not code (so
@@ -28,7 +29,7 @@ export class ResumedRevisions {
 
   /**
    * `note: 12 resumed runs were computed at revision abc1234 (now def5678); pass a fresh --out to recompute them
-   * after code changes` (one line), or '' when every resumed run was computed at the current revision.
+   * after code changes` (one line, no newline), or '' when every resumed run was computed at the current revision.
    */
   note(): string {
     if (this.counts.size === 0 || !this.current) return '';
@@ -36,7 +37,7 @@ export class ResumedRevisions {
     const revisions = [...this.counts.keys()].map(shortRevision);
     const runs = total === 1 ? '1 resumed run was' : `${total} resumed runs were`;
     const at = revisions.length === 1 ? `revision ${revisions[0]}` : `revisions ${revisions.join(', ')}`;
-    return `note: ${runs} computed at ${at} (now ${shortRevision(this.current)}); pass a fresh --out to recompute ${total === 1 ? 'it' : 'them'} after code changes\n`;
+    return `note: ${runs} computed at ${at} (now ${shortRevision(this.current)}); pass a fresh --out to recompute ${total === 1 ? 'it' : 'them'} after code changes`;
   }
 }
 

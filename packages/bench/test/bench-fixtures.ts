@@ -1,5 +1,5 @@
-// Test-only fixtures shared by the bench tests: a symbolic task format like the trained pair's (models/target
-// writes its own task_format.json), word tokens from three disjoint classes.
+// Test-only fixtures shared by the bench tests (and imported by @draft/cli's): a symbolic task format like the
+// trained pair's (models/target writes its own task_format.json), word tokens from three disjoint classes.
 // Also the random-weight target's tokenizer (models/fixtures/random-target).
 
 import { readFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
 /**
  * @huggingface/transformers as a benchmark peer on the same ONNX folder (full KV, the same weight file, same ORT threads).
- * Not a dependency of the CLI: imported from the CLI when installed there; inside this monorepo from
+ * Not a dependency of this package: imported from here when installed beside it; inside this monorepo from
  * @draft/runtime's devDependencies (recorded in `info.importedVia`).
  */
 import { basename, dirname } from 'node:path';

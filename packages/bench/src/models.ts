@@ -1,6 +1,5 @@
 import { loadModel, type ModelDtype, type OrtCausalLM } from '@draft/runtime';
-import type { MethodPlan } from '../methods.js';
-import { dtypeOption } from '../options.js';
+import type { MethodPlan } from '@draft/methods';
 import type { BenchSettings } from './run-fingerprint.js';
 
 /** Methods whose selections differ per KV head or layer (need `raggedCache`). */
@@ -15,20 +14,15 @@ export interface BenchModels {
   dispose(): Promise<void>;
 }
 
-/** The weight files a bench loads (`--dtype`, `--draft-dtype`; undefined = the folder's default). */
+/** The weight files a bench loads (undefined = the folder's default). */
 export interface BenchDtypes {
   dtype?: ModelDtype;
   draftDtype?: ModelDtype;
 }
 
-/** Parses `--dtype` / `--draft-dtype` (before anything loads). */
-export function benchDtypes(flags: { dtype?: string; 'draft-dtype'?: string }): BenchDtypes {
-  return { dtype: dtypeOption('dtype', flags.dtype), draftDtype: dtypeOption('draft-dtype', flags['draft-dtype']) };
-}
-
 /**
- * Bench settings entries for the dtypes given (none when a flag is absent, so runs recorded before these flags
- * existed still resume): the model fingerprint hashes every file under onnx/, not which one was loaded.
+ * Bench settings entries for the dtypes given (none when absent, so runs recorded before the dtype options
+ * existed still resume; keyed by the CLI flags that set them, as recorded since): the model fingerprint hashes every file under onnx/, not which one was loaded.
  */
 export function dtypeSettings(dtypes: BenchDtypes, needsDraft: boolean): BenchSettings {
   return { ...(dtypes.dtype ? { dtype: dtypes.dtype } : {}), ...(needsDraft && dtypes.draftDtype ? { 'draft-dtype': dtypes.draftDtype } : {}) };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readJson } from './common.js';
+import { readJson } from './run-files.js';
 
 /**
  * What a bench run's results were computed from, beyond its folder name (method, budget, length, task, method

@@ -195,7 +195,7 @@ describe('compareRuns', () => {
 
 describe('--compare', () => {
   it('parses A:B pairs of --methods; anything else is a typed usage error naming what is valid', async () => {
-    const { parseComparePairs, allPairs } = await import('../src/bench/ruler-comparisons.js');
+    const { parseComparePairs, allPairs } = await import('../src/index.js');
     expect(parseComparePairs('speckv:snapkv, laq:snapkv', ['speckv', 'laq', 'snapkv'])).toEqual([
       { a: 'speckv', b: 'snapkv' },
       { a: 'laq', b: 'snapkv' },

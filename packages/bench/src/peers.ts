@@ -12,21 +12,21 @@ export interface ImportedPeer<M> {
 
 /**
  * Imports an optional benchmark peer (`@huggingface/transformers`, `node-llama-cpp`) that is not a dependency of
- * the CLI: from the CLI when installed there; inside this monorepo, from `fallbackFrom`'s dependencies (a
+ * this package: from here when installed beside it; inside this monorepo, from `fallbackFrom`'s dependencies (a
  * devDependency of a workspace package; the row notes it).
  */
 export async function importOptionalPeer<M>(name: string, fallbackFrom?: string): Promise<ImportedPeer<M>> {
   try {
-    return { module: (await import(name)) as M, via: '@draft/cli' };
+    return { module: (await import(name)) as M, via: '@draft/bench' };
   } catch {}
-  if (!fallbackFrom) return { reason: `${name} is not installed (optional peer of @draft/cli)` };
+  if (!fallbackFrom) return { reason: `${name} is not installed (optional peer of @draft/bench)` };
   try {
     const resolveFrom = (import.meta as { resolve?: (s: string) => string }).resolve;
     if (!resolveFrom) throw new Error('import.meta.resolve unavailable');
     const entry = createRequire(new URL(resolveFrom(fallbackFrom))).resolve(name);
     return { module: (await import(pathToFileURL(entry).href)) as M, via: `${fallbackFrom} (devDependency, monorepo only)` };
   } catch (error) {
-    return { reason: `${name} is not resolvable from @draft/cli (${(error as Error).message.split('\n')[0]})` };
+    return { reason: `${name} is not resolvable from @draft/bench (${(error as Error).message.split('\n')[0]})` };
   }
 }
 
@@ -38,4 +38,19 @@ export function processPeakRssBytes(): number {
     if (kib) return Number(kib) * 1024;
   } catch {}
   return process.resourceUsage().maxRSS * 1024;
+}
+
+/** Samples process RSS every 5 ms while `fn` runs (the ORT worker shares the process, so this covers it). */
+export async function withPeakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 5);
+  try {
+    const value = await fn();
+    peak = Math.max(peak, process.memoryUsage.rss());
+    return { value, peak };
+  } finally {
+    clearInterval(timer);
+  }
 }

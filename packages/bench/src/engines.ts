@@ -1,13 +1,13 @@
 /**
  * Engines measured side by side, each in its own child process so that its peak RSS is its own: our pipeline
- * (any CLI method), transformers.js and node-llama-cpp. One job = one engine × one prompt; the child warms up,
+ * (any method `planMethod` knows), transformers.js and node-llama-cpp. One job = one engine × one prompt; the child warms up,
  * runs `repeats` greedy generations and reports per-run timestamps and the process's peak RSS.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createPipeline } from '@draft/core';
-import { planMethod } from '../methods.js';
+import { planMethod } from '@draft/methods';
 import { type GreedyRun, type LlamaCppKvType, openLlamaCpp } from './llamacpp.js';
 
 export { defaultGgufPath } from './llamacpp.js';
@@ -87,11 +87,11 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
 
 /** The built child entry (`dist/engine-child.js`), from dist or (under vitest) from src. */
 function childEntry(): string {
-  for (const rel of ['./engine-child.js', '../../dist/engine-child.js']) {
+  for (const rel of ['./engine-child.js', '../dist/engine-child.js']) {
     const path = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(path)) return path;
   }
-  throw new Error('dist/engine-child.js missing: build @draft/cli first (pnpm --filter @draft/cli build)');
+  throw new Error('dist/engine-child.js missing: build @draft/bench first (pnpm --filter @draft/bench build)');
 }
 
 /**

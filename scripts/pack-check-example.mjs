@@ -1,4 +1,6 @@
 // A minimal program run against the packed tarballs (see pack-check.mjs): argv[2] is the repo's models/ folder.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { topK } from '@draft/core';
 import { loadModel } from '@draft/runtime';
@@ -8,6 +10,7 @@ import { specPC } from '@draft/specpc';
 import { nativeInfo } from '@draft/cuda';
 import { runCli } from '@draft/cli';
 import { createDraft } from '@draft/ai-sdk';
+import { runRuler, wilsonInterval } from '@draft/bench';
 
 const assert = (ok, what) => {
   if (!ok) throw new Error(`pack-check example: ${what}`);
@@ -38,6 +41,17 @@ try {
   console.log(`generated ${JSON.stringify(result.text)} from the installed @draft/runtime`);
 } finally {
   await model.dispose();
+}
+// The benchmark harness from its tarball: a one-run ruler sweep on the random-weight pair, into a temporary folder.
+const benchOut = mkdtempSync(join(tmpdir(), 'draft-pack-check-bench-'));
+try {
+  assert(Math.abs(wilsonInterval(8, 10).low - 0.4902) < 1e-3, 'bench: wilsonInterval');
+  const fixtures = join(process.argv[2], 'fixtures');
+  const ruler = await runRuler({ target: join(fixtures, 'random-target'), draft: join(fixtures, 'random-draft'), methods: ['full'], lengths: [64], tasks: ['niah_single_1'], samples: 1, maxNewTokens: 2, out: benchOut });
+  assert(ruler.results.length === 1 && ruler.results[0].samples === 1 && ruler.results[0].interval?.method === 'wilson', `bench: runRuler gave ${JSON.stringify(ruler.results)}`);
+  console.log('the installed @draft/bench ran a ruler sweep:', JSON.stringify(ruler.summary[0]));
+} finally {
+  rmSync(benchOut, { recursive: true, force: true });
 }
 let out = '';
 const code = await runCli(['methods', '--json'], { stdout: (t) => (out += t), stderr: () => {} });

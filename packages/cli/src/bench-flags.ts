@@ -1,4 +1,6 @@
 import { DraftError, InvalidArgumentError } from '@draft/core';
+import type { ModelDtype } from '@draft/runtime';
+import { dtypeOption, intOption } from './options.js';
 
 /** The flags of `draft bench …` by the @draft/bench option they set (the API names its options in errors). */
 export type FlagNames = Readonly<Record<string, string>>;
@@ -47,4 +49,19 @@ function asFlagError(error: unknown, names: FlagNames): unknown {
   const flag = typeof argument === 'string' ? names[argument] : undefined;
   if (flag === undefined) return error;
   return new InvalidArgumentError({ argument: flag, value, expected: String(expected), cause: error });
+}
+
+/** The flags every `draft bench` takes besides the model folders, as API options: weight files, threads, window. */
+export function commonBenchOptions(flags: { dtype?: string; 'draft-dtype'?: string; threads?: string; window?: string }): {
+  dtype?: ModelDtype;
+  draftDtype?: ModelDtype;
+  threads?: number;
+  windowSize?: number;
+} {
+  return {
+    dtype: dtypeOption('dtype', flags.dtype),
+    draftDtype: dtypeOption('draft-dtype', flags['draft-dtype']),
+    threads: intOption('threads', flags.threads, 1),
+    windowSize: intOption('window', flags.window, 1),
+  };
 }

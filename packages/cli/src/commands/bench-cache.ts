@@ -1,9 +1,9 @@
 import { type CacheBenchReport, type CacheBenchRow, MIN_PROMPT_LENGTH, runCacheBench } from '@draft/bench';
-import { CACHE_BENCH_FLAGS, withFlagNames } from '../bench-flags.js';
+import { CACHE_BENCH_FLAGS, commonBenchOptions, withFlagNames } from '../bench-flags.js';
 import { progressPrinter } from '../bench-progress.js';
 import { parseMethodOptions } from '../method-options.js';
 import { bundledModelsDir, resolveModelDir } from '../model-dirs.js';
-import { dtypeOption, intOption, parseList } from '../options.js';
+import { intOption, parseList } from '../options.js';
 import { readPrompt } from './generate.js';
 
 export const BENCH_CACHE_USAGE = `  draft bench cache [--target DIR] [--draft DIR] [--methods full,snapkv,speckv] [--budget N] [--window N]
@@ -42,13 +42,10 @@ export async function runBenchCache(flags: BenchCacheFlags, io: { stderr: (t: st
       target: resolveModelDir('target', flags.target),
       // Only SpecKV needs the draft: without a flag or bundled models, a run of other methods needs none.
       draft: flags.draft !== undefined || bundledModelsDir() ? resolveModelDir('draft', flags.draft) : undefined,
-      dtype: dtypeOption('dtype', flags.dtype),
-      draftDtype: dtypeOption('draft-dtype', flags['draft-dtype']),
-      threads: intOption('threads', flags.threads, 1),
+      ...commonBenchOptions(flags),
       methods,
       methodOptions: parseMethodOptions(flags['method-option'], methods),
       budget: intOption('budget', flags.budget, 1),
-      windowSize: intOption('window', flags.window, 1),
       length: intOption('length', flags.length, MIN_PROMPT_LENGTH),
       questionCount: intOption('questions', flags.questions, 1),
       maxNewTokens: intOption('max-new-tokens', flags['max-new-tokens'], 1),

@@ -1,10 +1,10 @@
 import { basename } from 'node:path';
 import { FIDELITY_DEFAULTS, type FidelityReport, MIN_PROMPT_LENGTH, runFidelity } from '@draft/bench';
-import { FIDELITY_FLAGS, withFlagNames } from '../bench-flags.js';
+import { FIDELITY_FLAGS, commonBenchOptions, withFlagNames } from '../bench-flags.js';
 import { progressPrinter } from '../bench-progress.js';
 import { parseMethodOptions } from '../method-options.js';
 import { resolveModelDir } from '../model-dirs.js';
-import { dtypeOption, intOption, parseIntList, parseList } from '../options.js';
+import { intOption, parseIntList, parseList } from '../options.js';
 import { readPromptFile } from '../prompt-file.js';
 import { cliPackages } from '../version.js';
 import type { BenchIo } from './bench-ruler.js';
@@ -36,13 +36,10 @@ export async function runBenchFidelity(flags: BenchFidelityFlags, io: BenchIo): 
     const options = {
       target: resolveModelDir('target', flags.target),
       draft: resolveModelDir('draft', flags.draft),
-      dtype: dtypeOption('dtype', flags.dtype),
-      draftDtype: dtypeOption('draft-dtype', flags['draft-dtype']),
-      threads: intOption('threads', flags.threads, 1),
+      ...commonBenchOptions(flags),
       methods,
       // full is always in the run (the reference), so an option for it is refused by its planning, not here.
       methodOptions: parseMethodOptions(flags['method-option'], [...new Set(['full', ...(methods ?? FIDELITY_DEFAULTS.methods)])]),
-      windowSize: intOption('window', flags.window, 1),
       budgets: flags.budgets === undefined ? undefined : parseList(flags.budgets),
       lengths: flags.lengths === undefined ? undefined : parseIntList('lengths', flags.lengths, MIN_PROMPT_LENGTH),
       steps: intOption('steps', flags.steps, 1),

@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MIN_PROMPT_LENGTH, PERF_DEFAULTS, type PerfPeer, type PerfReport, runPerf } from '@draft/bench';
 import { InvalidArgumentError } from '@draft/core';
-import { PERF_FLAGS, withFlagNames } from '../bench-flags.js';
+import { PERF_FLAGS, commonBenchOptions, withFlagNames } from '../bench-flags.js';
 import { progressPrinter } from '../bench-progress.js';
 import { parseMethodOptions } from '../method-options.js';
 import { bundledModelsDir } from '../model-dirs.js';
-import { dtypeOption, intOption, parseIntList, parseList } from '../options.js';
+import { intOption, parseIntList, parseList } from '../options.js';
 import { cliPackages } from '../version.js';
 import type { BenchIo } from './bench-ruler.js';
 
@@ -48,12 +48,9 @@ export async function runBenchPerf(flags: BenchPerfFlags, io: BenchIo): Promise<
     return runPerf({
       target: targetDir,
       draft: draftDir,
-      dtype: dtypeOption('dtype', flags.dtype),
-      draftDtype: dtypeOption('draft-dtype', flags['draft-dtype']),
-      threads: intOption('threads', flags.threads, 1),
+      ...commonBenchOptions(flags),
       methods,
       methodOptions: parseMethodOptions(flags['method-option'], inRun.includes('full') ? inRun : ['full', ...inRun]),
-      windowSize: intOption('window', flags.window, 1),
       budget: intOption('budget', flags.budget, 1),
       lengths: flags.lengths === undefined ? undefined : parseIntList('lengths', flags.lengths, MIN_PROMPT_LENGTH),
       newTokens: intOption('new-tokens', flags['new-tokens'], 1),

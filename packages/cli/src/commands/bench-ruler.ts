@@ -1,9 +1,9 @@
 import { MIN_PROMPT_LENGTH, parseComparePairs, RULER_DEFAULTS, type RulerReport, runRuler } from '@draft/bench';
 import { parseMethodOptions } from '../method-options.js';
 import { resolveModelDir } from '../model-dirs.js';
-import { dtypeOption, intOption, parseIntList, parseList } from '../options.js';
+import { intOption, parseIntList, parseList } from '../options.js';
 import { type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
-import { RULER_FLAGS, withFlagNames } from '../bench-flags.js';
+import { RULER_FLAGS, commonBenchOptions, withFlagNames } from '../bench-flags.js';
 import { progressPrinter } from '../bench-progress.js';
 import { cliPackages } from '../version.js';
 
@@ -48,12 +48,9 @@ export async function runBenchRuler(flags: BenchRulerFlags, io: BenchIo): Promis
       target: remote ? undefined : resolveModelDir('target', flags.target),
       remoteTarget: remote,
       draft: resolveModelDir('draft', flags.draft),
-      dtype: dtypeOption('dtype', flags.dtype),
-      draftDtype: dtypeOption('draft-dtype', flags['draft-dtype']),
-      threads: intOption('threads', flags.threads, 1),
+      ...commonBenchOptions(flags),
       methods,
       methodOptions: parseMethodOptions(flags['method-option'], inRun),
-      windowSize: intOption('window', flags.window, 1),
       budgets: flags.budgets === undefined ? undefined : parseList(flags.budgets),
       lengths: flags.lengths === undefined ? undefined : parseIntList('lengths', flags.lengths, MIN_PROMPT_LENGTH),
       tasks: flags.tasks === undefined ? undefined : parseList(flags.tasks),

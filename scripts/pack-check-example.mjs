@@ -47,7 +47,7 @@ const benchOut = mkdtempSync(join(tmpdir(), 'draft-pack-check-bench-'));
 try {
   assert(Math.abs(wilsonInterval(8, 10).low - 0.4902) < 1e-3, 'bench: wilsonInterval');
   const fixtures = join(process.argv[2], 'fixtures');
-  const ruler = await runRuler({ target: join(fixtures, 'random-target'), draft: join(fixtures, 'random-draft'), methods: ['full'], lengths: [64], tasks: ['niah_single_1'], samples: 1, maxNewTokens: 2, out: benchOut });
+  const ruler = await runRuler({ target: join(fixtures, 'random-target'), draft: join(fixtures, 'random-draft'), methods: ['full'], lengths: [256], tasks: ['niah_single_1'], samples: 1, maxNewTokens: 2, out: benchOut });
   assert(ruler.results.length === 1 && ruler.results[0].samples === 1 && ruler.results[0].interval?.method === 'wilson', `bench: runRuler gave ${JSON.stringify(ruler.results)}`);
   console.log('the installed @draft/bench ran a ruler sweep:', JSON.stringify(ruler.summary[0]));
 } finally {

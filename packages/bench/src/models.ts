@@ -22,7 +22,8 @@ export interface BenchDtypes {
 
 /**
  * Bench settings entries for the dtypes given (none when absent, so runs recorded before the dtype options
- * existed still resume; keyed by the CLI flags that set them, as recorded since): the model fingerprint hashes every file under onnx/, not which one was loaded.
+ * existed still resume; keyed by the CLI flags that set them, as recorded since): the model fingerprint hashes
+ * every file under onnx/, not which one was loaded.
  */
 export function dtypeSettings(dtypes: BenchDtypes, needsDraft: boolean): BenchSettings {
   return { ...(dtypes.dtype ? { dtype: dtypes.dtype } : {}), ...(needsDraft && dtypes.draftDtype ? { 'draft-dtype': dtypes.draftDtype } : {}) };

@@ -159,6 +159,19 @@ describe('batched decode settings', () => {
     }
   });
 
+  it('a model loaded with raggedCache (key bias inputs) batches its unpadded caches, and stays right', async () => {
+    const model = await loadModel(TINY_LLAMA, { threads: 1, raggedCache: true });
+    try {
+      const alone = [];
+      for (const p of prompts) alone.push((await model.generate({ inputIds: p }, { maxNewTokens: 8 })).tokens);
+      const together = await Promise.all(prompts.map((p) => model.generate({ inputIds: p }, { maxNewTokens: 8 })));
+      expect(together.map((r) => r.tokens)).toEqual(alone);
+      expect((await model.decodeBatchStats()).batches).toBeGreaterThan(0);
+    } finally {
+      await model.dispose();
+    }
+  });
+
   it('fused GroupQueryAttention graphs step one sequence at a time, and stay right', async () => {
     const model = await loadModel(TINY_QWEN2_GQA, { threads: 1 });
     try {

@@ -25,7 +25,9 @@ export function paddedPastLength(lengths: readonly number[]): number {
 /** Row-major [B, L] validity of freshly packed rows: each row's real past, then padding. */
 export function packedMask(lengths: readonly number[], pastLength: number): Uint8Array {
   const mask = new Uint8Array(lengths.length * pastLength);
-  lengths.forEach((length, b) => mask.fill(1, b * pastLength, b * pastLength + length));
+  lengths.forEach((length, b) => {
+    mask.fill(1, b * pastLength, b * pastLength + length);
+  });
   return mask;
 }
 

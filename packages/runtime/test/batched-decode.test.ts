@@ -196,7 +196,7 @@ describe('batched decode settings', () => {
       const first = await Promise.all(prompts.map((p) => model.forward({ inputIds: p })));
       const steps = await Promise.all(first.map((f) => model.forward({ inputIds: [argmax(f.logits)], cache: f.cache })));
       const greedy = await Promise.all(prompts.map((p) => model.generate({ inputIds: p }, { maxNewTokens: 2 })));
-      steps.forEach((s, i) => expect(argmax(s.logits)).toBe(greedy[i].tokens[1]));
+      for (let i = 0; i < steps.length; i++) expect(argmax(steps[i].logits)).toBe(greedy[i].tokens[1]);
     } finally {
       await model.dispose();
     }

@@ -28,7 +28,7 @@ import { type ModelFileOptions, validateDtype } from './model-files.js';
 import { recordModelSource } from './model-source.js';
 import { HfTokenizer } from './tokenizer.js';
 import { WorkerClient } from './worker-client.js';
-import type { ForwardResult, InitResult } from './worker-protocol.js';
+import type { DecodeBatchStats, ForwardResult, InitResult } from './worker-protocol.js';
 
 /** Options of `loadModel`; `dtype` and `modelFileName` pick the ONNX file as transformers.js does. */
 export interface LoadModelOptions extends CallOptions, ModelFileOptions {
@@ -52,6 +52,13 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * attention soft-capping the cache policies do not model. Default: `console.warn`.
    */
   onWarning?: (message: string) => void;
+  /**
+   * Concurrent decode steps (e.g. `Promise.all` over several `generate` calls, or a server's parallel requests)
+   * of up to this many sequences run as one ORT batch: caches of different lengths and methods are padded to
+   * the longest and the padding masked, so each sequence gets the tokens it would get alone. Decomposed
+   * attention only (`graph.maxDecodeBatch` says what the loaded graph does); 1 turns batching off. Default 8.
+   */
+  maxDecodeBatch?: number;
 }
 
 /** A forward request with runtime extras. */
@@ -359,6 +366,15 @@ export class OrtCausalLM implements CausalLMV1 {
     return this.client.request<KvPoolStats>({ type: 'kvStats', resetPeak: options.resetPeak ?? false });
   }
 
+  /**
+   * How much decoding ran batched: batches of two or more concurrent steps and the rows they carried since
+   * load (mean batch = rows / batches), with the graph's `maxDecodeBatch`.
+   */
+  async decodeBatchStats(): Promise<DecodeBatchStats> {
+    this.check();
+    return this.client.request<DecodeBatchStats>({ type: 'batchStats' });
+  }
+
   /** Terminates the worker (all caches of this model become unusable). Later calls throw DisposedError. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
@@ -389,6 +405,9 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     throw new InvalidArgumentError({ argument: 'threads', value: options.threads, expected: 'an integer ≥ 1' });
   }
   validateDtype(options.dtype);
+  if (options.maxDecodeBatch !== undefined && !(Number.isInteger(options.maxDecodeBatch) && options.maxDecodeBatch >= 1 && options.maxDecodeBatch <= 256)) {
+    throw new InvalidArgumentError({ argument: 'maxDecodeBatch', value: options.maxDecodeBatch, expected: 'an integer in [1, 256]' });
+  }
   const total = 3;
   if (signal?.aborted) throw new AbortError({ reason: signal.reason });
   const folder = readModelFolder(resolve(dir), { dtype: options.dtype, modelFileName: options.modelFileName });
@@ -417,6 +436,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       threads: options.threads,
       debugOutputs: options.debugOutputs,
       keyBias: options.raggedCache ?? false,
+      maxDecodeBatch: options.maxDecodeBatch,
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });

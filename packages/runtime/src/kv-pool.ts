@@ -89,7 +89,8 @@ export class KvPool {
     this.live -= block.buffer.byteLength;
     this.free.push(block.buffer);
     this.pooled += block.buffer.byteLength;
-    while (this.pooled > this.maxPooledBytes && this.free.length > 0) {
+    // At least `maxPooledBytes`, else as much as is live: a decode step frees what the step after next reuses.
+    while (this.pooled > Math.max(this.maxPooledBytes, this.live) && this.free.length > 0) {
       const dropped = this.free.shift() as ArrayBuffer;
       this.pooled -= dropped.byteLength;
     }

@@ -25,6 +25,10 @@ export type WorkerRequest =
       threads?: number;
       debugOutputs?: string[];
       keyBias?: boolean;
+      /** Most single-token steps of different caches run as one batch (default 8; 1 = never). */
+      maxDecodeBatch?: number;
+      /** Milliseconds to wait for the rest of a batch's next steps (default 20). */
+      batchGatherMs?: number;
     }
   | {
       id: number;
@@ -47,6 +51,8 @@ export type WorkerRequest =
   | { id: number; type: 'release'; cache: number }
   /** The KV allocator's counters (`KvPoolStats`); `resetPeak` starts a new peak after reading. */
   | { id: number; type: 'kvStats'; resetPeak?: boolean }
+  /** Counters of batched decode (`DecodeBatchStats`). */
+  | { id: number; type: 'batchStats' }
   /** Every layer's keys and values in the graph's element type (float16 as bits): document caches. */
   | { id: number; type: 'export'; cache: number }
   /** A new cache from stored tensors, per layer (numKvHeads, length, headDim) in the graph's element type. */
@@ -64,6 +70,8 @@ export interface InitResult {
   logitsType: FloatType;
   /** External data files the graph references (ORT reads them; empty when weights are inline). */
   externalDataFiles: string[];
+  /** Most decode steps this graph runs together (1 where the attention cannot mask per-row padding). */
+  maxDecodeBatch: number;
   loadMs: number;
 }
 
@@ -95,4 +103,12 @@ export interface ExportedKv {
   length: number;
   keys: (Float32Array | Uint16Array)[];
   values: (Float32Array | Uint16Array)[];
+}
+
+/** Decode steps that ran batched since load: batches of two or more rows, and the rows they carried. */
+export interface DecodeBatchStats {
+  batches: number;
+  rows: number;
+  /** The most rows a batch may have on this graph (1: batching off or not possible). */
+  maxDecodeBatch: number;
 }

@@ -13,6 +13,7 @@ import { checkExternalData, externalRef, readExternalBytes, resolveExternalLocat
 import { type AttentionPattern, decodeModel, instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
 import { type FloatType, readKvIo } from './graph/kv-io.js';
 import { halfToFloat32 } from './float16.js';
+import { appendColumn, groupByLength, MAX_BATCH_TENSOR_BYTES, packedMask, packLayer, paddedPastLength, unpackLayerRow } from './batched-decode.js';
 import { type KvArray, KvPool } from './kv-pool.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
 import type { ExportedKv, ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
@@ -43,6 +44,10 @@ interface State {
   ropeFallback?: RopeTableCache;
   /** Every KV array of every cache and forward step comes from here (counted, reused). */
   pool: KvPool;
+  /** Most decode steps run together (1: never batch). */
+  maxDecodeBatch: number;
+  /** How long the pump waits for the rest of the last batch's next steps. */
+  batchGatherMs: number;
 }
 
 const port = parentPort;
@@ -51,7 +56,14 @@ let state: State | undefined;
 const caches = new Map<number, CacheEntry>();
 let nextHandle = 1;
 const cancelled = new Set<number>();
-let queue: Promise<void> = Promise.resolve();
+/** Requests not yet started, in arrival order (the pump runs them one at a time, decode steps in batches). */
+const pending: WorkerRequest[] = [];
+let pumping = false;
+let pumpScheduled = false;
+/** Decode steps run in batches of two or more, and the rows they carried (`decodeBatchStats`). */
+const batchCounts = { batches: 0, rows: 0 };
+/** The last batched step's rows: their next steps are expected, so the pump waits a moment for them. */
+let lastBatch: ResidentBatch | undefined;
 
 class WorkerError extends Error {
   constructor(
@@ -84,6 +96,7 @@ function s(): State {
 }
 
 function getCache(handle: number): CacheEntry {
+  if (residentRows.has(handle)) materialize(handle);
   const entry = caches.get(handle);
   if (!entry) throw new WorkerError('DISPOSED', `KV cache ${handle} has been disposed.`, { resource: 'KvCache' });
   return entry;
@@ -102,6 +115,12 @@ function releaseArrays(arrays: KvArray[]): void {
 }
 
 function releaseEntry(handle: number): void {
+  const resident = residentRows.get(handle);
+  if (resident) {
+    residentRows.delete(handle);
+    dropRow(resident.batch);
+    return;
+  }
   const entry = caches.get(handle);
   if (!entry) return;
   caches.delete(handle);
@@ -184,6 +203,10 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     kvType: io.kvType,
     // Freed buffers kept: at least 32 MiB, else as much as is live (one decode step's ping-pong partner).
     pool: new KvPool(io.kvType === 'float16' ? 2 : 4, request.numKvHeads * request.headDim, 32 * 2 ** 20),
+    // Only decomposed attention reads a per-row padding mask inside the past (fused ops take per-row lengths
+    // with other padding rules), so other graphs step one sequence at a time.
+    maxDecodeBatch: graph.pattern === 'decomposed' && session.inputNames.includes('attention_mask') ? (request.maxDecodeBatch ?? 8) : 1,
+    batchGatherMs: request.batchGatherMs ?? 20,
   };
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
@@ -200,6 +223,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     kvType: io.kvType,
     logitsType: io.logitsType,
     externalDataFiles: dataFiles,
+    maxDecodeBatch: state.maxDecodeBatch,
     loadMs: performance.now() - started,
   };
 }
@@ -533,6 +557,9 @@ async function handle(request: WorkerRequest): Promise<void> {
         post({ id: request.id, type: 'result', result: stats });
         return;
       }
+      case 'batchStats':
+        post({ id: request.id, type: 'result', result: { ...batchCounts, maxDecodeBatch: s().maxDecodeBatch } });
+        return;
       case 'export': {
         const { result, transfer } = exportKv(getCache(request.cache), s().kvType);
         post({ id: request.id, type: 'result', result }, transfer);
@@ -551,6 +578,227 @@ async function handle(request: WorkerRequest): Promise<void> {
   }
 }
 
+/**
+ * The present of a batched step, kept as the next step's past ([B, Hkv, total, d] per layer) while its rows'
+ * caches are live; `mask` ([B, total]) marks each row's real slots.
+ */
+interface ResidentBatch {
+  keys: KvArray[];
+  values: KvArray[];
+  rows: number;
+  total: number;
+  mask: Uint8Array;
+  /** Real slots per row. */
+  counts: number[];
+  /** Row caches not yet released or copied out. */
+  live: number;
+}
+
+/** Cache handles whose entries still live inside a resident batch (copied out on first other use). */
+const residentRows = new Map<number, { batch: ResidentBatch; row: number }>();
+
+function dropRow(batch: ResidentBatch): void {
+  if (--batch.live > 0) return;
+  releaseArrays(batch.keys);
+  releaseArrays(batch.values);
+}
+
+/** Copies a resident row out into its own cache entry (same handle). */
+function materialize(handle: number): void {
+  const resident = residentRows.get(handle) as { batch: ResidentBatch; row: number };
+  const { batch, row } = resident;
+  const s = state as State;
+  const shape = { numKvHeads: s.init.numKvHeads, headDim: s.init.headDim };
+  const count = batch.counts[row];
+  const out = (tensors: KvArray[]) =>
+    tensors.map((t) => {
+      const a = s.pool.alloc(shape.numKvHeads * count * shape.headDim);
+      unpackLayerRow(t, batch.mask, row, batch.total, shape, a);
+      return a;
+    });
+  caches.set(handle, { keys: out(batch.keys), values: out(batch.values), length: count });
+  residentRows.delete(handle);
+  dropRow(batch);
+}
+
+/** Past length of a step's cache, resident or not. */
+function pastLength(handle: number): number {
+  const resident = residentRows.get(handle);
+  return resident ? resident.batch.counts[resident.row] : (caches.get(handle) as CacheEntry).length;
+}
+
+type ForwardRequest = Extract<WorkerRequest, { type: 'forward' }>;
+
+/** A single-token step over an unpadded cache, without captures: may run batched with others. */
+function batchable(request: WorkerRequest): request is ForwardRequest {
+  if (request.type !== 'forward' || request.cache === null || request.inputIds.length !== 1) return false;
+  if (request.captureQueries !== 0 || request.logits !== 'last' || (request.debugOutputs?.length ?? 0) > 0) return false;
+  if (cancelled.has(request.id)) return false;
+  if (residentRows.has(request.cache)) return true;
+  const entry = caches.get(request.cache);
+  return entry !== undefined && entry.valid === undefined;
+}
+
+/** How many batchable steps lead the queue (a batch never jumps over another kind of request). */
+function batchableLead(limit: number): number {
+  let n = 0;
+  while (n < pending.length && n < limit && batchable(pending[n])) n++;
+  return n;
+}
+
+/**
+ * Sequences that stepped together send their next steps within microseconds to a few milliseconds of each
+ * other (each goes through its own sampling on the main thread): wait, yielding to incoming messages, until
+ * every live row of the last batch has its next step queued, or `waitMs` passes (a row whose sequence stopped
+ * stepping without releasing its cache).
+ */
+async function gatherSteps(batch: ResidentBatch, limit: number, waitMs: number): Promise<void> {
+  const deadline = performance.now() + waitMs;
+  const expected = Math.min(batch.live, limit);
+  const queued = () => {
+    const lead = batchableLead(limit);
+    let n = 0;
+    for (let i = 0; i < lead; i++) if (residentRows.get((pending[i] as ForwardRequest).cache as number)?.batch === batch) n++;
+    return n;
+  };
+  while (queued() < expected && performance.now() < deadline) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Steps of one resident batch, all of its live rows in row order, run on it as they are; the rest are grouped
+ * by length (groupByLength) and packed.
+ */
+function planBatches(steps: ForwardRequest[]): ForwardRequest[][] {
+  const byBatch = new Map<ResidentBatch, ForwardRequest[]>();
+  const loose: ForwardRequest[] = [];
+  for (const step of steps) {
+    const resident = residentRows.get(step.cache as number);
+    if (!resident) loose.push(step);
+    else byBatch.set(resident.batch, [...(byBatch.get(resident.batch) ?? []), step]);
+  }
+  const s = state as State;
+  const maxTokens = Math.floor(MAX_BATCH_TENSOR_BYTES / (s.init.numKvHeads * s.init.headDim * (s.kvType === 'float16' ? 2 : 4)));
+  const plans: ForwardRequest[][] = [];
+  for (const [batch, group] of byBatch) {
+    if (group.length === batch.rows && batch.rows * (batch.total + 1) <= maxTokens) plans.push(group.sort((a, b) => rowOf(a) - rowOf(b)));
+    else loose.push(...group);
+  }
+  for (const indices of groupByLength(loose.map((step) => pastLength(step.cache as number)), maxTokens)) plans.push(indices.map((i) => loose[i]));
+  return plans;
+}
+
+function rowOf(step: ForwardRequest): number {
+  return (residentRows.get(step.cache as number) as { row: number }).row;
+}
+
+/** Runs pending requests one at a time; leading decode steps go in batches. */
+async function pump(): Promise<void> {
+  if (pumping) return;
+  pumping = true;
+  try {
+    while (pending.length > 0) {
+      const limit = state?.maxDecodeBatch ?? 1;
+      if (limit > 1 && batchable(pending[0])) {
+        if (lastBatch && lastBatch.live > 1) await gatherSteps(lastBatch, limit, (state as State).batchGatherMs);
+        const steps = pending.splice(0, Math.max(1, batchableLead(limit))) as ForwardRequest[];
+        lastBatch = undefined;
+        for (const plan of planBatches(steps)) {
+          if (plan.length === 1) {
+            await handle(plan[0]);
+            continue;
+          }
+          batchCounts.batches++;
+          batchCounts.rows += plan.length;
+          await handleBatch(plan);
+        }
+        continue;
+      }
+      await handle(pending.shift() as WorkerRequest);
+    }
+  } finally {
+    pumping = false;
+  }
+}
+
+/** One ORT run for the steps of several sequences (see batched-decode.ts); each request gets its own reply. */
+async function handleBatch(requests: ForwardRequest[]): Promise<void> {
+  const s = state as State;
+  const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
+  const shape = { numKvHeads, headDim: d };
+  const B = requests.length;
+  const first = residentRows.get(requests[0].cache as number);
+  // The plan put a whole resident batch in row order: its present is this step's past as it is.
+  const resident = first && first.batch.rows === B && requests.every((r, b) => residentRows.get(r.cache as number)?.batch === first.batch && rowOf(r) === b) ? first.batch : undefined;
+  const held: KvArray[] = [];
+  const presents: KvArray[][] = [[], []];
+  const tPrepare = performance.now();
+  try {
+    let pastKeys: KvArray[];
+    let pastValues: KvArray[];
+    let L: number;
+    let mask: Uint8Array;
+    let counts: number[];
+    if (resident) {
+      ({ keys: pastKeys, values: pastValues, total: L, mask, counts } = resident);
+    } else {
+      const rows = requests.map((r) => getCache(r.cache as number));
+      counts = rows.map((e) => e.length);
+      L = paddedPastLength(counts);
+      mask = packedMask(counts, L);
+      const pack = (which: 'keys' | 'values') =>
+        Array.from({ length: numLayers }, (_, l) => {
+          const past = s.pool.alloc(B * numKvHeads * L * d);
+          held.push(past);
+          packLayer(rows.map((e) => e[which][l]), counts, L, shape, past);
+          return past;
+        });
+      pastKeys = pack('keys');
+      pastValues = pack('values');
+    }
+    const nextMask = appendColumn(mask, B, L);
+    const feeds: Record<string, Tensor> = {
+      input_ids: i64(requests.map((r) => r.inputIds[0]), [B, 1]),
+      position_ids: i64(requests.map((r) => r.positionIds[0]), [B, 1]),
+      attention_mask: i64(nextMask, [B, L + 1]),
+    };
+    if (s.hasNumLogitsToKeep) feeds.num_logits_to_keep = i64([1], []);
+    // Unpadded caches only: the key bias is zero and broadcasts over the batch.
+    if (s.keyBiasInputs) for (const name of s.keyBiasInputs) feeds[name] = new ort.Tensor('float32', new Float32Array(numHeads * (L + 1)), [1, numHeads, 1, L + 1]);
+    const fetches: Record<string, Tensor | null> = { logits: null };
+    for (let l = 0; l < numLayers; l++) {
+      feeds[`past_key_values.${l}.key`] = new ort.Tensor(s.kvType, pastKeys[l], [B, numKvHeads, L, d]);
+      feeds[`past_key_values.${l}.value`] = new ort.Tensor(s.kvType, pastValues[l], [B, numKvHeads, L, d]);
+      for (const [which, kind] of [['key', 0], ['value', 1]] as const) {
+        const present = s.pool.alloc(B * numKvHeads * (L + 1) * d);
+        presents[kind].push(present);
+        fetches[`present.${l}.${which}`] = new ort.Tensor(s.kvType, present, [B, numKvHeads, L + 1, d]);
+      }
+    }
+    const tRun = performance.now();
+    const out = await s.session.run(feeds, fetches);
+    if (process.env.DRAFT_PROFILE) console.error(`batch B=${B} L=${L} ${resident ? 'resident' : 'packed'} prepare ${(tRun - tPrepare).toFixed(1)} run ${(performance.now() - tRun).toFixed(1)}`);
+    const logitRows = out.logits.dims[1] as number;
+    const data = out.logits.data as KvArray;
+    const batch: ResidentBatch = { keys: presents[0], values: presents[1], rows: B, total: L + 1, mask: nextMask, counts: counts.map((c) => c + 1), live: B };
+    lastBatch = batch;
+    requests.forEach((request, b) => {
+      const lastRow = data.subarray(((b + 1) * logitRows - 1) * vocabSize, (b + 1) * logitRows * vocabSize);
+      const logits = lastRow instanceof Uint16Array ? halfToFloat32(lastRow) : Float32Array.from(lastRow);
+      const handle = nextHandle++;
+      residentRows.set(handle, { batch, row: b });
+      post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
+      post({ id: request.id, type: 'result', result: { cache: handle, length: batch.counts[b], logits } satisfies ForwardResult }, [logits.buffer as ArrayBuffer]);
+    });
+  } catch (error) {
+    releaseArrays(presents[0]);
+    releaseArrays(presents[1]);
+    for (const request of requests) post({ id: request.id, type: 'error', error: serialize(error) });
+  } finally {
+    releaseArrays(held);
+    for (const request of requests) cancelled.delete(request.id);
+  }
+}
+
 port.on('message', (request: WorkerRequest) => {
   if (request.type === 'cancel') {
     cancelled.add(request.target);
@@ -560,6 +808,14 @@ port.on('message', (request: WorkerRequest) => {
     releaseEntry(request.cache);
     return;
   }
-  // One request at a time: ORT runs are serialised and caches are never read mid-update.
-  queue = queue.then(() => handle(request));
+  // One request at a time: ORT runs are serialised and caches are never read mid-update. The pump starts
+  // after the messages already delivered in this turn are queued, so steps sent together batch together.
+  pending.push(request);
+  if (!pumping && !pumpScheduled) {
+    pumpScheduled = true;
+    setImmediate(() => {
+      pumpScheduled = false;
+      void pump();
+    });
+  }
 });

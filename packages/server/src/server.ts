@@ -19,7 +19,10 @@ export interface DraftServerOptions {
   draft?: OrtCausalLM;
   /** The model id of `/v1/models`; requests naming another model get 404. Default: the target's name. */
   modelName?: string;
-  /** Generations running at once. Default 1 (one ORT worker per model runs one call at a time anyway). */
+  /**
+   * Generations running at once. Default 8: their decode steps run together as one batch in the model's worker
+   * (`@draft/runtime`'s batched decode), prefills one after another.
+   */
   maxConcurrent?: number;
   /** Requests waiting for a slot, first in first out; more get 429. Default 16. */
   maxQueue?: number;
@@ -95,7 +98,7 @@ interface PreparedPrompt {
 export function createDraftServer(options: DraftServerOptions): DraftServer {
   const { target, draft } = options;
   const modelName = options.modelName ?? target.name;
-  const maxConcurrent = options.maxConcurrent ?? 1;
+  const maxConcurrent = options.maxConcurrent ?? 8;
   const maxQueue = options.maxQueue ?? 16;
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
   const maxConnections = options.maxConnections ?? 256;

@@ -44,19 +44,21 @@ export interface RunningServer extends DraftServer {
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
+  // As many sequences decode in one batch as may run at once.
+  const maxDecodeBatch = Math.min(256, Math.max(1, serverOptions.maxConcurrent ?? 8));
   let server: DraftServer;
   try {
     const targetPath = targetDir;
     let target: OrtCausalLM;
     try {
-      target = await loadModel(targetPath, { threads, raggedCache, dtype });
+      target = await loadModel(targetPath, { threads, raggedCache, dtype, maxDecodeBatch });
     } catch (error) {
       if (!raggedCache || !DraftError.isInstance(error) || error.code !== 'UNSUPPORTED_CAPABILITY') throw error;
       serverOptions.log?.(`draft server: ${error.message} Serving without a ragged cache (no AdaKV / PyramidKV).`);
-      target = await loadModel(targetPath, { threads, dtype });
+      target = await loadModel(targetPath, { threads, dtype, maxDecodeBatch });
     }
     models.push(target);
-    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype });
+    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype, maxDecodeBatch });
     if (draft) models.push(draft);
     server = createDraftServer({ ...serverOptions, target, draft });
   } catch (error) {

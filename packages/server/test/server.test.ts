@@ -276,3 +276,26 @@ describe('concurrency, disconnects, shutdown, leaks', () => {
     expect(server.stats).toMatchObject({ active: 0, queued: 0 });
   });
 });
+
+describe('concurrent requests', () => {
+  it('decode together in one batch and answer exactly what each answers alone', async () => {
+    const bodies = [
+      { prompt: 'Where is the key?', max_tokens: 12 },
+      { prompt: 'Once upon a time', max_tokens: 12 },
+      { prompt: LONG_PROMPT, max_tokens: 12, draft: { method: 'streamingllm', budget: 64 } },
+      { prompt: 'The lighthouse keeper wrote the tides', max_tokens: 12 },
+    ];
+    const alone: string[] = [];
+    for (const body of bodies) {
+      const r = await post(base, '/v1/completions', body);
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      alone.push(r.json.choices[0].text);
+    }
+    const before = await target.decodeBatchStats();
+    const together = await Promise.all(bodies.map((body) => post(base, '/v1/completions', body)));
+    const after = await target.decodeBatchStats();
+    expect(together.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(together.map((r) => r.json.choices[0].text)).toEqual(alone);
+    expect(after.batches).toBeGreaterThan(before.batches);
+  });
+});

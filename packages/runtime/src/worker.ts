@@ -665,26 +665,19 @@ async function gatherSteps(batch: ResidentBatch, limit: number, waitMs: number):
 }
 
 /**
- * Steps of one resident batch, all of its live rows in row order, run on it as they are; the rest are grouped
- * by length (groupByLength) and packed.
+ * Groups the steps by length (groupByLength); a group that is exactly one resident batch, all of its rows, runs
+ * on it as it is (row order), any other group is packed. So two batches that started apart (steps that
+ * arrived a moment apart) merge into one on their next step instead of staying split.
  */
 function planBatches(steps: ForwardRequest[]): ForwardRequest[][] {
-  const byBatch = new Map<ResidentBatch, ForwardRequest[]>();
-  const loose: ForwardRequest[] = [];
-  for (const step of steps) {
-    const resident = residentRows.get(step.cache as number);
-    if (!resident) loose.push(step);
-    else byBatch.set(resident.batch, [...(byBatch.get(resident.batch) ?? []), step]);
-  }
   const s = state as State;
   const maxTokens = Math.floor(MAX_BATCH_TENSOR_BYTES / (s.init.numKvHeads * s.init.headDim * (s.kvType === 'float16' ? 2 : 4)));
-  const plans: ForwardRequest[][] = [];
-  for (const [batch, group] of byBatch) {
-    if (group.length === batch.rows && batch.rows * (batch.total + 1) <= maxTokens) plans.push(group.sort((a, b) => rowOf(a) - rowOf(b)));
-    else loose.push(...group);
-  }
-  for (const indices of groupByLength(loose.map((step) => pastLength(step.cache as number)), maxTokens)) plans.push(indices.map((i) => loose[i]));
-  return plans;
+  const groups = groupByLength(steps.map((step) => pastLength(step.cache as number)), maxTokens).map((indices) => indices.map((i) => steps[i]));
+  return groups.map((group) => {
+    const batch = residentRows.get(group[0].cache as number)?.batch;
+    const whole = batch !== undefined && group.length === batch.rows && batch.rows * (batch.total + 1) <= maxTokens && group.every((step) => residentRows.get(step.cache as number)?.batch === batch);
+    return whole ? group.sort((x, y) => rowOf(x) - rowOf(y)) : group;
+  });
 }
 
 function rowOf(step: ForwardRequest): number {

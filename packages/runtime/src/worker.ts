@@ -669,14 +669,14 @@ async function gatherSteps(batch: ResidentBatch, limit: number, waitMs: number):
  * on it as it is (row order), any other group is packed. So two batches that started apart (steps that
  * arrived a moment apart) merge into one on their next step instead of staying split.
  */
-function planBatches(steps: ForwardRequest[]): ForwardRequest[][] {
+function planBatches(steps: ForwardRequest[]): { steps: ForwardRequest[]; resident?: ResidentBatch }[] {
   const s = state as State;
   const maxTokens = Math.floor(MAX_BATCH_TENSOR_BYTES / (s.init.numKvHeads * s.init.headDim * (s.kvType === 'float16' ? 2 : 4)));
   const groups = groupByLength(steps.map((step) => pastLength(step.cache as number)), maxTokens).map((indices) => indices.map((i) => steps[i]));
   return groups.map((group) => {
     const batch = residentRows.get(group[0].cache as number)?.batch;
     const whole = batch !== undefined && group.length === batch.rows && batch.rows * (batch.total + 1) <= maxTokens && group.every((step) => residentRows.get(step.cache as number)?.batch === batch);
-    return whole ? group.sort((x, y) => rowOf(x) - rowOf(y)) : group;
+    return whole ? { steps: group.sort((x, y) => rowOf(x) - rowOf(y)), resident: batch } : { steps: group };
   });
 }
 
@@ -696,13 +696,13 @@ async function pump(): Promise<void> {
         const steps = pending.splice(0, Math.max(1, batchableLead(limit))) as ForwardRequest[];
         lastBatch = undefined;
         for (const plan of planBatches(steps)) {
-          if (plan.length === 1) {
-            await handle(plan[0]);
+          if (plan.steps.length === 1) {
+            await handle(plan.steps[0]);
             continue;
           }
           batchCounts.batches++;
-          batchCounts.rows += plan.length;
-          await handleBatch(plan);
+          batchCounts.rows += plan.steps.length;
+          await handleBatch(plan.steps, plan.resident);
         }
         continue;
       }
@@ -713,18 +713,18 @@ async function pump(): Promise<void> {
   }
 }
 
-/** One ORT run for the steps of several sequences (see batched-decode.ts); each request gets its own reply. */
-async function handleBatch(requests: ForwardRequest[]): Promise<void> {
+/**
+ * One ORT run for the steps of several sequences (see batched-decode.ts); each request gets its own reply.
+ * With `resident` (all of its rows, in row order) its present is this step's past as it is; otherwise the
+ * rows are packed.
+ */
+async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch): Promise<void> {
   const s = state as State;
   const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
   const shape = { numKvHeads, headDim: d };
   const B = requests.length;
-  const first = residentRows.get(requests[0].cache as number);
-  // The plan put a whole resident batch in row order: its present is this step's past as it is.
-  const resident = first && first.batch.rows === B && requests.every((r, b) => residentRows.get(r.cache as number)?.batch === first.batch && rowOf(r) === b) ? first.batch : undefined;
   const held: KvArray[] = [];
   const presents: KvArray[][] = [[], []];
-  const tPrepare = performance.now();
   try {
     let pastKeys: KvArray[];
     let pastValues: KvArray[];
@@ -767,9 +767,7 @@ async function handleBatch(requests: ForwardRequest[]): Promise<void> {
         fetches[`present.${l}.${which}`] = new ort.Tensor(s.kvType, present, [B, numKvHeads, L + 1, d]);
       }
     }
-    const tRun = performance.now();
     const out = await s.session.run(feeds, fetches);
-    if (process.env.DRAFT_PROFILE) console.error(`batch B=${B} L=${L} ${resident ? 'resident' : 'packed'} prepare ${(tRun - tPrepare).toFixed(1)} run ${(performance.now() - tRun).toFixed(1)}`);
     const logitRows = out.logits.dims[1] as number;
     const data = out.logits.data as KvArray;
     const batch: ResidentBatch = { keys: presents[0], values: presents[1], rows: B, total: L + 1, mask: nextMask, counts: counts.map((c) => c + 1), live: B };

@@ -44,8 +44,9 @@ export interface RunningServer extends DraftServer {
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
-  // As many sequences decode in one batch as may run at once.
-  const maxDecodeBatch = Math.min(256, Math.max(1, serverOptions.maxConcurrent ?? 8));
+  // As many sequences decode in one batch as may run at once (a bad maxConcurrent is the server's error to report).
+  const concurrent = serverOptions.maxConcurrent;
+  const maxDecodeBatch = Number.isInteger(concurrent) ? Math.min(256, Math.max(1, concurrent as number)) : 8;
   let server: DraftServer;
   try {
     const targetPath = targetDir;

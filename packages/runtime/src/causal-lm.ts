@@ -59,6 +59,14 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * attention only (`graph.maxDecodeBatch` says what the loaded graph does); 1 turns batching off. Default 8.
    */
   maxDecodeBatch?: number;
+  /**
+   * Run the graph as one ORT session per layer (split at load, weights not duplicated): every call works as
+   * before, and `prefillSelect` can prefill layer by layer, selecting each layer's entries right after its
+   * attention, so a compressed prefill never holds more than one layer's full KV (core's pipeline uses it for
+   * layer-local policies). Costs one session run per layer per step. UnsupportedCapabilityError for a graph
+   * that cannot be split at its layers. Default false.
+   */
+  layerwise?: boolean;
 }
 
 /** A forward request with runtime extras. */
@@ -437,6 +445,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       debugOutputs: options.debugOutputs,
       keyBias: options.raggedCache ?? false,
       maxDecodeBatch: options.maxDecodeBatch,
+      layerwise: options.layerwise ?? false,
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });

@@ -29,6 +29,8 @@ export type WorkerRequest =
       maxDecodeBatch?: number;
       /** Milliseconds to wait for the rest of a batch's next steps (default 20). */
       batchGatherMs?: number;
+      /** Split the graph into per-layer sessions (layer-wise prefill with selection in the loop). */
+      layerwise?: boolean;
     }
   | {
       id: number;

@@ -15,6 +15,8 @@ import { type FloatType, readKvIo } from './graph/kv-io.js';
 import { halfToFloat32 } from './float16.js';
 import { appendColumn, groupByLength, MAX_BATCH_TENSOR_BYTES, packedMask, packLayer, paddedPastLength, unpackLayerRow } from './batched-decode.js';
 import { type KvArray, KvPool } from './kv-pool.js';
+import { GraphSplitError, splitLayers } from './graph/split-layers.js';
+import { type GraphRunner, LayeredSession } from './layered-session.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
 import type { ExportedKv, ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
@@ -33,7 +35,9 @@ interface CacheEntry {
 }
 
 interface State {
-  session: Awaited<ReturnType<Ort['InferenceSession']['create']>>;
+  /** The whole graph, or its layer segments (`layerwise`): both run the whole graph the same way. */
+  session: GraphRunner;
+  layered?: LayeredSession;
   init: Extract<WorkerRequest, { type: 'init' }>;
   captures: QueryCaptureSpec[];
   pattern: AttentionPattern;
@@ -180,7 +184,21 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   // external-data locations against: this session config entry gives it the folder, and ORT reads (or maps)
   // the weights itself.
   if (dataFiles.length > 0) options.extra = { session: { model_external_initializers_file_folder_path: dataFolder } };
-  const session = await ort.InferenceSession.create(graph.bytes, options);
+  let layered: LayeredSession | undefined;
+  if (request.layerwise) {
+    try {
+      const split = splitLayers(model, request.numLayers);
+      layered = await LayeredSession.create(ort, split.segments, options, { inputs: graph.inputNames, outputs: graph.outputNames });
+    } catch (error) {
+      if (!(error instanceof GraphSplitError)) throw error;
+      throw new WorkerError('UNSUPPORTED_CAPABILITY', `${path} cannot run layer by layer: ${error.message}. Load it without 'layerwise'.`, {
+        capability: 'layerwisePrefill',
+        component: 'loadModel({ layerwise: true })',
+        backend: path,
+      });
+    }
+  }
+  const session: GraphRunner = layered ?? (await ort.InferenceSession.create(graph.bytes, options));
   for (const name of ['input_ids', 'position_ids']) {
     if (!session.inputNames.includes(name)) {
       throw new WorkerError('GRAPH_PATTERN', `${request.modelPath} has no '${name}' input; explicit position ids are required.`, { path: request.modelPath });
@@ -194,6 +212,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   }
   state = {
     session,
+    ...(layered ? { layered } : {}),
     init: request,
     captures: graph.captures,
     pattern: graph.pattern,
@@ -352,7 +371,7 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
     const captureHere = queries !== undefined && c1 > windowStart;
     if (captureHere) for (const c of s.captures) if (!(c.output in fetches)) fetches[c.output] = null;
     for (const name of request.debugOutputs ?? []) if (!(name in fetches)) fetches[name] = null;
-    let out: Awaited<ReturnType<typeof s.session.run>>;
+    let out: Record<string, Tensor>;
     try {
       out = await s.session.run(feeds, fetches);
     } catch (error) {

@@ -24,7 +24,7 @@ export class AdaKVPolicy extends WindowPolicy {
     this.alpha = validateAlpha(options.alpha ?? ADAKV_DEFAULT_ALPHA);
   }
 
-  protected selectLayer(input: ValidatedWindowInput, _layer: number, _numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]> {
+  protected layerProgram(input: ValidatedWindowInput, _layer: number, _numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]> {
     return selectAdaKVLayer(input, 0, this.alpha, backend);
   }
 

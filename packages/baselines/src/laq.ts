@@ -34,7 +34,7 @@ export class LAQPolicy extends WindowPolicy {
     return this.reduceOp;
   }
 
-  protected selectLayer(input: ValidatedWindowInput, _layer: number, _numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]> {
+  protected layerProgram(input: ValidatedWindowInput, _layer: number, _numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]> {
     return selectUniformWindowLayer(input, 0, backend);
   }
 

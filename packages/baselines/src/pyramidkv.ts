@@ -31,7 +31,7 @@ export class PyramidKVPolicy extends WindowPolicy {
     this.beta = requireInteger('beta', options.beta ?? PYRAMIDKV_DEFAULT_BETA, 1);
   }
 
-  protected selectLayer(input: ValidatedWindowInput, layer: number, numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]> {
+  protected layerProgram(input: ValidatedWindowInput, layer: number, numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]> {
     const shares = pyramidLayerBudgets({ numLayers, budget: input.budget, windowSize: input.windowSize, beta: this.beta });
     return selectPyramidLayer(input, 0, shares[layer], backend);
   }

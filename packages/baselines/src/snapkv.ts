@@ -25,7 +25,7 @@ export class SnapKVPolicy extends WindowPolicy {
     super(options);
   }
 
-  protected selectLayer(input: ValidatedWindowInput, _layer: number, _numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]> {
+  protected layerProgram(input: ValidatedWindowInput, _layer: number, _numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]> {
     return selectUniformWindowLayer(input, 0, backend);
   }
 }

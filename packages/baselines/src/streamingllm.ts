@@ -53,6 +53,11 @@ export class StreamingLLMPolicy implements CachePolicyV1 {
     });
   }
 
+  /** One layer's kept indices (every layer keeps the same sinks and window). */
+  async selectLayer(context: SelectionContextV1, _layer: number): Promise<Int32Array[]> {
+    return Array.from((await this.select({ ...context, numLayers: 1 }))[0]);
+  }
+
   toConfig(): PolicyConfig {
     return { type: 'streamingllm', ...(this.budget === undefined ? {} : { budget: this.budget }), windowSize: this.windowSize };
   }

@@ -9,12 +9,14 @@ import {
   type DecodeLoopResult,
   type DecodePolicyV1,
   DisposedError,
+  DraftError,
   decodeLoop,
   type ForwardRequestV1,
   type ForwardResultV1,
   type GenerationOptionsV1,
   type GenerationResultV1,
   InvalidArgumentError,
+  type LayerwisePrefillRequestV1,
   type ModelInfoV1,
   PromptTooLongError,
   UnsupportedCapabilityError,
@@ -140,6 +142,7 @@ export class OrtCausalLM implements CausalLMV1 {
     ragged: boolean,
   ) {
     this.capabilities = Object.freeze({ ...CAPABILITIES, raggedKvHeads: ragged, raggedLayers: ragged });
+    if (graph.layerwise) this.prefillSelect = (request) => this.runPrefillSelect(request);
     this.cacheContext = {
       client,
       numLayers: info.numLayers,
@@ -171,35 +174,12 @@ export class OrtCausalLM implements CausalLMV1 {
     const { inputIds, cache } = request;
     if (request.signal?.aborted) throw new AbortError({ reason: request.signal.reason });
     if (!inputIds || inputIds.length === 0) throw new InvalidArgumentError({ argument: 'inputIds', value: inputIds, expected: 'a non-empty list of token ids' });
-    const ids = Int32Array.from(inputIds);
-    for (let i = 0; i < ids.length; i++) {
-      if (!Number.isInteger(inputIds[i]) || ids[i] < 0 || ids[i] >= this.info.vocabSize) {
-        throw new InvalidArgumentError({ argument: `inputIds[${i}]`, value: inputIds[i], expected: `an integer in [0, ${this.info.vocabSize})` });
-      }
-    }
     if (cache !== undefined && (!(cache instanceof OrtKvCache) || cache.owner !== this)) {
       throw new InvalidArgumentError({ argument: 'cache', value: '[foreign cache]', expected: 'a cache produced by this model' });
     }
     if (cache?.isDisposed) throw new DisposedError('OrtKvCache');
+    const { ids, positions } = this.checkTokens(inputIds, request.positionIds, cache?.nextPosition ?? 0);
     const S = ids.length;
-    let positions: Int32Array;
-    if (request.positionIds !== undefined) {
-      if (request.positionIds.length !== S) {
-        throw new InvalidArgumentError({ argument: 'positionIds.length', value: request.positionIds.length, expected: `${S} (inputIds.length)` });
-      }
-      positions = Int32Array.from(request.positionIds);
-      for (let i = 0; i < S; i++) {
-        if (!Number.isInteger(request.positionIds[i]) || positions[i] < 0) {
-          throw new InvalidArgumentError({ argument: `positionIds[${i}]`, value: request.positionIds[i], expected: 'an integer ≥ 0' });
-        }
-      }
-    } else {
-      const start = cache?.nextPosition ?? 0;
-      positions = Int32Array.from({ length: S }, (_, i) => start + i);
-    }
-    let maxPosition = 0;
-    for (const p of positions) if (p > maxPosition) maxPosition = p;
-    if (maxPosition >= this.info.maxPositions) throw new PromptTooLongError({ promptTokens: maxPosition + 1, maxPositions: this.info.maxPositions });
     let capture = 0;
     if (request.captureQueries === 'all') capture = S;
     else if (request.captureQueries !== undefined && request.captureQueries !== 0) {
@@ -241,6 +221,102 @@ export class OrtCausalLM implements CausalLMV1 {
       const next = cache ? cache.appended(result.cache, positions) : OrtKvCache.fresh(this.cacheContext, result.cache, positions);
       return { logits: result.logits, cache: next, ...(result.queries ? { queries: result.queries } : {}), ...(result.debug ? { debug: result.debug } : {}) };
     } catch (error) {
+      if (isAbort(error)) throw new AbortError({ reason: request.signal?.reason });
+      throw error;
+    } finally {
+      request.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Token ids and positions of a call, checked (vocabulary, positions ≥ 0 and below `maxPositions`). */
+  private checkTokens(inputIds: readonly number[] | Int32Array, positionIds: readonly number[] | Int32Array | undefined, start: number): { ids: Int32Array; positions: Int32Array } {
+    if (!inputIds || inputIds.length === 0) throw new InvalidArgumentError({ argument: 'inputIds', value: inputIds, expected: 'a non-empty list of token ids' });
+    const ids = Int32Array.from(inputIds);
+    for (let i = 0; i < ids.length; i++) {
+      if (!Number.isInteger(inputIds[i]) || ids[i] < 0 || ids[i] >= this.info.vocabSize) {
+        throw new InvalidArgumentError({ argument: `inputIds[${i}]`, value: inputIds[i], expected: `an integer in [0, ${this.info.vocabSize})` });
+      }
+    }
+    const S = ids.length;
+    let positions: Int32Array;
+    if (positionIds !== undefined) {
+      if (positionIds.length !== S) throw new InvalidArgumentError({ argument: 'positionIds.length', value: positionIds.length, expected: `${S} (inputIds.length)` });
+      positions = Int32Array.from(positionIds);
+      for (let i = 0; i < S; i++) {
+        if (!Number.isInteger(positionIds[i]) || positions[i] < 0) {
+          throw new InvalidArgumentError({ argument: `positionIds[${i}]`, value: positionIds[i], expected: 'an integer ≥ 0' });
+        }
+      }
+    } else positions = Int32Array.from({ length: S }, (_, i) => start + i);
+    let maxPosition = 0;
+    for (const p of positions) if (p > maxPosition) maxPosition = p;
+    if (maxPosition >= this.info.maxPositions) throw new PromptTooLongError({ promptTokens: maxPosition + 1, maxPositions: this.info.maxPositions });
+    return { ids, positions };
+  }
+
+  /**
+   * Prefill from an empty cache layer by layer (models loaded with `layerwise: true`), calling
+   * `selectLayer` with each layer's keys and window queries right after that layer ran over every chunk, and
+   * keeping only the entries it returns: at most one layer's full KV exists at a time. Undefined on models
+   * loaded without `layerwise` (core's pipeline then prefills whole). Throws like `forward`; a `selectLayer`
+   * error aborts the prefill (nothing is kept) and is rethrown.
+   */
+  readonly prefillSelect?: (request: LayerwisePrefillRequestV1) => Promise<{ cache: OrtKvCache }>;
+
+  private async runPrefillSelect(request: LayerwisePrefillRequestV1): Promise<{ cache: OrtKvCache }> {
+    this.check();
+    if (request.signal?.aborted) throw new AbortError({ reason: request.signal.reason });
+    const { ids, positions } = this.checkTokens(request.inputIds, request.positionIds, 0);
+    const S = ids.length;
+    if (!Number.isInteger(request.captureQueries) || request.captureQueries < 1 || request.captureQueries > S) {
+      throw new InvalidArgumentError({ argument: 'captureQueries', value: request.captureQueries, expected: `an integer in [1, ${S}] (tokens in this call)` });
+    }
+    const chunkSize = request.chunkSize ?? DEFAULT_PREFILL_CHUNK;
+    if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });
+    const { numLayers, numKvHeads } = this.info;
+    const keptPositions: Int32Array[][] = [];
+    let requestId = 0;
+    let selectionError: unknown;
+    const onAbort = () => this.client.send({ type: 'cancel', target: requestId });
+    request.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const result = await this.client.request<{ cache: number }>(
+        { type: 'prefillSelect', inputIds: ids, positionIds: positions, captureQueries: request.captureQueries, chunkSize },
+        {
+          onId: (id) => {
+            requestId = id;
+          },
+          onProgress: (p) => request.onProgress?.({ stage: p.stage, completed: p.completed, total: p.total }),
+          onLayer: (reply) => {
+            void (async () => {
+              try {
+                const kept = await request.selectLayer({ layer: reply.layer, keys: reply.keys, queries: reply.queries });
+                if (!Array.isArray(kept) || kept.length !== numKvHeads) {
+                  throw new InvalidArgumentError({ argument: `selectLayer(${reply.layer})`, value: kept, expected: `${numKvHeads} Int32Arrays (one per KV head)` });
+                }
+                const heads = kept.map((idx, h) => {
+                  if (!(idx instanceof Int32Array)) throw new InvalidArgumentError({ argument: `selectLayer(${reply.layer})[${h}]`, value: idx, expected: 'an Int32Array of kept indices' });
+                  for (let j = 0; j < idx.length; j++) {
+                    if (!(idx[j] >= 0 && idx[j] < S) || (j > 0 && idx[j] <= idx[j - 1])) {
+                      throw new InvalidArgumentError({ argument: `selectLayer(${reply.layer})[${h}][${j}]`, value: idx[j], expected: `ascending distinct indices in [0, ${S})` });
+                    }
+                  }
+                  return Int32Array.from(idx);
+                });
+                keptPositions[reply.layer] = heads.map((idx) => idx.map((i) => positions[i]));
+                this.client.send({ type: 'layerKept', target: requestId, layer: reply.layer, kept: heads });
+              } catch (error) {
+                selectionError ??= error;
+                this.client.send({ type: 'cancel', target: requestId });
+              }
+            })();
+          },
+        },
+      );
+      if (keptPositions.length !== numLayers) throw new DraftError('INTERNAL', `prefillSelect returned after ${keptPositions.length} of ${numLayers} layers.`);
+      return { cache: OrtKvCache.selected(this.cacheContext, result.cache, keptPositions) };
+    } catch (error) {
+      if (selectionError) throw selectionError;
       if (isAbort(error)) throw new AbortError({ reason: request.signal?.reason });
       throw error;
     } finally {

@@ -93,6 +93,28 @@ export class OrtKvCache implements KvCacheV1 {
     return new OrtKvCache(context, handle, { slots: positions.length, base: undefined, baseSlots: undefined, baseSlotCount: 0, tail: Int32Array.from(positions), nextPosition: next });
   }
 
+  /**
+   * @internal a cache the worker built from kept entries (gather, layer-wise prefill): per (layer, KV head) the
+   * original positions of its entries, kept entries first and padding after.
+   */
+  static selected(context: CacheContext, handle: number, positions: Int32Array[][]): OrtKvCache {
+    let maxCount = 0;
+    for (const layer of positions) for (const p of layer) maxCount = Math.max(maxCount, p.length);
+    const padded = positions.some((layer) => layer.some((p) => p.length !== maxCount));
+    // Positions are never renumbered. The next token goes right after the largest position kept
+    // (KvCacheV1.gather): dropping a lookahead tail rewinds to it.
+    let next = 0;
+    for (const layer of positions) for (const p of layer) if (p.length > 0) next = Math.max(next, p[p.length - 1] + 1);
+    return new OrtKvCache(context, handle, {
+      slots: maxCount,
+      base: positions,
+      baseSlots: padded ? positions.map((layer) => layer.map((p) => Int32Array.from({ length: p.length }, (_, i) => i))) : undefined,
+      baseSlotCount: maxCount,
+      tail: new Int32Array(0),
+      nextPosition: next,
+    });
+  }
+
   /** @internal a cache with `positions` appended to every (layer, KV head) (after a forward call). */
   appended(handle: number, positions: Int32Array): OrtKvCache {
     const tail = new Int32Array(this.layout.tail.length + positions.length);
@@ -200,19 +222,7 @@ export class OrtKvCache implements KvCacheV1 {
       slots.push(layerSlots);
     }
     const handle = await this.context.client.request<number>({ type: 'gather', cache: this.handle, kept: slots });
-    const padded = positions.some((layer) => layer.some((p) => p.length !== maxCount));
-    // The worker puts kept entries first, padding after; positions are never renumbered. The next token goes
-    // right after the largest position kept (KvCacheV1.gather): dropping a lookahead tail rewinds to it.
-    let next = 0;
-    for (const layer of positions) for (const p of layer) if (p.length > 0) next = Math.max(next, p[p.length - 1] + 1);
-    return new OrtKvCache(this.context, handle, {
-      slots: maxCount,
-      base: positions,
-      baseSlots: padded ? positions.map((layer) => layer.map((p) => Int32Array.from({ length: p.length }, (_, i) => i))) : undefined,
-      baseSlotCount: maxCount,
-      tail: new Int32Array(0),
-      nextPosition: next,
-    });
+    return OrtKvCache.selected(this.context, handle, positions);
   }
 
   /**

@@ -45,7 +45,15 @@ function revive(error: SerializedError): DraftError {
 export class WorkerClient {
   private readonly worker: Worker;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void; onProgress?: (reply: Extract<WorkerReply, { type: 'progress' }>) => void }>();
+  private readonly pending = new Map<
+    number,
+    {
+      resolve: (value: unknown) => void;
+      reject: (error: unknown) => void;
+      onProgress?: (reply: Extract<WorkerReply, { type: 'progress' }>) => void;
+      onLayer?: (reply: Extract<WorkerReply, { type: 'layer' }>) => void;
+    }
+  >();
   private dead: DraftError | undefined;
   private terminated = false;
 
@@ -59,6 +67,10 @@ export class WorkerClient {
       if (!entry) return;
       if (reply.type === 'progress') {
         entry.onProgress?.(reply);
+        return;
+      }
+      if (reply.type === 'layer') {
+        entry.onLayer?.(reply);
         return;
       }
       this.pending.delete(reply.id);
@@ -77,13 +89,22 @@ export class WorkerClient {
   }
 
   /** Sends a request; `onProgress` receives progress replies; returns the new request id through `onId`. */
-  request<T>(body: RequestBody, options: { transfer?: ArrayBuffer[]; onProgress?: (reply: Extract<WorkerReply, { type: 'progress' }>) => void; onId?: (id: number) => void } = {}): Promise<T> {
+  request<T>(
+    body: RequestBody,
+    options: {
+      transfer?: ArrayBuffer[];
+      onProgress?: (reply: Extract<WorkerReply, { type: 'progress' }>) => void;
+      /** Intermediate per-layer replies of a 'prefillSelect'. */
+      onLayer?: (reply: Extract<WorkerReply, { type: 'layer' }>) => void;
+      onId?: (id: number) => void;
+    } = {},
+  ): Promise<T> {
     if (this.terminated) return Promise.reject(new DisposedError('OrtCausalLM'));
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     options.onId?.(id);
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, onProgress: options.onProgress });
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, onProgress: options.onProgress, onLayer: options.onLayer });
       this.worker.postMessage({ ...body, id }, options.transfer ?? []);
     });
   }

@@ -59,7 +59,14 @@ export type WorkerRequest =
   | { id: number; type: 'export'; cache: number }
   /** A new cache from stored tensors, per layer (numKvHeads, length, headDim) in the graph's element type. */
   | { id: number; type: 'import'; keys: (Float32Array | Uint16Array)[]; values: (Float32Array | Uint16Array)[]; length: number }
-  | { id: number; type: 'cancel'; target: number };
+  | { id: number; type: 'cancel'; target: number }
+  /**
+   * Layer-wise prefill from an empty cache (layered sessions only): every chunk of layer l, then a 'layer' reply
+   * with its keys and window queries; the worker waits for 'layerKept' and keeps only those entries.
+   */
+  | { id: number; type: 'prefillSelect'; inputIds: Int32Array; positionIds: Int32Array; captureQueries: number; chunkSize: number }
+  /** The kept indices of one layer of a 'prefillSelect' request (`target`), per KV head, ascending. */
+  | { id: number; type: 'layerKept'; target: number; layer: number; kept: Int32Array[] };
 
 export interface InitResult {
   pattern: AttentionPattern;
@@ -74,6 +81,8 @@ export interface InitResult {
   externalDataFiles: string[];
   /** Most decode steps this graph runs together (1 where the attention cannot mask per-row padding). */
   maxDecodeBatch: number;
+  /** The graph runs as one session per layer (`prefillSelect` available). */
+  layerwise: boolean;
   loadMs: number;
 }
 
@@ -89,7 +98,9 @@ export interface ForwardResult {
 export type WorkerReply =
   | { id: number; type: 'result'; result: unknown }
   | { id: number; type: 'error'; error: SerializedError }
-  | { id: number; type: 'progress'; stage: string; completed: number; total: number };
+  | { id: number; type: 'progress'; stage: string; completed: number; total: number }
+  /** One layer of a 'prefillSelect': its keys (numKvHeads, total, d) as float32 and window queries (numHeads, w, d). */
+  | { id: number; type: 'layer'; layer: number; keys: Float32Array; queries: Float32Array };
 
 export interface SerializedError {
   name: string;

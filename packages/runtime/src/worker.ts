@@ -243,6 +243,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     logitsType: io.logitsType,
     externalDataFiles: dataFiles,
     maxDecodeBatch: state.maxDecodeBatch,
+    layerwise: layered !== undefined,
     loadMs: performance.now() - started,
   };
 }
@@ -451,6 +452,180 @@ function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
   return store({ keys: select(entry.keys), values: select(entry.values), length: count, ...(valid ? { valid } : {}) });
 }
 
+/** A 'prefillSelect' waiting for the main thread's kept indices of its current layer. */
+const keptWaiters = new Map<number, { resolve: (reply: { layer: number; kept: Int32Array[] }) => void; reject: (error: unknown) => void }>();
+
+function waitKept(requestId: number): Promise<{ layer: number; kept: Int32Array[] }> {
+  return new Promise((resolve, reject) => {
+    if (cancelled.has(requestId)) reject(new WorkerError('ABORTED', 'The operation was aborted.'));
+    else keptWaiters.set(requestId, { resolve, reject });
+  }).finally(() => keptWaiters.delete(requestId)) as Promise<{ layer: number; kept: Int32Array[] }>;
+}
+
+/** Chunk boundaries of a prefill from an empty cache (GroupQueryAttention: see `forward`). */
+function chunkBounds(positions: Int32Array, chunk: number, pattern: AttentionPattern): [number, number][] {
+  const S = positions.length;
+  const bounds: [number, number][] = [];
+  for (let c0 = 0, c1 = 0; c0 < S; c0 = c1) {
+    c1 = Math.min(S, c0 + chunk);
+    if (c0 === 0 && pattern === 'gqa') {
+      let end = 1;
+      while (end < c1 && positions[end] === positions[end - 1] + 1) end++;
+      c1 = end;
+    }
+    bounds.push([c0, c1]);
+  }
+  return bounds;
+}
+
+/**
+ * Layer-wise prefill with selection in the loop: the prelude over every chunk, then layer by layer every chunk
+ * of that layer (its past grows chunk by chunk), its keys and window queries to the main thread, and only the
+ * kept entries stay. At most one layer's full KV (plus the chunk's present) is ever allocated; what travels
+ * between layers is each chunk's hidden state and projections.
+ */
+async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSelect' }>): Promise<{ cache: number }> {
+  const s = state as State;
+  const layered = s.layered;
+  if (!layered) throw new WorkerError('UNSUPPORTED_CAPABILITY', 'Layer-wise prefill needs a model loaded with layerwise: true.', { capability: 'layerwisePrefill', component: 'prefillSelect' });
+  const { numLayers, numHeads, numKvHeads, headDim: d } = s.init;
+  const ids = request.inputIds;
+  const positions = request.positionIds;
+  const S = ids.length;
+  const w = request.captureQueries;
+  const windowStart = S - w;
+  const bounds = chunkBounds(positions, Math.max(1, Math.min(request.chunkSize, S)), s.pattern);
+  const queries = Array.from({ length: numLayers }, () => new Float32Array(numHeads * w * d));
+  // Last segment reading each crossing tensor: it is dropped after that.
+  const lastReader = new Map<string, number>();
+  layered.segments.forEach((seg, i) => {
+    for (const name of seg.inputs) if (layered.isCrossing(name)) lastReader.set(name, i);
+  });
+  const carried: Map<string, Tensor>[] = bounds.map(() => new Map());
+  const kept: { keys: KvArray[]; values: KvArray[]; counts: number[] }[] = [];
+  const held: KvArray[] = [];
+  const totalSteps = layered.segments.length * bounds.length;
+  let step = 0;
+  try {
+    for (let si = 0; si < layered.segments.length; si++) {
+      const seg = layered.segments[si];
+      const layer = seg.layer;
+      const empty = (): KvArray => (s.kvType === 'float16' ? new Uint16Array(0) : new Float32Array(0));
+      let pastK = empty();
+      let pastV = empty();
+      let past = 0;
+      for (let c = 0; c < bounds.length; c++) {
+        if (cancelled.has(request.id)) throw new WorkerError('ABORTED', 'The operation was aborted.');
+        const [c0, c1] = bounds[c];
+        const n = c1 - c0;
+        const tensors = new Map(carried[c]);
+        tensors.set('input_ids', i64(ids.subarray(c0, c1), [1, n]));
+        tensors.set('position_ids', i64(positions.subarray(c0, c1), [1, n]));
+        if (s.hasAttentionMask) tensors.set('attention_mask', i64(new Int32Array(c0 + n).fill(1), [1, c0 + n]));
+        if (s.hasNumLogitsToKeep) tensors.set('num_logits_to_keep', i64([1], []));
+        if (layer >= 0) {
+          if (s.keyBiasInputs) tensors.set(s.keyBiasInputs[layer], new ort.Tensor('float32', new Float32Array(numHeads * (past + n)), [1, numHeads, 1, past + n]));
+          tensors.set(`past_key_values.${layer}.key`, new ort.Tensor(s.kvType, pastK, [1, numKvHeads, past, d]));
+          tensors.set(`past_key_values.${layer}.value`, new ort.Tensor(s.kvType, pastV, [1, numKvHeads, past, d]));
+        }
+        const fetches: Record<string, Tensor | null> = {};
+        let nextK: KvArray | undefined;
+        let nextV: KvArray | undefined;
+        if (layer >= 0) {
+          nextK = s.pool.alloc(numKvHeads * (past + n) * d);
+          held.push(nextK);
+          nextV = s.pool.alloc(numKvHeads * (past + n) * d);
+          held.push(nextV);
+          fetches[`present.${layer}.key`] = new ort.Tensor(s.kvType, nextK, [1, numKvHeads, past + n, d]);
+          fetches[`present.${layer}.value`] = new ort.Tensor(s.kvType, nextV, [1, numKvHeads, past + n, d]);
+        }
+        const captureHere = w > 0 && c1 > windowStart;
+        const captures = captureHere ? s.captures.filter((cap) => seg.outputs.includes(cap.output)) : [];
+        for (const cap of captures) fetches[cap.output] = null;
+        for (const name of seg.outputs) if (layered.isCrossing(name)) fetches[name] = null;
+        const out = await seg.session.run(layered.feedsFor(seg, tensors), fetches);
+        for (const cap of captures) copyQueries(cap, out[cap.output], queries[cap.layer], c0, windowStart, w, positions, s);
+        const next = new Map<string, Tensor>();
+        for (const [name, t] of carried[c]) if ((lastReader.get(name) ?? -1) > si) next.set(name, t);
+        for (const name of seg.outputs) if (layered.isCrossing(name)) next.set(name, out[name]);
+        carried[c] = next;
+        if (layer >= 0 && nextK && nextV) {
+          releaseHeld(held, pastK);
+          releaseHeld(held, pastV);
+          pastK = nextK;
+          pastV = nextV;
+          past += n;
+        }
+        post({ id: request.id, type: 'progress', stage: 'prefill', completed: ++step, total: totalSteps });
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      if (layer < 0) continue;
+      // This layer's selection, made by the main thread's policy on its keys and window queries.
+      const asFloat = (t: KvArray): Float32Array => (t instanceof Uint16Array ? halfToFloat32(t) : Float32Array.from(t));
+      const keys = asFloat(pastK);
+      const windowQueries = queries[layer];
+      queries[layer] = new Float32Array(0);
+      const waiting = waitKept(request.id);
+      post({ id: request.id, type: 'layer', layer, keys, queries: windowQueries }, [keys.buffer as ArrayBuffer, windowQueries.buffer as ArrayBuffer]);
+      const reply = await waiting;
+      if (reply.layer !== layer || reply.kept.length !== numKvHeads) throw new WorkerError('INTERNAL', `Kept indices for layer ${reply.layer} (${reply.kept.length} heads) while layer ${layer} waits.`);
+      const counts = reply.kept.map((idx) => idx.length);
+      const count = Math.max(0, ...counts);
+      const select = (t: KvArray): KvArray => {
+        const outArr = allocZeroed(numKvHeads * count * d);
+        held.push(outArr);
+        for (let h = 0; h < numKvHeads; h++) {
+          const idx = reply.kept[h];
+          for (let j = 0; j < idx.length; j++) {
+            if (!(idx[j] >= 0 && idx[j] < past)) throw new WorkerError('INVALID_ARGUMENT', `Kept index ${idx[j]} of layer ${layer} head ${h} is outside [0, ${past}).`);
+            const src = (h * past + idx[j]) * d;
+            outArr.set(t.subarray(src, src + d), (h * count + j) * d);
+          }
+        }
+        return outArr;
+      };
+      kept.push({ keys: [select(pastK)], values: [select(pastV)], counts });
+      releaseHeld(held, pastK);
+      releaseHeld(held, pastV);
+    }
+  } catch (error) {
+    releaseArrays(held.splice(0));
+    throw error;
+  }
+  // One slot count for every layer: shorter layers and heads are padded, and the padding is masked.
+  const total = Math.max(...kept.map((k) => Math.max(0, ...k.counts)));
+  const ragged = kept.some((k) => k.counts.some((v) => v !== total));
+  if (ragged && !s.keyBiasInputs) {
+    releaseArrays(held.splice(0));
+    throw new WorkerError('UNSUPPORTED_CAPABILITY', 'Kept counts differ between layers or KV heads; load the model with raggedCache: true.', { capability: 'raggedKvHeads', component: 'prefillSelect' });
+  }
+  const widen = (t: KvArray, count: number): KvArray => {
+    if (count === total) return t;
+    const outArr = allocZeroed(numKvHeads * total * d);
+    for (let h = 0; h < numKvHeads; h++) outArr.set(t.subarray(h * count * d, (h + 1) * count * d), h * total * d);
+    s.pool.release(t);
+    return outArr;
+  };
+  const keys = kept.map((k) => widen(k.keys[0], Math.max(0, ...k.counts)));
+  const values = kept.map((k) => widen(k.values[0], Math.max(0, ...k.counts)));
+  const valid = ragged
+    ? kept.map((k) => {
+        const v = new Uint8Array(numKvHeads * total);
+        for (let h = 0; h < numKvHeads; h++) v.fill(1, h * total, h * total + k.counts[h]);
+        return v;
+      })
+    : undefined;
+  return { cache: store({ keys, values, length: total, ...(valid ? { valid } : {}) }) };
+}
+
+/** Releases `array` and forgets it in `held` (the arrays to free if the call fails). */
+function releaseHeld(held: KvArray[], array: KvArray): void {
+  const i = held.indexOf(array);
+  if (i < 0) return;
+  held.splice(i, 1);
+  (state as State).pool.release(array);
+}
+
 /** Additive key bias (numHeads, 1, past + n): −3.4e38 at padding slots of the query head's KV head. */
 function keyBias(valid: Uint8Array | undefined, numHeads: number, numKvHeads: number, past: number, n: number): Float32Array {
   const total = past + n;
@@ -529,6 +704,9 @@ async function handle(request: WorkerRequest): Promise<void> {
       }
       case 'gather':
         post({ id: request.id, type: 'result', result: gather(request) });
+        return;
+      case 'prefillSelect':
+        post({ id: request.id, type: 'result', result: await prefillSelect(request) });
         return;
       case 'crop':
         post({ id: request.id, type: 'result', result: crop(request) });
@@ -812,6 +990,11 @@ async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch)
 port.on('message', (request: WorkerRequest) => {
   if (request.type === 'cancel') {
     cancelled.add(request.target);
+    keptWaiters.get(request.target)?.reject(new WorkerError('ABORTED', 'The operation was aborted.'));
+    return;
+  }
+  if (request.type === 'layerKept') {
+    keptWaiters.get(request.target)?.resolve({ layer: request.layer, kept: request.kept });
     return;
   }
   if (request.type === 'release') {

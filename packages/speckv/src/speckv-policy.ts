@@ -78,22 +78,24 @@ export class SpecKVPolicy implements CachePolicyV1 {
   }
 
   async select(context: SelectionContextV1): Promise<KeptIndices> {
-    const budget = contextBudget(context, this.windowSize);
-    if (context.promptLength <= budget) return keepAll(context);
-    const backend = getKernelBackend();
     const kept: Int32Array[][] = [];
-    for (let layer = 0; layer < context.numLayers; layer++) {
-      throwIfAborted(context.signal);
-      const input = await readWindowLayer(context, layer, {
-        budget,
-        windowSize: this.windowSize,
-        kernelSize: this.kernelSize,
-        poolType: this.poolType,
-        reduce: this.reduce,
-      });
-      kept.push(await runAsync(selectUniformWindowLayer(input, 0, backend), context.signal));
-    }
+    for (let layer = 0; layer < context.numLayers; layer++) kept.push(await this.selectLayer(context, layer));
     return kept;
+  }
+
+  /** One layer's kept indices (SpecKV is layer-local: one layer's window + lookahead queries and keys). */
+  async selectLayer(context: SelectionContextV1, layer: number): Promise<Int32Array[]> {
+    const budget = contextBudget(context, this.windowSize);
+    if (context.promptLength <= budget) return keepAll(context)[layer];
+    throwIfAborted(context.signal);
+    const input = await readWindowLayer(context, layer, {
+      budget,
+      windowSize: this.windowSize,
+      kernelSize: this.kernelSize,
+      poolType: this.poolType,
+      reduce: this.reduce,
+    });
+    return runAsync(selectUniformWindowLayer(input, 0, getKernelBackend()), context.signal);
   }
 
   toConfig(): SpecKVConfig {

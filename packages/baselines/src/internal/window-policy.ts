@@ -65,11 +65,18 @@ export abstract class WindowPolicy implements CachePolicyV1 {
     this.queryWindow = this.windowSize + 1;
   }
 
-  protected abstract selectLayer(input: ValidatedWindowInput, layer: number, numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]>;
+  protected abstract layerProgram(input: ValidatedWindowInput, layer: number, numLayers: number, backend: KernelBackendV1): KernelProgram<Int32Array[]>;
 
   async select(context: SelectionContextV1): Promise<KeptIndices> {
+    const kept: Int32Array[][] = [];
+    for (let layer = 0; layer < context.numLayers; layer++) kept.push(await this.selectLayer(context, layer));
+    return kept;
+  }
+
+  /** One layer's kept indices: these policies are layer-local (one layer's window queries and keys). */
+  async selectLayer(context: SelectionContextV1, layer: number): Promise<Int32Array[]> {
     const budget = contextBudget(context, this.windowSize);
-    if (context.promptLength <= budget) return keepAll(context);
+    if (context.promptLength <= budget) return keepAll(context)[layer];
     const lookahead = context.lookaheadLength;
     if (!this.usesLookahead && lookahead !== 0) {
       throw new InvalidArgumentError({
@@ -78,20 +85,15 @@ export abstract class WindowPolicy implements CachePolicyV1 {
         expected: `0: '${this.type}' scores with the prompt window only (usesLookahead is false)`,
       });
     }
-    const backend = getKernelBackend();
-    const kept: Int32Array[][] = [];
-    for (let layer = 0; layer < context.numLayers; layer++) {
-      throwIfAborted(context.signal);
-      const input = await readWindowLayer(context, layer, {
-        budget,
-        windowSize: this.windowSize,
-        kernelSize: this.kernelSize,
-        poolType: this.poolType,
-        reduce: this.reduceOp,
-      });
-      kept.push(await runAsync(this.selectLayer(input, layer, context.numLayers, backend), context.signal));
-    }
-    return kept;
+    throwIfAborted(context.signal);
+    const input = await readWindowLayer(context, layer, {
+      budget,
+      windowSize: this.windowSize,
+      kernelSize: this.kernelSize,
+      poolType: this.poolType,
+      reduce: this.reduceOp,
+    });
+    return runAsync(this.layerProgram(input, layer, context.numLayers, getKernelBackend()), context.signal);
   }
 
   toConfig(): PolicyConfig {

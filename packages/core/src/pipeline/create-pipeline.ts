@@ -11,6 +11,7 @@ import {
   AbortError,
   DraftError,
   InvalidArgumentError,
+  PolicyOutputError,
   PromptTooLongError,
   throwIfAborted,
   UnsupportedCapabilityError,
@@ -428,57 +429,73 @@ async function runCausal(
         ? Int32Array.from({ length: n + L }, (_, i) => (i < n ? positions[i] : lastPromptPosition + 1 + (i - n)))
         : undefined;
       const captureQueries = policy.queryWindow === 'all' ? ('all' as const) : queryCount > 0 ? queryCount : undefined;
-      // With a stored prefix only the rest of the prompt and the lookahead run; the window's earlier queries come from the prefix.
-      const prefill = prefix
-        ? await forwardWithPrefix({
-            model: target,
-            inputIds: L > 0 ? ids.concat(lookaheadIds) : ids,
-            prefix,
-            captureQueries,
-            signal,
-            chunkSize: s.prefillChunkSize,
-            component: `cache policy '${policy.type}'`,
-          })
-        : await target.forward({
-            inputIds: L > 0 ? ids.concat(lookaheadIds) : ids,
-            positionIds: prefillPositions,
-            captureQueries,
-            signal,
-            chunkSize: s.prefillChunkSize,
-          });
-      if (prefix) reusedTokens = prefix.inputIds.length;
-      const full = own(prefill.cache);
-      timings.prefillMs = now() - t;
-      progress('prefill', n + L, n + L);
+      const prefillIds = L > 0 ? ids.concat(lookaheadIds) : ids;
+      const source = `cache policy '${policy.type}'`;
+      const baseContext = { numLayers, numHeads, numKvHeads, headDim, promptLength: n, lookaheadLength: L, budget, queryCount, signal };
+      let compact: KvCacheV1;
+      let selection: KeptIndices;
+      const selectLayer = policy.selectLayer?.bind(policy);
+      if (!prefix && selectLayer && typeof captureQueries === 'number' && target.prefillSelect) {
+        // Layer-wise: each layer is selected right after its attention, so one layer's full KV exists at a time.
+        const perLayer: Int32Array[][] = [];
+        let selectMs = 0;
+        const result = await target.prefillSelect({
+          inputIds: prefillIds,
+          positionIds: prefillPositions,
+          captureQueries,
+          signal,
+          chunkSize: s.prefillChunkSize,
+          selectLayer: async ({ layer, keys, queries }) => {
+            const started = now();
+            const only = (what: string) => async (l: number) => {
+              if (l !== layer) throw new PolicyOutputError(`${source} read the ${what} of layer ${l} while selecting layer ${layer}; a policy with selectLayer must read only its own layer.`, { details: { layer: l } });
+              return what === 'keys' ? keys : queries;
+            };
+            const heads = await selectLayer({ ...baseContext, queries: only('queries'), keys: only('keys') }, layer);
+            validateKeptIndices([heads], { numLayers: 1, numKvHeads, limit: n - 1, source });
+            perLayer[layer] = heads;
+            checkRagged(perLayer.filter(Boolean), target, policy.type);
+            progress('select', layer + 1, numLayers);
+            selectMs += now() - started;
+            return heads;
+          },
+        });
+        compact = own(result.cache);
+        selection = perLayer;
+        timings.selectMs = selectMs;
+        timings.prefillMs = now() - t - selectMs;
+        progress('prefill', n + L, n + L);
+      } else {
+        // With a stored prefix only the rest of the prompt and the lookahead run; the window's earlier queries come from the prefix.
+        const prefill = prefix
+          ? await forwardWithPrefix({ model: target, inputIds: prefillIds, prefix, captureQueries, signal, chunkSize: s.prefillChunkSize, component: source })
+          : await target.forward({ inputIds: prefillIds, positionIds: prefillPositions, captureQueries, signal, chunkSize: s.prefillChunkSize });
+        if (prefix) reusedTokens = prefix.inputIds.length;
+        const full = own(prefill.cache);
+        timings.prefillMs = now() - t;
+        progress('prefill', n + L, n + L);
 
-      t = now();
-      const queries = prefill.queries;
-      const context: SelectionContextV1 = {
-        numLayers,
-        numHeads,
-        numKvHeads,
-        headDim,
-        promptLength: n,
-        lookaheadLength: L,
-        budget,
-        queryCount,
-        async queries(layer) {
-          const q = queries?.[layer];
-          if (!q) throw new DraftError('INTERNAL', `target '${target.name}' returned no captured queries for layer ${layer}.`, { details: { layer } });
-          return q;
-        },
-        keys: (layer) => full.readKeys(layer),
-        signal,
-      };
-      progress('select', 0, numLayers);
-      const selection: KeptIndices = await policy.select(context);
-      throwIfAborted(signal);
-      validateKeptIndices(selection, { numLayers, numKvHeads, limit: n - 1, source: `cache policy '${policy.type}'` });
-      checkRagged(selection, target, policy.type);
-      const compact = own(await full.gather(selection));
-      release(full);
-      timings.selectMs = now() - t;
-      progress('select', numLayers, numLayers);
+        t = now();
+        const queries = prefill.queries;
+        const context: SelectionContextV1 = {
+          ...baseContext,
+          async queries(layer) {
+            const q = queries?.[layer];
+            if (!q) throw new DraftError('INTERNAL', `target '${target.name}' returned no captured queries for layer ${layer}.`, { details: { layer } });
+            return q;
+          },
+          keys: (layer) => full.readKeys(layer),
+        };
+        progress('select', 0, numLayers);
+        selection = await policy.select(context);
+        throwIfAborted(signal);
+        validateKeptIndices(selection, { numLayers, numKvHeads, limit: n - 1, source });
+        checkRagged(selection, target, policy.type);
+        compact = own(await full.gather(selection));
+        release(full);
+        timings.selectMs = now() - t;
+        progress('select', numLayers, numLayers);
+      }
 
       // Re-run the last prompt token at its own position over the compacted cache (ALGORITHMS.md SpecKV step 5).
       t = now();

@@ -82,39 +82,41 @@ export abstract class BaseCachePolicy implements CachePolicyV1 {
   }
 
   async select(context: SelectionContextV1): Promise<KeptIndices> {
-    const { numLayers, numKvHeads: hkv, promptLength: n, lookaheadLength, budget } = context;
+    const { numLayers, numKvHeads: hkv, promptLength: n } = context;
+    const kept: Int32Array[][] = [];
+    for (let layer = 0; layer < numLayers; layer++) kept.push(await this.selectLayer(context, layer));
+    validateKeptIndices(kept, { numLayers, numKvHeads: hkv, limit: n - 1, source: `cache policy '${this.type}'` });
+    return kept;
+  }
+
+  /** One layer's kept indices (the policy is layer-local: `score` and `allocate` see one layer). */
+  async selectLayer(context: SelectionContextV1, layer: number): Promise<Int32Array[]> {
+    const { numKvHeads: hkv, promptLength: n, lookaheadLength, budget } = context;
     const limit = n - 1;
-    if (n <= budget) return Array.from({ length: numLayers }, () => Array.from({ length: hkv }, () => range(0, limit)));
+    if (n <= budget) return Array.from({ length: hkv }, () => range(0, limit));
     const w = this.windowSize;
     if (w >= budget) throw new InvalidArgumentError({ argument: 'windowSize', value: w, expected: `< budget (${budget})` });
     const m = limit - w; // selectable candidates, ≥ C − W > 0 here
     const window = range(m, limit);
     const backend = getKernelBackend();
-    const kept: Int32Array[][] = [];
-    for (let layer = 0; layer < numLayers; layer++) {
-      throwIfAborted(context.signal);
-      const scores: unknown = await this.score(context, layer);
-      // Type first: a plugin's score() may return anything (undefined, a plain array).
-      const width = scores instanceof Float32Array ? scores.length / hkv : Number.NaN;
-      if (!(scores instanceof Float32Array) || (width !== limit && width !== n + lookaheadLength)) {
-        const got = scores instanceof Float32Array ? `${scores.length} entries` : `${describe(scores)} instead of a Float32Array`;
-        throw new PolicyOutputError(
-          `cache policy '${this.type}' scored ${got} at layer ${layer}; expected numKvHeads × (n − 1) = ${hkv * limit} or numKvHeads × (n + L) = ${hkv * (n + lookaheadLength)} entries.`,
-          { details: { layer, length: (scores as { length?: unknown } | null | undefined)?.length } },
-        );
-      }
-      const candidates = new Float32Array(hkv * m);
-      for (let h = 0; h < hkv; h++) candidates.set(scores.subarray(h * width, h * width + m), h * m);
-      const pooled =
-        this.kernelSize > 1
-          ? await backend.pool1d(candidates, { kernel: this.kernelSize, type: this.poolType, padding: 'same', rows: hkv })
-          : candidates;
-      const k = this.resolveAllocation(this.allocate({ layer, candidates: m, uniformBudget: budget - w, scores: pooled }, context), hkv, m, layer);
-      const top = await backend.topKPerRow(pooled, { rows: hkv, length: m, k });
-      kept.push(top.map((t) => mergeAscending(t, window)));
+    throwIfAborted(context.signal);
+    const scores: unknown = await this.score(context, layer);
+    // Type first: a plugin's score() may return anything (undefined, a plain array).
+    const width = scores instanceof Float32Array ? scores.length / hkv : Number.NaN;
+    if (!(scores instanceof Float32Array) || (width !== limit && width !== n + lookaheadLength)) {
+      const got = scores instanceof Float32Array ? `${scores.length} entries` : `${describe(scores)} instead of a Float32Array`;
+      throw new PolicyOutputError(
+        `cache policy '${this.type}' scored ${got} at layer ${layer}; expected numKvHeads × (n − 1) = ${hkv * limit} or numKvHeads × (n + L) = ${hkv * (n + lookaheadLength)} entries.`,
+        { details: { layer, length: (scores as { length?: unknown } | null | undefined)?.length } },
+      );
     }
-    validateKeptIndices(kept, { numLayers, numKvHeads: hkv, limit, source: `cache policy '${this.type}'` });
-    return kept;
+    const candidates = new Float32Array(hkv * m);
+    for (let h = 0; h < hkv; h++) candidates.set(scores.subarray(h * width, h * width + m), h * m);
+    const pooled =
+      this.kernelSize > 1 ? await backend.pool1d(candidates, { kernel: this.kernelSize, type: this.poolType, padding: 'same', rows: hkv }) : candidates;
+    const k = this.resolveAllocation(this.allocate({ layer, candidates: m, uniformBudget: budget - w, scores: pooled }, context), hkv, m, layer);
+    const top = await backend.topKPerRow(pooled, { rows: hkv, length: m, k });
+    return top.map((t) => mergeAscending(t, window));
   }
 
   /** Serialisable options; subclasses add theirs: `{ ...super.toConfig(), beta }`. */

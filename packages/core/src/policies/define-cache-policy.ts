@@ -1,4 +1,5 @@
 import { validateKeptIndices } from '../primitives/kept-indices.js';
+import { InvalidArgumentError } from '../spec/errors.js';
 import type { CapabilityName } from '../spec/capabilities.js';
 import type { KeptIndices } from '../spec/common.js';
 import type { CachePolicyV1, PolicyConfig, SelectionContextV1 } from '../spec/policy.js';
@@ -11,8 +12,14 @@ export interface DefineCachePolicyOptions {
   queryWindow: number | 'all';
   /** Default false. */
   usesLookahead?: boolean;
-  /** The selection itself: per (layer, KV head) ascending distinct indices in [0, n − 1). */
-  select(context: SelectionContextV1): Promise<KeptIndices> | KeptIndices;
+  /** The selection itself: per (layer, KV head) ascending distinct indices in [0, n − 1). Give this, `selectLayer`, or both. */
+  select?(context: SelectionContextV1): Promise<KeptIndices> | KeptIndices;
+  /**
+   * A layer-local selection: one layer's kept indices per KV head, reading only that layer's queries and keys.
+   * Lets a target with `prefillSelect` select inside its layer loop (one layer's full KV at a time); `select`
+   * defaults to calling it for every layer.
+   */
+  selectLayer?(context: SelectionContextV1, layer: number): Promise<readonly Int32Array[]> | readonly Int32Array[];
   /** Serialisable options, echoed by `toConfig()` after `type`. */
   config?: Record<string, unknown>;
 }
@@ -25,7 +32,17 @@ export const DEFAULT_CACHE_POLICY_REQUIRES: readonly CapabilityName[] = Object.f
  * plugin fails with a PolicyOutputError naming itself instead of corrupting the cache.
  */
 export function defineCachePolicy(options: DefineCachePolicyOptions): CachePolicyV1 {
-  const { type, select } = options;
+  const { type } = options;
+  const layerFn = options.selectLayer;
+  if (!options.select && !layerFn) throw new InvalidArgumentError({ argument: 'select', value: undefined, expected: 'a select or a selectLayer function' });
+  const source = `cache policy '${type}'`;
+  const select =
+    options.select ??
+    (async (context: SelectionContextV1): Promise<KeptIndices> => {
+      const kept: (readonly Int32Array[])[] = [];
+      for (let layer = 0; layer < context.numLayers; layer++) kept.push(await (layerFn as NonNullable<typeof layerFn>)(context, layer));
+      return kept;
+    });
   const requires = Object.freeze([...(options.requires ?? DEFAULT_CACHE_POLICY_REQUIRES)]);
   const config = Object.freeze({ ...options.config });
   return Object.freeze({
@@ -40,10 +57,19 @@ export function defineCachePolicy(options: DefineCachePolicyOptions): CachePolic
         numLayers: context.numLayers,
         numKvHeads: context.numKvHeads,
         limit: context.promptLength - 1,
-        source: `cache policy '${type}'`,
+        source,
       });
       return kept;
     },
+    ...(layerFn
+      ? {
+          async selectLayer(context: SelectionContextV1, layer: number): Promise<Int32Array[]> {
+            const heads = await layerFn(context, layer);
+            validateKeptIndices([heads], { numLayers: 1, numKvHeads: context.numKvHeads, limit: context.promptLength - 1, source });
+            return Array.from(heads);
+          },
+        }
+      : {}),
     toConfig(): PolicyConfig {
       return { ...config, type };
     },

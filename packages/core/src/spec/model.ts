@@ -60,6 +60,32 @@ export interface ForwardResultV1 {
   queries?: Float32Array[];
 }
 
+/** One layer of a layer-wise prefill, handed to the selection right after the layer's attention ran. */
+export interface LayerSelectionInputV1 {
+  layer: number;
+  /** Post-RoPE keys of this layer over every prefilled entry: (numKvHeads, n, headDim). */
+  keys: Float32Array;
+  /** Post-RoPE queries of this layer's captured window: (numHeads, captureQueries, headDim). */
+  queries: Float32Array;
+}
+
+/** A prefill from an empty cache that keeps, per layer, only the entries `selectLayer` picks. */
+export interface LayerwisePrefillRequestV1 extends CallOptions {
+  inputIds: readonly number[] | Int32Array;
+  /** Default 0, 1, …. */
+  positionIds?: readonly number[] | Int32Array;
+  /** Trailing positions whose queries each layer's selection receives (≥ 1). */
+  captureQueries: number;
+  chunkSize?: number;
+  /** Kept indices of `input.layer` per KV head: ascending, distinct, in [0, n). Called once per layer, in order. */
+  selectLayer(input: LayerSelectionInputV1): Promise<readonly Int32Array[]>;
+}
+
+export interface LayerwisePrefillResultV1 {
+  /** Only the kept entries, at their original positions (continues after the largest position kept). */
+  cache: KvCacheV1;
+}
+
 /**
  * An in-process causal LM: the target or the draft. Implementations decide where the work runs (worker
  * thread, native code); calls are async and must keep the model usable after an error or an abort.
@@ -72,6 +98,12 @@ export interface CausalLMV1 {
   readonly capabilities: CapabilitiesV1;
   readonly tokenizer: TokenizerV1;
   forward(request: ForwardRequestV1): Promise<ForwardResultV1>;
+  /**
+   * Optional: prefill layer by layer with the selection in the loop, so only one layer's full KV exists at a
+   * time (the memory the paper's reference has when it compresses inside each layer's forward). Absent or
+   * undefined when the backend cannot (the pipeline then prefills whole and selects afterwards).
+   */
+  prefillSelect?(request: LayerwisePrefillRequestV1): Promise<LayerwisePrefillResultV1>;
   dispose(): Promise<void>;
 }
 

@@ -48,6 +48,12 @@ export interface CachePolicyV1 {
   /** Whether this policy wants lookahead tokens (SpecKV, LAQ++) appended to the prefill. */
   readonly usesLookahead: boolean;
   select(context: SelectionContextV1): Promise<KeptIndices>;
+  /**
+   * Optional, for layer-local policies: the kept indices of one layer (per KV head), reading only
+   * `context.queries(layer)` and `context.keys(layer)`, equal to `select(context)[layer]`. With it, a target that
+   * offers `prefillSelect` selects each layer right after its attention and never holds every layer's full KV.
+   */
+  selectLayer?(context: SelectionContextV1, layer: number): Promise<Int32Array[]>;
   toConfig(): PolicyConfig;
 }
 

@@ -268,8 +268,8 @@ export class OrtCausalLM implements CausalLMV1 {
     if (request.signal?.aborted) throw new AbortError({ reason: request.signal.reason });
     const { ids, positions } = this.checkTokens(request.inputIds, request.positionIds, 0);
     const S = ids.length;
-    if (!Number.isInteger(request.captureQueries) || request.captureQueries < 1 || request.captureQueries > S) {
-      throw new InvalidArgumentError({ argument: 'captureQueries', value: request.captureQueries, expected: `an integer in [1, ${S}] (tokens in this call)` });
+    if (!Number.isInteger(request.captureQueries) || request.captureQueries < 0 || request.captureQueries > S) {
+      throw new InvalidArgumentError({ argument: 'captureQueries', value: request.captureQueries, expected: `an integer in [0, ${S}] (tokens in this call)` });
     }
     const chunkSize = request.chunkSize ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });

@@ -435,14 +435,14 @@ async function runCausal(
       let compact: KvCacheV1;
       let selection: KeptIndices;
       const selectLayer = policy.selectLayer?.bind(policy);
-      if (!prefix && selectLayer && typeof captureQueries === 'number' && target.prefillSelect) {
+      if (!prefix && selectLayer && captureQueries !== 'all' && target.prefillSelect) {
         // Layer-wise: each layer is selected right after its attention, so one layer's full KV exists at a time.
         const perLayer: Int32Array[][] = [];
         let selectMs = 0;
         const result = await target.prefillSelect({
           inputIds: prefillIds,
           positionIds: prefillPositions,
-          captureQueries,
+          captureQueries: captureQueries ?? 0,
           signal,
           chunkSize: s.prefillChunkSize,
           selectLayer: async ({ layer, keys, queries }) => {

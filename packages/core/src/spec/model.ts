@@ -74,7 +74,7 @@ export interface LayerwisePrefillRequestV1 extends CallOptions {
   inputIds: readonly number[] | Int32Array;
   /** Default 0, 1, …. */
   positionIds?: readonly number[] | Int32Array;
-  /** Trailing positions whose queries each layer's selection receives (≥ 1). */
+  /** Trailing positions whose queries each layer's selection receives (0: none). */
   captureQueries: number;
   chunkSize?: number;
   /** Kept indices of `input.layer` per KV head: ascending, distinct, in [0, n). Called once per layer, in order. */

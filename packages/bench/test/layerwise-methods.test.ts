@@ -1,0 +1,63 @@
+// Every KV method through the layer-wise engine (loadModel({ layerwise: true }): selection inside the layer
+// loop for layer-local policies, the whole-graph path for the rest) must give the tokens and the kept counts of
+// the whole-graph engine, on the bundled trained pair and real task prompts.
+import { fileURLToPath } from 'node:url';
+import { planMethod } from '@draft/methods';
+import { loadModel, type OrtCausalLM } from '@draft/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSample, readTaskFormat, runPlan } from '../src/index.js';
+
+const models = fileURLToPath(new URL('../../../models', import.meta.url));
+const BUDGET = 64;
+const KV_METHODS = ['speckv', 'snapkv', 'streamingllm', 'laq', 'h2o', 'speckv-pc', 'pyramidkv', 'adakv'] as const;
+/** Layer-local selection with no full-prompt target pass elsewhere (LAQ++'s pseudo-lookahead runs one; H2O reads all queries). */
+const IN_THE_LOOP = new Set(['speckv', 'snapkv', 'streamingllm', 'speckv-pc', 'pyramidkv', 'adakv']);
+
+let whole: OrtCausalLM;
+let layered: OrtCausalLM;
+let draft: OrtCausalLM;
+let prompts: number[][];
+
+beforeAll(async () => {
+  // raggedCache on both: PyramidKV and AdaKV keep different counts per layer and head.
+  whole = await loadModel(`${models}/target`, { threads: 1, raggedCache: true });
+  layered = await loadModel(`${models}/target`, { threads: 1, raggedCache: true, layerwise: true });
+  draft = await loadModel(`${models}/draft`, { threads: 1 });
+  const format = readTaskFormat(`${models}/target`);
+  prompts = [
+    ['niah_multikey_1', 1024, 3],
+    ['vt', 1024, 5],
+  ].map(([task, length, seed]) => whole.tokenizer.encode(generateSample({ task: task as string, length: length as number, seed: seed as number, index: 0, tokenizer: whole.tokenizer, format }).input));
+}, 60_000);
+
+afterAll(async () => {
+  for (const m of [whole, layered, draft]) await m?.dispose();
+});
+
+describe('the layer-wise engine gives every KV method its whole-graph tokens', () => {
+  it('is selected only where it applies', () => {
+    expect(layered.prefillSelect).toBeTypeOf('function');
+    expect(whole.prefillSelect).toBeUndefined();
+    for (const ids of prompts) expect(ids.length).toBeGreaterThan(4 * BUDGET);
+  });
+
+  for (const method of KV_METHODS) {
+    it(method, async () => {
+      const plan = planMethod(method, { budget: BUDGET });
+      for (const ids of prompts) {
+        await whole.kvMemoryStats({ resetPeak: true });
+        await layered.kvMemoryStats({ resetPeak: true });
+        const a = await runPlan(plan, { target: whole, draft }, { inputIds: ids }, { maxNewTokens: 12 });
+        const b = await runPlan(plan, { target: layered, draft }, { inputIds: ids }, { maxNewTokens: 12 });
+        // In the loop, the target's KV peak is about one layer's past + present instead of all three layers'.
+        const peakWhole = (await whole.kvMemoryStats()).peakLiveBytes;
+        const peakLayered = (await layered.kvMemoryStats()).peakLiveBytes;
+        if (IN_THE_LOOP.has(method)) expect(peakLayered).toBeLessThan(0.5 * peakWhole);
+        else expect(peakLayered).toBeGreaterThan(0.5 * peakWhole);
+        expect(b.tokens).toEqual(a.tokens);
+        expect(b.usage.keptKvTokens).toEqual(a.usage.keptKvTokens);
+        expect(b.kvBytes.afterPrefill).toBe(a.kvBytes.afterPrefill);
+      }
+    }, 60_000);
+  }
+});

@@ -24,7 +24,7 @@ interface JobBase {
 }
 
 export type EngineJob =
-  | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string })
+  | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string; /** `loadModel({ layerwise })` for the target. */ layerwise?: boolean })
   | (JobBase & { engine: 'transformers.js'; targetDir: string })
   | (JobBase & { engine: 'llama.cpp'; ggufPath: string; kvType: LlamaCppKvType; flashAttention?: boolean | 'auto' });
 
@@ -34,6 +34,8 @@ export interface EngineResult {
   peakRssBytes: number;
   /** Kept KV bytes after prefill (our pipeline only). */
   kvBytes?: number;
+  /** Peak KV bytes of the target's allocator over the measured runs (our pipeline only). */
+  peakKvBytes?: number;
   /** Engine details worth recording (binary, flash attention, batch size, import path). */
   info: Record<string, unknown>;
 }
@@ -65,7 +67,7 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
   }
   // Our pipeline, planned and loaded exactly as `draft bench perf` does.
   const plan = planMethod(job.method, { budget: job.method === 'full' ? undefined : job.budget, windowSize: job.windowSize });
-  const models = await loadBenchModels({ targetDir: job.targetDir, draftDir: job.draftDir, plans: [plan], threads: job.threads });
+  const models = await loadBenchModels({ targetDir: job.targetDir, draftDir: job.draftDir, plans: [plan], threads: job.threads, layerwise: job.layerwise });
   try {
     const pipeline = createPipeline({ target: models.target, draft: plan.needsDraft ? models.draft : undefined, ...plan.stages });
     let kvBytes = 0;
@@ -78,8 +80,10 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
     };
     await createPipeline({ target: models.target }).generate({ inputIds: WARMUP_IDS }, { maxNewTokens: 2 });
     if (models.draft) await models.draft.generate({ inputIds: WARMUP_IDS }, { maxNewTokens: 2 });
+    await models.target.kvMemoryStats({ resetPeak: true });
     for (let i = 0; i < job.repeats; i++) runs.push(await greedy(job.inputIds, job.newTokens));
-    return { runs, kvBytes, peakRssBytes: processPeakRssBytes(), info: { method: plan.method, pattern: models.target.graph.pattern } };
+    const peakKvBytes = (await models.target.kvMemoryStats()).peakLiveBytes;
+    return { runs, kvBytes, peakKvBytes, peakRssBytes: processPeakRssBytes(), info: { method: plan.method, pattern: models.target.graph.pattern, layerwise: models.target.graph.layerwise } };
   } finally {
     await models.dispose();
   }

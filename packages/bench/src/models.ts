@@ -34,7 +34,10 @@ export function dtypeSettings(dtypes: BenchDtypes, needsDraft: boolean): BenchSe
  * e.g. fused GroupQueryAttention, it loads without and those methods are skipped by the pipeline's typed
  * error) and the draft when a plan needs it.
  */
-export async function loadBenchModels(options: { targetDir: string; draftDir?: string; plans: readonly MethodPlan[]; threads?: number } & BenchDtypes): Promise<BenchModels> {
+export async function loadBenchModels(
+  options: { targetDir: string; draftDir?: string; plans: readonly MethodPlan[]; threads?: number; /** Load the target layer-wise (`loadModel({ layerwise })`). */ layerwise?: boolean } & BenchDtypes,
+): Promise<BenchModels> {
+  const layerwise = options.layerwise ? { layerwise: true } : {};
   const wantRagged = options.plans.some((p) => RAGGED_METHODS.includes(p.method));
   const wantDraft = options.plans.some((p) => p.needsDraft);
   let target: OrtCausalLM;
@@ -42,15 +45,15 @@ export async function loadBenchModels(options: { targetDir: string; draftDir?: s
   let raggedRefused: string | undefined;
   if (wantRagged) {
     try {
-      target = await loadModel(options.targetDir, { raggedCache: true, threads: options.threads, dtype: options.dtype });
+      target = await loadModel(options.targetDir, { raggedCache: true, threads: options.threads, dtype: options.dtype, ...layerwise });
       ragged = true;
     } catch (error) {
       if ((error as { code?: string })?.code !== 'UNSUPPORTED_CAPABILITY') throw error;
       raggedRefused = (error as Error).message;
-      target = await loadModel(options.targetDir, { threads: options.threads, dtype: options.dtype });
+      target = await loadModel(options.targetDir, { threads: options.threads, dtype: options.dtype, ...layerwise });
     }
   } else {
-    target = await loadModel(options.targetDir, { threads: options.threads, dtype: options.dtype });
+    target = await loadModel(options.targetDir, { threads: options.threads, dtype: options.dtype, ...layerwise });
   }
   let draft: OrtCausalLM | undefined;
   try {

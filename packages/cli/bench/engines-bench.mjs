@@ -7,6 +7,8 @@
 //   pnpm bench:runtime                      # = turbo run build && node packages/cli/bench/engines-bench.mjs
 //   options: --threads N (2) --new-tokens N (32) --repeats N (3) --contexts 512,2048,8192 --budget 256
 //            --methods speckv,snapkv --peers transformers.js,llama.cpp --model DIR (models/perf) --draft DIR
+//            --engines whole,layerwise (our compressed rows with the whole-graph engine and/or loadModel({ layerwise }),
+//            which selects each layer inside the prefill; the memory goal line is printed for each)
 //
 // Each (engine, context) runs in its own child process (`runEngineInChild`, the machinery of
 // `draft bench perf --peers llama.cpp`): the child loads the engine, warms up on 8 tokens, runs `repeats` greedy
@@ -15,7 +17,7 @@
 // every engine (ours via onToken, transformers.js via a streamer, llama.cpp via its token iterator); medians.
 // llama.cpp runs twice: its default f16 KV cache and f32 KV (like ours). Prompts are token ids (no tokenizer).
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     contexts: { type: 'string', default: '512,2048,8192' },
     budget: { type: 'string', default: '256' },
     methods: { type: 'string', default: 'speckv,snapkv' },
+    engines: { type: 'string', default: 'whole,layerwise' },
     peers: { type: 'string', default: 'transformers.js,llama.cpp' },
     model: { type: 'string', default: join(root, 'models', 'perf') },
     draft: { type: 'string' },
@@ -84,7 +87,7 @@ async function measure(name, job, n) {
     const r = await runEngineInChild({ threads, ...job, inputIds: promptOf(n), newTokens: 1 + newTokens, repeats });
     const s = summarizeRuns(r.runs);
     process.stderr.write(`TTFT ${s.ttftMs.toFixed(0)} ms, ${s.decodeTokensPerSecond.toFixed(1)} tok/s, RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
-    return { name, n, ...s, peakRssBytes: r.peakRssBytes, tokens: r.runs[0].tokens, info: r.info, kvBytes: r.kvBytes };
+    return { name, n, ...s, peakRssBytes: r.peakRssBytes, tokens: r.runs[0].tokens, info: r.info, kvBytes: r.kvBytes, peakKvBytes: r.peakKvBytes };
   } catch (error) {
     process.stderr.write(`failed: ${error.message.split('\n')[0]}\n`);
     return { name, n, failed: error.message.split('\n')[0] };
@@ -99,7 +102,13 @@ for (const n of contexts) {
 }
 const longest = contexts[contexts.length - 1];
 const methodRows = [];
-for (const method of methods) methodRows.push(await measure(`ours ${method} C=${budget}`, { engine: 'draft', method, budget, targetDir, draftDir }, longest));
+const ourEngines = values.engines.split(',').filter(Boolean);
+for (const method of methods) {
+  for (const e of ourEngines) {
+    const layerwise = e === 'layerwise';
+    methodRows.push(await measure(`ours ${method}${layerwise ? ' lw' : ''} C=${budget}`, { engine: 'draft', method, budget, targetDir, draftDir, layerwise }, longest));
+  }
+}
 
 const llamaInfo = rows.find((r) => r.name.startsWith('llama.cpp') && r.info)?.info;
 if (llamaInfo) console.log(`llama.cpp: ${llamaInfo.binary}, flash attention ${llamaInfo.flashAttention} (auto = llama.cpp's default, on for the CPU; it rounds attention to f16, so greedy tokens may part from ours at near-ties), batch ${llamaInfo.batchSize}`);
@@ -130,6 +139,22 @@ if (methodRows.length) {
       continue;
     }
     const vs = peerShort.map((p) => `${fx(m.decodeTokensPerSecond / p.decodeTokensPerSecond)} of ${p.name} @ ${shortest} (${p.decodeTokensPerSecond.toFixed(1)})`).join(', ');
-    console.log(`  ${m.name.padEnd(20)} @ ${longest}: decode ${m.decodeTokensPerSecond.toFixed(1)} tok/s, TTFT ${m.ttftMs.toFixed(0)} ms, RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB — ${vs || 'no llama.cpp row'}`);
+    console.log(`  ${m.name.padEnd(23)} @ ${longest}: decode ${m.decodeTokensPerSecond.toFixed(1)} tok/s, TTFT ${m.ttftMs.toFixed(0)} ms, RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB — ${vs || 'no llama.cpp row'}`);
+  }
+  // Memory goal: peak RSS ≤ 1.5 × (weights + one layer's full KV + compressed KV) + 300 MB, and ≤ full KV's peak.
+  const weights = statSync(join(targetDir, 'onnx', 'model.onnx')).size;
+  const cfg = JSON.parse(readFileSync(join(targetDir, 'config.json'), 'utf8'));
+  const headDim = cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
+  const oneLayer = 2 * cfg.num_key_value_heads * longest * headDim * 4;
+  const fullLong = rows.find((r) => r.n === longest && r.name === 'ours');
+  const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+  console.log(`\nGoal: peak RSS ≤ 1.5 × (weights ${mib(weights)} + one layer's full KV ${mib(oneLayer)} + compressed KV) + 300 MB, and ≤ full KV's ${fullLong?.peakRssBytes ? mib(fullLong.peakRssBytes) : '–'} @ ${longest}`);
+  for (const m of methodRows) {
+    if (m.failed) continue;
+    const goal = 1.5 * (weights + oneLayer + (m.kvBytes ?? 0)) + 300e6;
+    const underFull = fullLong?.peakRssBytes ? (m.peakRssBytes <= fullLong.peakRssBytes ? 'yes' : 'no') : '–';
+    console.log(
+      `  ${m.name.padEnd(23)} RSS ${mib(m.peakRssBytes)} vs goal ${mib(goal)}: ${m.peakRssBytes <= goal ? 'met' : 'not met'} (${fx(m.peakRssBytes / goal)}); ≤ full: ${underFull}; KV allocator peak ${m.peakKvBytes ? mib(m.peakKvBytes) : '–'} (all layers' full KV ${mib(oneLayer * cfg.num_hidden_layers)})`,
+    );
   }
 }

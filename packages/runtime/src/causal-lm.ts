@@ -87,20 +87,33 @@ export type PromptInput = string | { messages: readonly ChatMessage[] } | { inpu
 
 /** Generation options of the runtime: the spec's options plus chunked prefill and a decode-time policy. */
 export interface GenerateOptions extends GenerationOptionsV1 {
-  /** Prefill in chunks of this many tokens (default `DEFAULT_PREFILL_CHUNK`, 512). */
+  /** Prefill in chunks of this many tokens (default `defaultPrefillChunk`: ≤ 512, shorter for long prompts). */
   chunkSize?: number;
   /** Optional eviction while decoding. */
   decodePolicy?: DecodePolicyV1;
 }
 
 /**
- * Prefill chunk used when a call names none. The decomposed attention materialises (heads × chunk × past)
- * scores per layer, so an unchunked 8K prompt held several 2 GiB score tensors at once; 512 keeps them at
- * 1/16 of that and was the fastest of 256 / 512 / 1024 / whole on the perf model (prefill 2.2× faster than
- * whole at 4K: the causal upper triangle past each chunk is never computed). See
- * docs/decisions/2026-12-05-engine-memory.md.
+ * Largest prefill chunk used when a call names none. The decomposed attention materialises (heads × chunk ×
+ * past) scores per layer; 512 was the fastest of 256 / 512 / 1024 / whole on the perf model at 2K–4K (the
+ * causal upper triangle past each chunk is never computed). See docs/decisions/2026-12-05-engine-memory.md.
  */
 export const DEFAULT_PREFILL_CHUNK = 512;
+
+/** Score bytes one chunk may materialise per layer when the call names no chunk size. */
+export const PREFILL_SCORE_BUDGET_BYTES = 32 * 2 ** 20;
+
+/**
+ * The chunk a prefill of `tokens` after `past` cached entries uses by default: the largest multiple of 64 up
+ * to `DEFAULT_PREFILL_CHUNK` whose float32 scores (heads × chunk × (past + tokens)) fit the budget, at least
+ * 64. Long prompts get shorter chunks, so activations stay bounded as the context grows (at 8K on the perf
+ * model: 128 tokens, peak RSS 1.5 → 1.0 GB at the same prefill time; decision record 2026-12-06).
+ */
+export function defaultPrefillChunk(tokens: number, past: number, numHeads: number): number {
+  const perToken = numHeads * (past + tokens) * 4;
+  const fits = Math.floor(PREFILL_SCORE_BUDGET_BYTES / perToken / 64) * 64;
+  return Math.max(64, Math.min(DEFAULT_PREFILL_CHUNK, fits));
+}
 
 /** `stream()` result: text pieces, plus the final result once iteration ends. */
 export type GenerationStream = CallbackIterable<string, GenerationResultV1>;
@@ -190,7 +203,7 @@ export class OrtCausalLM implements CausalLMV1 {
     }
     const logits = request.logits ?? 'last';
     if (logits !== 'last' && logits !== 'all') throw new InvalidArgumentError({ argument: 'logits', value: logits, expected: "'last' | 'all'" });
-    const chunkSize = request.chunkSize ?? DEFAULT_PREFILL_CHUNK;
+    const chunkSize = request.chunkSize ?? defaultPrefillChunk(S, cache?.length ?? 0, this.info.numHeads);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });
     for (const name of request.debugOutputs ?? []) {
       if (!this.graph.outputNames.includes(name)) throw new InvalidArgumentError({ argument: 'debugOutputs', value: name, expected: 'a name given to loadModel({ debugOutputs })' });
@@ -271,7 +284,7 @@ export class OrtCausalLM implements CausalLMV1 {
     if (!Number.isInteger(request.captureQueries) || request.captureQueries < 0 || request.captureQueries > S) {
       throw new InvalidArgumentError({ argument: 'captureQueries', value: request.captureQueries, expected: `an integer in [0, ${S}] (tokens in this call)` });
     }
-    const chunkSize = request.chunkSize ?? DEFAULT_PREFILL_CHUNK;
+    const chunkSize = request.chunkSize ?? defaultPrefillChunk(S, 0, this.info.numHeads);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });
     const { numLayers, numKvHeads } = this.info;
     const keptPositions: Int32Array[][] = [];

@@ -1,5 +1,5 @@
 /** @draft/runtime — ONNX Runtime decoders with query capture, a position-aware KV cache and generation. */
-export { DEFAULT_PREFILL_CHUNK, loadModel, OrtCausalLM } from './causal-lm.js';
+export { DEFAULT_PREFILL_CHUNK, defaultPrefillChunk, loadModel, OrtCausalLM, PREFILL_SCORE_BUDGET_BYTES } from './causal-lm.js';
 export type { GenerateOptions, GenerationStream, LoadModelOptions, OrtForwardRequest, OrtForwardResult, PromptInput } from './causal-lm.js';
 export { OrtKvCache } from './kv-cache.js';
 export type { KvPoolStats } from './kv-pool.js';

@@ -41,7 +41,12 @@ export class LayeredSession implements GraphRunner {
   static async create(ort: Ort, segments: readonly LayerSegment[], options: Record<string, unknown>, graphNames: { inputs: readonly string[]; outputs: readonly string[] }): Promise<LayeredSession> {
     const sessions: SegmentSession[] = [];
     try {
-      for (const segment of segments) sessions.push({ ...segment, session: await ort.InferenceSession.create(segment.bytes, options) });
+      // One thread pool and arena per segment: pools that spin after each run starve the next segment's
+      // (decode ran 5× slower), and per-session arenas each keep their own activation peak (RSS grew by
+      // the number of layers), so segments sleep between runs and allocate from the process heap.
+      const extra = (options.extra ?? {}) as { session?: Record<string, string> };
+      const segmentOptions = { ...options, enableCpuMemArena: false, extra: { ...extra, session: { ...extra.session, 'intra_op.allow_spinning': '0' } } };
+      for (const segment of segments) sessions.push({ ...segment, session: await ort.InferenceSession.create(segment.bytes, segmentOptions) });
     } catch (error) {
       await Promise.all(sessions.map((s) => s.session.release()));
       throw error;

@@ -59,7 +59,8 @@ function initializerBytes(t: TensorProto): number {
  * prelude. Nodes that read neither (the causal mask, sequence lengths built from `attention_mask`, RoPE tables
  * gathered by `position_ids`) are recomputed in every segment that needs them, unless they read a large
  * initializer (then they run once in the prelude and their output travels): per-chunk masks are never kept
- * across layers. Tensors produced in one segment and read in another become outputs and inputs.
+ * across layers. Nodes that read only weights (a MatMul weight's Transpose) go with their readers, where ORT
+ * folds them at load. Tensors produced in one segment and read in another become outputs and inputs.
  */
 export function splitLayers(model: ModelProto, numLayers: number): SplitGraph {
   const graph = model.graph as GraphProto;
@@ -89,7 +90,14 @@ export function splitLayers(model: ModelProto, numLayers: number): SplitGraph {
   for (const [name, t] of initializers) if (!graphInputs.has(name)) elemType.set(name, t.dataType ?? 0);
   const layerOfNode: number[] = [];
   const tokenOfNode: boolean[] = [];
+  // Whether a tensor depends on any graph input; those that do not are weights (or folded from them).
+  const variable = new Map<string, boolean>();
+  for (const name of graphInputs.keys()) variable.set(name, true);
+  const constantNode: boolean[] = [];
   for (const node of nodes) {
+    const isVariable = node.input.some((i) => i !== '' && (variable.get(i) ?? false));
+    constantNode.push(!isVariable);
+    for (const o of node.output) variable.set(o, isVariable);
     const shapeOnly = node.opType === 'Shape' || node.opType === 'Size';
     let layer = -1;
     let token = false;
@@ -110,6 +118,10 @@ export function splitLayers(model: ModelProto, numLayers: number): SplitGraph {
 
   // Segment of each node: -1 prelude, l ≥ 0 a layer, undefined = recomputed wherever it is read.
   const segmentOf: (number | undefined)[] = nodes.map((node, i) => {
+    // A weight transform (Transpose of a MatMul weight, a dequantised table) belongs with its reader: ORT
+    // folds it into that session's initializers at load. Run in the prelude it would copy every weight out
+    // on every step.
+    if (constantNode[i]) return undefined;
     if (layerOfNode[i] >= 0) return layerOfNode[i];
     if (tokenOfNode[i]) return -1;
     const heavy = node.input.some((name) => {

@@ -60,24 +60,24 @@ export function packLayer(pasts: readonly KvArray[], lengths: readonly number[],
 
 /**
  * Row `b`'s own cache of one layer out of a batch tensor [B, Hkv, T, d]: its valid slots (per `mask`, [B, T])
- * in order, as (Hkv, count, d) into `out`.
+ * among the first `upTo` columns, in order, as (Hkv, count, d) into `out`.
  */
-export function unpackLayerRow(batch: KvArray, mask: Uint8Array, b: number, total: number, shape: BatchShape, out: KvArray): void {
+export function unpackLayerRow(batch: KvArray, mask: Uint8Array, b: number, total: number, shape: BatchShape, out: KvArray, upTo = total): void {
   const { numKvHeads: hkv, headDim: d } = shape;
   let count = 0;
-  for (let t = 0; t < total; t++) count += mask[b * total + t];
+  for (let t = 0; t < upTo; t++) count += mask[b * total + t];
   for (let h = 0; h < hkv; h++) {
     const src = (b * hkv + h) * total * d;
     let dst = h * count * d;
     let t = 0;
-    while (t < total) {
+    while (t < upTo) {
       if (mask[b * total + t] === 0) {
         t++;
         continue;
       }
       // Copy each run of valid slots at once.
       let end = t;
-      while (end < total && mask[b * total + end] === 1) end++;
+      while (end < upTo && mask[b * total + end] === 1) end++;
       out.set(batch.subarray(src + t * d, src + end * d) as never, dst);
       dst += (end - t) * d;
       t = end;

@@ -69,6 +69,13 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * that cannot be split at its layers. Default false.
    */
   layerwise?: boolean;
+  /**
+   * Decode steps keep the cache in place: the past is fed at its buffer's capacity with the free columns
+   * masked, only the new K/V rows are fetched and written into the next free column, so no step copies the
+   * cache out of ORT. Decomposed attention with an attention mask (`graph.inPlaceDecode` says whether the
+   * loaded graph does it). Default true; false fetches whole presents every step (the previous engine).
+   */
+  inPlaceDecode?: boolean;
 }
 
 /** A forward request with runtime extras. */
@@ -534,6 +541,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       debugOutputs: options.debugOutputs,
       keyBias: options.raggedCache ?? false,
       maxDecodeBatch: options.maxDecodeBatch,
+      inPlaceDecode: options.inPlaceDecode,
       layerwise: options.layerwise ?? false,
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });

@@ -31,6 +31,8 @@ export type WorkerRequest =
       batchGatherMs?: number;
       /** Split the graph into per-layer sessions (layer-wise prefill with selection in the loop). */
       layerwise?: boolean;
+      /** Decode steps write new K/V rows into caches kept in place (default true where the graph allows). */
+      inPlaceDecode?: boolean;
     }
   | {
       id: number;
@@ -83,6 +85,8 @@ export interface InitResult {
   maxDecodeBatch: number;
   /** The graph runs as one session per layer (`prefillSelect` available). */
   layerwise: boolean;
+  /** Decode steps write new K/V rows into caches kept in place (no present copied out per step). */
+  inPlaceDecode: boolean;
   loadMs: number;
 }
 

@@ -52,6 +52,11 @@ interface State {
   maxDecodeBatch: number;
   /** How long the pump waits for the rest of the last batch's next steps. */
   batchGatherMs: number;
+  /**
+   * Graph outputs holding each layer's new K/V rows, when decode steps keep their cache in place (decomposed
+   * attention with an attention mask): undefined when every step fetches whole presents.
+   */
+  newKv?: { key: string; value: string }[];
 }
 
 const port = parentPort;
@@ -227,6 +232,8 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     maxDecodeBatch: graph.pattern === 'decomposed' && session.inputNames.includes('attention_mask') ? (request.maxDecodeBatch ?? 8) : 1,
     batchGatherMs: request.batchGatherMs ?? 20,
   };
+  // In-place decode masks the free capacity of its buffers, which needs the attention mask of decomposed graphs.
+  if (graph.newKvOutputs && graph.pattern === 'decomposed' && state.hasAttentionMask && request.inPlaceDecode !== false) state.newKv = graph.newKvOutputs;
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
   return {
@@ -244,6 +251,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     externalDataFiles: dataFiles,
     maxDecodeBatch: state.maxDecodeBatch,
     layerwise: layered !== undefined,
+    inPlaceDecode: state.newKv !== undefined,
     loadMs: performance.now() - started,
   };
 }
@@ -776,23 +784,37 @@ async function handle(request: WorkerRequest): Promise<void> {
 }
 
 /**
- * The present of a batched step, kept as the next step's past ([B, Hkv, total, d] per layer) while its rows'
- * caches are live; `mask` ([B, total]) marks each row's real slots.
+ * The KV of a batched step, kept as the next step's past ([B, Hkv, total, d] per layer) while its rows'
+ * caches are live; `mask` ([B, total]) marks each row's real slots. A batch fetched as whole presents is
+ * full (`used` = `total`); an in-place batch has free columns from `used` on, and each step writes its new
+ * rows into column `used` (see stepInPlace).
  */
 interface ResidentBatch {
   keys: KvArray[];
   values: KvArray[];
   rows: number;
   total: number;
+  /** Columns written so far. */
+  used: number;
   mask: Uint8Array;
-  /** Real slots per row. */
+  /** Real slots per row, as of `used`. */
   counts: number[];
-  /** Row caches not yet released or copied out. */
+  /** Row caches not yet released or copied out (of every step that shares these buffers). */
   live: number;
 }
 
-/** Cache handles whose entries still live inside a resident batch (copied out on first other use). */
-const residentRows = new Map<number, { batch: ResidentBatch; row: number }>();
+/**
+ * A cache handle whose entry lives inside a resident batch (copied out on first other use): its row, the
+ * columns that existed when it was made (`upTo`: later in-place steps write only past them) and its slots.
+ */
+interface ResidentRow {
+  batch: ResidentBatch;
+  row: number;
+  upTo: number;
+  count: number;
+}
+
+const residentRows = new Map<number, ResidentRow>();
 
 function dropRow(batch: ResidentBatch): void {
   if (--batch.live > 0) return;
@@ -802,15 +824,13 @@ function dropRow(batch: ResidentBatch): void {
 
 /** Copies a resident row out into its own cache entry (same handle). */
 function materialize(handle: number): void {
-  const resident = residentRows.get(handle) as { batch: ResidentBatch; row: number };
-  const { batch, row } = resident;
+  const { batch, row, upTo, count } = residentRows.get(handle) as ResidentRow;
   const s = state as State;
   const shape = { numKvHeads: s.init.numKvHeads, headDim: s.init.headDim };
-  const count = batch.counts[row];
   const out = (tensors: KvArray[]) =>
     tensors.map((t) => {
       const a = s.pool.alloc(shape.numKvHeads * count * shape.headDim);
-      unpackLayerRow(t, batch.mask, row, batch.total, shape, a);
+      unpackLayerRow(t, batch.mask, row, batch.total, shape, a, upTo);
       return a;
     });
   caches.set(handle, { keys: out(batch.keys), values: out(batch.values), length: count });
@@ -821,7 +841,7 @@ function materialize(handle: number): void {
 /** Past length of a step's cache, resident or not. */
 function pastLength(handle: number): number {
   const resident = residentRows.get(handle);
-  return resident ? resident.batch.counts[resident.row] : (caches.get(handle) as CacheEntry).length;
+  return resident ? resident.count : (caches.get(handle) as CacheEntry).length;
 }
 
 type ForwardRequest = Extract<WorkerRequest, { type: 'forward' }>;
@@ -851,7 +871,7 @@ function batchableLead(limit: number): number {
  */
 async function gatherSteps(batch: ResidentBatch, limit: number, waitMs: number): Promise<void> {
   const deadline = performance.now() + waitMs;
-  const expected = Math.min(batch.live, limit);
+  const expected = Math.min(batch.rows, batch.live, limit);
   const queued = () => {
     const lead = batchableLead(limit);
     let n = 0;
@@ -872,7 +892,16 @@ function planBatches(steps: ForwardRequest[]): { steps: ForwardRequest[]; reside
   const groups = groupByLength(steps.map((step) => pastLength(step.cache as number)), maxTokens).map((indices) => indices.map((i) => steps[i]));
   return groups.map((group) => {
     const batch = residentRows.get(group[0].cache as number)?.batch;
-    const whole = batch !== undefined && group.length === batch.rows && batch.rows * (batch.total + 1) <= maxTokens && group.every((step) => residentRows.get(step.cache as number)?.batch === batch);
+    // Every row of the batch, each from its latest cache (an older handle of an in-place batch branches off:
+    // it is packed anew). One row is never split for size: it is the lone, in-place step.
+    const whole =
+      batch !== undefined &&
+      group.length === batch.rows &&
+      (batch.rows === 1 || batch.rows * (batch.total + 1) <= maxTokens) &&
+      group.every((step) => {
+        const r = residentRows.get(step.cache as number);
+        return r?.batch === batch && r.upTo === batch.used;
+      });
     return whole ? { steps: group.sort((x, y) => rowOf(x) - rowOf(y)), resident: batch } : { steps: group };
   });
 }
@@ -888,13 +917,17 @@ async function pump(): Promise<void> {
   try {
     while (pending.length > 0) {
       const limit = state?.maxDecodeBatch ?? 1;
-      if (limit > 1 && batchable(pending[0])) {
+      if ((limit > 1 || state?.newKv) && batchable(pending[0])) {
         if (lastBatch && lastBatch.live > 1) await gatherSteps(lastBatch, limit, (state as State).batchGatherMs);
         const steps = pending.splice(0, Math.max(1, batchableLead(limit))) as ForwardRequest[];
         lastBatch = undefined;
         for (const plan of planBatches(steps)) {
-          if (plan.steps.length === 1) {
+          if (plan.steps.length === 1 && !state?.newKv) {
             await handle(plan.steps[0]);
+            continue;
+          }
+          if (plan.steps.length === 1) {
+            await handleBatch(plan.steps, plan.resident);
             continue;
           }
           batchCounts.batches++;
@@ -916,6 +949,7 @@ async function pump(): Promise<void> {
  * rows are packed.
  */
 async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch): Promise<void> {
+  if (state?.newKv) return stepInPlace(requests, resident);
   const s = state as State;
   const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
   const shape = { numKvHeads, headDim: d };
@@ -965,24 +999,144 @@ async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch)
       }
     }
     const out = await s.session.run(feeds, fetches);
-    const logitRows = out.logits.dims[1] as number;
-    const data = out.logits.data as KvArray;
-    const batch: ResidentBatch = { keys: presents[0], values: presents[1], rows: B, total: L + 1, mask: nextMask, counts: counts.map((c) => c + 1), live: B };
+    const batch: ResidentBatch = { keys: presents[0], values: presents[1], rows: B, total: L + 1, used: L + 1, mask: nextMask, counts: counts.map((c) => c + 1), live: B };
     lastBatch = batch;
-    requests.forEach((request, b) => {
-      const lastRow = data.subarray(((b + 1) * logitRows - 1) * vocabSize, (b + 1) * logitRows * vocabSize);
-      const logits = lastRow instanceof Uint16Array ? halfToFloat32(lastRow) : Float32Array.from(lastRow);
-      const handle = nextHandle++;
-      residentRows.set(handle, { batch, row: b });
-      post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
-      post({ id: request.id, type: 'result', result: { cache: handle, length: batch.counts[b], logits } satisfies ForwardResult }, [logits.buffer as ArrayBuffer]);
-    });
+    replyRows(requests, batch, out.logits);
   } catch (error) {
     releaseArrays(presents[0]);
     releaseArrays(presents[1]);
     for (const request of requests) post({ id: request.id, type: 'error', error: serialize(error) });
   } finally {
     releaseArrays(held);
+    for (const request of requests) cancelled.delete(request.id);
+  }
+}
+
+/** Each row's last logits to its request, and a resident handle per row of `batch` as it now stands. */
+function replyRows(requests: ForwardRequest[], batch: ResidentBatch, logitsTensor: Tensor): void {
+  const { vocabSize } = (state as State).init;
+  const logitRows = logitsTensor.dims[1] as number;
+  const data = logitsTensor.data as KvArray;
+  requests.forEach((request, b) => {
+    const lastRow = data.subarray(((b + 1) * logitRows - 1) * vocabSize, (b + 1) * logitRows * vocabSize);
+    const logits = lastRow instanceof Uint16Array ? halfToFloat32(lastRow) : Float32Array.from(lastRow);
+    const handle = nextHandle++;
+    residentRows.set(handle, { batch, row: b, upTo: batch.used, count: batch.counts[b] });
+    post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
+    post({ id: request.id, type: 'result', result: { cache: handle, length: batch.counts[b], logits } satisfies ForwardResult }, [logits.buffer as ArrayBuffer]);
+  });
+}
+
+/** Columns for `used` written ones plus room for max(32, used / 16) more steps, rounded to 32. */
+function inPlaceCapacity(used: number): number {
+  return Math.ceil((used + Math.max(32, used >> 4)) / 32) * 32;
+}
+
+/**
+ * A batch with room to write into, holding the rows' caches: `resident` itself while it has a free column, else
+ * its columns copied into wider buffers, else the rows packed anew (right-padded and masked, free columns
+ * zeroed so masked scores stay finite).
+ */
+function inPlaceBatch(requests: ForwardRequest[], resident: ResidentBatch | undefined, held: KvArray[]): ResidentBatch {
+  const s = state as State;
+  const { numLayers, numKvHeads, headDim: d } = s.init;
+  const shape = { numKvHeads, headDim: d };
+  const B = requests.length;
+  if (resident && resident.used < resident.total) return resident;
+  let counts: number[];
+  let used: number;
+  let fill: (which: 'keys' | 'values', l: number, out: KvArray, total: number) => void;
+  let columns: (total: number) => Uint8Array;
+  if (resident) {
+    ({ counts, used } = resident);
+    fill = (which, l, out, total) => {
+      const from = resident[which][l];
+      for (let bh = 0; bh < B * numKvHeads; bh++) out.set(from.subarray(bh * resident.total * d, (bh * resident.total + used) * d) as never, bh * total * d);
+    };
+    columns = (total) => {
+      const mask = new Uint8Array(B * total);
+      for (let b = 0; b < B; b++) mask.set(resident.mask.subarray(b * resident.total, b * resident.total + used), b * total);
+      return mask;
+    };
+  } else {
+    const rows = requests.map((r) => getCache(r.cache as number));
+    counts = rows.map((e) => e.length);
+    used = paddedPastLength(counts);
+    fill = (which, l, out, total) => packLayer(rows.map((e) => e[which][l]), counts, total, shape, out);
+    columns = (total) => packedMask(counts, total);
+  }
+  const total = inPlaceCapacity(used);
+  const widen = (which: 'keys' | 'values') =>
+    Array.from({ length: numLayers }, (_, l) => {
+      const out = s.pool.alloc(B * numKvHeads * total * d);
+      held.push(out);
+      out.fill(0);
+      fill(which, l, out, total);
+      return out;
+    });
+  return { keys: widen('keys'), values: widen('values'), rows: B, total, used, mask: columns(total), counts: counts.slice(), live: 0 };
+}
+
+/**
+ * Single-token steps (one or several sequences) on a cache kept in place: the past fed is the batch's buffers
+ * at full width with the free columns masked, only logits and the new K/V rows are fetched (the Node binding
+ * copies every fetched output, so fetching presents copied the whole cache per step), and the new rows are
+ * written into column `used`. Handles made before keep seeing only the columns below their `upTo`.
+ */
+async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch): Promise<void> {
+  const s = state as State;
+  const { numLayers, numHeads, numKvHeads, headDim: d } = s.init;
+  const newKv = s.newKv as { key: string; value: string }[];
+  const B = requests.length;
+  const held: KvArray[] = [];
+  try {
+    const batch = inPlaceBatch(requests, resident, held);
+    const { total, used } = batch;
+    const mask = new Int32Array(B * (total + 1));
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < total; t++) mask[b * (total + 1) + t] = batch.mask[b * total + t];
+      mask[b * (total + 1) + total] = 1;
+    }
+    const feeds: Record<string, Tensor> = {
+      input_ids: i64(requests.map((r) => r.inputIds[0]), [B, 1]),
+      position_ids: i64(requests.map((r) => r.positionIds[0]), [B, 1]),
+      attention_mask: i64(mask, [B, total + 1]),
+    };
+    if (s.hasNumLogitsToKeep) feeds.num_logits_to_keep = i64([1], []);
+    // Unpadded caches only (batchable): the key bias is zero.
+    if (s.keyBiasInputs) for (const name of s.keyBiasInputs) feeds[name] = new ort.Tensor('float32', new Float32Array(numHeads * (total + 1)), [1, numHeads, 1, total + 1]);
+    const fetches: Record<string, Tensor | null> = { logits: null };
+    for (let l = 0; l < numLayers; l++) {
+      feeds[`past_key_values.${l}.key`] = new ort.Tensor(s.kvType, batch.keys[l], [B, numKvHeads, total, d]);
+      feeds[`past_key_values.${l}.value`] = new ort.Tensor(s.kvType, batch.values[l], [B, numKvHeads, total, d]);
+      fetches[newKv[l].key] = null;
+      fetches[newKv[l].value] = null;
+    }
+    const out = await s.session.run(feeds, fetches);
+    for (let l = 0; l < numLayers; l++) {
+      for (const [which, name] of [['keys', newKv[l].key], ['values', newKv[l].value]] as const) {
+        const rows = out[name].data as KvArray;
+        const into = batch[which][l];
+        for (let bh = 0; bh < B * numKvHeads; bh++) into.set(rows.subarray(bh * d, (bh + 1) * d) as never, (bh * total + used) * d);
+      }
+    }
+    for (let b = 0; b < B; b++) {
+      batch.mask[b * total + used] = 1;
+      batch.counts[b]++;
+    }
+    batch.used++;
+    batch.live += B;
+    held.length = 0;
+    lastBatch = B > 1 ? batch : undefined;
+    if (B > 1) {
+      batchCounts.batches++;
+      batchCounts.rows += B;
+    }
+    replyRows(requests, batch, out.logits);
+  } catch (error) {
+    releaseArrays(held);
+    for (const request of requests) post({ id: request.id, type: 'error', error: serialize(error) });
+  } finally {
     for (const request of requests) cancelled.delete(request.id);
   }
 }

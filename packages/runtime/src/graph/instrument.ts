@@ -73,6 +73,12 @@ export interface InstrumentedGraph {
   keyBiasInputs?: string[];
   /** Decomposed layers whose repeat_kv was replaced by grouped query heads (`groupQueryHeads`). */
   groupedLayers: number;
+  /**
+   * Decomposed attention whose presents are `Concat(past, new, axis 2)`: per layer, the graph outputs added
+   * for the new rows alone ([B, Hkv, n, d]). A decode step then fetches these instead of the presents and
+   * writes them into a cache it keeps in place (the Node binding copies every fetched output).
+   */
+  newKvOutputs?: { key: string; value: string }[];
   inputNames: string[];
   outputNames: string[];
 }
@@ -386,6 +392,11 @@ export function instrumentGraph(
     graph.output.push(onnx.ValueInfoProto.create({ name }));
   };
   for (const c of captures) add(c.output);
+  const newKvOutputs = pattern === 'decomposed' ? findNewKvRows(graph.node as NodeProto[], options.numLayers) : undefined;
+  for (const rows of newKvOutputs ?? []) {
+    add(rows.key);
+    add(rows.value);
+  }
   const debugOutputs: string[] = [];
   for (const name of options.debugOutputs ?? []) {
     if (!producer.has(name) && !graphInputs.has(name)) throw new GraphPatternError(`Debug output '${name}' is not a tensor of ${options.path}.`);
@@ -398,8 +409,32 @@ export function instrumentGraph(
     captures,
     debugOutputs,
     ...(keyBiasInputs ? { keyBiasInputs } : {}),
+    ...(newKvOutputs ? { newKvOutputs } : {}),
     groupedLayers,
     inputNames: graph.input.map((i) => i.name as string),
     outputNames: graph.output.map((o) => o.name as string),
   };
+}
+
+/**
+ * Per layer, the tensor each present appends to its past, when every present is `Concat(past, new)` on the
+ * sequence axis (2 or −2 of [B, Hkv, S, d]); undefined when any layer is built otherwise.
+ */
+function findNewKvRows(nodes: readonly NodeProto[], numLayers: number): { key: string; value: string }[] | undefined {
+  const producer = new Map<string, NodeProto>();
+  for (const n of nodes) for (const o of n.output) producer.set(o, n);
+  const rowsOf = (layer: number, which: 'key' | 'value'): string | undefined => {
+    const node = producer.get(`present.${layer}.${which}`);
+    if (!node || node.opType !== 'Concat' || node.input.length !== 2 || node.input[0] !== `past_key_values.${layer}.${which}`) return undefined;
+    const axis = Number((node.attribute ?? []).find((a) => a.name === 'axis')?.i ?? Number.NaN);
+    return axis === 2 || axis === -2 ? node.input[1] : undefined;
+  };
+  const rows: { key: string; value: string }[] = [];
+  for (let l = 0; l < numLayers; l++) {
+    const key = rowsOf(l, 'key');
+    const value = rowsOf(l, 'value');
+    if (!key || !value) return undefined;
+    rows.push({ key, value });
+  }
+  return rows;
 }

@@ -16,11 +16,13 @@
 // engine's alone. TTFT = call → first token; decode tok/s = (N − 1) / (last − first token time), the same rule for
 // every engine (ours via onToken, transformers.js via a streamer, llama.cpp via its token iterator); medians.
 // llama.cpp runs twice: its default f16 KV cache and f32 KV (like ours). Prompts are token ids (no tokenizer).
+// Last, a copy probe measures memory bandwidth and each decode is set against its floor (bytes read per token).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const { values } = parseArgs({
@@ -157,4 +159,52 @@ if (methodRows.length) {
       `  ${m.name.padEnd(23)} RSS ${mib(m.peakRssBytes)} vs goal ${mib(goal)}: ${m.peakRssBytes <= goal ? 'met' : 'not met'} (${fx(m.peakRssBytes / goal)}); ≤ full: ${underFull}; KV allocator peak ${m.peakKvBytes ? mib(m.peakKvBytes) : '–'} (all layers' full KV ${mib(oneLayer * cfg.num_hidden_layers)})`,
     );
   }
+}
+
+// Bandwidth goal: decode at the longest context within 2× of the memory floor, i.e. the bytes a step must read
+// (weights + the cache it attends over) ÷ the machine's copy bandwidth, probed now with as many threads as the
+// engines used (STREAM-style: a copy moves each byte twice, read and write).
+const bandwidth = await copyBandwidth(threads);
+const fullRow = rows.find((r) => r.n === longest && r.name === 'ours' && !r.failed);
+if (fullRow) {
+  const weights = statSync(join(targetDir, 'onnx', 'model.onnx')).size;
+  const cfg = JSON.parse(readFileSync(join(targetDir, 'config.json'), 'utf8'));
+  const headDim = cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
+  const fullKv = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * longest * headDim * 4;
+  console.log(`\nGoal: decode at ${longest} within 2× of the memory-bandwidth floor (copy probe: ${(bandwidth / 1e9).toFixed(1)} GB/s with ${threads} threads)`);
+  const line = (name, row, kv) => {
+    const floorMs = ((weights + kv) / bandwidth) * 1000;
+    const stepMs = 1000 / row.decodeTokensPerSecond;
+    console.log(`  ${name.padEnd(23)} reads ${((weights + kv) / 2 ** 20).toFixed(0)} MiB per token: floor ${floorMs.toFixed(1)} ms, measured ${stepMs.toFixed(1)} ms — ${(stepMs / floorMs).toFixed(2)}× the floor (${stepMs <= 2 * floorMs ? 'met' : 'not met'})`);
+  };
+  line('ours full', fullRow, fullKv);
+  for (const m of methodRows) if (!m.failed && m.kvBytes) line(m.name, m, m.kvBytes);
+}
+
+/** Aggregate copy bandwidth (bytes read + written per second) of `n` threads each copying 64 MiB eight times. */
+async function copyBandwidth(n) {
+  const source = `
+    const { parentPort } = require('node:worker_threads');
+    const a = new Float32Array(16 * 2 ** 20).fill(1);
+    const b = new Float32Array(a.length);
+    b.set(a);
+    parentPort.once('message', () => {
+      const t = performance.now();
+      for (let i = 0; i < 8; i++) (i % 2 ? a : b).set(i % 2 ? b : a);
+      parentPort.postMessage(performance.now() - t);
+    });`;
+  const workers = Array.from({ length: n }, () => new Worker(source, { eval: true }));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const times = await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise((resolve) => {
+          w.once('message', resolve);
+          w.postMessage('go');
+        }),
+    ),
+  );
+  await Promise.all(workers.map((w) => w.terminate()));
+  const bytes = n * 8 * 2 * 64 * 2 ** 20;
+  return bytes / (Math.max(...times) / 1000);
 }

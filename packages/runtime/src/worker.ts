@@ -951,7 +951,7 @@ async function pump(): Promise<void> {
 async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch): Promise<void> {
   if (state?.newKv) return stepInPlace(requests, resident);
   const s = state as State;
-  const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
+  const { numLayers, numHeads, numKvHeads, headDim: d } = s.init;
   const shape = { numKvHeads, headDim: d };
   const B = requests.length;
   const held: KvArray[] = [];

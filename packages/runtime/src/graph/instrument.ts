@@ -425,7 +425,7 @@ function findNewKvRows(nodes: readonly NodeProto[], numLayers: number): { key: s
   for (const n of nodes) for (const o of n.output) producer.set(o, n);
   const rowsOf = (layer: number, which: 'key' | 'value'): string | undefined => {
     const node = producer.get(`present.${layer}.${which}`);
-    if (!node || node.opType !== 'Concat' || node.input.length !== 2 || node.input[0] !== `past_key_values.${layer}.${which}`) return undefined;
+    if (node?.opType !== 'Concat' || node.input.length !== 2 || node.input[0] !== `past_key_values.${layer}.${which}`) return undefined;
     const axis = Number((node.attribute ?? []).find((a) => a.name === 'axis')?.i ?? Number.NaN);
     return axis === 2 || axis === -2 ? node.input[1] : undefined;
   };

@@ -12,7 +12,7 @@ const prompt = Array.from({ length: 37 }, (_, i) => (i * 11 + 5) % 200);
 async function greedy(model: OrtCausalLM, cache: OrtKvCache, first: number, steps: number): Promise<{ tokens: number[]; logits: Float32Array; cache: OrtKvCache }> {
   const tokens: number[] = [];
   let token = first;
-  let logits = new Float32Array(0);
+  let logits: Float32Array = new Float32Array(0);
   for (let i = 0; i < steps; i++) {
     const step = await model.forward({ inputIds: [token], cache });
     cache.dispose();

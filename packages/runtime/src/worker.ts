@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
-import { checkExternalData, externalRef, readExternalBytes, resolveExternalLocations } from './graph/external-data.js';
+import onnxProto from 'onnx-proto';
+import { checkExternalData, externalizeInlineWeights, externalRef, readExternalBytes, resolveExternalLocations } from './graph/external-data.js';
 import { type AttentionPattern, decodeModel, instrumentGraph, type QueryCaptureSpec } from './graph/instrument.js';
 import { type FloatType, readKvIo } from './graph/kv-io.js';
 import { halfToFloat32 } from './float16.js';
@@ -19,6 +20,8 @@ import { GraphSplitError, splitLayers } from './graph/split-layers.js';
 import { type GraphRunner, LayeredSession } from './layered-session.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
 import type { ExportedKv, ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
+
+const { onnx } = onnxProto;
 
 type Ort = typeof import('onnxruntime-node');
 type Tensor = InstanceType<Ort['Tensor']>;
@@ -160,12 +163,24 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   const path = request.modelPath;
   const baseDir = dirname(path);
   // With external data the .onnx file is only the graph (weights stay in the data files, which JS never reads).
-  const model = decodeModel(readFileSync(path), path);
-  const graphProto = model.graph;
-  if (!graphProto) throw new WorkerError('MODEL_LAYOUT', `ONNX model ${path} has no graph.`, { path });
-  const dataFiles = checkExternalData(graphProto.initializer ?? [], baseDir, path);
+  const fileBytes = readFileSync(path);
+  let model = decodeModel(fileBytes, path);
+  if (!model.graph) throw new WorkerError('MODEL_LAYOUT', `ONNX model ${path} has no graph.`, { path });
+  const dataFiles = checkExternalData(model.graph.initializer ?? [], baseDir, path);
   // Where ORT resolves the (possibly rewritten) locations: the model's folder unless data files are symlinks.
-  const dataFolder = dataFiles.length > 0 ? resolveExternalLocations(graphProto.initializer ?? [], baseDir, path) : baseDir;
+  let dataFolder = dataFiles.length > 0 ? resolveExternalLocations(model.graph.initializer ?? [], baseDir, path) : baseDir;
+  let weightsByReference = false;
+  if (dataFiles.length === 0) {
+    // Inline weights: ORT reads them from the model file by byte range, and the graph is decoded again from
+    // its small re-encoding, so nothing keeps the file's bytes alive in JS once the session exists.
+    const moved = externalizeInlineWeights(model.graph.initializer ?? [], fileBytes, path);
+    if (moved.bytes > 0) {
+      model = decodeModel(onnx.ModelProto.encode(model).finish(), path);
+      dataFolder = moved.folder;
+      weightsByReference = true;
+    }
+  }
+  const graphProto = model.graph as NonNullable<typeof model.graph>;
   const io = readKvIo(
     { input: graphProto.input ?? [], output: graphProto.output ?? [] },
     { numLayers: request.numLayers, numKvHeads: request.numKvHeads, headDim: request.headDim, modelPath: path, configPath: request.configPath },
@@ -188,7 +203,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   // The session is made from the instrumented graph's bytes, so ORT has no model path to resolve relative
   // external-data locations against: this session config entry gives it the folder, and ORT reads (or maps)
   // the weights itself.
-  if (dataFiles.length > 0) options.extra = { session: { model_external_initializers_file_folder_path: dataFolder } };
+  if (dataFiles.length > 0 || weightsByReference) options.extra = { session: { model_external_initializers_file_folder_path: dataFolder } };
   let layered: LayeredSession | undefined;
   if (request.layerwise) {
     try {

@@ -5,7 +5,7 @@
  * tensors the runtime itself needs (RoPE tables) by their byte range.
  */
 import { closeSync, existsSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { ModelLayoutError } from '@draft/core';
 import onnxProto from 'onnx-proto';
 
@@ -107,4 +107,36 @@ export function resolveExternalLocations(tensors: readonly TensorProto[], baseDi
     if (location) location.value = relative(folder, path);
   }
   return folder;
+}
+
+/** Inline initializers at least this large are handed to ORT by reference into the model file. */
+const EXTERNALIZE_MIN_BYTES = 4096;
+
+/**
+ * Turns the large inline initializers of a model decoded from `fileBytes` (the whole .onnx file) into external
+ * data pointing at their own byte ranges inside that file, and returns the folder ORT resolves them against
+ * (the real folder of the model file) and the bytes so moved. Why: the worker instruments the graph and hands
+ * ORT serialized bytes; with the weights inline, JS held the file and the re-encoded model (two copies of the
+ * weights) while ORT built a third. By reference, ORT reads the weights from the file and JS re-encodes only the
+ * graph. Tensors decoded from `fileBytes` are views into it (protobufjs), so their offsets are known exactly.
+ */
+export function externalizeInlineWeights(tensors: readonly TensorProto[], fileBytes: Uint8Array, modelPath: string): { folder: string; bytes: number } {
+  const realModel = realpathSync(modelPath);
+  const location = basename(realModel);
+  let moved = 0;
+  for (const tensor of tensors) {
+    const raw = tensor.rawData;
+    if (!raw || raw.byteLength < EXTERNALIZE_MIN_BYTES || raw.buffer !== fileBytes.buffer) continue;
+    const offset = raw.byteOffset - fileBytes.byteOffset;
+    if (offset < 0 || offset + raw.byteLength > fileBytes.byteLength) continue;
+    tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    tensor.externalData = [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(raw.byteLength) },
+    ];
+    tensor.rawData = null;
+    moved += raw.byteLength;
+  }
+  return { folder: dirname(realModel), bytes: moved };
 }

@@ -181,30 +181,34 @@ if (fullRow) {
   for (const m of methodRows) if (!m.failed && m.kvBytes) line(m.name, m, m.kvBytes);
 }
 
-/** Aggregate copy bandwidth (bytes read + written per second) of `n` threads each copying 64 MiB eight times. */
+/** Aggregate copy bandwidth (bytes read + written per second) of `n` threads each copying 64 MiB eight times, best of three. */
 async function copyBandwidth(n) {
   const source = `
     const { parentPort } = require('node:worker_threads');
     const a = new Float32Array(16 * 2 ** 20).fill(1);
     const b = new Float32Array(a.length);
     b.set(a);
-    parentPort.once('message', () => {
+    parentPort.on('message', () => {
       const t = performance.now();
       for (let i = 0; i < 8; i++) (i % 2 ? a : b).set(i % 2 ? b : a);
       parentPort.postMessage(performance.now() - t);
     });`;
   const workers = Array.from({ length: n }, () => new Worker(source, { eval: true }));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const times = await Promise.all(
-    workers.map(
-      (w) =>
-        new Promise((resolve) => {
-          w.once('message', resolve);
-          w.postMessage('go');
-        }),
-    ),
-  );
+  // Best of three rounds: the floor is what the machine can do, not what a disturbed round did.
+  let best = 0;
+  for (let round = 0; round < 3; round++) {
+    const times = await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise((resolve) => {
+            w.once('message', resolve);
+            w.postMessage('go');
+          }),
+      ),
+    );
+    best = Math.max(best, (n * 8 * 2 * 64 * 2 ** 20) / (Math.max(...times) / 1000));
+  }
   await Promise.all(workers.map((w) => w.terminate()));
-  const bytes = n * 8 * 2 * 64 * 2 ** 20;
-  return bytes / (Math.max(...times) / 1000);
+  return best;
 }

@@ -384,8 +384,15 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
         nextKeys.push(k);
         const v = s.pool.alloc(numKvHeads * (past + n) * d);
         nextValues.push(v);
-        fetches[`present.${l}.key`] = new ort.Tensor(s.kvType, k, [1, numKvHeads, past + n, d]);
-        fetches[`present.${l}.value`] = new ort.Tensor(s.kvType, v, [1, numKvHeads, past + n, d]);
+        if (s.newKv) {
+          // Only the new rows leave ORT (the binding copies every fetched output into fresh memory); the
+          // next past is assembled below in the pooled arrays.
+          fetches[s.newKv[l].key] = null;
+          fetches[s.newKv[l].value] = null;
+        } else {
+          fetches[`present.${l}.key`] = new ort.Tensor(s.kvType, k, [1, numKvHeads, past + n, d]);
+          fetches[`present.${l}.value`] = new ort.Tensor(s.kvType, v, [1, numKvHeads, past + n, d]);
+        }
       }
     } catch (error) {
       releaseArrays(nextKeys);
@@ -402,6 +409,12 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
       releaseArrays(nextKeys);
       releaseArrays(nextValues);
       throw error;
+    }
+    if (s.newKv) {
+      for (let l = 0; l < numLayers; l++) {
+        appendRows(keys[l], out[s.newKv[l].key].data as KvArray, nextKeys[l], numKvHeads, past, n, d);
+        appendRows(values[l], out[s.newKv[l].value].data as KvArray, nextValues[l], numKvHeads, past, n, d);
+      }
     }
     // The previous chunk's presents are this chunk's pasts: free now, reused by a later chunk or step.
     if (own) {
@@ -639,6 +652,15 @@ async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSel
       })
     : undefined;
   return { cache: store({ keys, values, length: total, ...(valid ? { valid } : {}) }) };
+}
+
+/** Writes (Hkv, past, d) `past` followed by (Hkv, n, d) `rows` into `out`, (Hkv, past + n, d). */
+function appendRows(past: KvArray, rows: KvArray, out: KvArray, numKvHeads: number, pastLength: number, n: number, d: number): void {
+  for (let h = 0; h < numKvHeads; h++) {
+    const dst = h * (pastLength + n) * d;
+    out.set(past.subarray(h * pastLength * d, (h + 1) * pastLength * d) as never, dst);
+    out.set(rows.subarray(h * n * d, (h + 1) * n * d) as never, dst + pastLength * d);
+  }
 }
 
 /** Releases `array` and forgets it in `held` (the arrays to free if the call fails). */

@@ -12,6 +12,7 @@ import { type GreedyRun, type LlamaCppKvType, openLlamaCpp } from './llamacpp.js
 
 export { defaultGgufPath } from './llamacpp.js';
 import { loadBenchModels } from './models.js';
+import { useNativeKernelsIfBuilt } from './native-kernels.js';
 import { processPeakRssBytes } from './peers.js';
 import { openTransformers } from './transformers-peer.js';
 
@@ -65,7 +66,8 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
       await engine.dispose();
     }
   }
-  // Our pipeline, planned and loaded exactly as `draft bench perf` does.
+  // Our pipeline, planned and loaded exactly as `draft bench perf` does (native kernels, as the CLI uses them).
+  const kernels = await useNativeKernelsIfBuilt();
   const plan = planMethod(job.method, { budget: job.method === 'full' ? undefined : job.budget, windowSize: job.windowSize });
   const models = await loadBenchModels({ targetDir: job.targetDir, draftDir: job.draftDir, plans: [plan], threads: job.threads, layerwise: job.layerwise });
   try {
@@ -83,7 +85,7 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
     await models.target.kvMemoryStats({ resetPeak: true });
     for (let i = 0; i < job.repeats; i++) runs.push(await greedy(job.inputIds, job.newTokens));
     const peakKvBytes = (await models.target.kvMemoryStats()).peakLiveBytes;
-    return { runs, kvBytes, peakKvBytes, peakRssBytes: processPeakRssBytes(), info: { method: plan.method, pattern: models.target.graph.pattern, layerwise: models.target.graph.layerwise } };
+    return { runs, kvBytes, peakKvBytes, peakRssBytes: processPeakRssBytes(), info: { method: plan.method, pattern: models.target.graph.pattern, layerwise: models.target.graph.layerwise, kernels } };
   } finally {
     await models.dispose();
   }

@@ -112,6 +112,8 @@ for (const method of methods) {
   }
 }
 
+const oursInfo = [...rows, ...methodRows].find((r) => r.name.startsWith('ours') && r.info?.kernels)?.info;
+if (oursInfo) console.log(`ours: selection kernels ${oursInfo.kernels} (native = @draft/cuda's CPU kernels, as the CLI uses them)`);
 const llamaInfo = rows.find((r) => r.name.startsWith('llama.cpp') && r.info)?.info;
 if (llamaInfo) console.log(`llama.cpp: ${llamaInfo.binary}, flash attention ${llamaInfo.flashAttention} (auto = llama.cpp's default, on for the CPU; it rounds attention to f16, so greedy tokens may part from ours at near-ties), batch ${llamaInfo.batchSize}`);
 const pad = (s, w) => String(s).padStart(w);

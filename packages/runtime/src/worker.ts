@@ -988,7 +988,7 @@ async function pump(): Promise<void> {
 async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch): Promise<void> {
   if (state?.newKv) return stepInPlace(requests, resident);
   const s = state as State;
-  const { numLayers, numHeads, numKvHeads, headDim: d } = s.init;
+  const { numLayers, numKvHeads, headDim: d } = s.init;
   const shape = { numKvHeads, headDim: d };
   const B = requests.length;
   const held: KvArray[] = [];
@@ -1017,18 +1017,9 @@ async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch)
       pastValues = pack('values');
     }
     const nextMask = appendColumn(mask, B, L);
-    const feeds: Record<string, Tensor> = {
-      input_ids: i64(requests.map((r) => r.inputIds[0]), [B, 1]),
-      position_ids: i64(requests.map((r) => r.positionIds[0]), [B, 1]),
-      attention_mask: i64(nextMask, [B, L + 1]),
-    };
-    if (s.hasNumLogitsToKeep) feeds.num_logits_to_keep = i64([1], []);
-    // Unpadded caches only: the key bias is zero and broadcasts over the batch.
-    if (s.keyBiasInputs) for (const name of s.keyBiasInputs) feeds[name] = new ort.Tensor('float32', new Float32Array(numHeads * (L + 1)), [1, numHeads, 1, L + 1]);
+    const feeds = batchFeeds(requests, nextMask, pastKeys, pastValues, L);
     const fetches: Record<string, Tensor | null> = { logits: null };
     for (let l = 0; l < numLayers; l++) {
-      feeds[`past_key_values.${l}.key`] = new ort.Tensor(s.kvType, pastKeys[l], [B, numKvHeads, L, d]);
-      feeds[`past_key_values.${l}.value`] = new ort.Tensor(s.kvType, pastValues[l], [B, numKvHeads, L, d]);
       for (const [which, kind] of [['key', 0], ['value', 1]] as const) {
         const present = s.pool.alloc(B * numKvHeads * (L + 1) * d);
         presents[kind].push(present);
@@ -1047,6 +1038,29 @@ async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch)
     releaseArrays(held);
     for (const request of requests) cancelled.delete(request.id);
   }
+}
+
+/**
+ * Feeds of a single-token step of `requests` over pasts [B, Hkv, width, d] per layer: `mask` ([B, width + 1])
+ * marks each row's real past columns and its new token (the last column).
+ */
+function batchFeeds(requests: ForwardRequest[], mask: Uint8Array, keys: KvArray[], values: KvArray[], width: number): Record<string, Tensor> {
+  const s = state as State;
+  const { numLayers, numHeads, numKvHeads, headDim: d } = s.init;
+  const B = requests.length;
+  const feeds: Record<string, Tensor> = {
+    input_ids: i64(requests.map((r) => r.inputIds[0]), [B, 1]),
+    position_ids: i64(requests.map((r) => r.positionIds[0]), [B, 1]),
+    attention_mask: i64(mask, [B, width + 1]),
+  };
+  if (s.hasNumLogitsToKeep) feeds.num_logits_to_keep = i64([1], []);
+  // Unpadded caches only (batchable): the key bias is zero and broadcasts over the batch.
+  if (s.keyBiasInputs) for (const name of s.keyBiasInputs) feeds[name] = new ort.Tensor('float32', new Float32Array(numHeads * (width + 1)), [1, numHeads, 1, width + 1]);
+  for (let l = 0; l < numLayers; l++) {
+    feeds[`past_key_values.${l}.key`] = new ort.Tensor(s.kvType, keys[l], [B, numKvHeads, width, d]);
+    feeds[`past_key_values.${l}.value`] = new ort.Tensor(s.kvType, values[l], [B, numKvHeads, width, d]);
+  }
+  return feeds;
 }
 
 /** Each row's last logits to its request, and a resident handle per row of `batch` as it now stands. */
@@ -1122,30 +1136,16 @@ function inPlaceBatch(requests: ForwardRequest[], resident: ResidentBatch | unde
  */
 async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch): Promise<void> {
   const s = state as State;
-  const { numLayers, numHeads, numKvHeads, headDim: d } = s.init;
+  const { numLayers, numKvHeads, headDim: d } = s.init;
   const newKv = s.newKv as { key: string; value: string }[];
   const B = requests.length;
   const held: KvArray[] = [];
   try {
     const batch = inPlaceBatch(requests, resident, held);
     const { total, used } = batch;
-    const mask = new Int32Array(B * (total + 1));
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < total; t++) mask[b * (total + 1) + t] = batch.mask[b * total + t];
-      mask[b * (total + 1) + total] = 1;
-    }
-    const feeds: Record<string, Tensor> = {
-      input_ids: i64(requests.map((r) => r.inputIds[0]), [B, 1]),
-      position_ids: i64(requests.map((r) => r.positionIds[0]), [B, 1]),
-      attention_mask: i64(mask, [B, total + 1]),
-    };
-    if (s.hasNumLogitsToKeep) feeds.num_logits_to_keep = i64([1], []);
-    // Unpadded caches only (batchable): the key bias is zero.
-    if (s.keyBiasInputs) for (const name of s.keyBiasInputs) feeds[name] = new ort.Tensor('float32', new Float32Array(numHeads * (total + 1)), [1, numHeads, 1, total + 1]);
+    const feeds = batchFeeds(requests, appendColumn(batch.mask, B, total), batch.keys, batch.values, total);
     const fetches: Record<string, Tensor | null> = { logits: null };
     for (let l = 0; l < numLayers; l++) {
-      feeds[`past_key_values.${l}.key`] = new ort.Tensor(s.kvType, batch.keys[l], [B, numKvHeads, total, d]);
-      feeds[`past_key_values.${l}.value`] = new ort.Tensor(s.kvType, batch.values[l], [B, numKvHeads, total, d]);
       fetches[newKv[l].key] = null;
       fetches[newKv[l].value] = null;
     }

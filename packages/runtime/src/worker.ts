@@ -959,16 +959,15 @@ async function pump(): Promise<void> {
         const steps = pending.splice(0, Math.max(1, batchableLead(limit))) as ForwardRequest[];
         lastBatch = undefined;
         for (const plan of planBatches(steps)) {
+          // A lone step runs as a one-row batch when it decodes in place, else through `forward`.
           if (plan.steps.length === 1 && !state?.newKv) {
             await handle(plan.steps[0]);
             continue;
           }
-          if (plan.steps.length === 1) {
-            await handleBatch(plan.steps, plan.resident);
-            continue;
+          if (plan.steps.length > 1) {
+            batchCounts.batches++;
+            batchCounts.rows += plan.steps.length;
           }
-          batchCounts.batches++;
-          batchCounts.rows += plan.steps.length;
           await handleBatch(plan.steps, plan.resident);
         }
         continue;
@@ -1165,10 +1164,6 @@ async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch)
     batch.live += B;
     held.length = 0;
     lastBatch = B > 1 ? batch : undefined;
-    if (B > 1) {
-      batchCounts.batches++;
-      batchCounts.rows += B;
-    }
     replyRows(requests, batch, out.logits);
   } catch (error) {
     releaseArrays(held);

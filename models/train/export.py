@@ -208,9 +208,16 @@ def main():
     ap.add_argument("--run", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--ckpt", default="final.pt")
+    ap.add_argument("--rope-theta", type=float, default=None,
+                    help="export with this RoPE base instead of the trained one (length extension by base scaling: "
+                         "the same weights, every rotation frequency lowered; config.json records both)")
     args = ap.parse_args()
     src = torch.load(os.path.join(lib.HERE, "runs", args.run, args.ckpt), map_location="cpu", weights_only=False)
-    model = lib.LlamaLM(lib.Cfg(**src["cfg"]))
+    cfg = dict(src["cfg"])
+    trained_theta = cfg["rope_theta"]
+    if args.rope_theta is not None:
+        cfg["rope_theta"] = args.rope_theta
+    model = lib.LlamaLM(lib.Cfg(**cfg))
     model.load_state_dict(src["model"])
     out_dir = os.path.join(lib.MODELS, args.out)
     st = src.get("state", {})
@@ -220,7 +227,8 @@ def main():
                                 "draft_train_steps": st.get("step"),
                                 "draft_train_minutes": round(st.get("elapsed", 0) / 60, 2),
                                 # only runs made since --device existed record it (older exports keep their config)
-                                **({"draft_train_device": a["device_name"]} if a.get("device_name") else {})})
+                                **({"draft_train_device": a["device_name"]} if a.get("device_name") else {}),
+                                **({"draft_trained_rope_theta": trained_theta} if args.rope_theta is not None else {})})
     print("wrote", out_dir, "params", lib.n_params(model), "onnx bytes", os.path.getsize(p))
 
 

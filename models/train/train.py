@@ -57,7 +57,9 @@ ARCHS = {
 }
 
 
-def lengths_for(frac, max_len, min_len=0):
+def lengths_for(frac, max_len, min_len=0, lengths=None):
+    if lengths:  # fine-tune: the listed lengths, uniform (the 4K fine-tune needs lengths that are not powers of two)
+        return lengths, [1] * len(lengths)
     if min_len:  # fine-tune: fixed length range, uniform over the powers of two in [min_len, max_len]
         Ls = [L for L in (256, 512, 1024, 2048) if min_len <= L <= max_len]
         return Ls, [1] * len(Ls)
@@ -213,8 +215,12 @@ def main():
     ap.add_argument("--copy-aux", type=int, default=0, help="phase B: add the phase-A copy loss on this many 128-token sequences every step (keeps induction alive)")
     ap.add_argument("--deepen", type=int, default=0, help="with --init-from: add this many zero-output layers on top")
     ap.add_argument("--unlikelihood", type=float, default=0.0, help="weight of the no-repeat loss on unordered answers")
+    ap.add_argument("--lengths", default=None, help="fine-tune: comma-separated sample lengths, drawn uniformly (overrides --min-len/--max-len)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--device", default="cpu", help="torch device (cuda for the GPU runs of gpu_train.sh)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else None
     dev = torch.device(args.device)
     args.device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 
@@ -280,7 +286,7 @@ def main():
                 state["stage"] = 2
                 stage1 = False
                 print(f"[{args.name}] stage 2 (full mix) at step {step}, {state['elapsed'] / 60:.1f} min", flush=True)
-            Ls, w = lengths_for(min(frac, 0.34) if stage1 else frac, args.max_len, args.min_len)
+            Ls, w = lengths_for(min(frac, 0.34) if stage1 else frac, args.max_len, args.min_len, lengths)
             L = rng.choices(Ls, w)[0]
             X, Y, M, tasks, ALT = batch_tasks(rng, L, max(1, args.tokens // L), MIX1 if stage1 else {"target": MIX_TARGET, "multivalue": MIX_MV, "vtmv": MIX_VTMV, "mv": MIX_MV2}.get(args.mix, MIX))
             bstep = step - state["a_steps"]

@@ -42,6 +42,8 @@ export interface EngineResult {
 }
 
 const WARMUP_IDS = [1, 2, 3, 4, 5, 6, 7, 8];
+/** Longer than the gaps between a lookahead's decode steps, far shorter than a target prefill. */
+const DRAFT_RELEASE_IDLE_MS = 100;
 
 /** Runs a job in this process (the child entry calls this; tests may too). */
 export async function runEngine(job: EngineJob): Promise<EngineResult> {
@@ -69,7 +71,9 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
   // Our pipeline, planned and loaded exactly as `draft bench perf` does (native kernels, as the CLI uses them).
   const kernels = await useNativeKernelsIfBuilt();
   const plan = planMethod(job.method, { budget: job.method === 'full' ? undefined : job.budget, windowSize: job.windowSize });
-  const models = await loadBenchModels({ targetDir: job.targetDir, draftDir: job.draftDir, plans: [plan], threads: job.threads, layerwise: job.layerwise });
+  // The draft runs once per request and then idles through the target's prefill: its session is released
+  // meanwhile (`releaseMemoryWhenIdleMs`), so the run's peak is not the draft's prefill peak plus the target's.
+  const models = await loadBenchModels({ targetDir: job.targetDir, draftDir: job.draftDir, plans: [plan], threads: job.threads, layerwise: job.layerwise, draftReleaseMemoryWhenIdleMs: DRAFT_RELEASE_IDLE_MS });
   try {
     const pipeline = createPipeline({ target: models.target, draft: plan.needsDraft ? models.draft : undefined, ...plan.stages });
     let kvBytes = 0;
@@ -85,7 +89,7 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
     await models.target.kvMemoryStats({ resetPeak: true });
     for (let i = 0; i < job.repeats; i++) runs.push(await greedy(job.inputIds, job.newTokens));
     const peakKvBytes = (await models.target.kvMemoryStats()).peakLiveBytes;
-    return { runs, kvBytes, peakKvBytes, peakRssBytes: processPeakRssBytes(), info: { method: plan.method, pattern: models.target.graph.pattern, layerwise: models.target.graph.layerwise, kernels } };
+    return { runs, kvBytes, peakKvBytes, peakRssBytes: processPeakRssBytes(), info: { method: plan.method, pattern: models.target.graph.pattern, layerwise: models.target.graph.layerwise, kernels, ...(models.draft ? { draftSessionReleases: (await models.draft.sessionMemoryStats()).releases } : {}) } };
   } finally {
     await models.dispose();
   }

@@ -35,7 +35,16 @@ export function dtypeSettings(dtypes: BenchDtypes, needsDraft: boolean): BenchSe
  * error) and the draft when a plan needs it.
  */
 export async function loadBenchModels(
-  options: { targetDir: string; draftDir?: string; plans: readonly MethodPlan[]; threads?: number; /** Load the target layer-wise (`loadModel({ layerwise })`). */ layerwise?: boolean } & BenchDtypes,
+  options: {
+    targetDir: string;
+    draftDir?: string;
+    plans: readonly MethodPlan[];
+    threads?: number;
+    /** Load the target layer-wise (`loadModel({ layerwise })`). */
+    layerwise?: boolean;
+    /** The draft's `releaseMemoryWhenIdleMs` (the engine bench: its peak RSS). */
+    draftReleaseMemoryWhenIdleMs?: number;
+  } & BenchDtypes,
 ): Promise<BenchModels> {
   const layerwise = options.layerwise ? { layerwise: true } : {};
   const wantRagged = options.plans.some((p) => RAGGED_METHODS.includes(p.method));
@@ -57,7 +66,7 @@ export async function loadBenchModels(
   }
   let draft: OrtCausalLM | undefined;
   try {
-    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, { threads: options.threads, dtype: options.draftDtype }) : undefined;
+    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, { threads: options.threads, dtype: options.draftDtype, releaseMemoryWhenIdleMs: options.draftReleaseMemoryWhenIdleMs }) : undefined;
   } catch (error) {
     await target.dispose();
     throw error;

@@ -30,7 +30,7 @@ import { type ModelFileOptions, validateDtype } from './model-files.js';
 import { recordModelSource } from './model-source.js';
 import { HfTokenizer } from './tokenizer.js';
 import { WorkerClient } from './worker-client.js';
-import type { DecodeBatchStats, ForwardResult, InitResult } from './worker-protocol.js';
+import type { DecodeBatchStats, ForwardResult, InitResult, SessionMemoryStats } from './worker-protocol.js';
 
 /** Options of `loadModel`; `dtype` and `modelFileName` pick the ONNX file as transformers.js does. */
 export interface LoadModelOptions extends CallOptions, ModelFileOptions {
@@ -76,6 +76,16 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * loaded graph does it). Default true; false fetches whole presents every step (the previous engine).
    */
   inPlaceDecode?: boolean;
+  /**
+   * Release the ORT session's memory after the model has had nothing to run for this many milliseconds: the
+   * session is released and created again from the same graph (weights re-read from the model file), because
+   * ORT's CPU arena keeps the largest activations it ever needed and onnxruntime-node cannot shrink it. Caches
+   * are kept. Meant for a draft: it runs once per request and then idles through the target's prefill, holding
+   * its prefill's peak. Each release costs a session creation in the worker's thread, and the first run after
+   * it ORT's warm-up; requests that arrive meanwhile wait. `sessionMemoryStats()` counts releases. Default:
+   * never.
+   */
+  releaseMemoryWhenIdleMs?: number;
 }
 
 /** A forward request with runtime extras. */
@@ -479,6 +489,12 @@ export class OrtCausalLM implements CausalLMV1 {
     return this.client.request<DecodeBatchStats>({ type: 'batchStats' });
   }
 
+  /** Idle releases of the ORT session (`LoadModelOptions.releaseMemoryWhenIdleMs`) since load. */
+  async sessionMemoryStats(): Promise<SessionMemoryStats> {
+    this.check();
+    return this.client.request<SessionMemoryStats>({ type: 'sessionStats' });
+  }
+
   /** Terminates the worker (all caches of this model become unusable). Later calls throw DisposedError. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
@@ -512,6 +528,10 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   if (options.maxDecodeBatch !== undefined && !(Number.isInteger(options.maxDecodeBatch) && options.maxDecodeBatch >= 1 && options.maxDecodeBatch <= 256)) {
     throw new InvalidArgumentError({ argument: 'maxDecodeBatch', value: options.maxDecodeBatch, expected: 'an integer in [1, 256]' });
   }
+  const idleMs = options.releaseMemoryWhenIdleMs;
+  if (idleMs !== undefined && !(Number.isInteger(idleMs) && idleMs >= 0 && idleMs <= 2 ** 31 - 1)) {
+    throw new InvalidArgumentError({ argument: 'releaseMemoryWhenIdleMs', value: idleMs, expected: 'an integer number of milliseconds in [0, 2147483647], or undefined (never)' });
+  }
   const total = 3;
   if (signal?.aborted) throw new AbortError({ reason: signal.reason });
   const folder = readModelFolder(resolve(dir), { dtype: options.dtype, modelFileName: options.modelFileName });
@@ -543,6 +563,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       maxDecodeBatch: options.maxDecodeBatch,
       inPlaceDecode: options.inPlaceDecode,
       layerwise: options.layerwise ?? false,
+      releaseMemoryWhenIdleMs: idleMs,
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });

@@ -3,7 +3,7 @@ export { DEFAULT_PREFILL_CHUNK, defaultPrefillChunk, loadModel, OrtCausalLM, PRE
 export type { GenerateOptions, GenerationStream, LoadModelOptions, OrtForwardRequest, OrtForwardResult, PromptInput } from './causal-lm.js';
 export { OrtKvCache } from './kv-cache.js';
 export type { KvPoolStats } from './kv-pool.js';
-export type { DecodeBatchStats } from './worker-protocol.js';
+export type { DecodeBatchStats, SessionMemoryStats } from './worker-protocol.js';
 export { HfTokenizer } from './tokenizer.js';
 export { readModelFolder } from './model-folder.js';
 export type { ModelFolder } from './model-folder.js';

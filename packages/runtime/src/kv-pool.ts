@@ -100,6 +100,12 @@ export class KvPool {
     return { liveBytes: this.live, peakLiveBytes: this.peak, pooledBytes: this.pooled };
   }
 
+  /** Forgets every freed buffer kept for reuse (an idle model gives its memory back). */
+  dropFree(): void {
+    this.free = [];
+    this.pooled = 0;
+  }
+
   /** Starts a new peak measurement at the current live bytes. */
   resetPeak(): void {
     this.peak = this.live;

@@ -33,6 +33,8 @@ export type WorkerRequest =
       layerwise?: boolean;
       /** Decode steps write new K/V rows into caches kept in place (default true where the graph allows). */
       inPlaceDecode?: boolean;
+      /** Recreate the ORT session after this many idle milliseconds, returning its arena's memory (default never). */
+      releaseMemoryWhenIdleMs?: number;
     }
   | {
       id: number;
@@ -57,6 +59,8 @@ export type WorkerRequest =
   | { id: number; type: 'kvStats'; resetPeak?: boolean }
   /** Counters of batched decode (`DecodeBatchStats`). */
   | { id: number; type: 'batchStats' }
+  /** How often the idle session was recreated (`SessionMemoryStats`). */
+  | { id: number; type: 'sessionStats' }
   /** Every layer's keys and values in the graph's element type (float16 as bits): document caches. */
   | { id: number; type: 'export'; cache: number }
   /** A new cache from stored tensors, per layer (numKvHeads, length, headDim) in the graph's element type. */
@@ -128,4 +132,12 @@ export interface DecodeBatchStats {
   rows: number;
   /** The most rows a batch may have on this graph (1: batching off or not possible). */
   maxDecodeBatch: number;
+}
+
+/** `OrtCausalLM.sessionMemoryStats()`: idle releases of the ORT session's memory (`releaseMemoryWhenIdleMs`). */
+export interface SessionMemoryStats {
+  /** The load option, or null when the session is never released. */
+  releaseMemoryWhenIdleMs: number | null;
+  /** Times the idle session was released and created again since load. */
+  releases: number;
 }

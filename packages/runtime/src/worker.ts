@@ -19,7 +19,7 @@ import { type KvArray, KvPool } from './kv-pool.js';
 import { GraphSplitError, splitLayers } from './graph/split-layers.js';
 import { type GraphRunner, LayeredSession } from './layered-session.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
-import type { ExportedKv, ForwardResult, InitResult, SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import type { ExportedKv, ForwardResult, InitResult, SerializedError, SessionMemoryStats, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 const { onnx } = onnxProto;
 
@@ -37,10 +37,15 @@ interface CacheEntry {
   valid?: Uint8Array[];
 }
 
-interface State {
-  /** The whole graph, or its layer segments (`layerwise`): both run the whole graph the same way. */
-  session: GraphRunner;
+/** A session over the whole graph, or its layer segments (`layerwise`): both run the whole graph the same way. */
+interface Runner {
+  session: GraphRunner & { release(): Promise<void> };
   layered?: LayeredSession;
+}
+
+interface State extends Runner {
+  /** Makes the session again (`releaseMemoryWhenIdleMs`): see releaseIdleSession. */
+  createRunner?: () => Promise<Runner>;
   init: Extract<WorkerRequest, { type: 'init' }>;
   captures: QueryCaptureSpec[];
   pattern: AttentionPattern;
@@ -104,6 +109,7 @@ function serialize(error: unknown): SerializedError {
 
 function s(): State {
   if (!state) throw new WorkerError('INTERNAL', 'Worker not initialised.');
+  if (idleRelease.error) throw new WorkerError('INTERNAL', `The ORT session could not be created again after idling: ${(idleRelease.error as Error).message ?? idleRelease.error}`);
   return state;
 }
 
@@ -204,11 +210,10 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   // external-data locations against: this session config entry gives it the folder, and ORT reads (or maps)
   // the weights itself.
   if (dataFiles.length > 0 || weightsByReference) options.extra = { session: { model_external_initializers_file_folder_path: dataFolder } };
-  let layered: LayeredSession | undefined;
+  let segments: ReturnType<typeof splitLayers>['segments'] | undefined;
   if (request.layerwise) {
     try {
-      const split = splitLayers(model, request.numLayers);
-      layered = await LayeredSession.create(ort, split.segments, options, { inputs: graph.inputNames, outputs: graph.outputNames });
+      segments = splitLayers(model, request.numLayers).segments;
     } catch (error) {
       if (!(error instanceof GraphSplitError)) throw error;
       throw new WorkerError('UNSUPPORTED_CAPABILITY', `${path} cannot run layer by layer: ${error.message}. Load it without 'layerwise'.`, {
@@ -218,7 +223,12 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
       });
     }
   }
-  const session: GraphRunner = layered ?? (await ort.InferenceSession.create(graph.bytes, options));
+  const createRunner = async (): Promise<Runner> => {
+    if (!segments) return { session: await ort.InferenceSession.create(graph.bytes, options) };
+    const layered = await LayeredSession.create(ort, segments, options, { inputs: graph.inputNames, outputs: graph.outputNames });
+    return { session: layered, layered };
+  };
+  const { session, layered } = await createRunner();
   for (const name of ['input_ids', 'position_ids']) {
     if (!session.inputNames.includes(name)) {
       throw new WorkerError('GRAPH_PATTERN', `${request.modelPath} has no '${name}' input; explicit position ids are required.`, { path: request.modelPath });
@@ -233,6 +243,8 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   state = {
     session,
     ...(layered ? { layered } : {}),
+    // Kept only when the session is to be recreated after idling (the graph bytes stay alive with it).
+    ...(request.releaseMemoryWhenIdleMs !== undefined ? { createRunner } : {}),
     init: request,
     captures: graph.captures,
     pattern: graph.pattern,
@@ -802,6 +814,11 @@ async function handle(request: WorkerRequest): Promise<void> {
       case 'batchStats':
         post({ id: request.id, type: 'result', result: { ...batchCounts, maxDecodeBatch: s().maxDecodeBatch } });
         return;
+      case 'sessionStats': {
+        const result: SessionMemoryStats = { releaseMemoryWhenIdleMs: s().init.releaseMemoryWhenIdleMs ?? null, releases: idleRelease.count };
+        post({ id: request.id, type: 'result', result });
+        return;
+      }
       case 'export': {
         const { result, transfer } = exportKv(getCache(request.cache), s().kvType);
         post({ id: request.id, type: 'result', result }, transfer);
@@ -951,8 +968,10 @@ function rowOf(step: ForwardRequest): number {
 async function pump(): Promise<void> {
   if (pumping) return;
   pumping = true;
+  let ran = false;
   try {
     while (pending.length > 0) {
+      if (isRun(pending[0])) ran = idleRelease.ranSince = true;
       const limit = state?.maxDecodeBatch ?? 1;
       if ((limit > 1 || state?.newKv) && batchable(pending[0])) {
         if (lastBatch && lastBatch.live > 1) await gatherSteps(lastBatch, limit, (state as State).batchGatherMs);
@@ -976,6 +995,50 @@ async function pump(): Promise<void> {
     }
   } finally {
     pumping = false;
+  }
+  scheduleIdleRelease(ran);
+}
+
+/**
+ * `releaseMemoryWhenIdleMs`: ORT's CPU arena keeps the largest activations a session ever needed, and
+ * onnxruntime-node offers no run option to shrink it. A draft runs once per request (prefill and lookahead) and
+ * then idles for the target's whole prefill while holding that peak; releasing the session and creating it
+ * again returns the memory. Caches live in JS and are untouched. Requests that arrive meanwhile wait in
+ * `pending` (the release holds the pump).
+ */
+const idleRelease: { timer?: ReturnType<typeof setTimeout>; ranSince: boolean; count: number; error?: unknown } = { ranSince: false, count: 0 };
+
+/** Requests that run the session; other requests (stats, reads) neither count as use nor postpone a release. */
+const isRun = (request: WorkerRequest): boolean => request.type === 'forward' || request.type === 'prefillSelect';
+
+/** After a pump: a run restarts the idle clock; otherwise a release that found the worker busy is re-armed. */
+function scheduleIdleRelease(ran: boolean): void {
+  const ms = state?.init.releaseMemoryWhenIdleMs;
+  if (ms === undefined || !state?.createRunner || !idleRelease.ranSince || pending.length > 0) return;
+  if (!ran && idleRelease.timer !== undefined) return;
+  clearTimeout(idleRelease.timer);
+  idleRelease.timer = setTimeout(() => void releaseIdleSession(), ms);
+}
+
+async function releaseIdleSession(): Promise<void> {
+  idleRelease.timer = undefined;
+  const s = state;
+  if (!s?.createRunner || pumping || pumpScheduled || pending.length > 0) return;
+  pumping = true;
+  try {
+    await s.session.release();
+    s.pool.dropFree();
+    const next = await s.createRunner();
+    s.session = next.session;
+    if (next.layered) s.layered = next.layered;
+    idleRelease.ranSince = false;
+    idleRelease.count++;
+  } catch (error) {
+    // The old session is gone: every later request reports why.
+    idleRelease.error = error;
+  } finally {
+    pumping = false;
+    if (pending.length > 0) void pump();
   }
 }
 
@@ -1186,6 +1249,10 @@ port.on('message', (request: WorkerRequest) => {
   if (request.type === 'release') {
     releaseEntry(request.cache);
     return;
+  }
+  if (isRun(request)) {
+    clearTimeout(idleRelease.timer);
+    idleRelease.timer = undefined;
   }
   // One request at a time: ORT runs are serialised and caches are never read mid-update. The pump starts
   // after the messages already delivered in this turn are queued, so steps sent together batch together.

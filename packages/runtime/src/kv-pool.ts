@@ -34,6 +34,12 @@ export class KvPool {
   private pooled = 0;
 
   /**
+   * Keep as many freed bytes as are live (when above `maxPooledBytes`): a decode step that fetches whole presents
+   * frees what the step after next reuses. In-place decode does not ping-pong, so its worker turns this off.
+   */
+  keepLiveBytes = true;
+
+  /**
    * @param elementBytes 4 (float32) or 2 (float16 bits)
    * @param rowElements elements per token of one array (numKvHeads · headDim): capacity is rounded in tokens
    * @param maxPooledBytes freed bytes kept for reuse at most (the oldest go first)
@@ -90,7 +96,7 @@ export class KvPool {
     this.free.push(block.buffer);
     this.pooled += block.buffer.byteLength;
     // At least `maxPooledBytes`, else as much as is live: a decode step frees what the step after next reuses.
-    while (this.pooled > Math.max(this.maxPooledBytes, this.live) && this.free.length > 0) {
+    while (this.pooled > (this.keepLiveBytes ? Math.max(this.maxPooledBytes, this.live) : this.maxPooledBytes) && this.free.length > 0) {
       const dropped = this.free.shift() as ArrayBuffer;
       this.pooled -= dropped.byteLength;
     }

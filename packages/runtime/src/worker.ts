@@ -260,7 +260,11 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     batchGatherMs: request.batchGatherMs ?? 20,
   };
   // In-place decode masks the free capacity of its buffers, which needs the attention mask of decomposed graphs.
-  if (graph.newKvOutputs && graph.pattern === 'decomposed' && state.hasAttentionMask && request.inPlaceDecode !== false) state.newKv = graph.newKvOutputs;
+  if (graph.newKvOutputs && graph.pattern === 'decomposed' && state.hasAttentionMask && request.inPlaceDecode !== false) {
+    state.newKv = graph.newKvOutputs;
+    // Caches grow inside their buffers (decode and prefill alike): no ping-pong partner to keep.
+    state.pool.keepLiveBytes = false;
+  }
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
   return {
@@ -386,30 +390,29 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
       feeds[`past_key_values.${l}.key`] = new ort.Tensor(s.kvType, keys[l], [1, numKvHeads, past, d]);
       feeds[`past_key_values.${l}.value`] = new ort.Tensor(s.kvType, values[l], [1, numKvHeads, past, d]);
     }
-    // Presents are written by ORT straight into pooled arrays (no copy into fresh JS arrays per step).
     const fetches: Record<string, Tensor | null> = { logits: null };
     const nextKeys: KvArray[] = [];
     const nextValues: KvArray[] = [];
-    try {
-      for (let l = 0; l < numLayers; l++) {
-        const k = s.pool.alloc(numKvHeads * (past + n) * d);
-        nextKeys.push(k);
-        const v = s.pool.alloc(numKvHeads * (past + n) * d);
-        nextValues.push(v);
-        if (s.newKv) {
-          // Only the new rows leave ORT (the binding copies every fetched output into fresh memory); the
-          // next past is assembled below in the pooled arrays.
-          fetches[s.newKv[l].key] = null;
-          fetches[s.newKv[l].value] = null;
-        } else {
+    if (s.newKv) {
+      // Only the new rows leave ORT (the binding copies every fetched output into fresh memory); the next past
+      // is assembled after the run, one layer at a time (see below).
+      for (const rows of s.newKv) fetches[rows.key] = fetches[rows.value] = null;
+    } else {
+      // Presents are written by ORT straight into pooled arrays (no copy into fresh JS arrays per step).
+      try {
+        for (let l = 0; l < numLayers; l++) {
+          const k = s.pool.alloc(numKvHeads * (past + n) * d);
+          nextKeys.push(k);
+          const v = s.pool.alloc(numKvHeads * (past + n) * d);
+          nextValues.push(v);
           fetches[`present.${l}.key`] = new ort.Tensor(s.kvType, k, [1, numKvHeads, past + n, d]);
           fetches[`present.${l}.value`] = new ort.Tensor(s.kvType, v, [1, numKvHeads, past + n, d]);
         }
+      } catch (error) {
+        releaseArrays(nextKeys);
+        releaseArrays(nextValues);
+        throw error;
       }
-    } catch (error) {
-      releaseArrays(nextKeys);
-      releaseArrays(nextValues);
-      throw error;
     }
     const captureHere = queries !== undefined && c1 > windowStart;
     if (captureHere) for (const c of s.captures) if (!(c.output in fetches)) fetches[c.output] = null;
@@ -423,18 +426,38 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
       throw error;
     }
     if (s.newKv) {
-      for (let l = 0; l < numLayers; l++) {
-        appendRows(keys[l], out[s.newKv[l].key].data as KvArray, nextKeys[l], numKvHeads, past, n, d);
-        appendRows(values[l], out[s.newKv[l].value].data as KvArray, nextValues[l], numKvHeads, past, n, d);
+      // Layer by layer, the next past is allocated and the old one freed at once, so the chunk never holds a
+      // second all-layer copy of the cache (the KV allocator's peak is one cache plus one layer's). The base
+      // cache's arrays and lists stay untouched: the call grows lists of its own.
+      const grownKeys = keys.slice();
+      const grownValues = values.slice();
+      try {
+        for (let l = 0; l < numLayers; l++) {
+          for (const [list, rows] of [[grownKeys, s.newKv[l].key], [grownValues, s.newKv[l].value]] as const) {
+            list[l] = growRows(list[l], out[rows].data as KvArray, own, numKvHeads, past, n, d);
+          }
+        }
+      } catch (error) {
+        // Free what this call holds: every grown array, and the old pasts it owned that were not replaced yet.
+        for (const [grown, old] of [[grownKeys, keys], [grownValues, values]] as const) {
+          grown.forEach((a, l) => {
+            if (a !== old[l] || own) s.pool.release(a);
+          });
+        }
+        own = false;
+        throw error;
       }
+      keys = grownKeys;
+      values = grownValues;
+    } else {
+      // The previous chunk's presents are this chunk's pasts: free now, reused by a later chunk or step.
+      if (own) {
+        releaseArrays(keys);
+        releaseArrays(values);
+      }
+      keys = nextKeys;
+      values = nextValues;
     }
-    // The previous chunk's presents are this chunk's pasts: free now, reused by a later chunk or step.
-    if (own) {
-      releaseArrays(keys);
-      releaseArrays(values);
-    }
-    keys = nextKeys;
-    values = nextValues;
     own = true;
     if (valid) valid = valid.map((v) => appendValid(v, numKvHeads, past, n));
     past += n;
@@ -673,6 +696,26 @@ function appendRows(past: KvArray, rows: KvArray, out: KvArray, numKvHeads: numb
     out.set(past.subarray(h * pastLength * d, (h + 1) * pastLength * d) as never, dst);
     out.set(rows.subarray(h * n * d, (h + 1) * n * d) as never, dst + pastLength * d);
   }
+}
+
+/**
+ * `past` ([Hkv, pastLength, d]) with `rows` ([Hkv, n, d]) appended. An array the call owns grows inside its own
+ * buffer when the pool gave it room (the pool rounds buffers up to max(32, tokens/16) more tokens): heads move
+ * back to front, so no new array and no full copy. Otherwise a new array (the old one freed when owned).
+ */
+function growRows(past: KvArray, rows: KvArray, owned: boolean, numKvHeads: number, pastLength: number, n: number, d: number): KvArray {
+  const length = numKvHeads * (pastLength + n) * d;
+  if (owned && past.byteOffset + length * past.BYTES_PER_ELEMENT <= past.buffer.byteLength) {
+    const out = past instanceof Uint16Array ? new Uint16Array(past.buffer, past.byteOffset, length) : new Float32Array(past.buffer, past.byteOffset, length);
+    for (let h = numKvHeads - 1; h >= 1; h--) out.copyWithin(h * (pastLength + n) * d, h * pastLength * d, (h + 1) * pastLength * d);
+    for (let h = 0; h < numKvHeads; h++) out.set(rows.subarray(h * n * d, (h + 1) * n * d) as never, h * (pastLength + n) * d + pastLength * d);
+    return out;
+  }
+  const pool = (state as State).pool;
+  const grown = pool.alloc(length);
+  appendRows(past, rows, grown, numKvHeads, pastLength, n, d);
+  if (owned) pool.release(past);
+  return grown;
 }
 
 /** Releases `array` and forgets it in `held` (the arrays to free if the call fails). */

@@ -9,3 +9,4 @@ export * from './registry/index.js';
 export * from './policies/index.js';
 export * from './pipeline/index.js';
 export * from './cache/index.js';
+export * from './memory/index.js';

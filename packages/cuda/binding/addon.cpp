@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "draft_kernels.h"
+#include "heap_trim.hpp"
 
 namespace {
 
@@ -329,6 +330,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gatherRows", Napi::Function::New(env, GatherRows));
   exports.Set("specpcAggregate", Napi::Function::New(env, SpecPCAggregate));
   exports.Set("raggedAttention", Napi::Function::New(env, RaggedAttention));
+  exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
   return exports;
 }
 

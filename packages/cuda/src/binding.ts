@@ -70,6 +70,8 @@ export interface BindingModule {
       chunkSize?: number;
     },
   ): Promise<Float32Array>;
+  /** malloc_trim(0) on glibc; `supported: false` elsewhere. See binding/heap_trim.cpp. */
+  trimHeap(): { supported: boolean; trimmed: boolean; releasedBytes?: number; reason?: string };
   specpcAggregate(
     scores: Float32Array,
     options: { numLayers: number; rowsPerLayer: number; keyCount: number; outLength: number; device?: NativeDevice },

@@ -1,12 +1,14 @@
 /**
  * @draft/cuda — native CPU/CUDA kernels (kernels/ via node-addon-api) for window scoring, pooling, top-k,
  * KV gather, SpecPC aggregation and attention over ragged per-KV-head caches. Side-effect free: call `registerNativeBackend()` or
- * `import '@draft/cuda/register'` to make @draft/core's `getKernelBackend()` use them.
+ * `import '@draft/cuda/register'` to make @draft/core's `getKernelBackend()` use them (and its heap trimmer
+ * return memory that ORT freed to the OS: `createHeapTrimmer`).
  */
 export const PACKAGE_NAME = '@draft/cuda';
 
 export { type BindingLoadResult, type BindingModule, KernelStatus, loadBinding, type NativeDevice } from './binding.js';
 export { float16ToFloat32, float32ToFloat16 } from './f16.js';
+export { createHeapTrimmer } from './heap-trimmer.js';
 export {
   createNativeBackend,
   type NativeBackendOptions,

@@ -1,4 +1,5 @@
-import { type KernelBackendV1, NativeUnavailableError, registerKernelBackend } from '@draft/core';
+import { type KernelBackendV1, NativeUnavailableError, registerHeapTrimmer, registerKernelBackend } from '@draft/core';
+import { createHeapTrimmer } from './heap-trimmer.js';
 import { loadBinding, type NativeDevice } from './binding.js';
 import { nativeGatherRows, nativePool1d, nativeRaggedAttention, nativeTopK, nativeWindowScores } from './native-ops.js';
 
@@ -69,11 +70,15 @@ export interface RegisterNativeOptions {
   numThreads?: number;
   /** Throw NativeUnavailableError instead of returning `registered: []` when the addon is unavailable. */
   required?: boolean;
+  /** Also register the addon's heap trimmer with @draft/core (`registerHeapTrimmer`); default true. */
+  heapTrimmer?: boolean;
 }
 
 export interface RegisterNativeResult {
   /** Backend names registered: [] | ['native'] | ['native', 'cuda']. */
   registered: string[];
+  /** Whether the heap trimmer was registered (glibc builds of the addon). */
+  heapTrimmer: boolean;
   reason?: string;
   /** Removes what this call registered. */
   unregister(): void;
@@ -88,7 +93,7 @@ export function registerNativeBackend(options: RegisterNativeOptions = {}): Regi
   const info = nativeInfo();
   if (!info.native) {
     if (options.required) throw new NativeUnavailableError(`@draft/cuda: ${info.reason}.`, { details: { reason: info.reason } });
-    return { registered: [], reason: info.reason, unregister: () => {} };
+    return { registered: [], heapTrimmer: false, reason: info.reason, unregister: () => {} };
   }
   const undo: Array<() => void> = [];
   const registered: string[] = [];
@@ -98,8 +103,11 @@ export function registerNativeBackend(options: RegisterNativeOptions = {}): Regi
     undo.push(registerKernelBackend(createNativeBackend({ device: 'cuda' }), { priority: options.cudaPriority ?? 90 }));
     registered.push('cuda');
   }
+  const trimmer = options.heapTrimmer === false ? null : createHeapTrimmer();
+  if (trimmer) undo.push(registerHeapTrimmer(trimmer));
   return {
     registered,
+    heapTrimmer: trimmer !== null,
     reason: info.reason,
     unregister: () => {
       for (const u of undo) u();

@@ -28,6 +28,7 @@ import type { KvPoolStats } from './kv-pool.js';
 import { readModelFolder } from './model-folder.js';
 import { type ModelFileOptions, validateDtype } from './model-files.js';
 import { recordModelSource } from './model-source.js';
+import { requestHeapTrim } from './heap-trim.js';
 import { HfTokenizer } from './tokenizer.js';
 import { WorkerClient } from './worker-client.js';
 import type { DecodeBatchStats, ForwardResult, InitResult, SessionMemoryStats } from './worker-protocol.js';
@@ -86,6 +87,15 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * never.
    */
   releaseMemoryWhenIdleMs?: number;
+  /**
+   * Return the native memory the worker frees to the OS: after the session is created (ORT parses the model
+   * and copies the weights, then frees ~weights' size), after a prefill (≥ 64 tokens) and after an idle
+   * release, a registered heap trimmer (@draft/core's `registerHeapTrimmer`; `import '@draft/cuda/register'`
+   * registers `malloc_trim` on glibc) is asked to give freed pages back. Without it glibc keeps them, and a
+   * draft's freed pages stay resident through the target's prefill. A no-op when no trimmer is registered.
+   * `sessionMemoryStats().heapTrims` counts the trims. Default true.
+   */
+  trimHeap?: boolean;
 }
 
 /** A forward request with runtime extras. */
@@ -170,6 +180,8 @@ export class OrtCausalLM implements CausalLMV1 {
     readonly graph: InitResult,
     private readonly client: WorkerClient,
     ragged: boolean,
+    /** Heap trims this model's worker asked for that returned memory (`LoadModelOptions.trimHeap`). */
+    private readonly heapTrims: { count: number } = { count: 0 },
   ) {
     this.capabilities = Object.freeze({ ...CAPABILITIES, raggedKvHeads: ragged, raggedLayers: ragged });
     if (graph.layerwise) this.prefillSelect = (request) => this.runPrefillSelect(request);
@@ -489,10 +501,11 @@ export class OrtCausalLM implements CausalLMV1 {
     return this.client.request<DecodeBatchStats>({ type: 'batchStats' });
   }
 
-  /** Idle releases of the ORT session (`LoadModelOptions.releaseMemoryWhenIdleMs`) since load. */
+  /** Idle releases of the ORT session (`LoadModelOptions.releaseMemoryWhenIdleMs`) and heap trims since load. */
   async sessionMemoryStats(): Promise<SessionMemoryStats> {
     this.check();
-    return this.client.request<SessionMemoryStats>({ type: 'sessionStats' });
+    const worker = await this.client.request<Omit<SessionMemoryStats, 'heapTrims'>>({ type: 'sessionStats' });
+    return { ...worker, heapTrims: this.heapTrims.count };
   }
 
   /** Terminates the worker (all caches of this model become unusable). Later calls throw DisposedError. */
@@ -541,7 +554,12 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const tokenizer = await HfTokenizer.create(folder.tokenizerJson, folder.tokenizerConfig, `${folder.dir}/tokenizer.json`);
   onProgress?.({ stage: 'load', completed: 2, total });
   if (signal?.aborted) throw new AbortError({ reason: signal.reason });
-  const client = new WorkerClient();
+  const heapTrims = { count: 0 };
+  const onHeapFreed = () =>
+    void requestHeapTrim().then((trimmed) => {
+      if (trimmed) heapTrims.count++;
+    });
+  const client = new WorkerClient(options.trimHeap === false ? undefined : onHeapFreed);
   try {
     const info = folder.info;
     const graph = await client.request<InitResult>({
@@ -567,7 +585,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });
-    const model = new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, options.raggedCache ?? false);
+    const model = new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, options.raggedCache ?? false, heapTrims);
     recordModelSource(model, folder, join(folder.dir, 'config.json'));
     return model;
   } catch (error) {

@@ -57,12 +57,17 @@ export class WorkerClient {
   private dead: DraftError | undefined;
   private terminated = false;
 
-  constructor() {
+  /** `onHeapFreed`: the worker's unsolicited 'heapFreed' notices (see heap-trim.ts). */
+  constructor(private readonly onHeapFreed?: () => void) {
     // A stack sized for the command line: ORT's first session creation parses /proc/self/cmdline recursively
     // and overflowed the default 4 MB worker stack with a long `--prompt` (see worker-stack.ts).
     const stackSizeMb = ortWorkerStackSizeMb();
     this.worker = new Worker(workerUrl(), stackSizeMb === undefined ? {} : { resourceLimits: { stackSizeMb } });
     this.worker.on('message', (reply: WorkerReply) => {
+      if (reply.type === 'heapFreed') {
+        this.onHeapFreed?.();
+        return;
+      }
       const entry = this.pending.get(reply.id);
       if (!entry) return;
       if (reply.type === 'progress') {

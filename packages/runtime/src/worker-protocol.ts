@@ -108,7 +108,9 @@ export type WorkerReply =
   | { id: number; type: 'error'; error: SerializedError }
   | { id: number; type: 'progress'; stage: string; completed: number; total: number }
   /** One layer of a 'prefillSelect': its keys (numKvHeads, total, d) as float32 and window queries (numHeads, w, d). */
-  | { id: number; type: 'layer'; layer: number; keys: Float32Array; queries: Float32Array };
+  | { id: number; type: 'layer'; layer: number; keys: Float32Array; queries: Float32Array }
+  /** Unsolicited (id 0): the worker just freed a lot of native memory (session made, prefill ran); see heap-trim.ts. */
+  | { id: 0; type: 'heapFreed' };
 
 export interface SerializedError {
   name: string;
@@ -140,4 +142,9 @@ export interface SessionMemoryStats {
   releaseMemoryWhenIdleMs: number | null;
   /** Times the idle session was released and created again since load. */
   releases: number;
+  /**
+   * Times this model's worker asked for a heap trim after freeing a lot and a registered trimmer returned memory
+   * to the OS (`LoadModelOptions.trimHeap`; process totals: @draft/core's `heapTrimStats()`).
+   */
+  heapTrims: number;
 }

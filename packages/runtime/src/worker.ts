@@ -18,6 +18,7 @@ import { appendColumn, groupByLength, MAX_BATCH_TENSOR_BYTES, packedMask, packLa
 import { type KvArray, KvPool } from './kv-pool.js';
 import { GraphSplitError, splitLayers } from './graph/split-layers.js';
 import { type GraphRunner, LayeredSession } from './layered-session.js';
+import { releaseBytesNow } from './release-bytes.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
 import type { ExportedKv, ForwardResult, InitResult, SerializedError, SessionMemoryStats, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
@@ -94,6 +95,14 @@ class WorkerError extends Error {
 
 function post(reply: WorkerReply, transfer: ArrayBuffer[] = []): void {
   port?.postMessage(reply, transfer);
+}
+
+/** Prompts shorter than this free too little for a heap trim to be worth its milliseconds (decode steps never ask). */
+const HEAP_TRIM_MIN_TOKENS = 64;
+
+/** Tells the client that native memory was just freed, so it can return it to the OS (heap-trim.ts). */
+function heapFreed(): void {
+  post({ id: 0, type: 'heapFreed' });
 }
 
 function serialize(error: unknown): SerializedError {
@@ -184,6 +193,8 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
       model = decodeModel(onnx.ModelProto.encode(model).finish(), path);
       dataFolder = moved.folder;
       weightsByReference = true;
+      // Nothing refers to the file's bytes any more (the graph was decoded again from its re-encoding).
+      releaseBytesNow(fileBytes);
     }
   }
   const graphProto = model.graph as NonNullable<typeof model.graph>;
@@ -796,10 +807,13 @@ async function handle(request: WorkerRequest): Promise<void> {
     switch (request.type) {
       case 'init':
         post({ id: request.id, type: 'result', result: await init(request) });
+        // Creating the session parsed the model and copied its weights: ~150 MiB freed on the perf model.
+        heapFreed();
         return;
       case 'forward': {
         const { result, transfer } = await forward(request);
         post({ id: request.id, type: 'result', result }, transfer);
+        if (request.inputIds.length >= HEAP_TRIM_MIN_TOKENS) heapFreed();
         return;
       }
       case 'gather':
@@ -807,6 +821,7 @@ async function handle(request: WorkerRequest): Promise<void> {
         return;
       case 'prefillSelect':
         post({ id: request.id, type: 'result', result: await prefillSelect(request) });
+        heapFreed();
         return;
       case 'crop':
         post({ id: request.id, type: 'result', result: crop(request) });
@@ -858,7 +873,7 @@ async function handle(request: WorkerRequest): Promise<void> {
         post({ id: request.id, type: 'result', result: { ...batchCounts, maxDecodeBatch: s().maxDecodeBatch } });
         return;
       case 'sessionStats': {
-        const result: SessionMemoryStats = { releaseMemoryWhenIdleMs: s().init.releaseMemoryWhenIdleMs ?? null, releases: idleRelease.count };
+        const result: Omit<SessionMemoryStats, 'heapTrims'> = { releaseMemoryWhenIdleMs: s().init.releaseMemoryWhenIdleMs ?? null, releases: idleRelease.count };
         post({ id: request.id, type: 'result', result });
         return;
       }
@@ -1076,6 +1091,7 @@ async function releaseIdleSession(): Promise<void> {
     if (next.layered) s.layered = next.layered;
     idleRelease.ranSince = false;
     idleRelease.count++;
+    heapFreed();
   } catch (error) {
     // The old session is gone: every later request reports why.
     idleRelease.error = error;

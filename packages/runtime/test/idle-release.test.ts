@@ -35,8 +35,8 @@ describe.each([
   });
 
   it('releases the session once after it ran, and generates the same tokens afterwards', async () => {
-    expect(await released.sessionMemoryStats()).toEqual({ releaseMemoryWhenIdleMs: 20, releases: 0 });
-    expect(await plain.sessionMemoryStats()).toEqual({ releaseMemoryWhenIdleMs: null, releases: 0 });
+    expect(await released.sessionMemoryStats()).toMatchObject({ releaseMemoryWhenIdleMs: 20, releases: 0 });
+    expect(await plain.sessionMemoryStats()).toMatchObject({ releaseMemoryWhenIdleMs: null, releases: 0 });
     const expected = (await plain.generate({ inputIds: prompt }, { maxNewTokens: 12 })).tokens;
     const before = (await released.generate({ inputIds: prompt }, { maxNewTokens: 12 })).tokens;
     expect(before).toEqual(expected);

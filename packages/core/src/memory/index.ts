@@ -1,0 +1,1 @@
+export * from './heap-trimmer.js';

@@ -44,6 +44,12 @@ export interface EngineResult {
 const WARMUP_IDS = [1, 2, 3, 4, 5, 6, 7, 8];
 /** Longer than the gaps between a lookahead's decode steps, far shorter than a target prefill. */
 const DRAFT_RELEASE_IDLE_MS = 100;
+/**
+ * The draft's prefill chunks materialise at most 8 MiB of scores per layer (the default is 32): its lookahead
+ * runs on top of the target's arena from the previous request, so its peak is the run's (SpecKV at 8K on the
+ * perf pair: 898 → 848–856 MiB peak at the same TTFT; decision record 2026-12-06-heap-trim.md).
+ */
+const DRAFT_PREFILL_SCORE_BUDGET_BYTES = 8 * 2 ** 20;
 
 /** Runs a job in this process (the child entry calls this; tests may too). */
 export async function runEngine(job: EngineJob): Promise<EngineResult> {
@@ -73,7 +79,10 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
   const plan = planMethod(job.method, { budget: job.method === 'full' ? undefined : job.budget, windowSize: job.windowSize });
   // The draft runs once per request and then idles through the target's prefill: its session is released
   // meanwhile (`releaseMemoryWhenIdleMs`), so the run's peak is not the draft's prefill peak plus the target's.
-  const models = await loadBenchModels({ targetDir: job.targetDir, draftDir: job.draftDir, plans: [plan], threads: job.threads, layerwise: job.layerwise, draftReleaseMemoryWhenIdleMs: DRAFT_RELEASE_IDLE_MS });
+  // The native heap trimmer (registered with the kernels above) returns what both free.
+  const models = await loadBenchModels({ targetDir: job.targetDir, draftDir: job.draftDir, plans: [plan], threads: job.threads, layerwise: job.layerwise, draftReleaseMemoryWhenIdleMs: DRAFT_RELEASE_IDLE_MS,
+    draftPrefillScoreBudgetBytes: DRAFT_PREFILL_SCORE_BUDGET_BYTES,
+  });
   try {
     const pipeline = createPipeline({ target: models.target, draft: plan.needsDraft ? models.draft : undefined, ...plan.stages });
     let kvBytes = 0;

@@ -44,6 +44,8 @@ export async function loadBenchModels(
     layerwise?: boolean;
     /** The draft's `releaseMemoryWhenIdleMs` (the engine bench: its peak RSS). */
     draftReleaseMemoryWhenIdleMs?: number;
+    /** The draft's `prefillScoreBudgetBytes` (the engine bench: its prefill peak sits on the target's arena). */
+    draftPrefillScoreBudgetBytes?: number;
   } & BenchDtypes,
 ): Promise<BenchModels> {
   const layerwise = options.layerwise ? { layerwise: true } : {};
@@ -66,7 +68,12 @@ export async function loadBenchModels(
   }
   let draft: OrtCausalLM | undefined;
   try {
-    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, { threads: options.threads, dtype: options.draftDtype, releaseMemoryWhenIdleMs: options.draftReleaseMemoryWhenIdleMs }) : undefined;
+    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, {
+            threads: options.threads,
+            dtype: options.draftDtype,
+            releaseMemoryWhenIdleMs: options.draftReleaseMemoryWhenIdleMs,
+            prefillScoreBudgetBytes: options.draftPrefillScoreBudgetBytes,
+          }) : undefined;
   } catch (error) {
     await target.dispose();
     throw error;

@@ -61,13 +61,24 @@ const bench = await import('@draft/bench').catch((error) => {
 const { defaultGgufPath, runEngineInChild, summarizeRuns } = bench;
 const ggufPath = defaultGgufPath(targetDir);
 
+/**
+ * pnpm as this run was started: the pnpm that runs `pnpm bench:runtime` (npm_execpath), else the repository's
+ * pinned pnpm through npx, so `node packages/cli/bench/engines-bench.mjs` works without pnpm on PATH.
+ */
+function pnpm(args, options) {
+  const execPath = process.env.npm_execpath;
+  if (execPath && /pnpm/.test(execPath)) return execFileSync(process.execPath, [execPath, ...args], options);
+  const pinned = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager ?? 'pnpm';
+  return execFileSync('npx', ['-y', pinned, ...args], options);
+}
+
 if (!existsSync(join(targetDir, 'onnx', 'model.onnx')) || (methods.length && !existsSync(join(draftDir, 'onnx', 'model.onnx')))) {
   console.log(`${targetDir} missing: generating it with 'pnpm --filter @draft/models make:perf --no-gqa' …`);
-  execFileSync('pnpm', ['--filter', '@draft/models', 'make:perf', '--no-gqa'], { cwd: root, stdio: 'inherit' });
+  pnpm(['--filter', '@draft/models', 'make:perf', '--no-gqa'], { cwd: root, stdio: 'inherit' });
 }
 if (peers.includes('llama.cpp')) {
   // Rewrites only when the ONNX file is newer than the GGUF.
-  execFileSync('pnpm', ['--filter', '@draft/models', 'make:gguf', targetDir], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  pnpm(['--filter', '@draft/models', 'make:gguf', targetDir], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 const engines = [{ name: 'ours', job: { engine: 'draft', method: 'full', targetDir } }];

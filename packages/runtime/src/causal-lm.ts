@@ -96,6 +96,14 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * `sessionMemoryStats().heapTrims` counts the trims. Default true.
    */
   trimHeap?: boolean;
+  /**
+   * Score bytes one prefill chunk may materialise per layer when a call names no `chunkSize` (default
+   * `PREFILL_SCORE_BUDGET_BYTES`, 32 MiB): long prompts get shorter chunks. ORT's arena keeps the largest
+   * activations a session ever needed, so a smaller budget lowers the model's resident peak at some prefill
+   * speed. Meant for a draft, whose prefill peak would otherwise sit under the target's (8 MiB on the perf draft
+   * at 8K: see README's engines section).
+   */
+  prefillScoreBudgetBytes?: number;
 }
 
 /** A forward request with runtime extras. */
@@ -136,9 +144,9 @@ export const PREFILL_SCORE_BUDGET_BYTES = 32 * 2 ** 20;
  * 64. Long prompts get shorter chunks, so activations stay bounded as the context grows (at 8K on the perf
  * model: 128 tokens, peak RSS 1.5 → 1.0 GB at the same prefill time; decision record 2026-12-06).
  */
-export function defaultPrefillChunk(tokens: number, past: number, numHeads: number): number {
+export function defaultPrefillChunk(tokens: number, past: number, numHeads: number, budgetBytes = PREFILL_SCORE_BUDGET_BYTES): number {
   const perToken = numHeads * (past + tokens) * 4;
-  const fits = Math.floor(PREFILL_SCORE_BUDGET_BYTES / perToken / 64) * 64;
+  const fits = Math.floor(budgetBytes / perToken / 64) * 64;
   return Math.max(64, Math.min(DEFAULT_PREFILL_CHUNK, fits));
 }
 
@@ -180,8 +188,12 @@ export class OrtCausalLM implements CausalLMV1 {
     readonly graph: InitResult,
     private readonly client: WorkerClient,
     ragged: boolean,
-    /** Heap trims this model's worker asked for that returned memory (`LoadModelOptions.trimHeap`). */
-    private readonly heapTrims: { count: number } = { count: 0 },
+    private readonly settings: {
+      /** Heap trims this model's worker asked for that returned memory (`LoadModelOptions.trimHeap`). */
+      heapTrims: { count: number };
+      /** `LoadModelOptions.prefillScoreBudgetBytes`. */
+      prefillScoreBudgetBytes: number;
+    } = { heapTrims: { count: 0 }, prefillScoreBudgetBytes: PREFILL_SCORE_BUDGET_BYTES },
   ) {
     this.capabilities = Object.freeze({ ...CAPABILITIES, raggedKvHeads: ragged, raggedLayers: ragged });
     if (graph.layerwise) this.prefillSelect = (request) => this.runPrefillSelect(request);
@@ -232,7 +244,7 @@ export class OrtCausalLM implements CausalLMV1 {
     }
     const logits = request.logits ?? 'last';
     if (logits !== 'last' && logits !== 'all') throw new InvalidArgumentError({ argument: 'logits', value: logits, expected: "'last' | 'all'" });
-    const chunkSize = request.chunkSize ?? defaultPrefillChunk(S, cache?.length ?? 0, this.info.numHeads);
+    const chunkSize = request.chunkSize ?? defaultPrefillChunk(S, cache?.length ?? 0, this.info.numHeads, this.settings.prefillScoreBudgetBytes);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });
     for (const name of request.debugOutputs ?? []) {
       if (!this.graph.outputNames.includes(name)) throw new InvalidArgumentError({ argument: 'debugOutputs', value: name, expected: 'a name given to loadModel({ debugOutputs })' });
@@ -313,7 +325,7 @@ export class OrtCausalLM implements CausalLMV1 {
     if (!Number.isInteger(request.captureQueries) || request.captureQueries < 0 || request.captureQueries > S) {
       throw new InvalidArgumentError({ argument: 'captureQueries', value: request.captureQueries, expected: `an integer in [0, ${S}] (tokens in this call)` });
     }
-    const chunkSize = request.chunkSize ?? defaultPrefillChunk(S, 0, this.info.numHeads);
+    const chunkSize = request.chunkSize ?? defaultPrefillChunk(S, 0, this.info.numHeads, this.settings.prefillScoreBudgetBytes);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError({ argument: 'chunkSize', value: chunkSize, expected: 'an integer ≥ 1' });
     const { numLayers, numKvHeads } = this.info;
     const keptPositions: Int32Array[][] = [];
@@ -505,7 +517,7 @@ export class OrtCausalLM implements CausalLMV1 {
   async sessionMemoryStats(): Promise<SessionMemoryStats> {
     this.check();
     const worker = await this.client.request<Omit<SessionMemoryStats, 'heapTrims'>>({ type: 'sessionStats' });
-    return { ...worker, heapTrims: this.heapTrims.count };
+    return { ...worker, heapTrims: this.settings.heapTrims.count };
   }
 
   /** Terminates the worker (all caches of this model become unusable). Later calls throw DisposedError. */
@@ -540,6 +552,10 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   validateDtype(options.dtype);
   if (options.maxDecodeBatch !== undefined && !(Number.isInteger(options.maxDecodeBatch) && options.maxDecodeBatch >= 1 && options.maxDecodeBatch <= 256)) {
     throw new InvalidArgumentError({ argument: 'maxDecodeBatch', value: options.maxDecodeBatch, expected: 'an integer in [1, 256]' });
+  }
+  const budget = options.prefillScoreBudgetBytes;
+  if (budget !== undefined && !(Number.isInteger(budget) && budget >= 1)) {
+    throw new InvalidArgumentError({ argument: 'prefillScoreBudgetBytes', value: budget, expected: 'an integer number of bytes ≥ 1 (chunks never go below 64 tokens)' });
   }
   const idleMs = options.releaseMemoryWhenIdleMs;
   if (idleMs !== undefined && !(Number.isInteger(idleMs) && idleMs >= 0 && idleMs <= 2 ** 31 - 1)) {
@@ -585,7 +601,10 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });
-    const model = new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, options.raggedCache ?? false, heapTrims);
+    const model = new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, options.raggedCache ?? false, {
+      heapTrims,
+      prefillScoreBudgetBytes: options.prefillScoreBudgetBytes ?? PREFILL_SCORE_BUDGET_BYTES,
+    });
     recordModelSource(model, folder, join(folder.dir, 'config.json'));
     return model;
   } catch (error) {

@@ -31,7 +31,7 @@ ${BENCH_USAGE}
 ${BENCH_CACHE_USAGE}
 ${CACHE_USAGE}
   draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D]
-              [--max-concurrent N] [--max-queue N]
+              [--draft-release-idle S] [--max-concurrent N] [--max-queue N]
               [--max-connections N] [--body-timeout S] [--shutdown-timeout S] [--api-key KEY]
               [--cors ORIGIN]... [--plugin MODULE]...
 
@@ -230,6 +230,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             draft: { type: 'string' },
             dtype: { type: 'string' },
             'draft-dtype': { type: 'string' },
+            'draft-release-idle': { type: 'string' },
             'max-concurrent': { type: 'string' },
             'max-queue': { type: 'string' },
             'max-connections': { type: 'string' },

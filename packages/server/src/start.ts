@@ -19,6 +19,13 @@ export interface StartServerOptions extends Omit<DraftServerOptions, 'target' | 
   /** ORT intra-op threads per model. */
   threads?: number;
   /**
+   * Release the draft's ORT session after it idled this many milliseconds (the runtime's
+   * `releaseMemoryWhenIdleMs`): a draft runs once per request, and its prefill's activations would otherwise stay
+   * resident through the target's prefill and between requests. Each release costs a session creation (the
+   * perf draft: tens of milliseconds) in the draft's worker, off the target's path. Default: never.
+   */
+  draftReleaseIdleMs?: number;
+  /**
    * Load the target with a ragged cache so per-head / per-layer budgets (AdaKV, PyramidKV) can be served too;
    * costs one elementwise Add over the attention scores per layer. Falls back to a plain cache when the graph
    * cannot take it (fused GroupQueryAttention). Default true.
@@ -42,7 +49,7 @@ export interface RunningServer extends DraftServer {
  * `process.exit`: with the models disposed and the socket closed the event loop drains and the process exits 0.
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
-  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, ...serverOptions } = options;
+  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, draftReleaseIdleMs, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
   // As many sequences decode in one batch as may run at once (a bad maxConcurrent is the server's error to report).
   const concurrent = serverOptions.maxConcurrent;
@@ -59,7 +66,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       target = await loadModel(targetPath, { threads, dtype, maxDecodeBatch });
     }
     models.push(target);
-    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype, maxDecodeBatch });
+    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype, maxDecodeBatch, releaseMemoryWhenIdleMs: draftReleaseIdleMs });
     if (draft) models.push(draft);
     server = createDraftServer({ ...serverOptions, target, draft });
   } catch (error) {

@@ -9,6 +9,7 @@ export interface ServeFlags {
   draft?: string;
   dtype?: string;
   'draft-dtype'?: string;
+  'draft-release-idle'?: string;
   'max-concurrent'?: string;
   'max-queue'?: string;
   'max-connections'?: string;
@@ -45,6 +46,7 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
   const maxConnections = intOption('max-connections', flags['max-connections'], 1);
   const bodyTimeoutMs = secondsOption('body-timeout', flags['body-timeout'], 0.001);
   const shutdownTimeoutMs = secondsOption('shutdown-timeout', flags['shutdown-timeout'], 0);
+  const draftReleaseIdleMs = secondsOption('draft-release-idle', flags['draft-release-idle'], 0);
   const apiKey = flags['api-key'] ?? (process.env.DRAFT_API_KEY || undefined);
   if (apiKey !== undefined && apiKey.length === 0) throw new InvalidArgumentError({ argument: '--api-key', value: '', expected: 'a non-empty key' });
   const target = resolveModelDir('target', flags.target);
@@ -58,6 +60,7 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
     draft,
     dtype,
     draftDtype,
+    draftReleaseIdleMs,
     maxConcurrent,
     maxQueue,
     maxConnections,

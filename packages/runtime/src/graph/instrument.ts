@@ -355,7 +355,7 @@ export function instrumentGraph(
     keyBiasInputs = [];
     // The bias is fed as float32; CastLike (opset ≥ 15) matches it to float16 scores of fp16 graphs.
     const opset = Number(model.opsetImport?.find((o) => (o.domain ?? '') === '')?.version ?? 0);
-    const softmaxOf = new Map(found.map((f, k) => [captures.findIndex((c) => c.node === f.spec.node && c.output === f.spec.output), f.node] as const));
+    const softmaxOf = new Map(found.map((f) => [captures.findIndex((c) => c.node === f.spec.node && c.output === f.spec.output), f.node] as const));
     for (let layer = 0; layer < captures.length; layer++) {
       const softmax = softmaxOf.get(layer) as NodeProto;
       const input = `draft_key_bias.${layer}`;

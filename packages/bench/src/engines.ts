@@ -80,7 +80,13 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
   // The draft runs once per request and then idles through the target's prefill: its session is released
   // meanwhile (`releaseMemoryWhenIdleMs`), so the run's peak is not the draft's prefill peak plus the target's.
   // The native heap trimmer (registered with the kernels above) returns what both free.
-  const models = await loadBenchModels({ targetDir: job.targetDir, draftDir: job.draftDir, plans: [plan], threads: job.threads, layerwise: job.layerwise, draftReleaseMemoryWhenIdleMs: DRAFT_RELEASE_IDLE_MS,
+  const models = await loadBenchModels({
+    targetDir: job.targetDir,
+    draftDir: job.draftDir,
+    plans: [plan],
+    threads: job.threads,
+    layerwise: job.layerwise,
+    draftReleaseMemoryWhenIdleMs: DRAFT_RELEASE_IDLE_MS,
     draftPrefillScoreBudgetBytes: DRAFT_PREFILL_SCORE_BUDGET_BYTES,
   });
   try {

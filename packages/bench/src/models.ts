@@ -68,12 +68,13 @@ export async function loadBenchModels(
   }
   let draft: OrtCausalLM | undefined;
   try {
-    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, {
-            threads: options.threads,
-            dtype: options.draftDtype,
-            releaseMemoryWhenIdleMs: options.draftReleaseMemoryWhenIdleMs,
-            prefillScoreBudgetBytes: options.draftPrefillScoreBudgetBytes,
-          }) : undefined;
+    const draftOptions = {
+      threads: options.threads,
+      dtype: options.draftDtype,
+      releaseMemoryWhenIdleMs: options.draftReleaseMemoryWhenIdleMs,
+      prefillScoreBudgetBytes: options.draftPrefillScoreBudgetBytes,
+    };
+    draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, draftOptions) : undefined;
   } catch (error) {
     await target.dispose();
     throw error;

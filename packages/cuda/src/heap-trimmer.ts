@@ -9,8 +9,8 @@ import { loadBinding } from './binding.js';
 export function createHeapTrimmer(): HeapTrimmerV1 | null {
   const { binding } = loadBinding();
   if (!binding || typeof binding.trimHeap !== 'function') return null;
-  const probe = binding.trimHeap();
-  if (!probe.supported) return null;
+  // Support is fixed when the addon is compiled (glibc or not); asking costs one trim, which is harmless.
+  if (!binding.trimHeap().supported) return null;
   return {
     name: 'native-malloc-trim',
     trim: () => {

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define DRAFT_KERNELS_VERSION_MAJOR 0
-#define DRAFT_KERNELS_VERSION_MINOR 2
+#define DRAFT_KERNELS_VERSION_MINOR 3
 
 typedef enum draft_status {
   DRAFT_OK = 0,
@@ -155,6 +155,51 @@ typedef struct draft_ragged_attention_args {
 draft_status draft_cpu_ragged_attention(const draft_ragged_attention_args* args);
 /* CUDA: head_dim <= 256 (else DRAFT_ERR_UNSUPPORTED); host pointers, the whole kv_rows buffers are copied. */
 draft_status draft_cuda_ragged_attention(const draft_ragged_attention_args* args);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Native decoder (Llama family: RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU MLP): one decode
+ * step for one or more sequences, weights read once per step for all of them. The weights are the caller's
+ * (row-major (out, in), as torch's nn.Linear stores them) and must outlive the decoder; nothing is copied.
+ * Caches are the caller's too: per sequence and layer (num_kv_heads, capacity, head_dim) f32, the step writes
+ * the token's K/V (after RoPE) at column `used` and attends over the columns below it that `mask` marks
+ * (NULL: all of them) plus the new one. The decoder owns a persistent pool of num_threads - 1 threads that
+ * sleep between steps; one step may run at a time per decoder.
+ * ------------------------------------------------------------------------------------------------------- */
+typedef struct draft_decoder draft_decoder;
+
+typedef struct draft_decoder_config {
+  int32_t hidden_size, num_layers, num_heads, num_kv_heads, head_dim, intermediate_size, vocab_size;
+  float rms_norm_eps;
+  int32_t num_threads;  /* <= 0: one per hardware thread */
+} draft_decoder_config;
+
+typedef struct draft_decoder_layer {
+  const float *input_norm, *post_norm;        /* (hidden) */
+  const float *q, *k, *v, *o;                 /* (H·d, hidden), (Hkv·d, hidden) ×2, (hidden, H·d) */
+  const float *q_bias, *k_bias, *v_bias;      /* optional (NULL): Qwen2-style projection biases */
+  const float *gate, *up, *down;              /* (inter, hidden) ×2, (hidden, inter) */
+} draft_decoder_layer;
+
+typedef struct draft_decoder_weights {
+  const float* embed;                /* (vocab, hidden) */
+  const draft_decoder_layer* layers; /* num_layers entries (copied at create) */
+  const float* final_norm;           /* (hidden) */
+  const float* lm_head;              /* (vocab, hidden) */
+} draft_decoder_weights;
+
+typedef struct draft_decoder_row {
+  int32_t token;
+  const float *cos, *sin;     /* (head_dim): this position's rotation, rotate-half layout (halves repeated) */
+  float* const* keys;         /* num_layers pointers to (num_kv_heads, capacity, head_dim) */
+  float* const* values;
+  int32_t capacity, used;     /* used < capacity */
+  const uint8_t* mask;        /* (used) or NULL */
+  float* logits;              /* (vocab) out */
+} draft_decoder_row;
+
+draft_status draft_cpu_decoder_create(const draft_decoder_config* config, const draft_decoder_weights* weights, draft_decoder** out);
+draft_status draft_cpu_decoder_step(draft_decoder* decoder, const draft_decoder_row* rows, int32_t count);
+void draft_cpu_decoder_destroy(draft_decoder* decoder);
 
 #ifdef __cplusplus
 }

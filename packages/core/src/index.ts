@@ -10,3 +10,4 @@ export * from './policies/index.js';
 export * from './pipeline/index.js';
 export * from './cache/index.js';
 export * from './memory/index.js';
+export * from './decode/index.js';

@@ -11,6 +11,7 @@
 
 #include "draft_kernels.h"
 #include "heap_trim.hpp"
+#include "decoder.hpp"
 
 namespace {
 
@@ -331,6 +332,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("specpcAggregate", Napi::Function::New(env, SpecPCAggregate));
   exports.Set("raggedAttention", Napi::Function::New(env, RaggedAttention));
   exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
+  exports.Set("NativeDecoder", NativeDecoderClass(env));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile));
   return exports;
 }
 

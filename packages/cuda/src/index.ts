@@ -9,6 +9,8 @@ export const PACKAGE_NAME = '@draft/cuda';
 export { type BindingLoadResult, type BindingModule, KernelStatus, loadBinding, type NativeDevice } from './binding.js';
 export { float16ToFloat32, float32ToFloat16 } from './f16.js';
 export { createHeapTrimmer } from './heap-trimmer.js';
+export { createNativeDecoder, mapFile, nativeDecoderModule } from './decode-engine.js';
+export { decodeEngineModule } from './decode-engine-path.js';
 export {
   createNativeBackend,
   type NativeBackendOptions,

@@ -1,4 +1,5 @@
-import { type KernelBackendV1, NativeUnavailableError, registerHeapTrimmer, registerKernelBackend } from '@draft/core';
+import { type KernelBackendV1, NativeUnavailableError, registerDecodeEngine, registerHeapTrimmer, registerKernelBackend } from '@draft/core';
+import { decodeEngineModule } from './decode-engine-path.js';
 import { createHeapTrimmer } from './heap-trimmer.js';
 import { loadBinding, type NativeDevice } from './binding.js';
 import { nativeGatherRows, nativePool1d, nativeRaggedAttention, nativeTopK, nativeWindowScores } from './native-ops.js';
@@ -72,6 +73,11 @@ export interface RegisterNativeOptions {
   required?: boolean;
   /** Also register the addon's heap trimmer with @draft/core (`registerHeapTrimmer`); default true. */
   heapTrimmer?: boolean;
+  /**
+   * Also register the native decoder with @draft/core (`registerDecodeEngine`) so that runtimes can decode
+   * with it (`loadModel(dir, { decodeEngine: 'native' })` in @draft/runtime); default true.
+   */
+  decodeEngine?: boolean;
 }
 
 export interface RegisterNativeResult {
@@ -79,6 +85,8 @@ export interface RegisterNativeResult {
   registered: string[];
   /** Whether the heap trimmer was registered (glibc builds of the addon). */
   heapTrimmer: boolean;
+  /** Whether the native decode engine was registered. */
+  decodeEngine: boolean;
   reason?: string;
   /** Removes what this call registered. */
   unregister(): void;
@@ -93,7 +101,7 @@ export function registerNativeBackend(options: RegisterNativeOptions = {}): Regi
   const info = nativeInfo();
   if (!info.native) {
     if (options.required) throw new NativeUnavailableError(`@draft/cuda: ${info.reason}.`, { details: { reason: info.reason } });
-    return { registered: [], heapTrimmer: false, reason: info.reason, unregister: () => {} };
+    return { registered: [], heapTrimmer: false, decodeEngine: false, reason: info.reason, unregister: () => {} };
   }
   const undo: Array<() => void> = [];
   const registered: string[] = [];
@@ -105,9 +113,12 @@ export function registerNativeBackend(options: RegisterNativeOptions = {}): Regi
   }
   const trimmer = options.heapTrimmer === false ? null : createHeapTrimmer();
   if (trimmer) undo.push(registerHeapTrimmer(trimmer));
+  const engine = options.decodeEngine === false ? null : decodeEngineModule();
+  if (engine) undo.push(registerDecodeEngine({ name: 'native-cpu-decoder', module: engine }));
   return {
     registered,
     heapTrimmer: trimmer !== null,
+    decodeEngine: engine !== null,
     reason: info.reason,
     unregister: () => {
       for (const u of undo) u();

@@ -19,6 +19,7 @@ import {
   type LayerwisePrefillRequestV1,
   type ModelInfoV1,
   PromptTooLongError,
+  registeredDecodeEngine,
   UnsupportedCapabilityError,
   validateSamplerOptions,
 } from '@draft/core';
@@ -77,6 +78,17 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * loaded graph does it). Default true; false fetches whole presents every step (the previous engine).
    */
   inPlaceDecode?: boolean;
+  /**
+   * Who runs single-token decode steps. 'ort' (default): the ONNX graph. 'native': the native decode engine
+   * registered with @draft/core (`import '@draft/cuda/register'` registers @draft/cuda's CPU decoder): one fused
+   * step over the graph's own weights (found by their Hugging Face names) and the same in-place caches, a few
+   * times faster than ORT on small models; prefill, captures and every cache operation stay in ORT. At load
+   * the worker runs a short prompt through both and refuses (UnsupportedCapabilityError, capability
+   * 'nativeDecode') a graph whose logits differ, as it does graphs the decoder does not implement (fused
+   * attention, f16 weights or KV, sliding windows, partial RoPE, non-Llama maths). Logits match ORT's to float
+   * rounding, so greedy tokens can part at exact near-ties. `graph.decodeEngine` says which one runs.
+   */
+  decodeEngine?: 'ort' | 'native';
   /**
    * Release the ORT session's memory after the model has had nothing to run for this many milliseconds: the
    * session is released and created again from the same graph (weights re-read from the model file), because
@@ -561,6 +573,17 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   if (idleMs !== undefined && !(Number.isInteger(idleMs) && idleMs >= 0 && idleMs <= 2 ** 31 - 1)) {
     throw new InvalidArgumentError({ argument: 'releaseMemoryWhenIdleMs', value: idleMs, expected: 'an integer number of milliseconds in [0, 2147483647], or undefined (never)' });
   }
+  if (options.decodeEngine !== undefined && options.decodeEngine !== 'ort' && options.decodeEngine !== 'native') {
+    throw new InvalidArgumentError({ argument: 'decodeEngine', value: options.decodeEngine, expected: "'ort' or 'native'" });
+  }
+  const engine = options.decodeEngine === 'native' ? registeredDecodeEngine() : undefined;
+  if (options.decodeEngine === 'native' && !engine) {
+    throw new UnsupportedCapabilityError({
+      capability: 'nativeDecode',
+      component: "loadModel({ decodeEngine: 'native' })",
+      message: "decodeEngine: 'native' needs a registered native decode engine: import '@draft/cuda/register' (or call registerNativeBackend() from @draft/cuda) first.",
+    });
+  }
   const total = 3;
   if (signal?.aborted) throw new AbortError({ reason: signal.reason });
   const folder = readModelFolder(resolve(dir), { dtype: options.dtype, modelFileName: options.modelFileName });
@@ -598,6 +621,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       inPlaceDecode: options.inPlaceDecode,
       layerwise: options.layerwise ?? false,
       releaseMemoryWhenIdleMs: idleMs,
+      ...(engine ? { decodeEngine: { name: engine.name, module: engine.module, ...(info.slidingWindow !== undefined ? { slidingWindow: info.slidingWindow } : {}) } } : {}),
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });

@@ -35,6 +35,8 @@ export type WorkerRequest =
       inPlaceDecode?: boolean;
       /** Recreate the ORT session after this many idle milliseconds, returning its arena's memory (default never). */
       releaseMemoryWhenIdleMs?: number;
+      /** Decode single-token steps with this native engine (the module the worker imports) instead of ORT. */
+      decodeEngine?: { name: string; module: string; slidingWindow?: number };
     }
   | {
       id: number;
@@ -91,6 +93,10 @@ export interface InitResult {
   layerwise: boolean;
   /** Decode steps write new K/V rows into caches kept in place (no present copied out per step). */
   inPlaceDecode: boolean;
+  /** Who runs decode steps: 'ort', or the native engine's name (checked against ORT at load). */
+  decodeEngine: string;
+  /** Largest logit difference between ORT and the native engine in the load-time check (native only). */
+  nativeCheckError?: number;
   loadMs: number;
 }
 

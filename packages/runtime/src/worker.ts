@@ -20,6 +20,9 @@ import { GraphSplitError, splitLayers } from './graph/split-layers.js';
 import { type GraphRunner, LayeredSession } from './layered-session.js';
 import { releaseBytesNow } from './release-bytes.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
+import { NativeDecodeUnsupported, nativeWeights, RopeRows } from './native-decode.js';
+import type { NativeDecoderModuleV1, NativeDecoderRowV1, NativeDecoderV1 } from '@draft/core';
+import { pathToFileURL } from 'node:url';
 import type { ExportedKv, ForwardResult, InitResult, SerializedError, SessionMemoryStats, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 const { onnx } = onnxProto;
@@ -66,6 +69,8 @@ interface State extends Runner {
    * attention with an attention mask): undefined when every step fetches whole presents.
    */
   newKv?: { key: string; value: string }[];
+  /** Single-token steps run by a native decoder over the same in-place buffers (`decodeEngine`). */
+  native?: { decoder: NativeDecoderV1; rope: RopeRows; name: string };
 }
 
 const port = parentPort;
@@ -276,6 +281,18 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     // Caches grow inside their buffers (decode and prefill alike): no ping-pong partner to keep.
     state.pool.keepLiveBytes = false;
   }
+  let nativeCheckError: number | undefined;
+  if (request.decodeEngine) {
+    const graphInit = graphProto.initializer ?? [];
+    state.native = await openNativeDecoder(request, graphInit, { dataFolder, modelPath: path });
+    try {
+      nativeCheckError = await checkNativeDecoder(state);
+    } catch (error) {
+      state.native.decoder.close();
+      state.native = undefined;
+      throw error;
+    }
+  }
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
   return {
@@ -294,6 +311,8 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     maxDecodeBatch: state.maxDecodeBatch,
     layerwise: layered !== undefined,
     inPlaceDecode: state.newKv !== undefined,
+    decodeEngine: state.native?.name ?? 'ort',
+    ...(nativeCheckError !== undefined ? { nativeCheckError } : {}),
     loadMs: performance.now() - started,
   };
 }
@@ -352,6 +371,120 @@ function copyQueries(
       if (rotate && gqa && cos && sin) applyRopeInPlace(target, dst, positions[p], rotaryDim, cos, sin, gqa.interleaved);
     }
   }
+}
+
+/** Families whose maths differs from Llama's under the same weight names (scaled embeddings, other norms, NoPE layers). */
+const NOT_LLAMA_MATHS = /^(gemma|granite|smollm3|qwen3|phi)/;
+
+/** Imports the engine's module, maps the graph's weights into it and creates the decoder (typed refusals). */
+async function openNativeDecoder(
+  request: Extract<WorkerRequest, { type: 'init' }>,
+  initializers: readonly onnxProto.onnx.ITensorProto[],
+  files: { dataFolder: string; modelPath: string },
+): Promise<NonNullable<State['native']>> {
+  const s = state as State;
+  const engine = request.decodeEngine as NonNullable<typeof request.decodeEngine>;
+  const refuse = (why: string): never => {
+    throw new WorkerError('UNSUPPORTED_CAPABILITY', `${request.modelPath} cannot decode with the native engine '${engine.name}': ${why}. Load it without decodeEngine: 'native'.`, {
+      capability: 'nativeDecode',
+      component: "loadModel({ decodeEngine: 'native' })",
+      backend: engine.name,
+    });
+  };
+  if (!s.newKv) refuse('native steps share the in-place decode buffers, which need decomposed attention with an attention mask (and inPlaceDecode not false)');
+  if (s.kvType !== 'float32') refuse(`its KV cache is ${s.kvType}; the native decoder reads float32 caches`);
+  if (engine.slidingWindow !== undefined) refuse(`sliding-window attention (sliding_window ${engine.slidingWindow}) is not implemented natively`);
+  const rotaryDim = request.rope?.rotaryDim ?? request.headDim;
+  if (rotaryDim !== request.headDim) refuse(`partial rotary embeddings (rotary dim ${rotaryDim} of ${request.headDim})`);
+  let config: Record<string, unknown> = {};
+  try {
+    config = JSON.parse(readFileSync(request.configPath, 'utf8')) as Record<string, unknown>;
+  } catch {
+    // The main thread already read it; without it the defaults below stand and the load check decides.
+  }
+  const modelType = String(config.model_type ?? '');
+  if (NOT_LLAMA_MATHS.test(modelType)) refuse(`model_type '${modelType}' differs from Llama's maths under the same weight names`);
+  const eps = typeof config.rms_norm_eps === 'number' ? config.rms_norm_eps : 1e-6;
+  let mod: Partial<NativeDecoderModuleV1>;
+  try {
+    mod = (await import(engine.module.startsWith('/') ? pathToFileURL(engine.module).href : engine.module)) as Partial<NativeDecoderModuleV1>;
+  } catch (error) {
+    return refuse(`its module ${engine.module} failed to load (${(error as Error).message})`);
+  }
+  if (typeof mod.createNativeDecoder !== 'function') refuse(`its module ${engine.module} exports no createNativeDecoder`);
+  const module = mod as NativeDecoderModuleV1;
+  let found: ReturnType<typeof nativeWeights>;
+  try {
+    found = nativeWeights(initializers, request, files, module);
+  } catch (error) {
+    if (error instanceof NativeDecodeUnsupported) return refuse(error.message);
+    throw error;
+  }
+  const decoder = module.createNativeDecoder(
+    {
+      hiddenSize: found.hiddenSize,
+      numLayers: request.numLayers,
+      numHeads: request.numHeads,
+      numKvHeads: request.numKvHeads,
+      headDim: request.headDim,
+      intermediateSize: found.intermediateSize,
+      vocabSize: request.vocabSize,
+      rmsNormEps: eps,
+      ...(request.threads !== undefined ? { threads: request.threads } : {}),
+    },
+    found.weights,
+  );
+  const tables = new RopeTableCache(request.maxPositions, request.headDim, request.rope ?? request.ropeTheta);
+  return { decoder, rope: new RopeRows(request.headDim, found.rope, (position) => tables.at(position + 1)), name: engine.name };
+}
+
+/** Tokens at positions a few steps in, run by ORT (one call) and by the decoder (one step each). */
+const CHECK_POSITIONS = [5, 6, 7];
+
+/**
+ * Proves the decoder computes what the graph computes before it decodes anything: the last logits of a short
+ * prompt from ORT and from native steps must agree to 1e-3 of their scale. Returns the largest difference.
+ */
+async function checkNativeDecoder(s: State): Promise<number> {
+  const native = s.native as NonNullable<State['native']>;
+  const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
+  const n = CHECK_POSITIONS.length;
+  const ids = CHECK_POSITIONS.map((_, i) => (i * 7 + 1) % vocabSize);
+  const feeds: Record<string, Tensor> = {
+    input_ids: i64(ids, [1, n]),
+    position_ids: i64(CHECK_POSITIONS, [1, n]),
+  };
+  if (s.hasAttentionMask) feeds.attention_mask = i64(new Int32Array(n).fill(1), [1, n]);
+  if (s.hasNumLogitsToKeep) feeds.num_logits_to_keep = i64([1], []);
+  if (s.keyBiasInputs) for (const name of s.keyBiasInputs) feeds[name] = new ort.Tensor('float32', new Float32Array(numHeads * n), [1, numHeads, 1, n]);
+  for (let l = 0; l < numLayers; l++) {
+    feeds[`past_key_values.${l}.key`] = new ort.Tensor('float32', new Float32Array(0), [1, numKvHeads, 0, d]);
+    feeds[`past_key_values.${l}.value`] = new ort.Tensor('float32', new Float32Array(0), [1, numKvHeads, 0, d]);
+  }
+  const out = await s.session.run(feeds, { logits: null });
+  const all = floats(out.logits);
+  const expected = all.subarray(all.length - vocabSize);
+  const capacity = n + 1;
+  const keys = Array.from({ length: numLayers }, () => new Float32Array(numKvHeads * capacity * d));
+  const values = Array.from({ length: numLayers }, () => new Float32Array(numKvHeads * capacity * d));
+  const logits = new Float32Array(vocabSize);
+  CHECK_POSITIONS.forEach((position, used) => {
+    native.decoder.step([{ token: ids[used], ...native.rope.at(position), keys, values, capacity, used, logits }]);
+  });
+  let error = 0;
+  let scale = 1;
+  for (let i = 0; i < vocabSize; i++) {
+    error = Math.max(error, Math.abs(logits[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  if (!(error <= 1e-3 * scale)) {
+    throw new WorkerError(
+      'UNSUPPORTED_CAPABILITY',
+      `${s.init.modelPath} cannot decode with the native engine '${native.name}': its logits differ from the graph's by ${error.toPrecision(3)} (scale ${scale.toPrecision(3)}), so the graph computes something else under these weight names. Load it without decodeEngine: 'native'.`,
+      { capability: 'nativeDecode', component: "loadModel({ decodeEngine: 'native' })", backend: native.name },
+    );
+  }
+  return error;
 }
 
 async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Promise<{ result: ForwardResult; transfer: ArrayBuffer[] }> {
@@ -1150,7 +1283,7 @@ async function handleBatch(requests: ForwardRequest[], resident?: ResidentBatch)
     const out = await s.session.run(feeds, fetches);
     const batch: ResidentBatch = { keys: presents[0], values: presents[1], rows: B, total: L + 1, used: L + 1, mask: nextMask, counts: counts.map((c) => c + 1), live: B };
     lastBatch = batch;
-    replyRows(requests, batch, out.logits);
+    replyRows(requests, batch, logitRows(out.logits));
   } catch (error) {
     releaseArrays(presents[0]);
     releaseArrays(presents[1]);
@@ -1184,19 +1317,58 @@ function batchFeeds(requests: ForwardRequest[], mask: Uint8Array, keys: KvArray[
   return feeds;
 }
 
-/** Each row's last logits to its request, and a resident handle per row of `batch` as it now stands. */
-function replyRows(requests: ForwardRequest[], batch: ResidentBatch, logitsTensor: Tensor): void {
+/** Row b's last logits of a batched run's logits output ([B, rows, vocab]), as float32. */
+function logitRows(logitsTensor: Tensor): (b: number) => Float32Array {
   const { vocabSize } = (state as State).init;
-  const logitRows = logitsTensor.dims[1] as number;
+  const rows = logitsTensor.dims[1] as number;
   const data = logitsTensor.data as KvArray;
+  return (b) => {
+    const lastRow = data.subarray(((b + 1) * rows - 1) * vocabSize, (b + 1) * rows * vocabSize);
+    return lastRow instanceof Uint16Array ? halfToFloat32(lastRow) : Float32Array.from(lastRow);
+  };
+}
+
+/** Each row's logits to its request, and a resident handle per row of `batch` as it now stands. */
+function replyRows(requests: ForwardRequest[], batch: ResidentBatch, logitsOf: (b: number) => Float32Array): void {
   requests.forEach((request, b) => {
-    const lastRow = data.subarray(((b + 1) * logitRows - 1) * vocabSize, (b + 1) * logitRows * vocabSize);
-    const logits = lastRow instanceof Uint16Array ? halfToFloat32(lastRow) : Float32Array.from(lastRow);
+    const logits = logitsOf(b);
     const handle = nextHandle++;
     residentRows.set(handle, { batch, row: b, upTo: batch.used, count: batch.counts[b] });
     post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
     post({ id: request.id, type: 'result', result: { cache: handle, length: batch.counts[b], logits } satisfies ForwardResult }, [logits.buffer as ArrayBuffer]);
   });
+}
+
+/** The rows of an in-place step for the native decoder: each row's slice of the batch buffers and mask. */
+function nativeRows(requests: ForwardRequest[], batch: ResidentBatch): NativeDecoderRowV1[] {
+  const s = state as State;
+  const native = s.native as NonNullable<State['native']>;
+  const { numKvHeads, headDim: d, vocabSize } = s.init;
+  const { total, used } = batch;
+  const span = numKvHeads * total * d;
+  return requests.map((request, b) => ({
+    token: request.inputIds[0],
+    ...native.rope.at(request.positionIds[0]),
+    keys: batch.keys.map((k) => (k as Float32Array).subarray(b * span, (b + 1) * span)),
+    values: batch.values.map((v) => (v as Float32Array).subarray(b * span, (b + 1) * span)),
+    capacity: total,
+    used,
+    mask: batch.mask.subarray(b * total, b * total + used),
+    logits: new Float32Array(vocabSize),
+  }));
+}
+
+/** After a step wrote column `used` of every row: mark it, count it, and hand the buffers to the rows. */
+function finishInPlaceStep(requests: ForwardRequest[], batch: ResidentBatch, held: KvArray[]): void {
+  const B = requests.length;
+  for (let b = 0; b < B; b++) {
+    batch.mask[b * batch.total + batch.used] = 1;
+    batch.counts[b]++;
+  }
+  batch.used++;
+  batch.live += B;
+  held.length = 0;
+  lastBatch = B > 1 ? batch : undefined;
 }
 
 /** Columns for `used` written ones plus room for max(32, used / 16) more steps, rounded to 32. */
@@ -1264,6 +1436,13 @@ async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch)
   try {
     const batch = inPlaceBatch(requests, resident, held);
     const { total, used } = batch;
+    if (s.native) {
+      const rows = nativeRows(requests, batch);
+      s.native.decoder.step(rows);
+      finishInPlaceStep(requests, batch, held);
+      replyRows(requests, batch, (b) => rows[b].logits);
+      return;
+    }
     const feeds = batchFeeds(requests, appendColumn(batch.mask, B, total), batch.keys, batch.values, total);
     const fetches: Record<string, Tensor | null> = { logits: null };
     for (let l = 0; l < numLayers; l++) {
@@ -1278,15 +1457,8 @@ async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch)
         for (let bh = 0; bh < B * numKvHeads; bh++) into.set(rows.subarray(bh * d, (bh + 1) * d) as never, (bh * total + used) * d);
       }
     }
-    for (let b = 0; b < B; b++) {
-      batch.mask[b * total + used] = 1;
-      batch.counts[b]++;
-    }
-    batch.used++;
-    batch.live += B;
-    held.length = 0;
-    lastBatch = B > 1 ? batch : undefined;
-    replyRows(requests, batch, out.logits);
+    finishInPlaceStep(requests, batch, held);
+    replyRows(requests, batch, logitRows(out.logits));
   } catch (error) {
     releaseArrays(held);
     for (const request of requests) post({ id: request.id, type: 'error', error: serialize(error) });

@@ -1,0 +1,552 @@
+// Native decode step for Llama-family decoders (see draft_kernels.h). A decode step is memory-bound: every
+// weight is read once per step, so the work is split by output rows across a persistent thread pool (threads
+// spawned per call cost more than a whole step on small models) and every sequence of a batch is served from
+// the same weight rows while they sit in L1.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+
+#include "internal.hpp"
+
+namespace draft {
+namespace {
+
+constexpr int kChunk = 256;  // attention columns scored at a time
+constexpr int kSpinMicros = 3000;  // how long idle pool threads spin before sleeping
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define DRAFT_AVX2 __attribute__((target("avx2,fma")))
+
+DRAFT_AVX2 inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// gemv_rows for cols % 8 == 0 with AVX2/FMA: 4 rows share each load of x.
+DRAFT_AVX2 void gemv_rows_avx2(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride,
+                               bool accumulate) {
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const float* w0 = W + static_cast<size_t>(r) * cols;
+    const float* w1 = w0 + cols;
+    const float* w2 = w1 + cols;
+    const float* w3 = w2 + cols;
+    for (int b = 0; b < B; ++b) {
+      const float* x = X + static_cast<size_t>(b) * x_stride;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int c = 0; c < cols; c += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + c);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c), xv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c), xv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + c), xv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + c), xv, a3);
+      }
+      float* y = Y + static_cast<size_t>(b) * y_stride + r;
+      const float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
+      for (int i = 0; i < 4; ++i) y[i] = accumulate ? y[i] + s[i] : s[i];
+    }
+  }
+  for (; r < r1; ++r) {
+    const float* w = W + static_cast<size_t>(r) * cols;
+    for (int b = 0; b < B; ++b) {
+      const float* x = X + static_cast<size_t>(b) * x_stride;
+      __m256 a = _mm256_setzero_ps();
+      for (int c = 0; c < cols; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(w + c), _mm256_loadu_ps(x + c), a);
+      float* y = Y + static_cast<size_t>(b) * y_stride + r;
+      *y = accumulate ? *y + hsum8(a) : hsum8(a);
+    }
+  }
+}
+
+// Scores of `heads` query heads (d = 8·V, V ≤ 16) against keys [c0, c1): q in registers, one key row per column.
+template <int V>
+DRAFT_AVX2 void scores_avx2(const float* const* qs, int heads, const float* K, int c0, int c1, float scale, float* out, int stride) {
+  for (int e = 0; e < heads; ++e) {
+    __m256 q[V];
+    for (int i = 0; i < V; ++i) q[i] = _mm256_loadu_ps(qs[e] + 8 * i);
+    for (int j = c0; j < c1; ++j) {
+      const float* k = K + static_cast<size_t>(j) * 8 * V;
+      __m256 a = _mm256_mul_ps(q[0], _mm256_loadu_ps(k));
+      for (int i = 1; i < V; ++i) a = _mm256_fmadd_ps(q[i], _mm256_loadu_ps(k + 8 * i), a);
+      out[static_cast<size_t>(e) * stride + (j - c0)] = hsum8(a) * scale;
+    }
+  }
+}
+
+// acc_e += Σ_j p_e[j] V[j] for the same heads: the accumulator stays in registers across the chunk.
+template <int V>
+DRAFT_AVX2 void weighted_values_avx2(float* const* accs, int heads, const float* Vals, int c0, int c1, const float* p, int stride) {
+  for (int e = 0; e < heads; ++e) {
+    __m256 a[V];
+    for (int i = 0; i < V; ++i) a[i] = _mm256_loadu_ps(accs[e] + 8 * i);
+    const float* pe = p + static_cast<size_t>(e) * stride;
+    for (int j = c0; j < c1; ++j) {
+      const float w = pe[j - c0];
+      if (w == 0.0f) continue;
+      const __m256 wv = _mm256_set1_ps(w);
+      const float* v = Vals + static_cast<size_t>(j) * 8 * V;
+      for (int i = 0; i < V; ++i) a[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(v + 8 * i), a[i]);
+    }
+    for (int i = 0; i < V; ++i) _mm256_storeu_ps(accs[e] + 8 * i, a[i]);
+  }
+}
+
+const bool kHasAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+const bool kHasAvx2 = false;
+#endif
+
+// y[b] (+)= W x[b] for rows [r0, r1) of W (rows × cols): 4 rows at a time, 8 independent lanes per row so the
+// loop vectorises without reassociation flags.
+DRAFT_HOT void gemv_rows_generic(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride,
+                                 bool accumulate) {
+  const int c8 = cols & ~7;
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const float* w0 = W + static_cast<size_t>(r) * cols;
+    const float* w1 = w0 + cols;
+    const float* w2 = w1 + cols;
+    const float* w3 = w2 + cols;
+    for (int b = 0; b < B; ++b) {
+      const float* x = X + static_cast<size_t>(b) * x_stride;
+      float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
+      for (int c = 0; c < c8; c += 8) {
+        for (int j = 0; j < 8; ++j) {
+          const float xv = x[c + j];
+          a0[j] += w0[c + j] * xv;
+          a1[j] += w1[c + j] * xv;
+          a2[j] += w2[c + j] * xv;
+          a3[j] += w3[c + j] * xv;
+        }
+      }
+      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int j = 0; j < 8; ++j) {
+        s0 += a0[j];
+        s1 += a1[j];
+        s2 += a2[j];
+        s3 += a3[j];
+      }
+      for (int c = c8; c < cols; ++c) {
+        s0 += w0[c] * x[c];
+        s1 += w1[c] * x[c];
+        s2 += w2[c] * x[c];
+        s3 += w3[c] * x[c];
+      }
+      float* y = Y + static_cast<size_t>(b) * y_stride + r;
+      if (accumulate) {
+        y[0] += s0;
+        y[1] += s1;
+        y[2] += s2;
+        y[3] += s3;
+      } else {
+        y[0] = s0;
+        y[1] = s1;
+        y[2] = s2;
+        y[3] = s3;
+      }
+    }
+  }
+  for (; r < r1; ++r) {
+    const float* w = W + static_cast<size_t>(r) * cols;
+    for (int b = 0; b < B; ++b) {
+      const float* x = X + static_cast<size_t>(b) * x_stride;
+      float a[8] = {0};
+      for (int c = 0; c < c8; c += 8)
+        for (int j = 0; j < 8; ++j) a[j] += w[c + j] * x[c + j];
+      float s = 0;
+      for (int j = 0; j < 8; ++j) s += a[j];
+      for (int c = c8; c < cols; ++c) s += w[c] * x[c];
+      float* y = Y + static_cast<size_t>(b) * y_stride + r;
+      *y = accumulate ? *y + s : s;
+    }
+  }
+}
+
+void gemv_rows(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx2 && cols % 8 == 0) return gemv_rows_avx2(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
+#endif
+  gemv_rows_generic(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
+}
+
+DRAFT_HOT float dot(const float* a, const float* b, int n) {
+  float acc[8] = {0};
+  const int n8 = n & ~7;
+  for (int i = 0; i < n8; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = 0;
+  for (int j = 0; j < 8; ++j) s += acc[j];
+  for (int i = n8; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// p[j] = exp(s[j] − m) for s[j] ≤ m (−inf → 0), vectorised.
+DRAFT_HOT void exp_shifted(const float* s, float m, float* p, int n) {
+  for (int j = 0; j < n; ++j) p[j] = exp_nonpos(s[j] - m);
+}
+
+DRAFT_HOT void axpy(float* y, const float* x, float a, int n) {
+  for (int i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void chunk_scores(const float* const* qs, int heads, const float* K, int c0, int c1, int d, float scale, float* out, int stride) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx2 && d == 64) return scores_avx2<8>(qs, heads, K, c0, c1, scale, out, stride);
+  if (kHasAvx2 && d == 128) return scores_avx2<16>(qs, heads, K, c0, c1, scale, out, stride);
+#endif
+  for (int e = 0; e < heads; ++e)
+    for (int j = c0; j < c1; ++j) out[static_cast<size_t>(e) * stride + (j - c0)] = dot(qs[e], K + static_cast<size_t>(j) * d, d) * scale;
+}
+
+void chunk_values(float* const* accs, int heads, const float* V, int c0, int c1, int d, const float* p, int stride) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx2 && d == 64) return weighted_values_avx2<8>(accs, heads, V, c0, c1, p, stride);
+  if (kHasAvx2 && d == 128) return weighted_values_avx2<16>(accs, heads, V, c0, c1, p, stride);
+#endif
+  for (int e = 0; e < heads; ++e)
+    for (int j = c0; j < c1; ++j) {
+      const float w = p[static_cast<size_t>(e) * stride + (j - c0)];
+      if (w != 0.0f) axpy(accs[e], V + static_cast<size_t>(j) * d, w, d);
+    }
+}
+
+// out = x / sqrt(mean(x²) + eps) * w, as the exported graphs compute it (f32 throughout).
+void rms_norm(const float* x, const float* w, float* out, int n, float eps) {
+  float ss = 0;
+  for (int i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  for (int i = 0; i < n; ++i) out[i] = w[i] * (x[i] * inv);
+}
+
+// Rotate-half RoPE in place: out[i] = x[i]·cos[i] − x[i + d/2]·sin[i], out[i + d/2] = x[i + d/2]·cos + x[i]·sin.
+void rope(float* x, const float* cos, const float* sin, int d) {
+  const int h = d / 2;
+  for (int i = 0; i < h; ++i) {
+    const float a = x[i], b = x[i + h];
+    x[i] = a * cos[i] - b * sin[i];
+    x[i + h] = b * cos[i + h] + a * sin[i + h];
+  }
+}
+
+// Rows [r0, r1) of `rows` split evenly over `threads` in multiples of 4 (the GEMV's row block).
+inline void share(int rows, int threads, int t, int* r0, int* r1) {
+  const int per = ((rows + threads - 1) / threads + 3) & ~3;
+  *r0 = std::min(rows, t * per);
+  *r1 = std::min(rows, *r0 + per);
+}
+
+// Threads that live as long as the decoder: run(fn) calls fn(t) on every thread (the caller is thread 0) and
+// returns when all are done; barrier() inside fn is a spinning sense barrier. Idle workers spin briefly, then
+// sleep, so a pool between steps costs nothing while ORT runs a prefill on the same cores.
+class Pool {
+ public:
+  explicit Pool(int threads) : threads_(threads) {
+    for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { loop(t); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      generation_.fetch_add(1);
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  int threads() const { return threads_; }
+
+  template <class Fn>
+  void run(Fn&& fn) {
+    job_ = [&fn](int t) { fn(t); };
+    done_.store(0);
+    error_ = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    call(0);
+    while (done_.load(std::memory_order_acquire) < threads_ - 1) std::this_thread::yield();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  void barrier() {
+    if (threads_ == 1) return;
+    const int sense = sense_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == threads_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      sense_.store(sense ^ 1, std::memory_order_release);
+      return;
+    }
+    while (sense_.load(std::memory_order_acquire) == sense) spin_pause();
+  }
+
+ private:
+  static void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+  }
+
+  void call(int t) {
+    try {
+      job_(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  void loop(int t) {
+    uint64_t seen = 0;
+    for (;;) {
+      // Steps come back to back while a sequence decodes, ~1 ms apart (the token goes to the main thread and
+      // back): spin through such a gap, since waking from a futex costs as much again, then sleep.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+      for (int i = 0; generation_.load(std::memory_order_acquire) == seen; ++i) {
+        spin_pause();
+        if ((i & 1023) == 1023 && std::chrono::steady_clock::now() > until) break;
+      }
+      if (generation_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load() != seen; });
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      if (stop_) return;
+      call(t);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  const int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> done_{0};
+  std::atomic<int> arrived_{0};
+  std::atomic<int> sense_{0};
+  bool stop_ = false;
+  std::function<void(int)> job_;
+  std::exception_ptr error_;
+};
+
+}  // namespace
+}  // namespace draft
+
+struct draft_decoder {
+  draft_decoder_config cfg;
+  draft_decoder_weights w;
+  std::vector<draft_decoder_layer> layers;
+  draft::Pool pool;
+  explicit draft_decoder(int threads) : pool(threads) {}
+};
+
+namespace draft {
+namespace {
+
+void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
+  const draft_decoder_config& c = dec.cfg;
+  const int D = c.hidden_size, H = c.num_heads, Hkv = c.num_kv_heads, d = c.head_dim, I = c.intermediate_size;
+  const int G = H / Hkv, T = dec.pool.threads();
+  const int qd = H * d, kd = Hkv * d;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  // Shared activations; per-thread normed copies need no barrier.
+  std::vector<float> x(static_cast<size_t>(B) * D), q(static_cast<size_t>(B) * qd), k(static_cast<size_t>(B) * kd),
+      v(static_cast<size_t>(B) * kd), att(static_cast<size_t>(B) * qd), mlp(static_cast<size_t>(B) * I);
+  std::vector<float> normed(static_cast<size_t>(T) * B * D);
+  // Attention partials per (row, q head, thread): running max, denominator, and d accumulated values.
+  const size_t part = static_cast<size_t>(d) + 2;
+  std::vector<float> partial(static_cast<size_t>(B) * H * T * part);
+  std::vector<float> scores(static_cast<size_t>(T) * 2 * G * kChunk);
+  for (int b = 0; b < B; ++b) std::memcpy(&x[static_cast<size_t>(b) * D], dec.w.embed + static_cast<size_t>(rows[b].token) * D, sizeof(float) * D);
+
+  dec.pool.run([&](int t) {
+    float* xn = &normed[static_cast<size_t>(t) * B * D];
+    float* sc = &scores[static_cast<size_t>(t) * 2 * G * kChunk];
+    int r0, r1;
+    for (int l = 0; l < c.num_layers; ++l) {
+      const draft_decoder_layer& L = dec.layers[l];
+      for (int b = 0; b < B; ++b) rms_norm(&x[static_cast<size_t>(b) * D], L.input_norm, xn + static_cast<size_t>(b) * D, D, c.rms_norm_eps);
+      share(qd, T, t, &r0, &r1);
+      gemv_rows(L.q, D, r0, r1, xn, B, D, q.data(), qd, false);
+      share(kd, T, t, &r0, &r1);
+      gemv_rows(L.k, D, r0, r1, xn, B, D, k.data(), kd, false);
+      gemv_rows(L.v, D, r0, r1, xn, B, D, v.data(), kd, false);
+      dec.pool.barrier();
+      // Biases, RoPE, and the new K/V into column `used`: one item per (row, head).
+      for (int item = t; item < B * (H + Hkv); item += T) {
+        const int b = item / (H + Hkv), h = item % (H + Hkv);
+        const draft_decoder_row& R = rows[b];
+        if (h < H) {
+          float* qh = &q[static_cast<size_t>(b) * qd + static_cast<size_t>(h) * d];
+          if (L.q_bias) for (int i = 0; i < d; ++i) qh[i] += L.q_bias[h * d + i];
+          rope(qh, R.cos, R.sin, d);
+        } else {
+          const int g = h - H;
+          float* kh = &k[static_cast<size_t>(b) * kd + static_cast<size_t>(g) * d];
+          const float* vh = &v[static_cast<size_t>(b) * kd + static_cast<size_t>(g) * d];
+          if (L.k_bias) for (int i = 0; i < d; ++i) kh[i] += L.k_bias[g * d + i];
+          rope(kh, R.cos, R.sin, d);
+          const size_t at = (static_cast<size_t>(g) * R.capacity + R.used) * d;
+          std::memcpy(R.keys[l] + at, kh, sizeof(float) * d);
+          float* vdst = R.values[l] + at;
+          std::memcpy(vdst, vh, sizeof(float) * d);
+          if (L.v_bias) for (int i = 0; i < d; ++i) vdst[i] += L.v_bias[g * d + i];
+        }
+      }
+      dec.pool.barrier();
+      // Attention: every thread takes a slice of each (row, KV head)'s columns for the G query heads sharing it
+      // (keys read once per group), keeping an online softmax; the slices merge below.
+      for (int b = 0; b < B; ++b) {
+        const draft_decoder_row& R = rows[b];
+        const int n = R.used + 1;
+        const int per = (n + T - 1) / T;
+        const int j0 = std::min(n, t * per), j1 = std::min(n, j0 + per);
+        for (int g = 0; g < Hkv; ++g) {
+          const float* K = R.keys[l] + static_cast<size_t>(g) * R.capacity * d;
+          const float* V = R.values[l] + static_cast<size_t>(g) * R.capacity * d;
+          float* P[64];
+          for (int e = 0; e < G; ++e) {
+            P[e] = &partial[((static_cast<size_t>(b) * H + g * G + e) * T + t) * part];
+            P[e][0] = -INFINITY;
+            P[e][1] = 0;
+            std::fill(P[e] + 2, P[e] + 2 + d, 0.0f);
+          }
+          for (int c0 = j0; c0 < j1; c0 += kChunk) {
+            const int c1 = std::min(j1, c0 + kChunk), n_c = c1 - c0;
+            // Scores of the chunk for the G heads sharing this KV head, masked columns at −inf; then an
+            // online-softmax update of each head's partial.
+            const float* qs[64];
+            for (int e = 0; e < G; ++e) qs[e] = &q[static_cast<size_t>(b) * qd + static_cast<size_t>(g * G + e) * d];
+            chunk_scores(qs, G, K, c0, c1, d, scale, sc, kChunk);
+            if (R.mask)
+              for (int j = c0; j < std::min(c1, R.used); ++j)
+                if (!R.mask[j])
+                  for (int e = 0; e < G; ++e) sc[e * kChunk + (j - c0)] = -INFINITY;
+            float* p = sc + static_cast<size_t>(G) * kChunk;
+            for (int e = 0; e < G; ++e) {
+              const float* s = sc + static_cast<size_t>(e) * kChunk;
+              float m = P[e][0];
+              for (int j = 0; j < n_c; ++j) m = std::max(m, s[j]);
+              float* pe = p + static_cast<size_t>(e) * kChunk;
+              if (m == -INFINITY) {
+                std::fill(pe, pe + n_c, 0.0f);
+                continue;
+              }
+              exp_shifted(s, m, pe, n_c);
+              const float rescale = P[e][0] == -INFINITY ? 0.0f : std::exp(P[e][0] - m);
+              float sum = 0;
+              for (int j = 0; j < n_c; ++j) sum += pe[j];
+              P[e][1] = P[e][1] * rescale + sum;
+              P[e][0] = m;
+              if (rescale != 1.0f) for (int i = 0; i < d; ++i) P[e][2 + i] *= rescale;
+            }
+            float* accs[64];
+            for (int e = 0; e < G; ++e) accs[e] = P[e] + 2;
+            chunk_values(accs, G, V, c0, c1, d, p, kChunk);
+          }
+        }
+      }
+      dec.pool.barrier();
+      for (int item = t; item < B * H; item += T) {
+        const float* P0 = &partial[static_cast<size_t>(item) * T * part];
+        float m = -INFINITY;
+        for (int u = 0; u < T; ++u) m = std::max(m, P0[u * part]);
+        float sum = 0;
+        float* out = &att[static_cast<size_t>(item) * d];
+        std::fill(out, out + d, 0.0f);
+        for (int u = 0; u < T; ++u) {
+          const float* Pu = P0 + u * part;
+          if (Pu[0] == -INFINITY) continue;
+          const float f = std::exp(Pu[0] - m);
+          sum += Pu[1] * f;
+          axpy(out, Pu + 2, f, d);
+        }
+        const float inv = 1.0f / sum;
+        for (int i = 0; i < d; ++i) out[i] *= inv;
+      }
+      dec.pool.barrier();
+      share(D, T, t, &r0, &r1);
+      gemv_rows(L.o, qd, r0, r1, att.data(), B, qd, x.data(), D, true);
+      dec.pool.barrier();
+      for (int b = 0; b < B; ++b) rms_norm(&x[static_cast<size_t>(b) * D], L.post_norm, xn + static_cast<size_t>(b) * D, D, c.rms_norm_eps);
+      share(I, T, t, &r0, &r1);
+      // gate into mlp, up into this thread's rows of `att`-sized scratch would race: compute up per row block.
+      gemv_rows(L.gate, D, r0, r1, xn, B, D, mlp.data(), I, false);
+      for (int b = 0; b < B; ++b) {
+        float* g = &mlp[static_cast<size_t>(b) * I];
+        for (int r = r0; r < r1; ++r) g[r] = g[r] / (1.0f + std::exp(-g[r]));
+      }
+      for (int r = r0; r < r1; r += 4) {
+        const int re = std::min(r1, r + 4);
+        float up[4 * 64];
+        // Up rows of this block for every sequence (B ≤ 64), then gate ⊙ up.
+        gemv_rows(L.up, D, r, re, xn, B, D, up - r, 4, false);
+        for (int b = 0; b < B; ++b)
+          for (int i = r; i < re; ++i) mlp[static_cast<size_t>(b) * I + i] *= up[b * 4 + (i - r)];
+      }
+      dec.pool.barrier();
+      share(D, T, t, &r0, &r1);
+      gemv_rows(L.down, I, r0, r1, mlp.data(), B, I, x.data(), D, true);
+      dec.pool.barrier();
+    }
+    for (int b = 0; b < B; ++b) rms_norm(&x[static_cast<size_t>(b) * D], dec.w.final_norm, xn + static_cast<size_t>(b) * D, D, c.rms_norm_eps);
+    share(c.vocab_size, T, t, &r0, &r1);
+    for (int b = 0; b < B; ++b) gemv_rows(dec.w.lm_head, D, r0, r1, xn + static_cast<size_t>(b) * D, 1, D, rows[b].logits, 0, false);
+  });
+}
+
+}  // namespace
+}  // namespace draft
+
+extern "C" {
+
+draft_status draft_cpu_decoder_create(const draft_decoder_config* config, const draft_decoder_weights* weights, draft_decoder** out) {
+  if (!config || !weights || !out) return DRAFT_ERR_INVALID_ARGUMENT;
+  const draft_decoder_config& c = *config;
+  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 ||
+      c.intermediate_size <= 0 || c.vocab_size <= 0 || c.num_heads % c.num_kv_heads != 0 || c.num_heads / c.num_kv_heads > 64 || !(c.rms_norm_eps >= 0))
+    return DRAFT_ERR_INVALID_ARGUMENT;
+  if (!weights->embed || !weights->layers || !weights->final_norm || !weights->lm_head) return DRAFT_ERR_INVALID_ARGUMENT;
+  for (int l = 0; l < c.num_layers; ++l) {
+    const draft_decoder_layer& L = weights->layers[l];
+    if (!L.input_norm || !L.post_norm || !L.q || !L.k || !L.v || !L.o || !L.gate || !L.up || !L.down) return DRAFT_ERR_INVALID_ARGUMENT;
+  }
+  return draft::guarded([&] {
+    const int threads = draft::resolve_threads(c.num_threads, 1 << 20);
+    auto* dec = new draft_decoder(threads);
+    dec->cfg = c;
+    dec->layers.assign(weights->layers, weights->layers + c.num_layers);
+    dec->w = *weights;
+    dec->w.layers = dec->layers.data();
+    *out = dec;
+    return DRAFT_OK;
+  });
+}
+
+draft_status draft_cpu_decoder_step(draft_decoder* decoder, const draft_decoder_row* rows, int32_t count) {
+  if (!decoder || !rows || count <= 0 || count > 64) return DRAFT_ERR_INVALID_ARGUMENT;
+  for (int b = 0; b < count; ++b) {
+    const draft_decoder_row& R = rows[b];
+    if (R.token < 0 || R.token >= decoder->cfg.vocab_size || !R.cos || !R.sin || !R.keys || !R.values || !R.logits || R.used < 0 ||
+        R.used >= R.capacity)
+      return DRAFT_ERR_INVALID_ARGUMENT;
+    for (int l = 0; l < decoder->cfg.num_layers; ++l)
+      if (!R.keys[l] || !R.values[l]) return DRAFT_ERR_INVALID_ARGUMENT;
+  }
+  return draft::guarded([&] {
+    draft::step(*decoder, rows, count);
+    return DRAFT_OK;
+  });
+}
+
+void draft_cpu_decoder_destroy(draft_decoder* decoder) { delete decoder; }
+
+}  // extern "C"

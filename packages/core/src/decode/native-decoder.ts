@@ -1,0 +1,130 @@
+/**
+ * Native decode engines: a decode step done by native code over the model's own weights instead of the
+ * runtime's graph executor (ORT). A step is memory-bound (every weight is read once per token), and a graph
+ * executor called from JS adds per-node dispatch and copies that a fused native step does not (decision
+ * record 2026-12-06-native-decode.md).
+ *
+ * A runtime keeps its model in a worker thread, where objects of the main thread cannot go, so an engine is
+ * registered by the **module** a worker imports (an absolute path or a package specifier), which exports
+ * `createNativeDecoder` (NativeDecoderModuleV1). `@draft/cuda`'s `registerNativeBackend()` registers its CPU
+ * decoder; a third party can register its own.
+ */
+
+import { InvalidArgumentError } from '../spec/errors.js';
+
+/** Shape of a Llama-family decoder (RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU MLP). */
+export interface NativeDecoderConfigV1 {
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  /** Threads of the decoder's pool (default: one per core). */
+  threads?: number;
+}
+
+/** One layer's weights, row-major (out, in) as torch's nn.Linear stores them. */
+export interface NativeDecoderLayerV1 {
+  inputNorm: Float32Array;
+  postNorm: Float32Array;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  o: Float32Array;
+  /** Qwen2-style projection biases. */
+  qBias?: Float32Array;
+  kBias?: Float32Array;
+  vBias?: Float32Array;
+  gate: Float32Array;
+  up: Float32Array;
+  down: Float32Array;
+}
+
+export interface NativeDecoderWeightsV1 {
+  embed: Float32Array;
+  layers: NativeDecoderLayerV1[];
+  finalNorm: Float32Array;
+  lmHead: Float32Array;
+}
+
+/**
+ * One sequence's step. Its cache is per layer (numKvHeads, capacity, headDim) f32; the step writes the token's
+ * K/V (after RoPE) at column `used` and attends over the columns below it that `mask` marks, plus the new one.
+ */
+export interface NativeDecoderRowV1 {
+  token: number;
+  /** (headDim) rotation of this token's position, rotate-half layout (each half's angles repeated). */
+  cos: Float32Array;
+  sin: Float32Array;
+  keys: Float32Array[];
+  values: Float32Array[];
+  capacity: number;
+  used: number;
+  /** (used) 1 = attend; absent = every column below `used`. */
+  mask?: Uint8Array;
+  /** (vocabSize) written by the step. */
+  logits: Float32Array;
+}
+
+export interface NativeDecoderV1 {
+  /** One decode step of every row (sequences of one batch share each weight read). Synchronous. */
+  step(rows: NativeDecoderRowV1[]): void;
+  /** Stops the decoder's threads; the weights' memory is the caller's. */
+  close(): void;
+}
+
+/** What an engine's module exports. */
+export interface NativeDecoderModuleV1 {
+  createNativeDecoder(config: NativeDecoderConfigV1, weights: NativeDecoderWeightsV1): NativeDecoderV1;
+  /**
+   * Optional: the file's bytes mapped read-only (pages shared with the OS's file cache, no copy); a runtime
+   * falls back to reading the weights when absent.
+   */
+  mapFile?(path: string): ArrayBuffer;
+}
+
+export interface DecodeEngineV1 {
+  readonly name: string;
+  /** Absolute path (or package specifier) of an ES module implementing NativeDecoderModuleV1. */
+  readonly module: string;
+}
+
+interface DecodeEngineRegistry {
+  engine?: DecodeEngineV1;
+}
+
+const GLOBAL_KEY = Symbol.for('@draft/core.decodeEngine.v1');
+
+function registry(): DecodeEngineRegistry {
+  const holder = globalThis as unknown as Record<symbol, DecodeEngineRegistry | undefined>;
+  let r = holder[GLOBAL_KEY];
+  if (!r) {
+    r = {};
+    holder[GLOBAL_KEY] = r;
+  }
+  return r;
+}
+
+/** Registers the process's native decode engine (the last registration wins). Returns an unregister function. */
+export function registerDecodeEngine(engine: DecodeEngineV1): () => void {
+  if (typeof engine?.name !== 'string' || engine.name.length === 0) {
+    throw new InvalidArgumentError({ argument: 'engine.name', value: engine?.name, expected: 'a non-empty string' });
+  }
+  if (typeof engine.module !== 'string' || engine.module.length === 0) {
+    throw new InvalidArgumentError({ argument: 'engine.module', value: engine.module, expected: 'the path or specifier of an ES module exporting createNativeDecoder' });
+  }
+  const r = registry();
+  const entry = { name: engine.name, module: engine.module };
+  r.engine = entry;
+  return () => {
+    if (r.engine === entry) r.engine = undefined;
+  };
+}
+
+/** The registered engine, or undefined. */
+export function registeredDecodeEngine(): DecodeEngineV1 | undefined {
+  return registry().engine;
+}

@@ -1,0 +1,202 @@
+// NativeDecoder: holds the weights' typed arrays (references, never copies) and a draft_decoder; step() runs
+// synchronously on the calling thread (a runtime's worker) with the decoder's own pool. mapFile() maps a
+// weights file read-only so the decoder reads the OS's cached pages instead of a copy in the JS heap.
+#include "decoder.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "draft_kernels.h"
+
+namespace {
+
+Napi::Float32Array f32(const Napi::Value& v, const std::string& what, size_t length) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(v.Env(), what + " must be a Float32Array");
+  auto a = v.As<Napi::Float32Array>();
+  if (length > 0 && a.ElementLength() != length)
+    throw Napi::RangeError::New(v.Env(), what + " has " + std::to_string(a.ElementLength()) + " elements; expected " + std::to_string(length));
+  return a;
+}
+
+int32_t positive(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().Int32Value();
+}
+
+class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeDecoder", {InstanceMethod("step", &NativeDecoder::Step), InstanceMethod("close", &NativeDecoder::Close)});
+  }
+
+  NativeDecoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeDecoder>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "NativeDecoder(config, weights)");
+    Napi::Object c = info[0].As<Napi::Object>();
+    cfg_.hidden_size = positive(c, "hiddenSize");
+    cfg_.num_layers = positive(c, "numLayers");
+    cfg_.num_heads = positive(c, "numHeads");
+    cfg_.num_kv_heads = positive(c, "numKvHeads");
+    cfg_.head_dim = positive(c, "headDim");
+    cfg_.intermediate_size = positive(c, "intermediateSize");
+    cfg_.vocab_size = positive(c, "vocabSize");
+    Napi::Value eps = c.Get("rmsNormEps");
+    if (!eps.IsNumber()) throw Napi::TypeError::New(env, "rmsNormEps must be a number");
+    cfg_.rms_norm_eps = eps.As<Napi::Number>().FloatValue();
+    Napi::Value threads = c.Get("threads");
+    cfg_.num_threads = threads.IsNumber() ? threads.As<Napi::Number>().Int32Value() : 0;
+    if (cfg_.hidden_size <= 0 || cfg_.num_layers <= 0 || cfg_.num_heads <= 0 || cfg_.num_kv_heads <= 0 || cfg_.head_dim <= 0 ||
+        cfg_.intermediate_size <= 0 || cfg_.vocab_size <= 0)
+      throw Napi::RangeError::New(env, "decoder sizes must be positive");
+    const size_t D = cfg_.hidden_size, qd = static_cast<size_t>(cfg_.num_heads) * cfg_.head_dim,
+                 kd = static_cast<size_t>(cfg_.num_kv_heads) * cfg_.head_dim, I = cfg_.intermediate_size, V = cfg_.vocab_size;
+    Napi::Object w = info[1].As<Napi::Object>();
+    auto keep = [&](const Napi::Value& v, const std::string& what, size_t length) -> const float* {
+      auto a = f32(v, what, length);
+      refs_.push_back(Napi::Persistent(a.As<Napi::Object>()));
+      return a.Data();
+    };
+    auto optional = [&](Napi::Object o, const char* key, const std::string& what, size_t length) -> const float* {
+      Napi::Value v = o.Get(key);
+      return v.IsUndefined() || v.IsNull() ? nullptr : keep(v, what, length);
+    };
+    weights_.embed = keep(w.Get("embed"), "embed", V * D);
+    weights_.final_norm = keep(w.Get("finalNorm"), "finalNorm", D);
+    weights_.lm_head = keep(w.Get("lmHead"), "lmHead", V * D);
+    Napi::Value lv = w.Get("layers");
+    if (!lv.IsArray() || lv.As<Napi::Array>().Length() != static_cast<uint32_t>(cfg_.num_layers))
+      throw Napi::TypeError::New(env, "weights.layers must be an array of numLayers entries");
+    Napi::Array layers = lv.As<Napi::Array>();
+    for (uint32_t l = 0; l < layers.Length(); ++l) {
+      Napi::Value entry = layers.Get(l);
+      if (!entry.IsObject()) throw Napi::TypeError::New(env, "weights.layers[" + std::to_string(l) + "] must be an object");
+      Napi::Object o = entry.As<Napi::Object>();
+      const std::string p = "layers[" + std::to_string(l) + "].";
+      draft_decoder_layer L{};
+      L.input_norm = keep(o.Get("inputNorm"), p + "inputNorm", D);
+      L.post_norm = keep(o.Get("postNorm"), p + "postNorm", D);
+      L.q = keep(o.Get("q"), p + "q", qd * D);
+      L.k = keep(o.Get("k"), p + "k", kd * D);
+      L.v = keep(o.Get("v"), p + "v", kd * D);
+      L.o = keep(o.Get("o"), p + "o", D * qd);
+      L.q_bias = optional(o, "qBias", p + "qBias", qd);
+      L.k_bias = optional(o, "kBias", p + "kBias", kd);
+      L.v_bias = optional(o, "vBias", p + "vBias", kd);
+      L.gate = keep(o.Get("gate"), p + "gate", I * D);
+      L.up = keep(o.Get("up"), p + "up", I * D);
+      L.down = keep(o.Get("down"), p + "down", D * I);
+      layers_.push_back(L);
+    }
+    weights_.layers = layers_.data();
+    const draft_status st = draft_cpu_decoder_create(&cfg_, &weights_, &decoder_);
+    if (st != DRAFT_OK) throw Napi::Error::New(env, std::string("cpu_decoder_create: ") + draft_status_string(st));
+  }
+
+  ~NativeDecoder() override { release(); }
+
+ private:
+  void release() {
+    if (decoder_) draft_cpu_decoder_destroy(decoder_);
+    decoder_ = nullptr;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    release();
+    refs_.clear();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!decoder_) throw Napi::Error::New(env, "the decoder is closed");
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "step(rows): rows must be an array");
+    Napi::Array list = info[0].As<Napi::Array>();
+    const uint32_t B = list.Length();
+    const size_t L = cfg_.num_layers, d = cfg_.head_dim, Hkv = cfg_.num_kv_heads;
+    std::vector<draft_decoder_row> rows(B);
+    std::vector<std::vector<float*>> keys(B), values(B);
+    for (uint32_t b = 0; b < B; ++b) {
+      Napi::Value rv = list.Get(b);
+      if (!rv.IsObject()) throw Napi::TypeError::New(env, "rows[" + std::to_string(b) + "] must be an object");
+      Napi::Object r = rv.As<Napi::Object>();
+      draft_decoder_row& R = rows[b];
+      R.token = positive(r, "token");
+      R.capacity = positive(r, "capacity");
+      R.used = positive(r, "used");
+      if (R.capacity <= 0 || R.used < 0 || R.used >= R.capacity) throw Napi::RangeError::New(env, "rows[" + std::to_string(b) + "]: need 0 <= used < capacity");
+      R.cos = f32(r.Get("cos"), "cos", d).Data();
+      R.sin = f32(r.Get("sin"), "sin", d).Data();
+      R.logits = f32(r.Get("logits"), "logits", cfg_.vocab_size).Data();
+      Napi::Value mask = r.Get("mask");
+      if (mask.IsUndefined() || mask.IsNull()) {
+        R.mask = nullptr;
+      } else {
+        if (!mask.IsTypedArray() || mask.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+          throw Napi::TypeError::New(env, "mask must be a Uint8Array");
+        auto m = mask.As<Napi::Uint8Array>();
+        if (m.ElementLength() < static_cast<size_t>(R.used)) throw Napi::RangeError::New(env, "mask is shorter than used");
+        R.mask = m.Data();
+      }
+      const size_t cache = Hkv * static_cast<size_t>(R.capacity) * d;
+      for (const char* which : {"keys", "values"}) {
+        Napi::Value av = r.Get(which);
+        if (!av.IsArray() || av.As<Napi::Array>().Length() != L) throw Napi::TypeError::New(env, std::string(which) + " must hold one Float32Array per layer");
+        Napi::Array arr = av.As<Napi::Array>();
+        auto& out = which[0] == 'k' ? keys[b] : values[b];
+        for (uint32_t l = 0; l < L; ++l) {
+          auto a = f32(arr.Get(l), std::string(which) + "[" + std::to_string(l) + "]", 0);
+          if (a.ElementLength() < cache) throw Napi::RangeError::New(env, std::string(which) + "[" + std::to_string(l) + "] is shorter than numKvHeads × capacity × headDim");
+          out.push_back(a.Data());
+        }
+      }
+      R.keys = keys[b].data();
+      R.values = values[b].data();
+    }
+    const draft_status st = draft_cpu_decoder_step(decoder_, rows.data(), static_cast<int32_t>(B));
+    if (st != DRAFT_OK) {
+      Napi::Error e = Napi::Error::New(env, std::string("cpu_decoder_step: ") + draft_status_string(st));
+      e.Set("status", Napi::Number::New(env, st));
+      throw e;
+    }
+    return env.Undefined();
+  }
+
+  draft_decoder_config cfg_{};
+  draft_decoder_weights weights_{};
+  std::vector<draft_decoder_layer> layers_;
+  std::vector<Napi::ObjectReference> refs_;
+  draft_decoder* decoder_ = nullptr;
+};
+
+}  // namespace
+
+Napi::Function NativeDecoderClass(Napi::Env env) { return NativeDecoder::Define(env); }
+
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "mapFile(path): path must be a string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Napi::Error::New(env, "mapFile: cannot open " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+    close(fd);
+    throw Napi::Error::New(env, "mapFile: cannot map an empty or unreadable file: " + path);
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) throw Napi::Error::New(env, "mapFile: mmap failed for " + path + ": " + std::strerror(errno));
+  // V8 never writes an external buffer on its own; views made from it must stay read-only (PROT_READ).
+  return Napi::ArrayBuffer::New(
+      env, p, size, [](Napi::Env, void* data, size_t* bytes) { munmap(data, *bytes); delete bytes; }, new size_t(size));
+}

@@ -1,0 +1,107 @@
+/**
+ * The native decode engine's module (NativeDecoderModuleV1 of @draft/core): a runtime's worker imports this
+ * file by path (`decodeEngineModule()`), so it must stand alone. The maths is kernels/cpu/decoder.cpp: one
+ * fused decode step for Llama-family decoders over the caller's weights and in-place caches, on a persistent
+ * thread pool.
+ */
+import {
+  InvalidArgumentError,
+  KernelError,
+  NativeUnavailableError,
+  type NativeDecoderConfigV1,
+  type NativeDecoderModuleV1,
+  type NativeDecoderRowV1,
+  type NativeDecoderV1,
+  type NativeDecoderWeightsV1,
+} from '@draft/core';
+import { loadBinding } from './binding.js';
+
+function binding() {
+  const loaded = loadBinding();
+  if (!loaded.binding) throw new NativeUnavailableError(`@draft/cuda: ${loaded.reason}.`, { details: { reason: loaded.reason } });
+  return loaded.binding;
+}
+
+const SIZES = ['hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'intermediateSize', 'vocabSize'] as const;
+
+function checkConfig(config: NativeDecoderConfigV1): void {
+  for (const key of SIZES) {
+    const v = config?.[key];
+    if (!(Number.isInteger(v) && v >= 1)) throw new InvalidArgumentError({ argument: `config.${key}`, value: v, expected: 'an integer ≥ 1' });
+  }
+  if (config.numHeads % config.numKvHeads !== 0 || config.numHeads / config.numKvHeads > 64) {
+    throw new InvalidArgumentError({ argument: 'config.numKvHeads', value: config.numKvHeads, expected: `a divisor of numHeads (${config.numHeads}) with at most 64 query heads each` });
+  }
+  if (config.headDim % 2 !== 0) throw new InvalidArgumentError({ argument: 'config.headDim', value: config.headDim, expected: 'an even number (rotate-half RoPE)' });
+  if (!(Number.isFinite(config.rmsNormEps) && config.rmsNormEps >= 0)) {
+    throw new InvalidArgumentError({ argument: 'config.rmsNormEps', value: config.rmsNormEps, expected: 'a finite number ≥ 0' });
+  }
+  if (config.threads !== undefined && !(Number.isInteger(config.threads) && config.threads >= 1 && config.threads <= 256)) {
+    throw new InvalidArgumentError({ argument: 'config.threads', value: config.threads, expected: 'an integer in [1, 256]' });
+  }
+}
+
+/** Native errors are a backstop: a TypeError/RangeError from the addon is a caller's mistake, typed as such. */
+function rethrow(error: unknown, argument: string): never {
+  if (error instanceof TypeError || error instanceof RangeError) {
+    throw new InvalidArgumentError({ argument, value: undefined, expected: 'see the message', message: `${argument}: ${error.message}`, cause: error });
+  }
+  const status = (error as { status?: number }).status;
+  if (typeof status === 'number') throw new KernelError({ kernel: 'cpu_decoder', status, message: (error as Error).message, cause: error });
+  throw error;
+}
+
+class Decoder implements NativeDecoderV1 {
+  private closed = false;
+  constructor(
+    private readonly native: NativeDecoderV1,
+    private readonly config: NativeDecoderConfigV1,
+  ) {}
+
+  step(rows: NativeDecoderRowV1[]): void {
+    if (this.closed) throw new InvalidArgumentError({ argument: 'decoder', value: 'closed', expected: 'an open decoder (close() was called)' });
+    if (!Array.isArray(rows) || rows.length < 1 || rows.length > 64) {
+      throw new InvalidArgumentError({ argument: 'rows', value: Array.isArray(rows) ? `${rows.length} rows` : rows, expected: '1 to 64 rows' });
+    }
+    rows.forEach((r, b) => {
+      if (!(Number.isInteger(r.token) && r.token >= 0 && r.token < this.config.vocabSize)) {
+        throw new InvalidArgumentError({ argument: `rows[${b}].token`, value: r.token, expected: `an integer in [0, ${this.config.vocabSize})` });
+      }
+      if (!(Number.isInteger(r.used) && Number.isInteger(r.capacity) && r.used >= 0 && r.used < r.capacity)) {
+        throw new InvalidArgumentError({ argument: `rows[${b}].used`, value: r.used, expected: `an integer in [0, capacity = ${r.capacity})` });
+      }
+    });
+    try {
+      this.native.step(rows);
+    } catch (error) {
+      rethrow(error, 'rows');
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+  }
+}
+
+/** Creates a decoder over `weights` (referenced, not copied: keep them unchanged while it lives). */
+export function createNativeDecoder(config: NativeDecoderConfigV1, weights: NativeDecoderWeightsV1): NativeDecoderV1 {
+  checkConfig(config);
+  const Native = binding().NativeDecoder;
+  let native: NativeDecoderV1;
+  try {
+    native = new Native(config, weights);
+  } catch (error) {
+    rethrow(error, 'weights');
+  }
+  return new Decoder(native, config);
+}
+
+/** The file's bytes, mapped read-only: never write through a view of it. */
+export function mapFile(path: string): ArrayBuffer {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError({ argument: 'path', value: path, expected: 'a file path' });
+  return binding().mapFile(path);
+}
+
+export const nativeDecoderModule: NativeDecoderModuleV1 = { createNativeDecoder, mapFile };

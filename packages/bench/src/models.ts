@@ -46,9 +46,11 @@ export async function loadBenchModels(
     draftReleaseMemoryWhenIdleMs?: number;
     /** The draft's `prefillScoreBudgetBytes` (the engine bench: its prefill peak sits on the target's arena). */
     draftPrefillScoreBudgetBytes?: number;
+    /** `loadModel({ decodeEngine })` for target and draft ('native' needs @draft/cuda's engine registered). */
+    decodeEngine?: 'ort' | 'native';
   } & BenchDtypes,
 ): Promise<BenchModels> {
-  const layerwise = options.layerwise ? { layerwise: true } : {};
+  const layerwise = { ...(options.layerwise ? { layerwise: true } : {}), ...(options.decodeEngine ? { decodeEngine: options.decodeEngine } : {}) };
   const wantRagged = options.plans.some((p) => RAGGED_METHODS.includes(p.method));
   const wantDraft = options.plans.some((p) => p.needsDraft);
   let target: OrtCausalLM;
@@ -73,6 +75,7 @@ export async function loadBenchModels(
       dtype: options.draftDtype,
       releaseMemoryWhenIdleMs: options.draftReleaseMemoryWhenIdleMs,
       prefillScoreBudgetBytes: options.draftPrefillScoreBudgetBytes,
+      ...(options.decodeEngine ? { decodeEngine: options.decodeEngine } : {}),
     };
     draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, draftOptions) : undefined;
   } catch (error) {

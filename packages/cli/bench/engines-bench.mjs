@@ -34,6 +34,8 @@ const { values } = parseArgs({
     budget: { type: 'string', default: '256' },
     methods: { type: 'string', default: 'speckv,snapkv' },
     engines: { type: 'string', default: 'whole,layerwise' },
+    // Who decodes our rows: ort (the graph), native (@draft/cuda's fused decode step, loadModel({ decodeEngine }))
+    decode: { type: 'string', default: 'ort,native' },
     peers: { type: 'string', default: 'transformers.js,llama.cpp' },
     model: { type: 'string', default: join(root, 'models', 'perf') },
     draft: { type: 'string' },
@@ -81,7 +83,10 @@ if (peers.includes('llama.cpp')) {
   pnpm(['--filter', '@draft/models', 'make:gguf', targetDir], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-const engines = [{ name: 'ours', job: { engine: 'draft', method: 'full', targetDir } }];
+const decodeEngines = values.decode.split(',').filter(Boolean);
+/** Row-name tag of a decode engine: none for ORT (the rows as before), ' native' for the native step. */
+const tag = (d) => (d === 'native' ? ' native' : '');
+const engines = decodeEngines.map((d) => ({ name: `ours${tag(d)}`, job: { engine: 'draft', method: 'full', targetDir, decodeEngine: d } }));
 if (peers.includes('transformers.js')) engines.push({ name: 'transformers.js', job: { engine: 'transformers.js', targetDir } });
 const flashAttention = { auto: 'auto', on: true, off: false }[values['llama-fa']];
 const llamaThreads = (values['llama-threads'] ?? String(threads)).split(',').map(Number);
@@ -94,16 +99,16 @@ if (peers.includes('llama.cpp')) {
 }
 
 const promptOf = (n) => Array.from({ length: n }, (_, i) => (i * 7919 + 13) % 500);
-async function measure(name, job, n) {
+async function measure(name, job, n, decode = 'ort') {
   process.stderr.write(`  ${name} @ ${n} … `);
   try {
     const r = await runEngineInChild({ threads, ...job, inputIds: promptOf(n), newTokens: 1 + newTokens, repeats });
     const s = summarizeRuns(r.runs);
     process.stderr.write(`TTFT ${s.ttftMs.toFixed(0)} ms, ${s.decodeTokensPerSecond.toFixed(1)} tok/s, RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
-    return { name, n, ...s, peakRssBytes: r.peakRssBytes, tokens: r.runs[0].tokens, info: r.info, kvBytes: r.kvBytes, peakKvBytes: r.peakKvBytes };
+    return { name, n, decode, ...s, peakRssBytes: r.peakRssBytes, tokens: r.runs[0].tokens, info: r.info, kvBytes: r.kvBytes, peakKvBytes: r.peakKvBytes };
   } catch (error) {
     process.stderr.write(`failed: ${error.message.split('\n')[0]}\n`);
-    return { name, n, failed: error.message.split('\n')[0] };
+    return { name, n, decode, failed: error.message.split('\n')[0] };
   }
 }
 
@@ -117,9 +122,12 @@ const longest = contexts[contexts.length - 1];
 const methodRows = [];
 const ourEngines = values.engines.split(',').filter(Boolean);
 for (const method of methods) {
-  for (const e of ourEngines) {
-    const layerwise = e === 'layerwise';
-    methodRows.push(await measure(`ours ${method}${layerwise ? ' lw' : ''} C=${budget}`, { engine: 'draft', method, budget, targetDir, draftDir, layerwise }, longest));
+  for (const d of decodeEngines) {
+    for (const e of ourEngines) {
+      const layerwise = e === 'layerwise';
+      const job = { engine: 'draft', method, budget, targetDir, draftDir, layerwise, decodeEngine: d };
+      methodRows.push(await measure(`ours ${method}${layerwise ? ' lw' : ''}${tag(d)} C=${budget}`, job, longest, d));
+    }
   }
 }
 
@@ -144,6 +152,15 @@ for (const n of contexts) {
     );
   }
 }
+// Each of our full-KV rows against every peer, same context (the table's ratios are ours (ORT) ÷ engine).
+const peersOf = (n) => rows.filter((r) => r.n === n && !r.name.startsWith('ours') && !r.failed);
+console.log(`\nGoal: full-KV decode ≥ 0.8× llama.cpp's and prefill time ≤ 1.0× (ratios ours ÷ peer)`);
+for (const n of contexts) {
+  for (const o of rows.filter((r) => r.n === n && r.name.startsWith('ours') && !r.failed)) {
+    const vs = peersOf(n).map((p) => `${p.name}: decode ${fx(o.decodeTokensPerSecond / p.decodeTokensPerSecond)}, TTFT ${fx(o.ttftMs / p.ttftMs)}, RSS ${fx(o.peakRssBytes / p.peakRssBytes)}`);
+    console.log(`  ${pad(n, 5)} ${o.name.padEnd(12)} ${vs.join(' · ') || 'no peer rows'}`);
+  }
+}
 const shortest = contexts[0];
 const peerShort = rows.filter((r) => r.n === shortest && r.name.startsWith('llama.cpp') && !r.failed);
 if (methodRows.length) {
@@ -161,13 +178,15 @@ if (methodRows.length) {
   const cfg = JSON.parse(readFileSync(join(targetDir, 'config.json'), 'utf8'));
   const headDim = cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
   const oneLayer = 2 * cfg.num_key_value_heads * longest * headDim * 4;
-  const fullLong = rows.find((r) => r.n === longest && r.name === 'ours');
+  const fullOf = (decode) => rows.find((r) => r.n === longest && r.name === `ours${tag(decode)}`);
+  const fullLong = fullOf('ort');
   const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   console.log(`\nGoal: peak RSS ≤ 1.5 × (weights ${mib(weights)} + one layer's full KV ${mib(oneLayer)} + compressed KV) + 300 MB, and ≤ full KV's ${fullLong?.peakRssBytes ? mib(fullLong.peakRssBytes) : '–'} @ ${longest}`);
   for (const m of methodRows) {
     if (m.failed) continue;
     const goal = 1.5 * (weights + oneLayer + (m.kvBytes ?? 0)) + 300e6;
-    const underFull = fullLong?.peakRssBytes ? (m.peakRssBytes <= fullLong.peakRssBytes ? 'yes' : 'no') : '–';
+    const full = fullOf(m.decode);
+    const underFull = full?.peakRssBytes ? (m.peakRssBytes <= full.peakRssBytes ? 'yes' : 'no') : '–';
     console.log(
       `  ${m.name.padEnd(23)} RSS ${mib(m.peakRssBytes)} vs goal ${mib(goal)}: ${m.peakRssBytes <= goal ? 'met' : 'not met'} (${fx(m.peakRssBytes / goal)}); ≤ full: ${underFull}; KV allocator peak ${m.peakKvBytes ? mib(m.peakKvBytes) : '–'} (all layers' full KV ${mib(oneLayer * cfg.num_hidden_layers)})`,
     );
@@ -191,6 +210,8 @@ if (fullRow) {
     console.log(`  ${name.padEnd(23)} reads ${((weights + kv) / 2 ** 20).toFixed(0)} MiB per token: floor ${floorMs.toFixed(1)} ms, measured ${stepMs.toFixed(1)} ms — ${(stepMs / floorMs).toFixed(2)}× the floor (${stepMs <= 2 * floorMs ? 'met' : 'not met'})`);
   };
   line('ours full', fullRow, fullKv);
+  const nativeFull = rows.find((r) => r.n === longest && r.name === 'ours native' && !r.failed);
+  if (nativeFull) line('ours native full', nativeFull, fullKv);
   for (const m of methodRows) if (!m.failed && m.kvBytes) line(m.name, m, m.kvBytes);
 }
 

@@ -1,0 +1,99 @@
+// loadModel({ decodeEngine: 'native' }): single-token steps go to the decode engine registered with @draft/core,
+// over the same in-place caches. A plain-JS engine (fixtures/js-decoder.mjs) stands in for @draft/cuda's addon
+// (whose kernel has its own tests, and whose end-to-end tokens the bench package checks): the tokens and
+// logits must be ORT's, alone and batched; what the engine cannot do must be refused at load, typed.
+import { fileURLToPath } from 'node:url';
+import { InvalidArgumentError, registerDecodeEngine, UnsupportedCapabilityError } from '@draft/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadModel, type OrtCausalLM, type OrtKvCache } from '../src/index.js';
+import { argmax, maxAbsDiff, TINY_LLAMA, TINY_QWEN2_GQA, TORCH_LLAMA } from './helpers.js';
+
+const JS_ENGINE = fileURLToPath(new URL('./fixtures/js-decoder.mjs', import.meta.url));
+const OFF_ENGINE = fileURLToPath(new URL('./fixtures/js-decoder-off.mjs', import.meta.url));
+const prompt = Array.from({ length: 29 }, (_, i) => (i * 13 + 3) % 200);
+
+async function greedy(model: OrtCausalLM, first: number, steps: number): Promise<{ tokens: number[]; logits: Float32Array[] }> {
+  let cache: OrtKvCache = (await model.forward({ inputIds: prompt })).cache;
+  const tokens: number[] = [];
+  const logits: Float32Array[] = [];
+  let token = first;
+  for (let i = 0; i < steps; i++) {
+    const step = await model.forward({ inputIds: [token], cache });
+    cache.dispose();
+    cache = step.cache;
+    logits.push(step.logits);
+    token = argmax(step.logits);
+    tokens.push(token);
+  }
+  cache.dispose();
+  return { tokens, logits };
+}
+
+describe('native decode engine', () => {
+  const undo: Array<() => void> = [];
+  afterEach(() => {
+    for (const u of undo.splice(0)) u();
+  });
+
+  it('decodes the tokens and logits of ORT, across buffer growth, and says so in graph.decodeEngine', async () => {
+    undo.push(registerDecodeEngine({ name: 'js-reference', module: JS_ENGINE }));
+    const nativeModel = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native' });
+    const ortModel = await loadModel(TINY_LLAMA, { threads: 1 });
+    try {
+      expect(nativeModel.graph.decodeEngine).toBe('js-reference');
+      expect(nativeModel.graph.nativeCheckError).toBeLessThan(1e-4);
+      expect(ortModel.graph.decodeEngine).toBe('ort');
+      // 40 steps: past the first buffer's 32 free columns, so the buffer is widened under the engine.
+      const a = await greedy(nativeModel, 7, 40);
+      const b = await greedy(ortModel, 7, 40);
+      expect(a.tokens).toEqual(b.tokens);
+      a.logits.forEach((l, i) => expect(maxAbsDiff(l, b.logits[i])).toBeLessThan(1e-4));
+    } finally {
+      await Promise.all([nativeModel.dispose(), ortModel.dispose()]);
+    }
+  });
+
+  it('concurrent sequences of different lengths step together and each gets its own tokens', async () => {
+    undo.push(registerDecodeEngine({ name: 'js-reference', module: JS_ENGINE }));
+    const model = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native' });
+    const ortModel = await loadModel(TINY_LLAMA, { threads: 1 });
+    try {
+      const prompts = [prompt, prompt.slice(0, 11), prompt.slice(5, 25)];
+      const together = await Promise.all(prompts.map((p) => model.generate({ inputIds: p }, { maxNewTokens: 12 })));
+      expect((await model.decodeBatchStats()).batches).toBeGreaterThan(0);
+      for (const [i, p] of prompts.entries()) {
+        const alone = await ortModel.generate({ inputIds: p }, { maxNewTokens: 12 });
+        expect(together[i].tokens).toEqual(alone.tokens);
+      }
+    } finally {
+      await Promise.all([model.dispose(), ortModel.dispose()]);
+    }
+  });
+
+  it('refuses an engine whose logits are not the graph\'s (load-time check), naming the difference', async () => {
+    undo.push(registerDecodeEngine({ name: 'js-off', module: OFF_ENGINE }));
+    const error = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnsupportedCapabilityError);
+    expect((error as UnsupportedCapabilityError).capability).toBe('nativeDecode');
+    expect((error as Error).message).toMatch(/logits differ from the graph's by/);
+  });
+
+  it('refuses graphs the engine does not implement: fused attention, torch-named weights', async () => {
+    undo.push(registerDecodeEngine({ name: 'js-reference', module: JS_ENGINE }));
+    const fused = await loadModel(TINY_QWEN2_GQA, { threads: 1, decodeEngine: 'native' }).catch((e: unknown) => e);
+    expect(fused).toBeInstanceOf(UnsupportedCapabilityError);
+    expect((fused as Error).message).toMatch(/in-place decode/);
+    const torchNamed = await loadModel(TORCH_LLAMA, { threads: 1, decodeEngine: 'native' }).catch((e: unknown) => e);
+    expect(torchNamed).toBeInstanceOf(UnsupportedCapabilityError);
+    expect((torchNamed as Error).message).toMatch(/model\.embed_tokens\.weight/);
+  });
+
+  it('needs a registered engine and a known decodeEngine value', async () => {
+    const missing = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native' }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(UnsupportedCapabilityError);
+    expect((missing as Error).message).toMatch(/@draft\/cuda\/register/);
+    const bad = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'gpu' as never }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(InvalidArgumentError);
+    expect((bad as InvalidArgumentError).value).toBe('gpu');
+  });
+});

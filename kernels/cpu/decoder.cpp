@@ -10,11 +10,22 @@
 
 #include "internal.hpp"
 
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's own _mm512_reduce_add_ps (avx512fintrin.h) trips this warning.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 namespace draft {
 namespace {
 
 constexpr int kChunk = 256;  // attention columns scored at a time
 constexpr int kSpinMicros = 3000;  // how long idle pool threads spin before sleeping
+
+// p[j] = exp(s[j] − m) for s[j] ≤ m (−inf → 0), vectorised.
+DRAFT_HOT void exp_shifted(const float* s, float m, float* p, int n) {
+  for (int j = 0; j < n; ++j) p[j] = exp_nonpos(s[j] - m);
+}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -63,6 +74,42 @@ DRAFT_AVX2 void gemv_rows_avx2(const float* W, int cols, int r0, int r1, const f
   }
 }
 
+// gemv_rows for cols % 16 == 0 with AVX-512 (one 64-byte line per load: fewer loads in flight per byte).
+__attribute__((target("avx512f"))) void gemv_rows_avx512(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y,
+                                                         int y_stride, bool accumulate) {
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const float* w0 = W + static_cast<size_t>(r) * cols;
+    const float* w1 = w0 + cols;
+    const float* w2 = w1 + cols;
+    const float* w3 = w2 + cols;
+    for (int b = 0; b < B; ++b) {
+      const float* x = X + static_cast<size_t>(b) * x_stride;
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int c = 0; c < cols; c += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + c);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), xv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + c), xv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + c), xv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + c), xv, a3);
+      }
+      float* y = Y + static_cast<size_t>(b) * y_stride + r;
+      const float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), _mm512_reduce_add_ps(a3)};
+      for (int i = 0; i < 4; ++i) y[i] = accumulate ? y[i] + s[i] : s[i];
+    }
+  }
+  for (; r < r1; ++r) {
+    const float* w = W + static_cast<size_t>(r) * cols;
+    for (int b = 0; b < B; ++b) {
+      const float* x = X + static_cast<size_t>(b) * x_stride;
+      __m512 a = _mm512_setzero_ps();
+      for (int c = 0; c < cols; c += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), _mm512_loadu_ps(x + c), a);
+      float* y = Y + static_cast<size_t>(b) * y_stride + r;
+      *y = accumulate ? *y + _mm512_reduce_add_ps(a) : _mm512_reduce_add_ps(a);
+    }
+  }
+}
+
 // Scores of `heads` query heads (d = 8·V, V ≤ 16) against keys [c0, c1): q in registers, one key row per column.
 template <int V>
 DRAFT_AVX2 void scores_avx2(const float* const* qs, int heads, const float* K, int c0, int c1, float scale, float* out, int stride) {
@@ -96,7 +143,100 @@ DRAFT_AVX2 void weighted_values_avx2(float* const* accs, int heads, const float*
   }
 }
 
+// Sums of four 16-lane vectors, as one 4-lane vector: halves added, then two rounds of pairwise adds.
+__attribute__((target("avx512f,avx2"))) inline __m256 half_sum_avx512(__m512 a) {
+  return _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+}
+
+__attribute__((target("avx512f,avx2"))) inline __m128 sum4_avx512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  const auto half = half_sum_avx512;
+  const __m256 h01 = _mm256_hadd_ps(half(a0), half(a1));  // per 128-bit lane: a0 a0 a1 a1 partial sums
+  const __m256 h23 = _mm256_hadd_ps(half(a2), half(a3));
+  const __m256 h = _mm256_hadd_ps(h01, h23);  // per lane: a0 a1 a2 a3
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// Scores of the heads sharing one KV head against keys [c0, c1), d = 16·V: each key row is loaded once for
+// four heads (their queries stay in registers) and their four dot products are reduced together.
+template <int V>
+__attribute__((target("avx512f,avx2"))) void scores_avx512(const float* const* qs, int heads, const float* K, int c0, int c1, float scale, float* out,
+                                                          int stride) {
+  int e0 = 0;
+  for (; e0 + 4 <= heads; e0 += 4) {
+    __m512 q[4][V];
+    for (int e = 0; e < 4; ++e)
+      for (int i = 0; i < V; ++i) q[e][i] = _mm512_loadu_ps(qs[e0 + e] + 16 * i);
+    for (int j = c0; j < c1; ++j) {
+      const float* k = K + static_cast<size_t>(j) * 16 * V;
+      __m512 a[4];
+      const __m512 k0 = _mm512_loadu_ps(k);
+      for (int e = 0; e < 4; ++e) a[e] = _mm512_mul_ps(q[e][0], k0);
+      for (int i = 1; i < V; ++i) {
+        const __m512 ki = _mm512_loadu_ps(k + 16 * i);
+        for (int e = 0; e < 4; ++e) a[e] = _mm512_fmadd_ps(q[e][i], ki, a[e]);
+      }
+      float sums[4];
+      _mm_storeu_ps(sums, _mm_mul_ps(sum4_avx512(a[0], a[1], a[2], a[3]), _mm_set1_ps(scale)));
+      for (int e = 0; e < 4; ++e) out[static_cast<size_t>(e0 + e) * stride + (j - c0)] = sums[e];
+    }
+  }
+  for (; e0 < heads; ++e0) {
+    for (int j = c0; j < c1; ++j) {
+      const float* k = K + static_cast<size_t>(j) * 16 * V;
+      __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qs[e0]), _mm512_loadu_ps(k));
+      for (int i = 1; i < V; ++i) a = _mm512_fmadd_ps(_mm512_loadu_ps(qs[e0] + 16 * i), _mm512_loadu_ps(k + 16 * i), a);
+      out[static_cast<size_t>(e0) * stride + (j - c0)] = _mm512_reduce_add_ps(a) * scale;
+    }
+  }
+}
+
+// Online-softmax block update for one head: m = max(m_prev, s), p = exp(s − m), returns Σ p.
+__attribute__((target("avx512f"))) float softmax_block_avx512(const float* s, int n, float* m_io, float* p) {
+  __m512 mv = _mm512_set1_ps(*m_io);
+  int j = 0;
+  for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
+  float m = _mm512_reduce_max_ps(mv);
+  for (; j < n; ++j) m = std::max(m, s[j]);
+  *m_io = m;
+  if (m == -INFINITY) {
+    std::fill(p, p + n, 0.0f);
+    return 0.0f;
+  }
+  exp_shifted(s, m, p, n);
+  __m512 sv = _mm512_setzero_ps();
+  j = 0;
+  for (; j + 16 <= n; j += 16) sv = _mm512_add_ps(sv, _mm512_loadu_ps(p + j));
+  float sum = _mm512_reduce_add_ps(sv);
+  for (; j < n; ++j) sum += p[j];
+  return sum;
+}
+
+// acc_e += Σ_j p_e[j] V[j] for up to 4 heads with d = 16·V (V ≤ 4): all accumulators in registers, so each
+// value row is loaded once for every head (AVX-512's 32 registers hold 4 heads × 64 floats).
+template <int V>
+__attribute__((target("avx512f"))) void weighted_values_avx512(float* const* accs, int heads, const float* Vals, int c0, int c1, const float* p,
+                                                               int stride) {
+  for (int e0 = 0; e0 < heads; e0 += 4) {
+    const int n = std::min(4, heads - e0);
+    __m512 a[4][V];
+    for (int e = 0; e < 4; ++e)
+      for (int i = 0; i < V; ++i) a[e][i] = e < n ? _mm512_loadu_ps(accs[e0 + e] + 16 * i) : _mm512_setzero_ps();
+    for (int j = c0; j < c1; ++j) {
+      const float* v = Vals + static_cast<size_t>(j) * 16 * V;
+      __m512 row[V];
+      for (int i = 0; i < V; ++i) row[i] = _mm512_loadu_ps(v + 16 * i);
+      for (int e = 0; e < n; ++e) {
+        const __m512 w = _mm512_set1_ps(p[static_cast<size_t>(e0 + e) * stride + (j - c0)]);
+        for (int i = 0; i < V; ++i) a[e][i] = _mm512_fmadd_ps(w, row[i], a[e][i]);
+      }
+    }
+    for (int e = 0; e < n; ++e)
+      for (int i = 0; i < V; ++i) _mm512_storeu_ps(accs[e0 + e] + 16 * i, a[e][i]);
+  }
+}
+
 const bool kHasAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
 #else
 const bool kHasAvx2 = false;
 #endif
@@ -169,6 +309,7 @@ DRAFT_HOT void gemv_rows_generic(const float* W, int cols, int r0, int r1, const
 
 void gemv_rows(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate) {
 #if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx512 && cols % 16 == 0) return gemv_rows_avx512(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
   if (kHasAvx2 && cols % 8 == 0) return gemv_rows_avx2(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
 #endif
   gemv_rows_generic(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
@@ -185,17 +326,31 @@ DRAFT_HOT float dot(const float* a, const float* b, int n) {
   return s;
 }
 
-// p[j] = exp(s[j] − m) for s[j] ≤ m (−inf → 0), vectorised.
-DRAFT_HOT void exp_shifted(const float* s, float m, float* p, int n) {
-  for (int j = 0; j < n; ++j) p[j] = exp_nonpos(s[j] - m);
-}
-
 DRAFT_HOT void axpy(float* y, const float* x, float a, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+float softmax_block(const float* s, int n, float* m_io, float* p) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx512) return softmax_block_avx512(s, n, m_io, p);
+#endif
+  float m = *m_io;
+  for (int j = 0; j < n; ++j) m = std::max(m, s[j]);
+  *m_io = m;
+  if (m == -INFINITY) {
+    std::fill(p, p + n, 0.0f);
+    return 0.0f;
+  }
+  exp_shifted(s, m, p, n);
+  float sum = 0;
+  for (int j = 0; j < n; ++j) sum += p[j];
+  return sum;
+}
+
 void chunk_scores(const float* const* qs, int heads, const float* K, int c0, int c1, int d, float scale, float* out, int stride) {
 #if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx512 && d == 64) return scores_avx512<4>(qs, heads, K, c0, c1, scale, out, stride);
+  if (kHasAvx512 && d == 128) return scores_avx512<8>(qs, heads, K, c0, c1, scale, out, stride);
   if (kHasAvx2 && d == 64) return scores_avx2<8>(qs, heads, K, c0, c1, scale, out, stride);
   if (kHasAvx2 && d == 128) return scores_avx2<16>(qs, heads, K, c0, c1, scale, out, stride);
 #endif
@@ -205,6 +360,7 @@ void chunk_scores(const float* const* qs, int heads, const float* K, int c0, int
 
 void chunk_values(float* const* accs, int heads, const float* V, int c0, int c1, int d, const float* p, int stride) {
 #if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx512 && d == 64) return weighted_values_avx512<4>(accs, heads, V, c0, c1, p, stride);
   if (kHasAvx2 && d == 64) return weighted_values_avx2<8>(accs, heads, V, c0, c1, p, stride);
   if (kHasAvx2 && d == 128) return weighted_values_avx2<16>(accs, heads, V, c0, c1, p, stride);
 #endif
@@ -433,17 +589,12 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
             float* p = sc + static_cast<size_t>(G) * kChunk;
             for (int e = 0; e < G; ++e) {
               const float* s = sc + static_cast<size_t>(e) * kChunk;
-              float m = P[e][0];
-              for (int j = 0; j < n_c; ++j) m = std::max(m, s[j]);
               float* pe = p + static_cast<size_t>(e) * kChunk;
-              if (m == -INFINITY) {
-                std::fill(pe, pe + n_c, 0.0f);
-                continue;
-              }
-              exp_shifted(s, m, pe, n_c);
-              const float rescale = P[e][0] == -INFINITY ? 0.0f : std::exp(P[e][0] - m);
-              float sum = 0;
-              for (int j = 0; j < n_c; ++j) sum += pe[j];
+              const float m_prev = P[e][0];
+              float m = m_prev;
+              const float sum = softmax_block(s, n_c, &m, pe);
+              if (m == -INFINITY) continue;
+              const float rescale = m_prev == -INFINITY ? 0.0f : std::exp(m_prev - m);
               P[e][1] = P[e][1] * rescale + sum;
               P[e][0] = m;
               if (rescale != 1.0f) for (int i = 0; i < d; ++i) P[e][2 + i] *= rescale;

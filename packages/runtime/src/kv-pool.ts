@@ -85,6 +85,11 @@ export class KvPool {
     if (block) block.refs++;
   }
 
+  /** Whether `array`'s buffer is this pool's and held once (its holder may reuse it in place). */
+  exclusive(array: KvArray): boolean {
+    return this.blocks.get(array.buffer as ArrayBuffer)?.refs === 1;
+  }
+
   /** One holder less; at zero the buffer goes back to the pool. Arrays not from this pool are ignored. */
   release(array: KvArray): void {
     const block = this.blocks.get(array.buffer as ArrayBuffer);

@@ -48,6 +48,28 @@ describe('KV memory measured by the worker allocator', () => {
     expect((await model.kvMemoryStats()).liveBytes).toBe(0);
   });
 
+  it('the first decode step after a prefill reuses the prefill cache’s buffers (no second copy), and the prefill handle still reads its own rows', async () => {
+    const { cache } = await model.forward({ inputIds: prompt, chunkSize: CHUNK });
+    const step = await (async () => {
+      try {
+        const before = await model.kvMemoryStats({ resetPeak: true });
+        const keys0 = await cache.readKeys(0);
+        const next = await model.forward({ inputIds: [7], cache });
+        const after = await model.kvMemoryStats();
+        // Copying the cache into a wider decode buffer would add a whole cache (N · 512 B) to the peak.
+        expect(after.peakLiveBytes - before.liveBytes).toBeLessThan((N * BYTES_PER_TOKEN) / 4);
+        expect(next.cache.length).toBe(N + 1);
+        // The prefill's handle is unchanged by the step that wrote past it.
+        expect(await cache.readKeys(0)).toEqual(keys0);
+        return next;
+      } finally {
+        cache.dispose();
+      }
+    })();
+    step.cache.dispose();
+    expect((await model.kvMemoryStats()).liveBytes).toBe(0);
+  });
+
   it('a compressed generate never holds more KV than the full-KV generate of the same prompt, and frees it all', async () => {
     const options = { maxNewTokens: 16 };
     await model.kvMemoryStats({ resetPeak: true });

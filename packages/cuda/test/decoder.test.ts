@@ -137,7 +137,7 @@ describe.runIf(native)('native decoder', () => {
       decoder.step(rows);
       rows.forEach((row, b) => {
         const scale = Math.max(1, ...expected[b].logits.map(Math.abs));
-        expected[b].logits.forEach((e, i) => expect(Math.abs(row.logits[i] - e)).toBeLessThan(1e-4 * scale));
+        for (const [i, e] of expected[b].logits.entries()) expect(Math.abs(row.logits[i] - e)).toBeLessThan(1e-4 * scale);
         const { numKvHeads: Hkv, headDim: d } = CONFIG;
         for (let l = 0; l < CONFIG.numLayers; l++) {
           for (let g = 0; g < Hkv; g++) {
@@ -177,7 +177,7 @@ describe.runIf(native)('native decoder', () => {
       // Nothing was written by the refused calls; a good step still matches the reference.
       const expected = referenceStep(weights, row);
       decoder.step([row]);
-      expected.logits.forEach((e, i) => expect(row.logits[i]).toBeCloseTo(e, 3));
+      for (const [i, e] of expected.logits.entries()) expect(row.logits[i]).toBeCloseTo(e, 3);
     } finally {
       decoder.close();
     }

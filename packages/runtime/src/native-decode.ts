@@ -9,7 +9,7 @@
  * match but whose maths differs (another norm, scaled embeddings, soft-capping) is refused, not decoded wrong.
  */
 import type { NativeDecoderLayerV1, NativeDecoderModuleV1, NativeDecoderWeightsV1 } from '@draft/core';
-import onnxProto from 'onnx-proto';
+import type onnxProto from 'onnx-proto';
 import { externalRef, readExternalBytes } from './graph/external-data.js';
 
 type TensorProto = onnxProto.onnx.ITensorProto;

@@ -1479,11 +1479,8 @@ async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch)
     const batch = inPlaceBatch(requests, resident, held);
     const { total, used } = batch;
     if (s.native) {
-      const t0 = performance.now();
       const rows = nativeRows(requests, batch);
       s.native.decoder.step(rows);
-      if (process.env.DRAFT_PROBE) console.error('native step', (performance.now() - t0).toFixed(2), 'gap', (t0 - (globalThis as any).probeLast).toFixed(2));
-      (globalThis as any).probeLast = performance.now();
       finishInPlaceStep(requests, batch, held);
       replyRows(requests, batch, (b) => rows[b].logits);
       return;

@@ -47,7 +47,7 @@ describe('native decode engine', () => {
       const a = await greedy(nativeModel, 7, 40);
       const b = await greedy(ortModel, 7, 40);
       expect(a.tokens).toEqual(b.tokens);
-      a.logits.forEach((l, i) => expect(maxAbsDiff(l, b.logits[i])).toBeLessThan(1e-4));
+      for (const [i, l] of a.logits.entries()) expect(maxAbsDiff(l, b.logits[i])).toBeLessThan(1e-4);
     } finally {
       await Promise.all([nativeModel.dispose(), ortModel.dispose()]);
     }

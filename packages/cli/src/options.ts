@@ -1,6 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { InvalidArgumentError } from '@draft/core';
-import { MODEL_DTYPES, type ModelDtype } from '@draft/runtime';
+import { type LoadModelOptions, MODEL_DTYPES, type ModelDtype } from '@draft/runtime';
 
 /** Parses an integer flag value in [min, max], throwing a typed error that names the flag and the valid range. */
 export function intOption(name: string, raw: string | undefined, min: number, max?: number): number | undefined {
@@ -29,6 +29,13 @@ export function dtypeOption(name: string, raw: string | undefined): ModelDtype |
     throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: `one of ${MODEL_DTYPES.join(', ')}` });
   }
   return raw as ModelDtype;
+}
+
+/** Parses a `--decode-engine` value (loadModel's `decodeEngine`), before any model loads. */
+export function decodeEngineOption(name: string, raw: string | undefined): LoadModelOptions['decodeEngine'] {
+  if (raw === undefined) return undefined;
+  if (raw !== 'ort' && raw !== 'native') throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: "'ort' or 'native'" });
+  return raw;
 }
 
 /** A value that parseArgs would read as a short option: `-5`, `-0.5`, `-.5`, `-1e3`, `-Infinity`. */

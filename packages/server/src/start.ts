@@ -1,5 +1,5 @@
 import { DraftError } from '@draft/core';
-import { loadModel, type ModelDtype, type OrtCausalLM } from '@draft/runtime';
+import { type LoadModelOptions, loadModel, type ModelDtype, type OrtCausalLM } from '@draft/runtime';
 import { createDraftServer, type DraftServer, type DraftServerOptions } from './server.js';
 
 /** Options of `startServer`: where to listen, which model folders to load, and the server's own options. */
@@ -18,6 +18,13 @@ export interface StartServerOptions extends Omit<DraftServerOptions, 'target' | 
   draftDtype?: ModelDtype;
   /** ORT intra-op threads per model. */
   threads?: number;
+  /**
+   * Who runs single-token decode steps of the target and the draft (the runtime's `decodeEngine`): 'ort' or
+   * 'native', the decode engine registered with @draft/core (`import '@draft/cuda/register'`; `draft serve`
+   * registers it). A model 'native' cannot decode rejects with UnsupportedCapabilityError (capability
+   * 'nativeDecode'). Default 'ort'.
+   */
+  decodeEngine?: LoadModelOptions['decodeEngine'];
   /**
    * Release the draft's ORT session after it idled this many milliseconds (the runtime's
    * `releaseMemoryWhenIdleMs`): a draft runs once per request, and its prefill's activations would otherwise stay
@@ -49,7 +56,7 @@ export interface RunningServer extends DraftServer {
  * `process.exit`: with the models disposed and the socket closed the event loop drains and the process exits 0.
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
-  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, draftReleaseIdleMs, ...serverOptions } = options;
+  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, decodeEngine, draftReleaseIdleMs, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
   // As many sequences decode in one batch as may run at once (a bad maxConcurrent is the server's error to report).
   const concurrent = serverOptions.maxConcurrent;
@@ -59,14 +66,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     const targetPath = targetDir;
     let target: OrtCausalLM;
     try {
-      target = await loadModel(targetPath, { threads, raggedCache, dtype, maxDecodeBatch });
+      target = await loadModel(targetPath, { threads, raggedCache, dtype, maxDecodeBatch, decodeEngine });
     } catch (error) {
       if (!raggedCache || !DraftError.isInstance(error) || error.code !== 'UNSUPPORTED_CAPABILITY') throw error;
+      // The native decoder's refusal is not the ragged cache's: loading without one would fail the same way.
+      if (error.details.capability === 'nativeDecode') throw error;
       serverOptions.log?.(`draft server: ${error.message} Serving without a ragged cache (no AdaKV / PyramidKV).`);
-      target = await loadModel(targetPath, { threads, dtype, maxDecodeBatch });
+      target = await loadModel(targetPath, { threads, dtype, maxDecodeBatch, decodeEngine });
     }
     models.push(target);
-    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype, maxDecodeBatch, releaseMemoryWhenIdleMs: draftReleaseIdleMs });
+    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype, maxDecodeBatch, releaseMemoryWhenIdleMs: draftReleaseIdleMs, decodeEngine });
     if (draft) models.push(draft);
     server = createDraftServer({ ...serverOptions, target, draft });
   } catch (error) {

@@ -5,7 +5,7 @@ import { type DocumentCache, loadModel, type OrtCausalLM, openDocumentCache, rea
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
-import { dtypeOption, intOption, numberOption } from '../options.js';
+import { decodeEngineOption, dtypeOption, intOption, numberOption } from '../options.js';
 import { DEFAULT_MAX_PROMPT_BYTES, readPromptFile } from '../prompt-file.js';
 import { checkPlanForTextTarget, needsDraft, type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
 
@@ -16,6 +16,8 @@ export interface GenerateFlags extends RemoteTargetFlags {
   dtype?: string;
   /** Weight file of the draft. */
   'draft-dtype'?: string;
+  /** Who runs single-token decode steps of the target and draft: 'ort' (default) or 'native'. */
+  'decode-engine'?: string;
   method?: string;
   budget?: string;
   window?: string;
@@ -64,6 +66,7 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const method = flags.method ?? 'full';
   const dtype = dtypeOption('dtype', flags.dtype);
   const draftDtype = dtypeOption('draft-dtype', flags['draft-dtype']);
+  const decodeEngine = decodeEngineOption('decode-engine', flags['decode-engine']);
   const budget = intOption('budget', flags.budget, 1);
   const windowSize = intOption('window', flags.window, 1);
   const maxNewTokens = intOption('max-new-tokens', flags['max-new-tokens'], 1) ?? 32;
@@ -88,9 +91,9 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const models: OrtCausalLM[] = [];
   let cache: DocumentCache | undefined;
   try {
-    const target = remote ? remote.target : await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache, dtype });
+    const target = remote ? remote.target : await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache, dtype, decodeEngine });
     if (!remote) models.push(target as OrtCausalLM);
-    const draft = needsDraft(plan, remote !== undefined) ? await loadModel(resolveModelDir('draft', flags.draft), { dtype: draftDtype }) : undefined;
+    const draft = needsDraft(plan, remote !== undefined) ? await loadModel(resolveModelDir('draft', flags.draft), { dtype: draftDtype, decodeEngine }) : undefined;
     if (draft) models.push(draft);
     const generation = {
       maxNewTokens,

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@draft/core';
 import { resolveModelDir } from '../model-dirs.js';
-import { dtypeOption, intOption, numberOption } from '../options.js';
+import { decodeEngineOption, dtypeOption, intOption, numberOption } from '../options.js';
 
 export interface ServeFlags {
   host?: string;
@@ -9,6 +9,7 @@ export interface ServeFlags {
   draft?: string;
   dtype?: string;
   'draft-dtype'?: string;
+  'decode-engine'?: string;
   'draft-release-idle'?: string;
   'max-concurrent'?: string;
   'max-queue'?: string;
@@ -43,6 +44,7 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
   const maxQueue = intOption('max-queue', flags['max-queue'], 0);
   const dtype = dtypeOption('dtype', flags.dtype);
   const draftDtype = dtypeOption('draft-dtype', flags['draft-dtype']);
+  const decodeEngine = decodeEngineOption('decode-engine', flags['decode-engine']);
   const maxConnections = intOption('max-connections', flags['max-connections'], 1);
   const bodyTimeoutMs = secondsOption('body-timeout', flags['body-timeout'], 0.001);
   const shutdownTimeoutMs = secondsOption('shutdown-timeout', flags['shutdown-timeout'], 0);
@@ -60,6 +62,7 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
     draft,
     dtype,
     draftDtype,
+    decodeEngine,
     draftReleaseIdleMs,
     maxConcurrent,
     maxQueue,

@@ -1,0 +1,91 @@
+import { fileURLToPath } from 'node:url';
+import { UnsupportedCapabilityError } from '@draft/core';
+import { decodeEngineModule, nativeInfo, registerNativeBackend } from '@draft/cuda';
+import { describe, expect, it } from 'vitest';
+import type { GenerateJson } from '../src/index.js';
+import { cli } from './helpers.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../../../models/fixtures/${name}`, import.meta.url));
+const PROMPT = 'the keeper wrote a note about the lighthouse and the sea, and then about the ships that came in at night';
+
+// 'native' needs the addon (its CPU decoder) and the built decode-engine module the runtime's worker imports.
+const native = nativeInfo();
+const nativeDecode = native.native && decodeEngineModule() !== null;
+const nativeSkip = nativeDecode ? '' : ` (skipped: @draft/cuda native decode engine unavailable: ${native.reason ?? 'decode-engine module not built'})`;
+
+describe('--decode-engine', () => {
+  it('a value other than ort or native is a usage error naming the flag, before any model loads', async () => {
+    // The folders do not exist: a load would fail with MODEL_LAYOUT first.
+    const models = ['--target', 'no/such/folder', '--draft', 'no/such/folder'];
+    for (const args of [
+      ['generate', '--prompt', 'hi', ...models],
+      ['serve', '--port', '0', ...models],
+    ]) {
+      const { code, stdout, stderr } = await cli([...args, '--decode-engine', 'gpu']);
+      expect(code).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toContain(`draft: error [INVALID_ARGUMENT]: Invalid --decode-engine: got "gpu", expected 'ort' or 'native'`);
+    }
+  });
+
+  it.skipIf(!nativeDecode)(`generate --decode-engine native prints the tokens and text of ort (target, and target + draft)${nativeSkip}`, async () => {
+    for (const models of [
+      ['--target', fixture('tiny-llama')],
+      ['--target', fixture('random-target'), '--draft', fixture('random-draft'), '--method', 'speckv', '--budget', '48', '--window', '8'],
+    ]) {
+      const run = async (engine: string) => {
+        const { code, stdout, stderr } = await cli(['generate', '--json', ...models, '--decode-engine', engine, '--prompt', PROMPT, '--max-new-tokens', '8']);
+        expect(stderr).toBe('');
+        expect(code).toBe(0);
+        return JSON.parse(stdout) as GenerateJson;
+      };
+      const ort = await run('ort');
+      const nat = await run('native');
+      expect(nat.tokens).toHaveLength(8);
+      expect(nat.tokens).toEqual(ort.tokens);
+      expect(nat.text).toBe(ort.text);
+    }
+  });
+
+  it('a model the native decoder cannot decode, as target or as draft, is UNSUPPORTED_CAPABILITY naming it (exit 1)', async () => {
+    for (const models of [
+      ['--target', fixture('tiny-qwen2-gqa')],
+      ['--target', fixture('random-target'), '--draft', fixture('tiny-qwen2-gqa'), '--method', 'speckv', '--budget', '48', '--window', '8'],
+    ]) {
+      const { code, stdout, stderr } = await cli(['generate', '--json', ...models, '--decode-engine', 'native', '--prompt', PROMPT, '--max-new-tokens', '4']);
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      const { error } = JSON.parse(stderr);
+      expect(error.code).toBe('UNSUPPORTED_CAPABILITY');
+      expect(error.details.capability).toBe('nativeDecode');
+      // With the engine registered (by the CLI) the runtime refuses the graph; without the addon, there is no engine.
+      if (nativeDecode) expect(error.message).toContain('tiny-qwen2-gqa');
+    }
+  });
+
+  it('startServer({ decodeEngine: "native" }) rejects with the typed error for a target or draft it cannot decode', async () => {
+    const { startServer } = await import('@draft/server');
+    const registration = registerNativeBackend();
+    try {
+      const refused = async (target: string, draft?: string) => {
+        const log: string[] = [];
+        const error = await startServer({ port: 0, target, draft, threads: 1, handleSignals: false, decodeEngine: 'native', log: (line) => log.push(line) }).then(
+          (server) => server.close(), // started after all: closed, so the assertion below fails alone
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(UnsupportedCapabilityError);
+        expect((error as UnsupportedCapabilityError).capability).toBe('nativeDecode');
+        return { error: error as UnsupportedCapabilityError, log };
+      };
+      const fused = await refused(fixture('tiny-qwen2-gqa'));
+      if (nativeDecode) expect(fused.error.message).toContain('tiny-qwen2-gqa');
+      const draft = await refused(fixture('random-target'), fixture('tiny-qwen2-gqa'));
+      if (nativeDecode) expect(draft.error.message).toContain('tiny-qwen2-gqa');
+      // torch-llama takes a ragged cache: the native refusal must not be retried as a ragged-cache fallback.
+      const torchNamed = await refused(fixture('torch-llama'));
+      expect(torchNamed.log.join('\n')).not.toContain('without a ragged cache');
+    } finally {
+      registration.unregister();
+    }
+  });
+});

@@ -438,7 +438,15 @@ class Pool {
       sense_.store(sense ^ 1, std::memory_order_release);
       return;
     }
-    while (sense_.load(std::memory_order_acquire) == sense) spin_pause();
+    // Yield once spinning lasts: on a loaded machine the thread we wait for may be off its core, and spinning
+    // through our time slice keeps it there (a batch step took 40× longer with one core too few).
+    for (int i = 0; sense_.load(std::memory_order_acquire) == sense; ++i) {
+      if (i < 4096) {
+        spin_pause();
+      } else {
+        std::this_thread::yield();
+      }
+    }
   }
 
  private:
@@ -467,7 +475,9 @@ class Pool {
       const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
       for (int i = 0; generation_.load(std::memory_order_acquire) == seen; ++i) {
         spin_pause();
-        if ((i & 1023) == 1023 && std::chrono::steady_clock::now() > until) break;
+        if ((i & 255) != 255) continue;
+        if (std::chrono::steady_clock::now() > until) break;
+        std::this_thread::yield();
       }
       if (generation_.load(std::memory_order_acquire) == seen) {
         std::unique_lock<std::mutex> lock(mutex_);

@@ -28,9 +28,11 @@ describe('--decode-engine', () => {
     }
   });
 
-  it.skipIf(!nativeDecode)(`generate --decode-engine native prints the tokens and text of ort (target, and target + draft)${nativeSkip}`, async () => {
+  it.skipIf(!nativeDecode)(`generate --decode-engine native prints the tokens and text of ort (HF-named and torch-named targets, and target + draft)${nativeSkip}`, async () => {
     for (const models of [
       ['--target', fixture('tiny-llama')],
+      // A plain torch.onnx.export: weights found by their place in the graph, stored (in, out).
+      ['--target', fixture('torch-llama')],
       ['--target', fixture('random-target'), '--draft', fixture('random-draft'), '--method', 'speckv', '--budget', '48', '--window', '8'],
     ]) {
       const run = async (engine: string) => {
@@ -45,7 +47,7 @@ describe('--decode-engine', () => {
       expect(nat.tokens).toEqual(ort.tokens);
       expect(nat.text).toBe(ort.text);
     }
-  });
+  }, 60_000);
 
   it('a model the native decoder cannot decode, as target or as draft, is UNSUPPORTED_CAPABILITY naming it (exit 1)', async () => {
     for (const models of [
@@ -61,7 +63,7 @@ describe('--decode-engine', () => {
       // With the engine registered (by the CLI) the runtime refuses the graph; without the addon, there is no engine.
       if (nativeDecode) expect(error.message).toContain('tiny-qwen2-gqa');
     }
-  });
+  }, 60_000);
 
   it('startServer({ decodeEngine: "native" }) rejects with the typed error for a target or draft it cannot decode', async () => {
     const { startServer } = await import('@draft/server');
@@ -81,11 +83,12 @@ describe('--decode-engine', () => {
       if (nativeDecode) expect(fused.error.message).toContain('tiny-qwen2-gqa');
       const draft = await refused(fixture('random-target'), fixture('tiny-qwen2-gqa'));
       if (nativeDecode) expect(draft.error.message).toContain('tiny-qwen2-gqa');
-      // torch-llama takes a ragged cache: the native refusal must not be retried as a ragged-cache fallback.
-      const torchNamed = await refused(fixture('torch-llama'));
-      expect(torchNamed.log.join('\n')).not.toContain('without a ragged cache');
+      // tiny-qwen3 takes a ragged cache (decomposed attention) but not native decode (q/k norms): the native refusal
+      // must not be retried as a ragged-cache fallback.
+      const qkNorm = await refused(fixture('tiny-qwen3'));
+      expect(qkNorm.log.join('\n')).not.toContain('without a ragged cache');
     } finally {
       registration.unregister();
     }
-  });
+  }, 60_000);
 });

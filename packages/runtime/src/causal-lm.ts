@@ -81,7 +81,7 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
   /**
    * Who runs single-token decode steps. 'ort' (default): the ONNX graph. 'native': the native decode engine
    * registered with @draft/core (`import '@draft/cuda/register'` registers @draft/cuda's CPU decoder): one fused
-   * step over the graph's own weights (found by their Hugging Face names) and the same in-place caches, a few
+   * step over the graph's own weights (found by their Hugging Face names, else by their place in the graph) and the same in-place caches, a few
    * times faster than ORT on small models; prefill, captures and every cache operation stay in ORT. At load
    * the worker runs a short prompt through both and refuses (UnsupportedCapabilityError, capability
    * 'nativeDecode') a graph whose logits differ, as it does graphs the decoder does not implement (fused

@@ -1,5 +1,6 @@
 /**
- * Native decode in the worker: the weights of a Llama-family graph found by their Hugging Face names, handed
+ * Native decode in the worker: the weights of a Llama-family graph found by their Hugging Face names (or, for a
+ * plain torch.onnx.export, by their place in the graph), handed
  * to a registered native decoder (@draft/core's NativeDecoderModuleV1, e.g. @draft/cuda's), which then runs
  * single-token steps over the worker's in-place caches instead of ORT. Decision record
  * 2026-12-06-native-decode.md.
@@ -13,6 +14,14 @@ import type onnxProto from 'onnx-proto';
 import { externalRef, readExternalBytes } from './graph/external-data.js';
 
 type TensorProto = onnxProto.onnx.ITensorProto;
+type NodeProto = onnxProto.onnx.INodeProto;
+
+/** What the finder reads of a graph. */
+export interface DecoderGraph {
+  initializer?: readonly TensorProto[] | null;
+  node?: readonly NodeProto[] | null;
+  output?: readonly { name?: string | null }[] | null;
+}
 
 const FLOAT = 1;
 
@@ -56,11 +65,12 @@ export interface NativeWeights {
  * copy) when the engine maps files and the offset is aligned, otherwise copied.
  */
 export function nativeWeights(
-  initializers: readonly TensorProto[],
+  graph: DecoderGraph,
   shape: NativeDecodeShape,
   files: { dataFolder: string; modelPath: string },
   engine: NativeDecoderModuleV1,
 ): NativeWeights {
+  const initializers = graph.initializer ?? [];
   const byName = new Map(initializers.map((t) => [t.name ?? '', t]));
   const mapped = new Map<string, ArrayBuffer>();
   const floats = (name: string): Float32Array => {
@@ -103,7 +113,37 @@ export function nativeWeights(
   const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = shape;
   const embedDims = dims('model.embed_tokens.weight');
   if (embedDims.length !== 2 || embedDims[0] !== vocabSize) {
-    throw new NativeDecodeUnsupported(`no 'model.embed_tokens.weight' of shape [${vocabSize}, hidden] (Hugging Face weight names are needed)`);
+    // No Hugging Face names (torch.onnx.export names weights onnx::MatMul_N, stored (in, out)): find them by
+    // where they sit in the graph instead.
+    const roles = findWeightRoles(graph, shape);
+    const take = (ref: WeightRef): Float32Array => {
+      const data = floats(ref.name);
+      return ref.transposed ? transpose(data, dims(ref.name)) : data;
+    };
+    const layers = roles.layers.map(
+      (L): NativeDecoderLayerV1 => ({
+        inputNorm: take(L.inputNorm),
+        postNorm: take(L.postNorm),
+        q: take(L.q),
+        k: take(L.k),
+        v: take(L.v),
+        o: take(L.o),
+        ...(L.qBias ? { qBias: take(L.qBias) } : {}),
+        ...(L.kBias ? { kBias: take(L.kBias) } : {}),
+        ...(L.vBias ? { vBias: take(L.vBias) } : {}),
+        gate: take(L.gate),
+        up: take(L.up),
+        down: take(L.down),
+      }),
+    );
+    const embed = take(roles.embed);
+    const weights: NativeDecoderWeightsV1 = {
+      embed,
+      layers,
+      finalNorm: take(roles.finalNorm),
+      lmHead: roles.lmHead.name === roles.embed.name && !roles.lmHead.transposed ? embed : take(roles.lmHead),
+    };
+    return { weights, hiddenSize: roles.hiddenSize, intermediateSize: roles.intermediateSize };
   }
   const hidden = embedDims[1];
   const intermediate = dims('model.layers.0.mlp.gate_proj.weight')[0];
@@ -176,4 +216,194 @@ export class RopeRows {
     }
     return { cos, sin };
   }
+}
+
+/** An initializer in a role; `transposed`: stored (in, out), so the decoder needs it turned to (out, in). */
+interface WeightRef {
+  name: string;
+  transposed: boolean;
+}
+
+interface LayerRoles {
+  inputNorm: WeightRef;
+  postNorm: WeightRef;
+  q: WeightRef;
+  k: WeightRef;
+  v: WeightRef;
+  o: WeightRef;
+  qBias?: WeightRef;
+  kBias?: WeightRef;
+  vBias?: WeightRef;
+  gate: WeightRef;
+  up: WeightRef;
+  down: WeightRef;
+}
+
+function transpose(data: Float32Array, dims: number[]): Float32Array {
+  const [rows, cols] = dims;
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out;
+}
+
+/**
+ * The decoder's weights by their place in a decomposed Llama graph, whatever their names:
+ * - RMSNorm weights are the 1-D (hidden) initializers a `Mul` scales by, in graph order: two per layer, then the
+ *   final norm;
+ * - q/k/v are the projections of the input norm's output (k and v reach `present.l.key` / `.value` without another
+ *   MatMul, q reaches neither), gate/up those of the post-attention norm's output (gate feeds a Sigmoid);
+ * - o is the one projection between a layer's v and its gate, down the one between its up and the next layer's
+ *   input norm; the LM head projects the final norm's output; the embedding is the `Gather` over `input_ids`.
+ * A projection's weight is an initializer fed to `MatMul` directly (stored (in, out)) or through a 2-D
+ * `Transpose` (stored (out, in)). Anything else is NativeDecodeUnsupported; the load-time check proves the rest.
+ */
+function findWeightRoles(
+  graph: DecoderGraph,
+  shape: NativeDecodeShape,
+): { layers: LayerRoles[]; embed: WeightRef; finalNorm: WeightRef; lmHead: WeightRef; hiddenSize: number; intermediateSize: number } {
+  const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = shape;
+  const nodes = graph.node ?? [];
+  const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const dimsOf = (name: string) => (inits.get(name)?.dims ?? []).map(Number);
+  const producer = new Map<string, number>();
+  const consumers = new Map<string, number[]>();
+  nodes.forEach((n, i) => {
+    for (const o of n.output ?? []) producer.set(o, i);
+    for (const x of n.input ?? []) {
+      if (!consumers.has(x)) consumers.set(x, []);
+      (consumers.get(x) as number[]).push(i);
+    }
+  });
+  const fail = (why: string): never => {
+    throw new NativeDecodeUnsupported(`its weights have no Hugging Face names and ${why}`);
+  };
+  // The tensor itself, or what it is a Cast of (exporters cast around norms).
+  const uncast = (t: string): string => {
+    const p = producer.get(t);
+    return p !== undefined && nodes[p].opType === 'Cast' ? uncast((nodes[p].input ?? [])[0] ?? '') : t;
+  };
+
+  const embedNode = nodes.find((n) => n.opType === 'Gather' && inits.has(n.input?.[0] ?? '') && uncast(n.input?.[1] ?? '') === 'input_ids');
+  if (!embedNode) return fail("no Gather of an initializer by 'input_ids' (the embedding) was found");
+  const embedName = embedNode.input?.[0] as string;
+  const embedDims = dimsOf(embedName);
+  if (embedDims.length !== 2 || embedDims[0] !== vocabSize) fail(`the embedding '${embedName}' is not [${vocabSize}, hidden]`);
+  const hidden = embedDims[1];
+
+  // Projections: MatMul(x, W) with W an initializer, or Transpose(W) of one.
+  interface Projection {
+    index: number;
+    input: string;
+    output: string;
+    weight: WeightRef;
+    rows: number; // out features
+  }
+  const projections: Projection[] = [];
+  nodes.forEach((n, index) => {
+    if (n.opType !== 'MatMul') return;
+    const [a, b] = n.input ?? [];
+    if (!a || !b) return;
+    let weight: WeightRef | undefined;
+    let out = 0;
+    if (inits.has(b) && dimsOf(b).length === 2) {
+      weight = { name: b, transposed: true };
+      out = dimsOf(b)[1];
+    } else {
+      const p = producer.get(b);
+      const t = p === undefined ? undefined : nodes[p];
+      const perm = t?.attribute?.find((x) => x.name === 'perm')?.ints?.map(Number);
+      const src = t?.input?.[0] ?? '';
+      if (t?.opType === 'Transpose' && inits.has(src) && dimsOf(src).length === 2 && (!perm || (perm[0] === 1 && perm[1] === 0))) {
+        weight = { name: src, transposed: false };
+        out = dimsOf(src)[0];
+      }
+    }
+    if (weight) projections.push({ index, input: uncast(a), output: (n.output ?? [])[0] ?? '', weight, rows: out });
+  });
+
+  const norms = nodes
+    .map((n, index) => ({ n, index }))
+    .filter(({ n }) => n.opType === 'Mul')
+    .flatMap(({ n, index }) => {
+      const w = (n.input ?? []).find((x) => inits.has(x) && dimsOf(x).length === 1 && dimsOf(x)[0] === hidden);
+      return w ? [{ index, output: (n.output ?? [])[0] ?? '', weight: { name: w, transposed: false } }] : [];
+    });
+  if (norms.length !== 2 * numLayers + 1) fail(`${norms.length} hidden-sized norm weights were found (expected ${2 * numLayers + 1})`);
+
+  const presents = new Set((graph.output ?? []).map((o) => o.name ?? ''));
+  /** The `present.*` outputs reachable from `tensor` without passing another MatMul. */
+  const reaches = (tensor: string): string[] => {
+    const seen = new Set<string>([tensor]);
+    const queue = [tensor];
+    const found: string[] = [];
+    while (queue.length > 0 && seen.size < 500) {
+      const t = queue.shift() as string;
+      if (presents.has(t) && t.startsWith('present.')) found.push(t);
+      for (const c of consumers.get(t) ?? []) {
+        if (nodes[c].opType === 'MatMul') continue;
+        for (const o of nodes[c].output ?? []) if (!seen.has(o)) seen.add(o), queue.push(o);
+      }
+    }
+    return found;
+  };
+  const consumedBy = (tensor: string, op: string) => (consumers.get(tensor) ?? []).some((c) => nodes[c].opType === op);
+  /** A bias: the projection's output goes into an Add with a 1-D initializer of its width. */
+  const biasOf = (p: Projection): WeightRef | undefined => {
+    for (const c of consumers.get(p.output) ?? []) {
+      const n = nodes[c];
+      if (n.opType !== 'Add') continue;
+      const b = (n.input ?? []).find((x) => inits.has(x) && dimsOf(x).length === 1 && dimsOf(x)[0] === p.rows);
+      if (b) return { name: b, transposed: false };
+    }
+    return undefined;
+  };
+
+  const layers: LayerRoles[] = [];
+  let intermediate = 0;
+  for (let l = 0; l < numLayers; l++) {
+    const inNorm = norms[2 * l];
+    const postNorm = norms[2 * l + 1];
+    const nextNorm = norms[2 * l + 2];
+    const qkv = projections.filter((p) => p.input === inNorm.output);
+    if (qkv.length !== 3) fail(`layer ${l}'s input norm feeds ${qkv.length} projections (expected separate q, k and v)`);
+    const k = qkv.find((p) => reaches(p.output).includes(`present.${l}.key`));
+    const v = qkv.find((p) => reaches(p.output).includes(`present.${l}.value`));
+    const q = qkv.find((p) => p !== k && p !== v);
+    if (!q || !k || !v || k === v) return fail(`layer ${l}'s k and v projections could not be told apart by the present outputs they reach`);
+    if (q.rows !== numHeads * d || k.rows !== numKvHeads * d || v.rows !== numKvHeads * d) fail(`layer ${l}'s q/k/v widths are ${q.rows}/${k.rows}/${v.rows}`);
+    const gateUp = projections.filter((p) => p.input === postNorm.output);
+    if (gateUp.length !== 2) fail(`layer ${l}'s post-attention norm feeds ${gateUp.length} projections (expected gate and up)`);
+    const gate = gateUp.find((p) => consumedBy(p.output, 'Sigmoid'));
+    const up = gateUp.find((p) => p !== gate);
+    if (!gate || !up) return fail(`layer ${l}'s gate (the projection a Sigmoid reads) was not found`);
+    const lastQkv = Math.max(q.index, k.index, v.index);
+    const between = (lo: number, hi: number) => projections.filter((p) => p.index > lo && p.index < hi);
+    const o = between(lastQkv, postNorm.index);
+    const down = between(Math.max(gate.index, up.index), nextNorm.index);
+    if (o.length !== 1 || down.length !== 1) fail(`layer ${l} has ${o.length} projections between attention and its MLP and ${down.length} after the MLP (expected 1 and 1)`);
+    intermediate = gate.rows;
+    layers.push({
+      inputNorm: inNorm.weight,
+      postNorm: postNorm.weight,
+      q: q.weight,
+      k: k.weight,
+      v: v.weight,
+      o: o[0].weight,
+      ...(biasOf(q) ? { qBias: biasOf(q) } : {}),
+      ...(biasOf(k) ? { kBias: biasOf(k) } : {}),
+      ...(biasOf(v) ? { vBias: biasOf(v) } : {}),
+      gate: gate.weight,
+      up: up.weight,
+      down: down[0].weight,
+    });
+  }
+  const finalNorm = norms[2 * numLayers];
+  const head = projections.filter((p) => p.input === finalNorm.output && p.rows === vocabSize);
+  let lmHead: WeightRef | undefined = head.length === 1 ? head[0].weight : undefined;
+  if (!lmHead) {
+    // Tied embeddings exported as MatMul(x, Transpose(embed)) appear above; as a Gemm or other op they do not.
+    return fail('no projection of the final norm to the vocabulary (the LM head) was found');
+  }
+  if (lmHead.name === embedName) lmHead = { name: embedName, transposed: lmHead.transposed };
+  return { layers, embed: { name: embedName, transposed: false }, finalNorm: finalNorm.weight, lmHead, hiddenSize: hidden, intermediateSize: intermediate };
 }

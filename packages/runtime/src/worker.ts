@@ -20,7 +20,7 @@ import { GraphSplitError, splitLayers } from './graph/split-layers.js';
 import { type GraphRunner, LayeredSession } from './layered-session.js';
 import { releaseBytesNow } from './release-bytes.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
-import { NativeDecodeUnsupported, nativeWeights, RopeRows } from './native-decode.js';
+import { type DecoderGraph, NativeDecodeUnsupported, nativeWeights, RopeRows } from './native-decode.js';
 import type { NativeDecoderModuleV1, NativeDecoderRowV1, NativeDecoderV1 } from '@draft/core';
 import { pathToFileURL } from 'node:url';
 import type { ExportedKv, ForwardResult, InitResult, SerializedError, SessionMemoryStats, WorkerReply, WorkerRequest } from './worker-protocol.js';
@@ -283,8 +283,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   }
   let nativeCheckError: number | undefined;
   if (request.decodeEngine) {
-    const graphInit = graphProto.initializer ?? [];
-    state.native = await openNativeDecoder(request, graphInit, { dataFolder, modelPath: path });
+    state.native = await openNativeDecoder(request, graphProto, { dataFolder, modelPath: path });
     try {
       nativeCheckError = await checkNativeDecoder(state);
     } catch (error) {
@@ -379,7 +378,7 @@ const NOT_LLAMA_MATHS = /^(gemma|granite|smollm3|qwen3|phi)/;
 /** Imports the engine's module, maps the graph's weights into it and creates the decoder (typed refusals). */
 async function openNativeDecoder(
   request: Extract<WorkerRequest, { type: 'init' }>,
-  initializers: readonly onnxProto.onnx.ITensorProto[],
+  graph: DecoderGraph,
   files: { dataFolder: string; modelPath: string },
 ): Promise<NonNullable<State['native']>> {
   const s = state as State;
@@ -415,7 +414,7 @@ async function openNativeDecoder(
   const module = mod as NativeDecoderModuleV1;
   let found: ReturnType<typeof nativeWeights>;
   try {
-    found = nativeWeights(initializers, request, files, module);
+    found = nativeWeights(graph, request, files, module);
   } catch (error) {
     if (error instanceof NativeDecodeUnsupported) return refuse(error.message);
     throw error;

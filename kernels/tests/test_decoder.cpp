@@ -204,6 +204,7 @@ int main() {
     run_case(rng, threads, false, {0});
     run_case(rng, threads, true, {5});
     run_case(rng, threads, false, {700, 3, 0, 1});  // 700 > one 256-column chunk
+    run_case(rng, threads, true, {40, 9, 0, 1, 300, 5});  // sequences in a group of 4 and one of 2
   }
   draft_decoder_config bad{48, 2, 4, 3, 12, 72, 37, 1e-6f, 1};  // 4 heads over 3 KV heads
   std::vector<float> z(1);

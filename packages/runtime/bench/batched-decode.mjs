@@ -7,7 +7,8 @@
 //
 //   pnpm --filter @draft/models make:perf --no-gqa && pnpm --filter @draft/runtime build
 //   node packages/runtime/bench/batched-decode.mjs [--model DIR (default models/perf)] [--context 2048]
-//     [--budget 256] [--batches 1,2,4,8] [--new-tokens 32] [--threads 2] [--repeats 3]
+//     [--budget 256] [--batches 1,2,4,8] [--new-tokens 32] [--threads 2] [--repeats 3] [--decode-engine ort|native]
+// --decode-engine native: both models decode with @draft/cuda's native decoder (built addon and dist needed).
 // Each cell is the best of --repeats runs (the machine is shared; the best is the least disturbed).
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -26,8 +27,23 @@ const { values } = parseArgs({
     'new-tokens': { type: 'string', default: '32' },
     threads: { type: 'string', default: '2' },
     repeats: { type: 'string', default: '3' },
+    'decode-engine': { type: 'string', default: 'ort' },
   },
 });
+const decodeEngine = values['decode-engine'];
+if (decodeEngine !== 'ort' && decodeEngine !== 'native') {
+  console.error(`--decode-engine must be ort or native, got ${decodeEngine}`);
+  process.exit(2);
+}
+if (decodeEngine === 'native') {
+  // The native engine is @draft/cuda's (built in this repository); the runtime itself does not depend on it.
+  const cuda = await import(join(repo, 'packages', 'cuda', 'dist', 'index.js'));
+  const registration = cuda.registerNativeBackend({ required: true });
+  if (!registration.decodeEngine) {
+    console.error('@draft/cuda registered no decode engine (build it: pnpm --filter @draft/cuda build)');
+    process.exit(2);
+  }
+}
 if (!existsSync(join(values.model, 'onnx', 'model.onnx'))) {
   console.error(`No model at ${values.model}: run \`pnpm --filter @draft/models make:perf --no-gqa\` first.`);
   process.exit(2);
@@ -40,11 +56,11 @@ const sizes = values.batches.split(',').map(Number);
 const maxB = Math.max(...sizes);
 const threads = Number(values.threads);
 
-const batched = await loadModel(values.model, { threads, maxDecodeBatch: Math.max(2, maxB) });
-const unbatched = await loadModel(values.model, { threads, maxDecodeBatch: 1 });
+const batched = await loadModel(values.model, { threads, maxDecodeBatch: Math.max(2, maxB), decodeEngine });
+const unbatched = await loadModel(values.model, { threads, maxDecodeBatch: 1, decodeEngine });
 const { numLayers, numKvHeads, vocabSize } = batched.info;
 console.log(`model ${values.model.split(/[\\/]/).pop()}: ${numLayers} layers, ${batched.info.numHeads}/${numKvHeads} heads, d ${batched.info.headDim}; ` +
-  `graph maxDecodeBatch ${batched.graph.maxDecodeBatch}; ${threads} ORT threads; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`);
+  `graph maxDecodeBatch ${batched.graph.maxDecodeBatch}; decode engine ${batched.graph.decodeEngine}; ${threads} threads; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`);
 console.log(`context ${context} tokens, compressed caches C = ${budget}, ${newTokens} new tokens per sequence\n`);
 
 function argmax(a) {

@@ -1,5 +1,6 @@
 import {
   DisposedError,
+  type GatherOptionsV1,
   InvalidArgumentError,
   type KeptIndices,
   type KvCacheV1,
@@ -180,7 +181,7 @@ export class OrtKvCache implements KvCacheV1 {
     return this.context.client.request({ type: 'read', cache: this.handle, layer, which, slots: true });
   }
 
-  async gather(kept: KeptIndices): Promise<OrtKvCache> {
+  async gather(kept: KeptIndices, options: GatherOptionsV1 = {}): Promise<OrtKvCache> {
     this.check();
     if (kept.length !== this.numLayers) throw new InvalidArgumentError({ argument: 'kept.length', value: kept.length, expected: `${this.numLayers} (numLayers)` });
     const first = kept[0]?.[0]?.length ?? 0;
@@ -221,7 +222,13 @@ export class OrtKvCache implements KvCacheV1 {
       positions.push(layerPositions);
       slots.push(layerSlots);
     }
-    const handle = await this.context.client.request<number>({ type: 'gather', cache: this.handle, kept: slots });
+    const consume = options.consume === true;
+    // Consumed: the worker frees this cache's arrays layer by layer and forgets its handle; so does this object.
+    if (consume) {
+      this.disposed = true;
+      finalizer.unregister(this);
+    }
+    const handle = await this.context.client.request<number>({ type: 'gather', cache: this.handle, kept: slots, ...(consume ? { consume } : {}) });
     return OrtKvCache.selected(this.context, handle, positions);
   }
 

@@ -51,7 +51,8 @@ export type WorkerRequest =
       debugOutputs?: string[];
     }
   /** `kept[layer][kvHead]`: ascending **slot** indices; counts may differ (padded caches). */
-  | { id: number; type: 'gather'; cache: number; kept: Int32Array[][] }
+  /** `consume`: the source's arrays are freed layer by layer as the result is built, and its handle is forgotten. */
+  | { id: number; type: 'gather'; cache: number; kept: Int32Array[][]; consume?: boolean }
   | { id: number; type: 'crop'; cache: number; length: number }
   | { id: number; type: 'clone'; cache: number }
   /** Valid entries of each head (equal counts required), or with `slots` the padded tensor and validity. */

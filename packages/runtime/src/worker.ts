@@ -643,19 +643,6 @@ function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
   let ragged = false;
   for (const layer of request.kept) for (const idx of layer) count = Math.max(count, idx.length);
   for (const layer of request.kept) for (const idx of layer) ragged ||= idx.length !== count;
-  // Kept slots first, padding (zeros, marked invalid) after: one slot count for every (layer, KV head).
-  const select = (tensors: KvArray[]) =>
-    tensors.map((t, l) => {
-      const out = allocZeroed(numKvHeads * count * d);
-      for (let h = 0; h < numKvHeads; h++) {
-        const idx = request.kept[l][h];
-        for (let j = 0; j < idx.length; j++) {
-          const src = (h * entry.length + idx[j]) * d;
-          out.set(t.subarray(src, src + d), (h * count + j) * d);
-        }
-      }
-      return out;
-    });
   const valid = ragged
     ? request.kept.map((layer) => {
         const v = new Uint8Array(numKvHeads * count);
@@ -663,7 +650,76 @@ function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
         return v;
       })
     : undefined;
-  return store({ keys: select(entry.keys), values: select(entry.values), length: count, ...(valid ? { valid } : {}) });
+  const sources = [...entry.keys, ...entry.values];
+  const kept = (i: number) => request.kept[i % entry.keys.length];
+  const size = numKvHeads * count * d;
+  if (request.consume) {
+    caches.delete(request.cache);
+    const out = consumeGather(sources, kept, entry.length, count);
+    const L = entry.keys.length;
+    return store({ keys: out.slice(0, L), values: out.slice(L), length: count, ...(valid ? { valid } : {}) });
+  }
+  // Kept slots first, padding (zeros, marked invalid) after: one slot count for every (layer, KV head).
+  const out = sources.map((t, i) => {
+    const o = allocZeroed(size);
+    compactRows(t, entry.length, kept(i), count, o, 0);
+    return o;
+  });
+  const L = entry.keys.length;
+  return store({ keys: out.slice(0, L), values: out.slice(L), length: count, ...(valid ? { valid } : {}) });
+}
+
+/**
+ * Writes the kept rows of `src` ((Hkv, length, d)) as (Hkv, count, d) into `dst` from element `at`, padding
+ * zeroed. `dst` may be `src` itself with `at` 0: every row moves to an offset at or below its own, in order.
+ */
+function compactRows(src: KvArray, length: number, kept: readonly Int32Array[], count: number, dst: KvArray, at: number): void {
+  const d = (state as State).init.headDim;
+  kept.forEach((idx, h) => {
+    for (let j = 0; j < idx.length; j++) {
+      const from = (h * length + idx[j]) * d;
+      const to = at + (h * count + j) * d;
+      if (dst === src) dst.copyWithin(to, from, from + d);
+      else dst.set(src.subarray(from, from + d) as never, to);
+    }
+    dst.fill(0, at + (h * count + idx.length) * d, at + (h + 1) * count * d);
+  });
+}
+
+/**
+ * A gather whose source goes away (`consume`): every result array is allocated only after a source array was
+ * released, so the allocator never holds the whole source and a whole result at once — a compressed run peaks no
+ * higher than the full-KV run of the same prompt. The first source array is compacted in place and lends its
+ * spare room as staging for the others (copy out, release the source, allocate, copy in); it is copied out last.
+ * Falls back to allocate-then-release when that array has no room for the staging.
+ */
+function consumeGather(sources: KvArray[], kept: (i: number) => readonly Int32Array[], length: number, count: number): KvArray[] {
+  const s = state as State;
+  const { numKvHeads, headDim: d } = s.init;
+  const size = numKvHeads * count * d;
+  const first = sources[0];
+  const room = (first.buffer.byteLength - first.byteOffset) / first.BYTES_PER_ELEMENT;
+  const out: KvArray[] = new Array(sources.length);
+  if (room < 2 * size || !s.pool.exclusive(first) || new Set(sources.map((a) => a.buffer)).size !== sources.length) {
+    sources.forEach((t, i) => {
+      out[i] = allocZeroed(size);
+      compactRows(t, length, kept(i), count, out[i], 0);
+      s.pool.release(t);
+    });
+    return out;
+  }
+  const wide = first instanceof Uint16Array ? new Uint16Array(first.buffer, first.byteOffset, room) : new Float32Array(first.buffer, first.byteOffset, room);
+  compactRows(first, length, kept(0), count, wide, 0);
+  for (let i = 1; i < sources.length; i++) {
+    compactRows(sources[i], length, kept(i), count, wide, size);
+    s.pool.release(sources[i]);
+    out[i] = s.pool.alloc(size);
+    out[i].set(wide.subarray(size, 2 * size) as never);
+  }
+  out[0] = s.pool.alloc(size);
+  out[0].set(wide.subarray(0, size) as never);
+  s.pool.release(first);
+  return out;
 }
 
 /** A 'prefillSelect' waiting for the main thread's kept indices of its current layer. */

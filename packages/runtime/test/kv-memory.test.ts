@@ -70,6 +70,29 @@ describe('KV memory measured by the worker allocator', () => {
     expect((await model.kvMemoryStats()).liveBytes).toBe(0);
   });
 
+  it('gather({ consume: true }) frees the source while it builds the result: same entries, no allocator growth, source disposed', async () => {
+    const keep = Int32Array.from({ length: 48 }, (_, i) => i * 7);
+    const kept = Array.from({ length: 2 }, () => Array.from({ length: 2 }, () => keep));
+    const a = (await model.forward({ inputIds: prompt, chunkSize: CHUNK })).cache;
+    const copied = await a.gather(kept);
+    const expected = [await copied.readKeys(1), await copied.readValues(0)];
+    copied.dispose();
+    const before = await model.kvMemoryStats({ resetPeak: true });
+    const consumed = await a.gather(kept, { consume: true });
+    const after = await model.kvMemoryStats();
+    try {
+      // The whole source and the whole result never coexist: the peak is the source's own live bytes.
+      expect(after.peakLiveBytes).toBeLessThanOrEqual(before.liveBytes);
+      expect(after.liveBytes).toBeLessThan(before.liveBytes / 4);
+      expect([await consumed.readKeys(1), await consumed.readValues(0)]).toEqual(expected);
+      await expect(a.readKeys(0)).rejects.toMatchObject({ code: 'DISPOSED' });
+      a.dispose(); // a no-op, as the pipeline does after consuming
+    } finally {
+      consumed.dispose();
+    }
+    expect((await model.kvMemoryStats()).liveBytes).toBe(0);
+  });
+
   it('a compressed generate never holds more KV than the full-KV generate of the same prompt, and frees it all', async () => {
     const options = { maxNewTokens: 16 };
     await model.kvMemoryStats({ resetPeak: true });

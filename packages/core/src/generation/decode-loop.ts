@@ -116,7 +116,8 @@ export async function decodeLoop(options: DecodeLoopOptions): Promise<DecodeLoop
         if (kept) {
           // A plugin's output: a PolicyOutputError here, not a backend failure inside gather.
           validateKeptIndices(kept, { numLayers: cache.numLayers, numKvHeads: cache.numKvHeads, limit: cache.lengths, source: `decode policy '${decodePolicy.type}'` });
-          replaceCache(await cache.gather(kept));
+          // The loop's own caches are consumed (freed layer by layer while gathering); the caller's is kept.
+          replaceCache(await cache.gather(kept, cache !== options.cache ? { consume: true } : {}));
         }
       }
     }

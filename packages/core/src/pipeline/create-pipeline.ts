@@ -491,7 +491,8 @@ async function runCausal(
         throwIfAborted(signal);
         validateKeptIndices(selection, { numLayers, numKvHeads, limit: n - 1, source });
         checkRagged(selection, target, policy.type);
-        compact = own(await full.gather(selection));
+        // Consumed: the full cache's layers go as the compact ones are made (peak: full + one layer's kept entries).
+        compact = own(await full.gather(selection, { consume: true }));
         release(full);
         timings.selectMs = now() - t;
         progress('select', numLayers, numLayers);

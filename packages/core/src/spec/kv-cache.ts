@@ -7,6 +7,12 @@ import type { KeptIndices } from './common.js';
  *
  * Implementations may hold the tensors in another thread or process: tensor reads are async and return copies.
  */
+/** Options of `KvCacheV1.gather`. */
+export interface GatherOptionsV1 {
+  /** The caller disposes the source right after: its memory may go while the result is built. */
+  consume?: boolean;
+}
+
 export interface KvCacheV1 {
   readonly specificationVersion: 'v1';
   readonly numLayers: number;
@@ -28,8 +34,11 @@ export interface KvCacheV1 {
    * A new cache holding, per (layer, KV head), the entries at the given ascending indices. Its `nextPosition`
    * is one past the largest position it holds (dropped lookahead entries do not advance it).
    * Backends without ragged caches reject non-uniform counts with an UnsupportedCapabilityError.
+   * `consume: true` says the caller disposes this cache right after (compaction): a backend may free its memory
+   * while it gathers, so the source and the result never both exist whole; the source must not be used again.
+   * Backends may ignore it.
    */
-  gather(kept: KeptIndices): Promise<KvCacheV1>;
+  gather(kept: KeptIndices, options?: GatherOptionsV1): Promise<KvCacheV1>;
   /** A new cache holding the first `length` entries of every (layer, KV head). */
   crop(length: number): Promise<KvCacheV1>;
   clone(): Promise<KvCacheV1>;

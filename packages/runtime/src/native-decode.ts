@@ -341,7 +341,11 @@ function findWeightRoles(
       if (presents.has(t) && t.startsWith('present.')) found.push(t);
       for (const c of consumers.get(t) ?? []) {
         if (nodes[c].opType === 'MatMul') continue;
-        for (const o of nodes[c].output ?? []) if (!seen.has(o)) seen.add(o), queue.push(o);
+        for (const o of nodes[c].output ?? []) {
+          if (seen.has(o)) continue;
+          seen.add(o);
+          queue.push(o);
+        }
       }
     }
     return found;

@@ -661,7 +661,7 @@ function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
   }
   // Kept slots first, padding (zeros, marked invalid) after: one slot count for every (layer, KV head).
   const out = sources.map((t, i) => {
-    const o = allocZeroed(size);
+    const o = s.pool.alloc(size); // compactRows writes every slot, padding included
     compactRows(t, entry.length, kept(i), count, o, 0);
     return o;
   });
@@ -702,7 +702,7 @@ function consumeGather(sources: KvArray[], kept: (i: number) => readonly Int32Ar
   const out: KvArray[] = new Array(sources.length);
   if (room < 2 * size || !s.pool.exclusive(first) || new Set(sources.map((a) => a.buffer)).size !== sources.length) {
     sources.forEach((t, i) => {
-      out[i] = allocZeroed(size);
+      out[i] = s.pool.alloc(size);
       compactRows(t, length, kept(i), count, out[i], 0);
       s.pool.release(t);
     });

@@ -619,9 +619,10 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
             const float* qs[64];
             for (int e = 0; e < G; ++e) qs[e] = &q[static_cast<size_t>(b) * qd + static_cast<size_t>(g * G + e) * d];
             chunk_scores(qs, G, K, c0, c1, d, scale, sc, kChunk);
-            if (R.mask)
+            const uint8_t* head_mask = R.head_masks ? R.head_masks[l] + static_cast<size_t>(g) * R.capacity : nullptr;
+            if (R.mask || head_mask)
               for (int j = c0; j < std::min(c1, R.used); ++j)
-                if (!R.mask[j])
+                if ((R.mask && !R.mask[j]) || (head_mask && !head_mask[j]))
                   for (int e = 0; e < G; ++e) sc[e * kChunk + (j - c0)] = -INFINITY;
             float* p = sc + static_cast<size_t>(G) * kChunk;
             for (int e = 0; e < G; ++e) {
@@ -727,7 +728,7 @@ draft_status draft_cpu_decoder_step(draft_decoder* decoder, const draft_decoder_
         R.used >= R.capacity)
       return DRAFT_ERR_INVALID_ARGUMENT;
     for (int l = 0; l < decoder->cfg.num_layers; ++l)
-      if (!R.keys[l] || !R.values[l]) return DRAFT_ERR_INVALID_ARGUMENT;
+      if (!R.keys[l] || !R.values[l] || (R.head_masks && !R.head_masks[l])) return DRAFT_ERR_INVALID_ARGUMENT;
   }
   return draft::guarded([&] {
     draft::step(*decoder, rows, count);

@@ -194,6 +194,9 @@ typedef struct draft_decoder_row {
   float* const* values;
   int32_t capacity, used;     /* used < capacity */
   const uint8_t* mask;        /* (used) or NULL */
+  /* Optional per-layer masks (num_kv_heads, capacity): 1 = KV head g attends to column j (ragged caches padded
+   * per head). Columns below `used` are read; they apply on top of `mask`. NULL: none. */
+  const uint8_t* const* head_masks;
   float* logits;              /* (vocab) out */
 } draft_decoder_row;
 

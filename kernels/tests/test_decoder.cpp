@@ -71,6 +71,7 @@ void rope(double* x, const float* cos, const float* sin, int d) {
 struct Seq {
   int token, position, capacity, used;
   std::vector<uint8_t> mask;
+  std::vector<std::vector<uint8_t>> head_masks;  // per layer (Hkv, capacity), or none
   std::vector<float> cos, sin;
   std::vector<std::vector<float>> keys, values;  // per layer (Hkv, capacity, d)
 };
@@ -100,6 +101,7 @@ std::vector<double> naive_step(const Model& m, const Seq& s, bool bias, std::vec
       std::vector<double> kn(k.begin() + g * d, k.begin() + (g + 1) * d), vn(v.begin() + g * d, v.begin() + (g + 1) * d);
       for (int j = 0; j < s.used; ++j) {
         if (!s.mask.empty() && !s.mask[j]) continue;
+        if (!s.head_masks.empty() && !s.head_masks[l][static_cast<size_t>(g) * s.capacity + j]) continue;
         const float* kj = &s.keys[l][(static_cast<size_t>(g) * s.capacity + j) * d];
         double dot = 0;
         for (int i = 0; i < d; ++i) dot += q[hh * d + i] * kj[i];
@@ -151,6 +153,13 @@ void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<in
       s.cos.push_back(static_cast<float>(std::cos(th)));
       s.sin.push_back(static_cast<float>(std::sin(th)));
     }
+    if (rng() % 2) {
+      for (int l = 0; l < c.num_layers; ++l) {
+        std::vector<uint8_t> hm(static_cast<size_t>(Hkv) * s.capacity);
+        for (auto& v : hm) v = rng() % 3 != 0;
+        s.head_masks.push_back(std::move(hm));
+      }
+    }
     for (int l = 0; l < c.num_layers; ++l) {
       s.keys.push_back(random_floats(rng, static_cast<size_t>(Hkv) * s.capacity * d, -2, 2));
       s.values.push_back(random_floats(rng, static_cast<size_t>(Hkv) * s.capacity * d));
@@ -160,10 +169,13 @@ void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<in
   std::vector<std::vector<float*>> kp(seqs.size()), vp(seqs.size());
   std::vector<std::vector<float>> logits(seqs.size(), std::vector<float>(c.vocab_size));
   std::vector<draft_decoder_row> rows;
+  std::vector<std::vector<const uint8_t*>> hp(seqs.size());
   for (size_t b = 0; b < seqs.size(); ++b) {
     for (int l = 0; l < c.num_layers; ++l) kp[b].push_back(seqs[b].keys[l].data()), vp[b].push_back(seqs[b].values[l].data());
     const Seq& s = seqs[b];
-    rows.push_back({s.token, s.cos.data(), s.sin.data(), kp[b].data(), vp[b].data(), s.capacity, s.used, s.mask.empty() ? nullptr : s.mask.data(), logits[b].data()});
+    for (const auto& hm : s.head_masks) hp[b].push_back(hm.data());
+    rows.push_back({s.token, s.cos.data(), s.sin.data(), kp[b].data(), vp[b].data(), s.capacity, s.used, s.mask.empty() ? nullptr : s.mask.data(),
+                    hp[b].empty() ? nullptr : hp[b].data(), logits[b].data()});
   }
   // The reference reads the caches before the step writes column `used` (it is never read as past).
   std::vector<std::vector<double>> expect;

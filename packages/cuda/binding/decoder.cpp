@@ -124,6 +124,7 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
     const size_t L = cfg_.num_layers, d = cfg_.head_dim, Hkv = cfg_.num_kv_heads;
     std::vector<draft_decoder_row> rows(B);
     std::vector<std::vector<float*>> keys(B), values(B);
+    std::vector<std::vector<const uint8_t*>> heads(B);
     for (uint32_t b = 0; b < B; ++b) {
       Napi::Value rv = list.Get(b);
       if (!rv.IsObject()) throw Napi::TypeError::New(env, "rows[" + std::to_string(b) + "] must be an object");
@@ -145,6 +146,23 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
         auto m = mask.As<Napi::Uint8Array>();
         if (m.ElementLength() < static_cast<size_t>(R.used)) throw Napi::RangeError::New(env, "mask is shorter than used");
         R.mask = m.Data();
+      }
+      Napi::Value hm = r.Get("headMasks");
+      if (hm.IsUndefined() || hm.IsNull()) {
+        R.head_masks = nullptr;
+      } else {
+        if (!hm.IsArray() || hm.As<Napi::Array>().Length() != L) throw Napi::TypeError::New(env, "headMasks must hold one Uint8Array per layer");
+        Napi::Array arr = hm.As<Napi::Array>();
+        for (uint32_t l = 0; l < L; ++l) {
+          Napi::Value m = arr.Get(l);
+          if (!m.IsTypedArray() || m.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+            throw Napi::TypeError::New(env, "headMasks[" + std::to_string(l) + "] must be a Uint8Array");
+          auto u = m.As<Napi::Uint8Array>();
+          if (u.ElementLength() < Hkv * static_cast<size_t>(R.capacity))
+            throw Napi::RangeError::New(env, "headMasks[" + std::to_string(l) + "] is shorter than numKvHeads × capacity");
+          heads[b].push_back(u.Data());
+        }
+        R.head_masks = heads[b].data();
       }
       const size_t cache = Hkv * static_cast<size_t>(R.capacity) * d;
       for (const char* which : {"keys", "values"}) {

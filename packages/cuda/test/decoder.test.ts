@@ -77,6 +77,7 @@ function referenceStep(w: NativeDecoderWeightsV1, row: NativeDecoderRowV1): { lo
       const cols: { key: ArrayLike<number>; value: ArrayLike<number> }[] = [];
       for (let j = 0; j < row.used; j++) {
         if (row.mask && !row.mask[j]) continue;
+        if (row.headMasks && !row.headMasks[l][g * row.capacity + j]) continue;
         const at = (g * row.capacity + j) * d;
         cols.push({ key: row.keys[l].subarray(at, at + d), value: row.values[l].subarray(at, at + d) });
       }
@@ -97,7 +98,7 @@ function referenceStep(w: NativeDecoderWeightsV1, row: NativeDecoderRowV1): { lo
   return { logits: matvec(w.lmHead, norm(x, w.finalNorm, eps), V, D), k: ks, v: vs };
 }
 
-function randomRow(seed: number, used: number, withMask: boolean): NativeDecoderRowV1 {
+function randomRow(seed: number, used: number, withMask: boolean, withHeadMasks = false): NativeDecoderRowV1 {
   const r = rng(seed);
   const { numLayers, numKvHeads: Hkv, headDim: d, vocabSize } = CONFIG;
   const capacity = used + 1 + Math.floor(r() * 4);
@@ -119,6 +120,8 @@ function randomRow(seed: number, used: number, withMask: boolean): NativeDecoder
     capacity,
     used,
     ...(withMask ? { mask: Uint8Array.from({ length: used }, () => (r() < 0.7 ? 1 : 0)) } : {}),
+    // Ragged caches padded per KV head: each head masks its own columns.
+    ...(withHeadMasks ? { headMasks: Array.from({ length: numLayers }, () => Uint8Array.from({ length: Hkv * capacity }, () => (r() < 0.6 ? 1 : 0))) } : {}),
     logits: new Float32Array(vocabSize),
   };
 }
@@ -132,7 +135,7 @@ describe.runIf(native)('native decoder', () => {
     const weights = randomWeights(11 + useds.length, bias);
     const decoder = createNativeDecoder(CONFIG, weights);
     try {
-      const rows = useds.map((used, i) => randomRow(100 + i, used, i % 2 === 0));
+      const rows = useds.map((used, i) => randomRow(100 + i, used, i % 2 === 0, i % 3 !== 1));
       const expected = rows.map((row) => referenceStep(weights, row));
       decoder.step(rows);
       rows.forEach((row, b) => {

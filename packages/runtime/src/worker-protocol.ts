@@ -141,6 +141,8 @@ export interface DecodeBatchStats {
   rows: number;
   /** The most rows a batch may have on this graph (1: batching off or not possible). */
   maxDecodeBatch: number;
+  /** Sequence steps the native decode engine ran (`decodeEngine: 'native'`; 0 otherwise). */
+  nativeSteps: number;
 }
 
 /** `OrtCausalLM.sessionMemoryStats()`: idle releases of the ORT session's memory (`releaseMemoryWhenIdleMs`). */

@@ -84,7 +84,7 @@ const pending: WorkerRequest[] = [];
 let pumping = false;
 let pumpScheduled = false;
 /** Decode steps run in batches of two or more, and the rows they carried (`decodeBatchStats`). */
-const batchCounts = { batches: 0, rows: 0 };
+const batchCounts = { batches: 0, rows: 0, nativeSteps: 0 };
 /** The last batched step's rows: their next steps are expected, so the pump waits a moment for them. */
 let lastBatch: ResidentBatch | undefined;
 
@@ -437,6 +437,44 @@ async function openNativeDecoder(
   return { decoder, rope: new RopeRows(request.headDim, found.rope, (position) => tables.at(position + 1)), name: engine.name };
 }
 
+/**
+ * A single-token step on a cache padded per KV head (ragged: AdaKV, PyramidKV) by the native decoder, which masks
+ * each head's padding itself (`headMasks`). The step writes into new arrays with one free column per head, as the
+ * ORT path does (the base cache stays as it was for its own handle).
+ */
+function nativePaddedStep(request: Extract<WorkerRequest, { type: 'forward' }>, base: CacheEntry): { result: ForwardResult; transfer: ArrayBuffer[] } {
+  const s = state as State;
+  const native = s.native as NonNullable<State['native']>;
+  const { numKvHeads: hkv, headDim: d, vocabSize } = s.init;
+  const past = base.length;
+  const total = past + 1;
+  const held: KvArray[] = [];
+  const widen = (a: KvArray): KvArray => {
+    const out = s.pool.alloc(hkv * total * d);
+    held.push(out);
+    for (let h = 0; h < hkv; h++) {
+      out.set(a.subarray(h * past * d, (h + 1) * past * d) as never, h * total * d);
+      out.fill(0, (h * total + past) * d, (h + 1) * total * d);
+    }
+    return out;
+  };
+  try {
+    const keys = base.keys.map(widen);
+    const values = base.values.map(widen);
+    const valid = (base.valid as Uint8Array[]).map((v) => appendValid(v, hkv, past, 1));
+    const logits = new Float32Array(vocabSize);
+    native.decoder.step([
+      { token: request.inputIds[0], ...native.rope.at(request.positionIds[0]), keys: keys as Float32Array[], values: values as Float32Array[], capacity: total, used: past, headMasks: valid, logits },
+    ]);
+    batchCounts.nativeSteps++;
+    const cache = store({ keys, values, length: total, valid });
+    return { result: { cache, length: total, logits }, transfer: [logits.buffer as ArrayBuffer] };
+  } catch (error) {
+    releaseArrays(held);
+    throw error;
+  }
+}
+
 /** Tokens at positions a few steps in, run by ORT (one call) and by the decoder (one step each). */
 const CHECK_POSITIONS = [5, 6, 7];
 
@@ -496,6 +534,9 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
   const ids = request.inputIds;
   const positions = request.positionIds;
   const S = ids.length;
+  if (s.native && base.valid && S === 1 && request.captureQueries === 0 && request.logits === 'last' && !request.debugOutputs?.length) {
+    return nativePaddedStep(request, base);
+  }
   const chunk = Math.max(1, Math.min(request.chunkSize, S));
   const w = request.captureQueries;
   const windowStart = S - w;
@@ -1536,6 +1577,7 @@ async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch)
     if (s.native) {
       const rows = nativeRows(requests, batch);
       s.native.decoder.step(rows);
+      batchCounts.nativeSteps += rows.length;
       finishInPlaceStep(requests, batch, held);
       replyRows(requests, batch, (b) => rows[b].logits);
       return;

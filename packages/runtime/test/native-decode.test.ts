@@ -47,10 +47,12 @@ describe('native decode engine', () => {
     try {
       expect(nativeModel.graph.decodeEngine).toBe('js-reference');
       expect(nativeModel.graph.nativeCheckError).toBeLessThan(1e-4);
+      const before = (await nativeModel.decodeBatchStats()).nativeSteps;
       expect(ortModel.graph.decodeEngine).toBe('ort');
       // 40 steps: past the first buffer's 32 free columns, so the buffer is widened under the engine.
       const a = await greedy(nativeModel, 7, 40);
       const b = await greedy(ortModel, 7, 40);
+      expect((await nativeModel.decodeBatchStats()).nativeSteps - before).toBe(40);
       expect(a.tokens).toEqual(b.tokens);
       for (const [i, l] of a.logits.entries()) expect(maxAbsDiff(l, b.logits[i])).toBeLessThan(1e-4);
     } finally {
@@ -72,6 +74,48 @@ describe('native decode engine', () => {
       }
     } finally {
       await Promise.all([model.dispose(), ortModel.dispose()]);
+    }
+  });
+
+  it('ragged caches (different counts per layer and KV head, padded per head) decode natively with ORT\'s tokens and logits', async () => {
+    undo.push(registerDecodeEngine({ name: 'js-reference', module: JS_ENGINE }));
+    // AdaKV/PyramidKV-like selection over the 29-token prompt: counts differ per layer and per KV head.
+    const kept = [
+      [Int32Array.from([0, 1, 4, 9, 13, 17, 20, 25, 27, 28]), Int32Array.from([0, 2, 3, 26, 27, 28])],
+      [Int32Array.from([1, 5, 27, 28]), Int32Array.from({ length: 12 }, (_, i) => 17 + i)],
+    ];
+    const run = async (model: OrtCausalLM) => {
+      const { cache, logits } = await model.forward({ inputIds: prompt });
+      let c = await cache.gather(kept, { consume: true });
+      const tokens: number[] = [];
+      const all: Float32Array[] = [];
+      let token = argmax(logits);
+      for (let i = 0; i < 12; i++) {
+        const step = await model.forward({ inputIds: [token], cache: c });
+        c.dispose();
+        c = step.cache;
+        all.push(step.logits);
+        token = argmax(step.logits);
+        tokens.push(token);
+      }
+      expect(c.lengths[1]).toEqual([4 + 12, 12 + 12]);
+      c.dispose();
+      return { tokens, all };
+    };
+    const nativeModel = await loadModel(TORCH_LLAMA, { threads: 1, raggedCache: true, decodeEngine: 'native' });
+    const ortModel = await loadModel(TORCH_LLAMA, { threads: 1, raggedCache: true });
+    try {
+      const before = (await nativeModel.decodeBatchStats()).nativeSteps;
+      const a = await run(nativeModel);
+      // Every step ran natively: the 12 steps over the padded cache (no ORT fallback hides behind equal tokens).
+      expect((await nativeModel.decodeBatchStats()).nativeSteps - before).toBe(12);
+      const b = await run(ortModel);
+      expect((await ortModel.decodeBatchStats()).nativeSteps).toBe(0);
+      expect(a.tokens).toEqual(b.tokens);
+      for (const [i, l] of a.all.entries()) expect(maxAbsDiff(l, b.all[i])).toBeLessThan(1e-4);
+      expect((await nativeModel.kvMemoryStats()).liveBytes).toBe(0);
+    } finally {
+      await Promise.all([nativeModel.dispose(), ortModel.dispose()]);
     }
   });
 

@@ -65,6 +65,11 @@ export interface NativeDecoderRowV1 {
   used: number;
   /** (used) 1 = attend; absent = every column below `used`. */
   mask?: Uint8Array;
+  /**
+   * Per layer (numKvHeads, capacity): 1 = that KV head attends to the column (ragged caches padded per head), on top
+   * of `mask`. Absent = no per-head padding.
+   */
+  headMasks?: Uint8Array[];
   /** (vocabSize) written by the step. */
   logits: Float32Array;
 }

@@ -22,6 +22,9 @@ function binding() {
   return loaded.binding;
 }
 
+/** draft_cpu_decoder_step's limit per call. */
+const MAX_ROWS_PER_CALL = 64;
+
 const SIZES = ['hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'intermediateSize', 'vocabSize'] as const;
 
 function checkConfig(config: NativeDecoderConfigV1): void {
@@ -60,8 +63,8 @@ class Decoder implements NativeDecoderV1 {
 
   step(rows: NativeDecoderRowV1[]): void {
     if (this.closed) throw new InvalidArgumentError({ argument: 'decoder', value: 'closed', expected: 'an open decoder (close() was called)' });
-    if (!Array.isArray(rows) || rows.length < 1 || rows.length > 64) {
-      throw new InvalidArgumentError({ argument: 'rows', value: Array.isArray(rows) ? `${rows.length} rows` : rows, expected: '1 to 64 rows' });
+    if (!Array.isArray(rows) || rows.length < 1) {
+      throw new InvalidArgumentError({ argument: 'rows', value: Array.isArray(rows) ? `${rows.length} rows` : rows, expected: 'at least one row' });
     }
     rows.forEach((r, b) => {
       if (!(Number.isInteger(r.token) && r.token >= 0 && r.token < this.config.vocabSize)) {
@@ -72,7 +75,8 @@ class Decoder implements NativeDecoderV1 {
       }
     });
     try {
-      this.native.step(rows);
+      // The kernel takes up to 64 sequences per call (its per-thread scratch); a larger batch runs in groups.
+      for (let i = 0; i < rows.length; i += MAX_ROWS_PER_CALL) this.native.step(rows.slice(i, i + MAX_ROWS_PER_CALL));
     } catch (error) {
       rethrow(error, 'rows');
     }

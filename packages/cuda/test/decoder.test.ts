@@ -177,6 +177,11 @@ describe.runIf(native)('native decoder', () => {
       expect(() => decoder.step([{ ...row, used: row.capacity }])).toThrow(InvalidArgumentError);
       expect(() => decoder.step([{ ...row, keys: row.keys.slice(1) }])).toThrow(/keys must hold one Float32Array per layer/);
       expect(() => decoder.step([])).toThrow(InvalidArgumentError);
+      // More sequences than the kernel takes per call run in groups, each row still its own step.
+      const many = Array.from({ length: 70 }, (_, i) => randomRow(500 + i, i % 5, false));
+      const expectedMany = many.map((r) => referenceStep(weights, r).logits);
+      decoder.step(many);
+      for (const [b, r] of many.entries()) for (const [i, e] of expectedMany[b].entries()) expect(r.logits[i]).toBeCloseTo(e, 3);
       // Nothing was written by the refused calls; a good step still matches the reference.
       const expected = referenceStep(weights, row);
       decoder.step([row]);

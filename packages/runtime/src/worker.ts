@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import onnxProto from 'onnx-proto';
 import { checkExternalData, externalizeInlineWeights, externalRef, readExternalBytes, resolveExternalLocations } from './graph/external-data.js';
@@ -406,7 +406,7 @@ async function openNativeDecoder(
   const eps = typeof config.rms_norm_eps === 'number' ? config.rms_norm_eps : 1e-6;
   let mod: Partial<NativeDecoderModuleV1>;
   try {
-    mod = (await import(engine.module.startsWith('/') ? pathToFileURL(engine.module).href : engine.module)) as Partial<NativeDecoderModuleV1>;
+    mod = (await import(isAbsolute(engine.module) ? pathToFileURL(engine.module).href : engine.module)) as Partial<NativeDecoderModuleV1>;
   } catch (error) {
     return refuse(`its module ${engine.module} failed to load (${(error as Error).message})`);
   }

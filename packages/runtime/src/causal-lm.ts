@@ -544,6 +544,18 @@ export class OrtCausalLM implements CausalLMV1 {
   }
 }
 
+/** What the worker needs to open a native decoder, from the folder the main thread already read. */
+function nativeDecodeRequest(engine: { name: string; module: string }, folder: ReturnType<typeof readModelFolder>) {
+  const eps = folder.config.rms_norm_eps;
+  return {
+    name: engine.name,
+    module: engine.module,
+    modelType: folder.architecture.modelType,
+    ...(typeof eps === 'number' ? { rmsNormEps: eps } : {}),
+    ...(folder.info.slidingWindow !== undefined ? { slidingWindow: folder.info.slidingWindow } : {}),
+  };
+}
+
 /**
  * Loads a decoder folder in the Hugging Face / transformers.js layout (config.json, generation_config.json,
  * tokenizer.json, tokenizer_config.json, onnx/model<dtype suffix>.onnx and its external data, if any),
@@ -621,7 +633,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       inPlaceDecode: options.inPlaceDecode,
       layerwise: options.layerwise ?? false,
       releaseMemoryWhenIdleMs: idleMs,
-      ...(engine ? { decodeEngine: { name: engine.name, module: engine.module, ...(info.slidingWindow !== undefined ? { slidingWindow: info.slidingWindow } : {}) } } : {}),
+      ...(engine ? { decodeEngine: nativeDecodeRequest(engine, folder) } : {}),
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });

@@ -36,7 +36,7 @@ export type WorkerRequest =
       /** Recreate the ORT session after this many idle milliseconds, returning its arena's memory (default never). */
       releaseMemoryWhenIdleMs?: number;
       /** Decode single-token steps with this native engine (the module the worker imports) instead of ORT. */
-      decodeEngine?: { name: string; module: string; slidingWindow?: number };
+      decodeEngine?: { name: string; module: string; slidingWindow?: number; modelType: string; rmsNormEps?: number };
     }
   | {
       id: number;

@@ -395,15 +395,9 @@ async function openNativeDecoder(
   if (engine.slidingWindow !== undefined) refuse(`sliding-window attention (sliding_window ${engine.slidingWindow}) is not implemented natively`);
   const rotaryDim = request.rope?.rotaryDim ?? request.headDim;
   if (rotaryDim !== request.headDim) refuse(`partial rotary embeddings (rotary dim ${rotaryDim} of ${request.headDim})`);
-  let config: Record<string, unknown> = {};
-  try {
-    config = JSON.parse(readFileSync(request.configPath, 'utf8')) as Record<string, unknown>;
-  } catch {
-    // The main thread already read it; without it the defaults below stand and the load check decides.
-  }
-  const modelType = String(config.model_type ?? '');
-  if (NOT_LLAMA_MATHS.test(modelType)) refuse(`model_type '${modelType}' differs from Llama's maths under the same weight names`);
-  const eps = typeof config.rms_norm_eps === 'number' ? config.rms_norm_eps : 1e-6;
+  if (NOT_LLAMA_MATHS.test(engine.modelType)) refuse(`model_type '${engine.modelType}' differs from Llama's maths under the same weight names`);
+  // Llama's default when config.json names none; the load check decides whether it was right.
+  const eps = engine.rmsNormEps ?? 1e-6;
   let mod: Partial<NativeDecoderModuleV1>;
   try {
     mod = (await import(isAbsolute(engine.module) ? pathToFileURL(engine.module).href : engine.module)) as Partial<NativeDecoderModuleV1>;

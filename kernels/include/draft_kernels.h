@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define DRAFT_KERNELS_VERSION_MAJOR 0
-#define DRAFT_KERNELS_VERSION_MINOR 3
+#define DRAFT_KERNELS_VERSION_MINOR 4
 
 typedef enum draft_status {
   DRAFT_OK = 0,
@@ -203,6 +203,35 @@ typedef struct draft_decoder_row {
 draft_status draft_cpu_decoder_create(const draft_decoder_config* config, const draft_decoder_weights* weights, draft_decoder** out);
 draft_status draft_cpu_decoder_step(draft_decoder* decoder, const draft_decoder_row* rows, int32_t count);
 void draft_cpu_decoder_destroy(draft_decoder* decoder);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Native prefill with the same decoder, one layer at a time, so a caller can select each layer's entries right
+ * after its attention (only one layer's full KV need exist). Hidden states are the caller's (count, hidden_size)
+ * rows, updated in place by each layer:
+ *   draft_cpu_decoder_embed   hidden[t] = embed[tokens[t]]
+ *   draft_cpu_decoder_layer   one layer over `count` tokens whose K/V (after RoPE) go to cache columns
+ *                             [used, used + count); token t attends causally to columns [0, used + t] (those
+ *                             below `used` as head_mask marks, when given). Optionally the post-RoPE queries of
+ *                             the last query_rows tokens, (num_heads, query_rows, head_dim), unscaled.
+ *   draft_cpu_decoder_head    final norm and LM head: logits (count, vocab) of the rows given.
+ * Attention is blocked (flash style: running max and sum per query row), so no score matrix is materialised;
+ * scratch is O(one layer's keys + a token block's activations). One call at a time per decoder.
+ * ------------------------------------------------------------------------------------------------------- */
+typedef struct draft_decoder_layer_call {
+  int32_t layer;
+  float* hidden;            /* (count, hidden_size) in/out */
+  int32_t count;
+  const float *cos, *sin;   /* (count, head_dim): each token's rotation, rotate-half layout */
+  float *keys, *values;     /* this layer's (num_kv_heads, capacity, head_dim) */
+  int32_t capacity, used;   /* used + count <= capacity */
+  const uint8_t* head_mask; /* (num_kv_heads, capacity) 1 = attend, read below `used`; NULL = all */
+  float* queries;           /* optional (num_heads, query_rows, head_dim) out */
+  int32_t query_rows;       /* 0..count */
+} draft_decoder_layer_call;
+
+draft_status draft_cpu_decoder_embed(draft_decoder* decoder, const int32_t* tokens, int32_t count, float* hidden);
+draft_status draft_cpu_decoder_layer(draft_decoder* decoder, const draft_decoder_layer_call* call);
+draft_status draft_cpu_decoder_head(draft_decoder* decoder, const float* hidden, int32_t count, float* logits);
 
 #ifdef __cplusplus
 }

@@ -2,134 +2,14 @@
 // GQA softmax attention over the masked cache plus the new token, SwiGLU, residuals, LM head): random weights
 // and caches, several sequences with different lengths, masks and positions in one call, 1–3 threads, with and
 // without projection biases; checks that the new K/V land in column `used`, and the argument checks.
-#include "test_common.hpp"
+#include "decoder_reference.hpp"
 
 namespace {
 
-struct Model {
-  draft_decoder_config cfg;
-  std::vector<float> embed, final_norm, lm_head;
-  std::vector<std::vector<float>> in_norm, post_norm, q, k, v, o, qb, kb, vb, gate, up, down;
-  std::vector<draft_decoder_layer> layers;
-};
-
-Model make_model(std::mt19937_64& rng, int threads, bool bias) {
-  Model m;
-  m.cfg = {48, 2, 4, 2, 12, 72, 37, 1e-6f, threads};
-  const auto& c = m.cfg;
-  const int D = c.hidden_size, qd = c.num_heads * c.head_dim, kd = c.num_kv_heads * c.head_dim, I = c.intermediate_size;
-  const float ws = 0.3f;
-  m.embed = random_floats(rng, static_cast<size_t>(c.vocab_size) * D);
-  m.final_norm = random_floats(rng, D, 0.5f, 1.5f);
-  m.lm_head = random_floats(rng, static_cast<size_t>(c.vocab_size) * D, -ws, ws);
-  for (int l = 0; l < c.num_layers; ++l) {
-    m.in_norm.push_back(random_floats(rng, D, 0.5f, 1.5f));
-    m.post_norm.push_back(random_floats(rng, D, 0.5f, 1.5f));
-    m.q.push_back(random_floats(rng, static_cast<size_t>(qd) * D, -ws, ws));
-    m.k.push_back(random_floats(rng, static_cast<size_t>(kd) * D, -ws, ws));
-    m.v.push_back(random_floats(rng, static_cast<size_t>(kd) * D, -ws, ws));
-    m.o.push_back(random_floats(rng, static_cast<size_t>(D) * qd, -ws, ws));
-    m.qb.push_back(random_floats(rng, qd));
-    m.kb.push_back(random_floats(rng, kd));
-    m.vb.push_back(random_floats(rng, kd));
-    m.gate.push_back(random_floats(rng, static_cast<size_t>(I) * D, -ws, ws));
-    m.up.push_back(random_floats(rng, static_cast<size_t>(I) * D, -ws, ws));
-    m.down.push_back(random_floats(rng, static_cast<size_t>(D) * I, -ws, ws));
-  }
-  for (int l = 0; l < c.num_layers; ++l) {
-    m.layers.push_back({m.in_norm[l].data(), m.post_norm[l].data(), m.q[l].data(), m.k[l].data(), m.v[l].data(), m.o[l].data(),
-                        bias ? m.qb[l].data() : nullptr, bias ? m.kb[l].data() : nullptr, bias ? m.vb[l].data() : nullptr,
-                        m.gate[l].data(), m.up[l].data(), m.down[l].data()});
-  }
-  return m;
-}
-
-std::vector<double> matvec(const std::vector<float>& W, const std::vector<double>& x, int rows, int cols) {
-  std::vector<double> y(rows, 0.0);
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) y[r] += static_cast<double>(W[static_cast<size_t>(r) * cols + c]) * x[c];
-  return y;
-}
-
-std::vector<double> norm(const std::vector<double>& x, const std::vector<float>& w, double eps) {
-  double ss = 0;
-  for (double v : x) ss += v * v;
-  const double inv = 1.0 / std::sqrt(ss / x.size() + eps);
-  std::vector<double> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = w[i] * x[i] * inv;
-  return out;
-}
-
-void rope(double* x, const float* cos, const float* sin, int d) {
-  for (int i = 0; i < d / 2; ++i) {
-    const double a = x[i], b = x[i + d / 2];
-    x[i] = a * cos[i] - b * sin[i];
-    x[i + d / 2] = b * cos[i + d / 2] + a * sin[i + d / 2];
-  }
-}
-
-struct Seq {
-  int token, position, capacity, used;
-  std::vector<uint8_t> mask;
-  std::vector<std::vector<uint8_t>> head_masks;  // per layer (Hkv, capacity), or none
-  std::vector<float> cos, sin;
-  std::vector<std::vector<float>> keys, values;  // per layer (Hkv, capacity, d)
-};
-
-// Logits of one step; also returns the new K/V per layer (Hkv·d) for the column check.
-std::vector<double> naive_step(const Model& m, const Seq& s, bool bias, std::vector<std::vector<double>>& new_k, std::vector<std::vector<double>>& new_v) {
-  const auto& c = m.cfg;
-  const int D = c.hidden_size, H = c.num_heads, Hkv = c.num_kv_heads, d = c.head_dim, G = H / Hkv;
-  std::vector<double> x(D);
-  for (int i = 0; i < D; ++i) x[i] = m.embed[static_cast<size_t>(s.token) * D + i];
-  for (int l = 0; l < c.num_layers; ++l) {
-    auto h = norm(x, m.in_norm[l], c.rms_norm_eps);
-    auto q = matvec(m.q[l], h, H * d, D), k = matvec(m.k[l], h, Hkv * d, D), v = matvec(m.v[l], h, Hkv * d, D);
-    if (bias) {
-      for (int i = 0; i < H * d; ++i) q[i] += m.qb[l][i];
-      for (int i = 0; i < Hkv * d; ++i) k[i] += m.kb[l][i], v[i] += m.vb[l][i];
-    }
-    for (int hh = 0; hh < H; ++hh) rope(&q[hh * d], s.cos.data(), s.sin.data(), d);
-    for (int g = 0; g < Hkv; ++g) rope(&k[g * d], s.cos.data(), s.sin.data(), d);
-    new_k.push_back(k);
-    new_v.push_back(v);
-    std::vector<double> att(H * d, 0.0);
-    for (int hh = 0; hh < H; ++hh) {
-      const int g = hh / G;
-      std::vector<double> sc;
-      std::vector<const float*> kr, vr;
-      std::vector<double> kn(k.begin() + g * d, k.begin() + (g + 1) * d), vn(v.begin() + g * d, v.begin() + (g + 1) * d);
-      for (int j = 0; j < s.used; ++j) {
-        if (!s.mask.empty() && !s.mask[j]) continue;
-        if (!s.head_masks.empty() && !s.head_masks[l][static_cast<size_t>(g) * s.capacity + j]) continue;
-        const float* kj = &s.keys[l][(static_cast<size_t>(g) * s.capacity + j) * d];
-        double dot = 0;
-        for (int i = 0; i < d; ++i) dot += q[hh * d + i] * kj[i];
-        sc.push_back(dot / std::sqrt(static_cast<double>(d)));
-        vr.push_back(&s.values[l][(static_cast<size_t>(g) * s.capacity + j) * d]);
-      }
-      double dn = 0;
-      for (int i = 0; i < d; ++i) dn += q[hh * d + i] * kn[i];
-      sc.push_back(dn / std::sqrt(static_cast<double>(d)));
-      const double mx = *std::max_element(sc.begin(), sc.end());
-      double sum = 0;
-      for (double& e : sc) sum += (e = std::exp(e - mx));
-      for (size_t j = 0; j < sc.size(); ++j)
-        for (int i = 0; i < d; ++i) att[hh * d + i] += sc[j] / sum * (j + 1 == sc.size() ? vn[i] : vr[j][i]);
-    }
-    auto o = matvec(m.o[l], att, D, H * d);
-    for (int i = 0; i < D; ++i) x[i] += o[i];
-    h = norm(x, m.post_norm[l], c.rms_norm_eps);
-    auto ga = matvec(m.gate[l], h, c.intermediate_size, D), u = matvec(m.up[l], h, c.intermediate_size, D);
-    for (int i = 0; i < c.intermediate_size; ++i) ga[i] = ga[i] / (1 + std::exp(-ga[i])) * u[i];
-    auto dn = matvec(m.down[l], ga, D, c.intermediate_size);
-    for (int i = 0; i < D; ++i) x[i] += dn[i];
-  }
-  return matvec(m.lm_head, norm(x, m.final_norm, c.rms_norm_eps), c.vocab_size, D);
-}
+using namespace decoder_reference;
 
 void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<int>& useds) {
-  Model m = make_model(rng, threads, bias);
+  Model m = make_model(rng, {48, 2, 4, 2, 12, 72, 37, 1e-6f, threads}, bias);
   const auto& c = m.cfg;
   const int Hkv = c.num_kv_heads, d = c.head_dim;
   draft_decoder_weights w{m.embed.data(), m.layers.data(), m.final_norm.data(), m.lm_head.data()};
@@ -180,7 +60,7 @@ void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<in
   // The reference reads the caches before the step writes column `used` (it is never read as past).
   std::vector<std::vector<double>> expect;
   std::vector<std::vector<std::vector<double>>> nk(seqs.size()), nv(seqs.size());
-  for (size_t b = 0; b < seqs.size(); ++b) expect.push_back(naive_step(m, seqs[b], bias, nk[b], nv[b]));
+  for (size_t b = 0; b < seqs.size(); ++b) expect.push_back(naive_step(m, seqs[b], bias, nk[b], nv[b], nullptr));
   CHECK(draft_cpu_decoder_step(dec, rows.data(), static_cast<int32_t>(rows.size())) == DRAFT_OK, "step");
   for (size_t b = 0; b < seqs.size(); ++b) {
     double worst = 0, scale = 0;

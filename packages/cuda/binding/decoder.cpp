@@ -35,7 +35,9 @@ int32_t positive(const Napi::Object& o, const char* key) {
 class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "NativeDecoder", {InstanceMethod("step", &NativeDecoder::Step), InstanceMethod("close", &NativeDecoder::Close)});
+    return DefineClass(env, "NativeDecoder",
+                       {InstanceMethod("step", &NativeDecoder::Step), InstanceMethod("embed", &NativeDecoder::Embed), InstanceMethod("layer", &NativeDecoder::Layer),
+                        InstanceMethod("head", &NativeDecoder::Head), InstanceMethod("close", &NativeDecoder::Close)});
   }
 
   NativeDecoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeDecoder>(info) {
@@ -185,6 +187,85 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
       e.Set("status", Napi::Number::New(env, st));
       throw e;
     }
+    return env.Undefined();
+  }
+
+  void check(draft_status st, const char* what) {
+    if (st == DRAFT_OK) return;
+    Napi::Error e = Napi::Error::New(Env(), std::string(what) + ": " + draft_status_string(st));
+    e.Set("status", Napi::Number::New(Env(), st));
+    throw e;
+  }
+
+  void ensureOpen(const Napi::Env& env) {
+    if (!decoder_) throw Napi::Error::New(env, "the decoder is closed");
+  }
+
+  // embed(tokens: Int32Array, hidden: Float32Array (tokens × hiddenSize))
+  Napi::Value Embed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ensureOpen(env);
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, "embed(tokens, hidden): tokens must be an Int32Array");
+    auto tokens = info[0].As<Napi::Int32Array>();
+    if (tokens.ElementLength() == 0) throw Napi::RangeError::New(env, "embed: no tokens");
+    auto hidden = f32(info[1], "hidden", 0);
+    if (hidden.ElementLength() < tokens.ElementLength() * cfg_.hidden_size) throw Napi::RangeError::New(env, "hidden is shorter than tokens × hiddenSize");
+    check(draft_cpu_decoder_embed(decoder_, tokens.Data(), static_cast<int32_t>(tokens.ElementLength()), hidden.Data()), "cpu_decoder_embed");
+    return env.Undefined();
+  }
+
+  // layer(call): see NativeLayerCallV1 (@draft/core).
+  Napi::Value Layer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ensureOpen(env);
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "layer(call): call must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    draft_decoder_layer_call c{};
+    c.layer = positive(o, "layer");
+    c.count = positive(o, "count");
+    c.capacity = positive(o, "capacity");
+    c.used = positive(o, "used");
+    const size_t d = cfg_.head_dim, Hkv = cfg_.num_kv_heads;
+    if (c.count <= 0 || c.used < 0 || c.capacity <= 0 || static_cast<int64_t>(c.used) + c.count > c.capacity)
+      throw Napi::RangeError::New(env, "layer: need count >= 1, used >= 0 and used + count <= capacity");
+    auto hidden = f32(o.Get("hidden"), "hidden", 0);
+    if (hidden.ElementLength() < static_cast<size_t>(c.count) * cfg_.hidden_size) throw Napi::RangeError::New(env, "hidden is shorter than count × hiddenSize");
+    c.hidden = hidden.Data();
+    c.cos = f32(o.Get("cos"), "cos", static_cast<size_t>(c.count) * d).Data();
+    c.sin = f32(o.Get("sin"), "sin", static_cast<size_t>(c.count) * d).Data();
+    const size_t cache = Hkv * static_cast<size_t>(c.capacity) * d;
+    auto keys = f32(o.Get("keys"), "keys", 0);
+    auto values = f32(o.Get("values"), "values", 0);
+    if (keys.ElementLength() < cache || values.ElementLength() < cache) throw Napi::RangeError::New(env, "keys/values are shorter than numKvHeads × capacity × headDim");
+    c.keys = keys.Data();
+    c.values = values.Data();
+    Napi::Value mask = o.Get("headMask");
+    if (!mask.IsUndefined() && !mask.IsNull()) {
+      if (!mask.IsTypedArray() || mask.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "headMask must be a Uint8Array");
+      auto m = mask.As<Napi::Uint8Array>();
+      if (m.ElementLength() < Hkv * static_cast<size_t>(c.capacity)) throw Napi::RangeError::New(env, "headMask is shorter than numKvHeads × capacity");
+      c.head_mask = m.Data();
+    }
+    Napi::Value rows = o.Get("queryRows");
+    c.query_rows = rows.IsNumber() ? rows.As<Napi::Number>().Int32Value() : 0;
+    if (c.query_rows < 0 || c.query_rows > c.count) throw Napi::RangeError::New(env, "queryRows must lie in [0, count]");
+    if (c.query_rows > 0) c.queries = f32(o.Get("queries"), "queries", static_cast<size_t>(cfg_.num_heads) * c.query_rows * d).Data();
+    check(draft_cpu_decoder_layer(decoder_, &c), "cpu_decoder_layer");
+    return env.Undefined();
+  }
+
+  // head(hidden, count, logits (count × vocabSize))
+  Napi::Value Head(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ensureOpen(env);
+    auto hidden = f32(info[0], "hidden", 0);
+    if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "head(hidden, count, logits): count must be a number");
+    const int32_t count = info[1].As<Napi::Number>().Int32Value();
+    auto logits = f32(info[2], "logits", 0);
+    if (count <= 0 || hidden.ElementLength() < static_cast<size_t>(count) * cfg_.hidden_size || logits.ElementLength() < static_cast<size_t>(count) * cfg_.vocab_size)
+      throw Napi::RangeError::New(env, "head: need count >= 1 rows of hidden and of logits");
+    check(draft_cpu_decoder_head(decoder_, hidden.Data(), count, logits.Data()), "cpu_decoder_head");
     return env.Undefined();
   }
 

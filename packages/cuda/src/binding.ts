@@ -1,4 +1,4 @@
-import type { NativeDecoderConfigV1, NativeDecoderV1, NativeDecoderWeightsV1 } from '@draft/core';
+import type { NativeDecoderConfigV1, NativeDecoderV1, NativeDecoderWeightsV1, NativePrefillV1 } from '@draft/core';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -74,7 +74,7 @@ export interface BindingModule {
   /** malloc_trim(0) on glibc; `supported: false` elsewhere. See binding/heap_trim.cpp. */
   trimHeap(): { supported: boolean; trimmed: boolean; releasedBytes?: number; reason?: string };
   /** binding/decoder.cpp: the native decode step (validate with src/decode-engine.ts first). */
-  NativeDecoder: new (config: NativeDecoderConfigV1, weights: NativeDecoderWeightsV1) => NativeDecoderV1;
+  NativeDecoder: new (config: NativeDecoderConfigV1, weights: NativeDecoderWeightsV1) => NativeDecoderV1 & NativePrefillV1;
   /** Maps a file read-only (PROT_READ): views of the buffer must never be written. */
   mapFile(path: string): ArrayBuffer;
   specpcAggregate(

@@ -13,6 +13,8 @@ import {
   type NativeDecoderRowV1,
   type NativeDecoderV1,
   type NativeDecoderWeightsV1,
+  type NativeLayerCallV1,
+  type NativePrefillV1,
 } from '@draft/core';
 import { loadBinding } from './binding.js';
 
@@ -54,15 +56,57 @@ function rethrow(error: unknown, argument: string): never {
   throw error;
 }
 
+/** What the addon's NativeDecoder object offers (prefill methods flat on it). */
+interface AddonDecoder extends NativeDecoderV1, NativePrefillV1 {}
+
 class Decoder implements NativeDecoderV1 {
   private closed = false;
+  readonly prefill: NativePrefillV1;
   constructor(
-    private readonly native: NativeDecoderV1,
+    private readonly native: AddonDecoder,
     private readonly config: NativeDecoderConfigV1,
-  ) {}
+  ) {
+    this.prefill = {
+      embed: (tokens, hidden) => {
+        this.open();
+        if (!(tokens instanceof Int32Array) || tokens.length < 1) {
+          throw new InvalidArgumentError({ argument: 'tokens', value: tokens, expected: 'a non-empty Int32Array of token ids' });
+        }
+        const bad = tokens.findIndex((t) => t < 0 || t >= config.vocabSize);
+        if (bad >= 0) throw new InvalidArgumentError({ argument: `tokens[${bad}]`, value: tokens[bad], expected: `an integer in [0, ${config.vocabSize})` });
+        this.call('hidden', () => native.embed(tokens, hidden));
+      },
+      layer: (call: NativeLayerCallV1) => {
+        this.open();
+        if (!(Number.isInteger(call?.layer) && call.layer >= 0 && call.layer < config.numLayers)) {
+          throw new InvalidArgumentError({ argument: 'call.layer', value: call?.layer, expected: `an integer in [0, ${config.numLayers})` });
+        }
+        if (!(Number.isInteger(call.count) && Number.isInteger(call.used) && call.count >= 1 && call.used >= 0 && call.used + call.count <= call.capacity)) {
+          throw new InvalidArgumentError({ argument: 'call.count', value: call.count, expected: `count ≥ 1 with used (${call.used}) + count ≤ capacity (${call.capacity})` });
+        }
+        this.call('call', () => native.layer(call));
+      },
+      head: (hidden, count, logits) => {
+        this.open();
+        this.call('hidden', () => native.head(hidden, count, logits));
+      },
+    };
+  }
+
+  private open(): void {
+    if (this.closed) throw new InvalidArgumentError({ argument: 'decoder', value: 'closed', expected: 'an open decoder (close() was called)' });
+  }
+
+  private call(argument: string, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      rethrow(error, argument);
+    }
+  }
 
   step(rows: NativeDecoderRowV1[]): void {
-    if (this.closed) throw new InvalidArgumentError({ argument: 'decoder', value: 'closed', expected: 'an open decoder (close() was called)' });
+    this.open();
     if (!Array.isArray(rows) || rows.length < 1) {
       throw new InvalidArgumentError({ argument: 'rows', value: Array.isArray(rows) ? `${rows.length} rows` : rows, expected: 'at least one row' });
     }
@@ -93,7 +137,7 @@ class Decoder implements NativeDecoderV1 {
 export function createNativeDecoder(config: NativeDecoderConfigV1, weights: NativeDecoderWeightsV1): NativeDecoderV1 {
   checkConfig(config);
   const Native = binding().NativeDecoder;
-  let native: NativeDecoderV1;
+  let native: AddonDecoder;
   try {
     native = new Native(config, weights);
   } catch (error) {

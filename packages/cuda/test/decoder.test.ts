@@ -54,12 +54,13 @@ const rope = (x: number[], cos: Float32Array, sin: Float32Array) => {
 };
 
 /** Logits and the new K/V per layer (Hkv·d) of one step, reading the cache before the step writes it. */
-function referenceStep(w: NativeDecoderWeightsV1, row: NativeDecoderRowV1): { logits: number[]; k: number[][]; v: number[][] } {
+function referenceStep(w: NativeDecoderWeightsV1, row: NativeDecoderRowV1): { logits: number[]; k: number[][]; v: number[][]; q: number[][] } {
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: I, vocabSize: V, rmsNormEps: eps } = CONFIG;
   const G = H / Hkv;
   let x = Array.from(w.embed.subarray(row.token * D, (row.token + 1) * D));
   const ks: number[][] = [];
   const vs: number[][] = [];
+  const qs: number[][] = [];
   w.layers.forEach((L, l) => {
     const h = norm(x, L.inputNorm, eps);
     let q = matvec(L.q, h, H * d, D);
@@ -70,6 +71,7 @@ function referenceStep(w: NativeDecoderWeightsV1, row: NativeDecoderRowV1): { lo
     const qr = Array.from({ length: H }, (_, hh) => rope(q.slice(hh * d, (hh + 1) * d), row.cos, row.sin));
     const kr = Array.from({ length: Hkv }, (_, g) => rope(k.slice(g * d, (g + 1) * d), row.cos, row.sin));
     ks.push(kr.flat());
+    qs.push(qr.flat());
     vs.push(v);
     const att: number[] = [];
     for (let hh = 0; hh < H; hh++) {
@@ -95,7 +97,7 @@ function referenceStep(w: NativeDecoderWeightsV1, row: NativeDecoderRowV1): { lo
     const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
     x = matvec(L.down, act, D, I).map((e, i) => e + x[i]);
   });
-  return { logits: matvec(w.lmHead, norm(x, w.finalNorm, eps), V, D), k: ks, v: vs };
+  return { logits: matvec(w.lmHead, norm(x, w.finalNorm, eps), V, D), k: ks, v: vs, q: qs };
 }
 
 function randomRow(seed: number, used: number, withMask: boolean, withHeadMasks = false): NativeDecoderRowV1 {
@@ -190,6 +192,95 @@ describe.runIf(native)('native decoder', () => {
       decoder.close();
     }
     expect(() => decoder.step([randomRow(5, 4, false)])).toThrow(/closed/);
+  });
+
+  it('prefills layer by layer as the reference steps token by token: every logit row, the written K/V, the window queries', () => {
+    const weights = randomWeights(21, true);
+    const decoder = createNativeDecoder(CONFIG, weights);
+    const prefill = decoder.prefill;
+    if (!prefill) throw new Error('the engine has no prefill');
+    const { numLayers, numHeads: H, numKvHeads: Hkv, headDim: d, hiddenSize: D, vocabSize: V } = CONFIG;
+    try {
+      // A past of 7 columns (head masks on them), then 70 tokens (more than one 64-token pass).
+      const used = 7;
+      const N = 70;
+      const base = randomRow(77, used, false, true);
+      const capacity = used + N;
+      const pad = (a: Float32Array) => {
+        const out = new Float32Array(Hkv * capacity * d);
+        for (let g = 0; g < Hkv; g++) out.set(a.subarray(g * base.capacity * d, (g * base.capacity + used) * d), g * capacity * d);
+        return out;
+      };
+      const headMasks = (base.headMasks as Uint8Array[]).map((m) => {
+        const out = new Uint8Array(Hkv * capacity).fill(1);
+        for (let g = 0; g < Hkv; g++) out.set(m.subarray(g * base.capacity, g * base.capacity + used), g * capacity);
+        return out;
+      });
+      const ref = { keys: base.keys.map(pad), values: base.values.map(pad) };
+      const r = rng(5);
+      const tokens = Int32Array.from({ length: N }, () => Math.floor(r() * V));
+      const cos = new Float32Array(N * d);
+      const sin = new Float32Array(N * d);
+      const expected: number[][] = [];
+      const expectedQueries: number[][][] = [];
+      for (let t = 0; t < N; t++) {
+        const row = randomRow(1, 0, false);
+        for (let i = 0; i < d; i++) {
+          const angle = (used + t) * 10000 ** (-(2 * (i % (d / 2))) / d);
+          cos[t * d + i] = row.cos[i] = Math.cos(angle);
+          sin[t * d + i] = row.sin[i] = Math.sin(angle);
+        }
+        const step = referenceStep(weights, { ...row, token: tokens[t], keys: ref.keys, values: ref.values, capacity, used: used + t, headMasks });
+        expected.push(step.logits);
+        expectedQueries.push(step.q);
+        for (let l = 0; l < numLayers; l++) {
+          for (let g = 0; g < Hkv; g++) {
+            ref.keys[l].set(step.k[l].slice(g * d, (g + 1) * d), (g * capacity + used + t) * d);
+            ref.values[l].set(step.v[l].slice(g * d, (g + 1) * d), (g * capacity + used + t) * d);
+          }
+        }
+      }
+      const keys = base.keys.map(pad);
+      const values = base.values.map(pad);
+      const hidden = new Float32Array(N * D);
+      const queryRows = 3;
+      const queries = Array.from({ length: numLayers }, () => new Float32Array(H * queryRows * d));
+      prefill.embed(tokens, hidden);
+      for (let l = 0; l < numLayers; l++) {
+        prefill.layer({ layer: l, hidden, count: N, cos, sin, keys: keys[l], values: values[l], capacity, used, headMask: headMasks[l], queries: queries[l], queryRows });
+      }
+      const logits = new Float32Array(N * V);
+      prefill.head(hidden, N, logits);
+      for (let t = 0; t < N; t++) {
+        const scale = Math.max(1, ...expected[t].map(Math.abs));
+        for (let i = 0; i < V; i++) expect(Math.abs(logits[t * V + i] - expected[t][i])).toBeLessThan(1e-4 * scale);
+      }
+      for (let l = 0; l < numLayers; l++) {
+        for (let i = 0; i < keys[l].length; i++) {
+          expect(keys[l][i]).toBeCloseTo(ref.keys[l][i], 4);
+          expect(values[l][i]).toBeCloseTo(ref.values[l][i], 4);
+        }
+      }
+      // Window queries (numHeads, queryRows, headDim): the reference's post-RoPE queries of the last tokens.
+      for (let l = 0; l < numLayers; l++) {
+        for (let h = 0; h < H; h++) {
+          for (let w = 0; w < queryRows; w++) {
+            const want = expectedQueries[N - queryRows + w][l].slice(h * d, (h + 1) * d);
+            want.forEach((e, i) => expect(queries[l][(h * queryRows + w) * d + i]).toBeCloseTo(e, 4));
+          }
+        }
+      }
+      // Bad calls: typed errors, nothing lost.
+      expect(() => prefill.embed(Int32Array.of(V), hidden)).toThrow(InvalidArgumentError);
+      expect(() => prefill.layer({ layer: numLayers, hidden, count: N, cos, sin, keys: keys[0], values: values[0], capacity, used })).toThrow(/call\.layer/);
+      expect(() => prefill.layer({ layer: 0, hidden, count: N, cos, sin, keys: keys[0], values: values[0], capacity: N, used })).toThrow(InvalidArgumentError);
+      expect(() => prefill.layer({ layer: 0, hidden, count: N, cos: cos.subarray(1), sin, keys: keys[0], values: values[0], capacity, used })).toThrow(/cos has/);
+      prefill.head(hidden, 1, logits);
+      for (let i = 0; i < V; i++) expect(Math.abs(logits[i] - expected[0][i])).toBeLessThan(1e-4 * Math.max(1, ...expected[0].map(Math.abs)));
+    } finally {
+      decoder.close();
+    }
+    expect(() => prefill.embed(Int32Array.of(1), new Float32Array(D))).toThrow(/closed/);
   });
 
   it('maps a file read-only with the same bytes', () => {

@@ -74,9 +74,46 @@ export interface NativeDecoderRowV1 {
   logits: Float32Array;
 }
 
+/**
+ * One layer of a prefill over `count` tokens whose hidden states are `hidden` (count, hiddenSize), updated in
+ * place. Their K/V (after RoPE) go to columns [used, used + count) of this layer's cache (numKvHeads, capacity,
+ * headDim); token t attends causally to columns [0, used + t], those below `used` as `headMask` marks.
+ */
+export interface NativeLayerCallV1 {
+  layer: number;
+  hidden: Float32Array;
+  count: number;
+  /** (count, headDim) each: every token's rotation, rotate-half layout. */
+  cos: Float32Array;
+  sin: Float32Array;
+  keys: Float32Array;
+  values: Float32Array;
+  capacity: number;
+  used: number;
+  /** (numKvHeads, capacity) 1 = attend, read below `used` (caches padded per KV head). Absent = all. */
+  headMask?: Uint8Array;
+  /** (numHeads, queryRows, headDim) written: post-RoPE queries of the last `queryRows` tokens, unscaled. */
+  queries?: Float32Array;
+  queryRows?: number;
+}
+
+/**
+ * A native prefill, one layer at a time, so that a caller can select each layer's entries right after its
+ * attention and keep only one layer's full KV (decision record 2026-12-06-native-prefill.md). Synchronous.
+ */
+export interface NativePrefillV1 {
+  /** hidden[t] = the embedding of tokens[t]. */
+  embed(tokens: Int32Array, hidden: Float32Array): void;
+  layer(call: NativeLayerCallV1): void;
+  /** Final norm and LM head: logits (count, vocabSize) of the first `count` rows of `hidden`. */
+  head(hidden: Float32Array, count: number, logits: Float32Array): void;
+}
+
 export interface NativeDecoderV1 {
   /** One decode step of every row (sequences of one batch share each weight read). Synchronous. */
   step(rows: NativeDecoderRowV1[]): void;
+  /** Optional: prefill by the same engine (a runtime's `prefillEngine: 'native'` needs it). */
+  readonly prefill?: NativePrefillV1;
   /** Stops the decoder's threads; the weights' memory is the caller's. */
   close(): void;
 }

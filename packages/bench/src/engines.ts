@@ -25,7 +25,7 @@ interface JobBase {
 }
 
 export type EngineJob =
-  | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string; /** `loadModel({ layerwise })` for the target. */ layerwise?: boolean; /** `loadModel({ decodeEngine })` for target and draft. */ decodeEngine?: 'ort' | 'native' })
+  | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string; /** `loadModel({ layerwise })` for the target. */ layerwise?: boolean; /** `loadModel({ decodeEngine })` for target and draft. */ decodeEngine?: 'ort' | 'native'; /** `loadModel({ prefillEngine })` for target and draft. */ prefillEngine?: 'ort' | 'native' })
   | (JobBase & { engine: 'transformers.js'; targetDir: string })
   | (JobBase & { engine: 'llama.cpp'; ggufPath: string; kvType: LlamaCppKvType; flashAttention?: boolean | 'auto' });
 
@@ -87,6 +87,7 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
     threads: job.threads,
     layerwise: job.layerwise,
     decodeEngine: job.decodeEngine,
+    prefillEngine: job.prefillEngine,
     draftReleaseMemoryWhenIdleMs: DRAFT_RELEASE_IDLE_MS,
     draftPrefillScoreBudgetBytes: DRAFT_PREFILL_SCORE_BUDGET_BYTES,
   });
@@ -105,7 +106,7 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
     await models.target.kvMemoryStats({ resetPeak: true });
     for (let i = 0; i < job.repeats; i++) runs.push(await greedy(job.inputIds, job.newTokens));
     const peakKvBytes = (await models.target.kvMemoryStats()).peakLiveBytes;
-    return { runs, kvBytes, peakKvBytes, peakRssBytes: processPeakRssBytes(), info: { method: plan.method, pattern: models.target.graph.pattern, layerwise: models.target.graph.layerwise, decodeEngine: models.target.graph.decodeEngine, kernels, ...(models.draft ? { draftSessionReleases: (await models.draft.sessionMemoryStats()).releases } : {}) } };
+    return { runs, kvBytes, peakKvBytes, peakRssBytes: processPeakRssBytes(), info: { method: plan.method, pattern: models.target.graph.pattern, layerwise: models.target.graph.layerwise, decodeEngine: models.target.graph.decodeEngine, prefillEngine: models.target.graph.prefillEngine, kernels, ...(models.draft ? { draftSessionReleases: (await models.draft.sessionMemoryStats()).releases } : {}) } };
   } finally {
     await models.dispose();
   }

@@ -48,9 +48,12 @@ export async function loadBenchModels(
     draftPrefillScoreBudgetBytes?: number;
     /** `loadModel({ decodeEngine })` for target and draft ('native' needs @draft/cuda's engine registered). */
     decodeEngine?: 'ort' | 'native';
+    /** `loadModel({ prefillEngine })` for target and draft ('native' needs decodeEngine 'native'). */
+    prefillEngine?: 'ort' | 'native';
   } & BenchDtypes,
 ): Promise<BenchModels> {
-  const layerwise = { ...(options.layerwise ? { layerwise: true } : {}), ...(options.decodeEngine ? { decodeEngine: options.decodeEngine } : {}) };
+  const engines = { ...(options.decodeEngine ? { decodeEngine: options.decodeEngine } : {}), ...(options.prefillEngine ? { prefillEngine: options.prefillEngine } : {}) };
+  const layerwise = { ...(options.layerwise ? { layerwise: true } : {}), ...engines };
   const wantRagged = options.plans.some((p) => RAGGED_METHODS.includes(p.method));
   const wantDraft = options.plans.some((p) => p.needsDraft);
   let target: OrtCausalLM;
@@ -75,7 +78,7 @@ export async function loadBenchModels(
       dtype: options.draftDtype,
       releaseMemoryWhenIdleMs: options.draftReleaseMemoryWhenIdleMs,
       prefillScoreBudgetBytes: options.draftPrefillScoreBudgetBytes,
-      ...(options.decodeEngine ? { decodeEngine: options.decodeEngine } : {}),
+      ...engines,
     };
     draft = wantDraft && options.draftDir ? await loadModel(options.draftDir, draftOptions) : undefined;
   } catch (error) {

@@ -34,7 +34,9 @@ const { values } = parseArgs({
     budget: { type: 'string', default: '256' },
     methods: { type: 'string', default: 'speckv,snapkv' },
     engines: { type: 'string', default: 'whole,layerwise' },
-    // Who decodes our rows: ort (the graph), native (@draft/cuda's fused decode step, loadModel({ decodeEngine }))
+    // Who runs our rows: ort (the graph), native (@draft/cuda's engine for prefill and decode, loadModel({
+    // decodeEngine: 'native', prefillEngine: 'native' }): no ORT session kept), native-decode (native decode
+    // steps, ORT prefill)
     decode: { type: 'string', default: 'ort,native' },
     peers: { type: 'string', default: 'transformers.js,llama.cpp' },
     model: { type: 'string', default: join(root, 'models', 'perf') },
@@ -84,9 +86,12 @@ if (peers.includes('llama.cpp')) {
 }
 
 const decodeEngines = values.decode.split(',').filter(Boolean);
-/** Row-name tag of a decode engine: none for ORT (the rows as before), ' native' for the native step. */
-const tag = (d) => (d === 'native' ? ' native' : '');
-const engines = decodeEngines.map((d) => ({ name: `ours${tag(d)}`, job: { engine: 'draft', method: 'full', targetDir, decodeEngine: d } }));
+for (const d of decodeEngines) if (!['ort', 'native', 'native-decode'].includes(d)) throw new Error(`--decode ${d}: expected ort, native or native-decode`);
+/** Row-name tag of our engine: none for ORT (the rows as before), ' native' / ' native-decode' otherwise. */
+const tag = (d) => (d === 'ort' ? '' : ` ${d}`);
+/** loadModel options of each choice. */
+const engineOptions = (d) => ({ decodeEngine: d === 'ort' ? 'ort' : 'native', prefillEngine: d === 'native' ? 'native' : 'ort' });
+const engines = decodeEngines.map((d) => ({ name: `ours${tag(d)}`, job: { engine: 'draft', method: 'full', targetDir, ...engineOptions(d) } }));
 if (peers.includes('transformers.js')) engines.push({ name: 'transformers.js', job: { engine: 'transformers.js', targetDir } });
 const flashAttention = { auto: 'auto', on: true, off: false }[values['llama-fa']];
 const llamaThreads = (values['llama-threads'] ?? String(threads)).split(',').map(Number);
@@ -124,8 +129,10 @@ const ourEngines = values.engines.split(',').filter(Boolean);
 for (const method of methods) {
   for (const d of decodeEngines) {
     for (const e of ourEngines) {
+      // The native prefill is layer-wise already (prefillSelect without graph segments): one row.
+      if (d === 'native' && e === 'layerwise' && ourEngines.includes('whole')) continue;
       const layerwise = e === 'layerwise';
-      const job = { engine: 'draft', method, budget, targetDir, draftDir, layerwise, decodeEngine: d };
+      const job = { engine: 'draft', method, budget, targetDir, draftDir, layerwise, ...engineOptions(d) };
       methodRows.push(await measure(`ours ${method}${layerwise ? ' lw' : ''}${tag(d)} C=${budget}`, job, longest, d));
     }
   }

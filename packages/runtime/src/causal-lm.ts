@@ -90,6 +90,16 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    */
   decodeEngine?: 'ort' | 'native';
   /**
+   * Who runs prefills (every multi-token forward, and `prefillSelect`). 'ort' (default): the ONNX graph.
+   * 'native' (needs `decodeEngine: 'native'` and an engine with `prefill`, as @draft/cuda's has): the same
+   * native engine runs the tokens through one layer at a time (blocked attention, no score matrix, no graph
+   * arena), checked against ORT at load like decode; the ORT session is then released, so the model holds
+   * its weights once, and is made again only for a request that needs it (`debugOutputs`). `prefillSelect`
+   * becomes available (layer-wise selection with one layer's full KV at most), and caches padded per KV head
+   * (AdaKV, PyramidKV) work without `raggedCache`. `graph.prefillEngine` says which one runs.
+   */
+  prefillEngine?: 'ort' | 'native';
+  /**
    * Release the ORT session's memory after the model has had nothing to run for this many milliseconds: the
    * session is released and created again from the same graph (weights re-read from the model file), because
    * ORT's CPU arena keeps the largest activations it ever needed and onnxruntime-node cannot shrink it. Caches
@@ -588,6 +598,13 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   if (options.decodeEngine !== undefined && options.decodeEngine !== 'ort' && options.decodeEngine !== 'native') {
     throw new InvalidArgumentError({ argument: 'decodeEngine', value: options.decodeEngine, expected: "'ort' or 'native'" });
   }
+  if (options.prefillEngine !== undefined && options.prefillEngine !== 'ort' && options.prefillEngine !== 'native') {
+    throw new InvalidArgumentError({ argument: 'prefillEngine', value: options.prefillEngine, expected: "'ort' or 'native'" });
+  }
+  if (options.prefillEngine === 'native' && options.decodeEngine !== 'native') {
+    throw new InvalidArgumentError({ argument: 'prefillEngine', value: options.prefillEngine, expected: "'ort', or 'native' together with decodeEngine: 'native'" });
+  }
+  const nativePrefill = options.prefillEngine === 'native';
   const engine = options.decodeEngine === 'native' ? registeredDecodeEngine() : undefined;
   if (options.decodeEngine === 'native' && !engine) {
     throw new UnsupportedCapabilityError({
@@ -634,10 +651,13 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       layerwise: options.layerwise ?? false,
       releaseMemoryWhenIdleMs: idleMs,
       ...(engine ? { decodeEngine: nativeDecodeRequest(engine, folder) } : {}),
+      ...(nativePrefill ? { nativePrefill } : {}),
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });
-    const model = new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, options.raggedCache ?? false, {
+    // Caches padded per KV head need a key bias in the graph, or no graph at all (the native engine masks them).
+    const ragged = (options.raggedCache ?? false) || graph.prefillEngine !== 'ort';
+    const model = new OrtCausalLM(basename(folder.dir), info, tokenizer, graph, client, ragged, {
       heapTrims,
       prefillScoreBudgetBytes: options.prefillScoreBudgetBytes ?? PREFILL_SCORE_BUDGET_BYTES,
     });

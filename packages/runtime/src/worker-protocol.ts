@@ -37,6 +37,8 @@ export type WorkerRequest =
       releaseMemoryWhenIdleMs?: number;
       /** Decode single-token steps with this native engine (the module the worker imports) instead of ORT. */
       decodeEngine?: { name: string; module: string; slidingWindow?: number; modelType: string; rmsNormEps?: number };
+      /** Prefill with the same native engine too; the ORT session is then released after the load check. */
+      nativePrefill?: boolean;
     }
   | {
       id: number;
@@ -96,6 +98,8 @@ export interface InitResult {
   inPlaceDecode: boolean;
   /** Who runs decode steps: 'ort', or the native engine's name (checked against ORT at load). */
   decodeEngine: string;
+  /** Who runs prefills (multi-token forwards and layer-wise prefills): 'ort', or the native engine's name. */
+  prefillEngine: string;
   /** Largest logit difference between ORT and the native engine in the load-time check (native only). */
   nativeCheckError?: number;
   loadMs: number;

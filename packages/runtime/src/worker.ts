@@ -21,7 +21,7 @@ import { type GraphRunner, LayeredSession } from './layered-session.js';
 import { releaseBytesNow } from './release-bytes.js';
 import { applyRopeInPlace, RopeTableCache } from './rope.js';
 import { type DecoderGraph, NativeDecodeUnsupported, nativeWeights, RopeRows } from './native-decode.js';
-import type { NativeDecoderModuleV1, NativeDecoderRowV1, NativeDecoderV1 } from '@draft/core';
+import type { NativeDecoderModuleV1, NativeDecoderRowV1, NativeDecoderV1, NativePrefillV1 } from '@draft/core';
 import { pathToFileURL } from 'node:url';
 import type { ExportedKv, ForwardResult, InitResult, SerializedError, SessionMemoryStats, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
@@ -70,7 +70,9 @@ interface State extends Runner {
    */
   newKv?: { key: string; value: string }[];
   /** Single-token steps run by a native decoder over the same in-place buffers (`decodeEngine`). */
-  native?: { decoder: NativeDecoderV1; rope: RopeRows; name: string };
+  native?: { decoder: NativeDecoderV1; rope: RopeRows; name: string; hiddenSize: number };
+  /** Prefills run by the native decoder too (`prefillEngine: 'native'`); the ORT session is then made on demand. */
+  nativePrefill?: NativePrefillV1;
 }
 
 const port = parentPort;
@@ -285,12 +287,21 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   if (request.decodeEngine) {
     state.native = await openNativeDecoder(request, graphProto, { dataFolder, modelPath: path });
     try {
+      if (request.nativePrefill) state.nativePrefill = nativePrefillOf(state.native, request);
       nativeCheckError = await checkNativeDecoder(state);
     } catch (error) {
       state.native.decoder.close();
       state.native = undefined;
+      state.nativePrefill = undefined;
       throw error;
     }
+  }
+  if (state.nativePrefill) {
+    // Every run is native from here: the session (its weights and arena) goes, and comes back only for a
+    // request that needs ORT (debug outputs).
+    await state.session.release();
+    state.session = sessionOnDemand(createRunner, session);
+    heapFreed();
   }
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
@@ -308,9 +319,10 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     logitsType: io.logitsType,
     externalDataFiles: dataFiles,
     maxDecodeBatch: state.maxDecodeBatch,
-    layerwise: layered !== undefined,
+    layerwise: layered !== undefined || state.nativePrefill !== undefined,
     inPlaceDecode: state.newKv !== undefined,
     decodeEngine: state.native?.name ?? 'ort',
+    prefillEngine: state.nativePrefill && state.native ? state.native.name : 'ort',
     ...(nativeCheckError !== undefined ? { nativeCheckError } : {}),
     loadMs: performance.now() - started,
   };
@@ -428,7 +440,110 @@ async function openNativeDecoder(
     found.weights,
   );
   const tables = new RopeTableCache(request.maxPositions, request.headDim, request.rope ?? request.ropeTheta);
-  return { decoder, rope: new RopeRows(request.headDim, found.rope, (position) => tables.at(position + 1)), name: engine.name };
+  return { decoder, rope: new RopeRows(request.headDim, found.rope, (position) => tables.at(position + 1)), name: engine.name, hiddenSize: found.hiddenSize };
+}
+
+/** The engine's prefill, or a typed refusal when it has none. */
+function nativePrefillOf(native: NonNullable<State['native']>, request: Extract<WorkerRequest, { type: 'init' }>): NativePrefillV1 {
+  const prefill = native.decoder.prefill;
+  if (!prefill) {
+    throw new WorkerError('UNSUPPORTED_CAPABILITY', `The native engine '${native.name}' has no prefill (NativeDecoderV1.prefill); load ${request.modelPath} without prefillEngine: 'native'.`, {
+      capability: 'nativePrefill',
+      component: "loadModel({ prefillEngine: 'native' })",
+      backend: native.name,
+    });
+  }
+  return prefill;
+}
+
+/** A released session's stand-in: the same names, and a real session made again on the first run. */
+function sessionOnDemand(create: () => Promise<Runner>, released: GraphRunner): Runner['session'] {
+  let inner: Runner['session'] | undefined;
+  return {
+    inputNames: released.inputNames,
+    outputNames: released.outputNames,
+    async run(feeds, fetches) {
+      inner ??= (await create()).session;
+      return inner.run(feeds, fetches);
+    },
+    async release() {
+      await inner?.release();
+      inner = undefined;
+    },
+  };
+}
+
+/** Each token's RoPE rows, (count, headDim) cos and sin, for the native prefill. */
+function ropeRows(native: NonNullable<State['native']>, positions: Int32Array, d: number): { cos: Float32Array; sin: Float32Array } {
+  const cos = new Float32Array(positions.length * d);
+  const sin = new Float32Array(positions.length * d);
+  positions.forEach((p, t) => {
+    const rows = native.rope.at(p);
+    cos.set(rows.cos, t * d);
+    sin.set(rows.sin, t * d);
+  });
+  return { cos, sin };
+}
+
+/**
+ * A multi-token forward by the native engine: the tokens' hidden states go through the layers one at a time
+ * (every token of a layer before the next layer), each layer's cache grown in a pooled array of its own, then
+ * the head. Peak: the hidden states, one layer's activations and the caches (no graph arena).
+ */
+async function nativeForward(request: Extract<WorkerRequest, { type: 'forward' }>, base: CacheEntry): Promise<{ result: ForwardResult; transfer: ArrayBuffer[] }> {
+  const s = state as State;
+  const native = s.native as NonNullable<State['native']>;
+  const prefill = s.nativePrefill as NativePrefillV1;
+  const { numLayers, numHeads, numKvHeads: hkv, headDim: d, vocabSize } = s.init;
+  const D = native.hiddenSize;
+  const S = request.inputIds.length;
+  const past = base.length;
+  const total = past + S;
+  const w = request.captureQueries;
+  const hidden = new Float32Array(S * D);
+  prefill.embed(request.inputIds, hidden);
+  const { cos, sin } = ropeRows(native, request.positionIds, d);
+  const queries = w > 0 ? Array.from({ length: numLayers }, () => new Float32Array(numHeads * w * d)) : undefined;
+  const valid = base.valid?.map((v) => appendValid(v, hkv, past, S));
+  const keys: KvArray[] = [];
+  const values: KvArray[] = [];
+  try {
+    for (let l = 0; l < numLayers; l++) {
+      if (cancelled.has(request.id)) throw new WorkerError('ABORTED', 'The operation was aborted.');
+      for (const [list, from] of [[keys, base.keys[l]], [values, base.values[l]]] as const) {
+        const grown = s.pool.alloc(hkv * total * d);
+        list.push(grown);
+        for (let h = 0; h < hkv; h++) grown.set(from.subarray(h * past * d, (h + 1) * past * d) as never, h * total * d);
+      }
+      prefill.layer({
+        layer: l,
+        hidden,
+        count: S,
+        cos,
+        sin,
+        keys: keys[l] as Float32Array,
+        values: values[l] as Float32Array,
+        capacity: total,
+        used: past,
+        ...(valid ? { headMask: valid[l] } : {}),
+        ...(queries ? { queries: queries[l], queryRows: w } : {}),
+      });
+      post({ id: request.id, type: 'progress', stage: 'prefill', completed: Math.round(((l + 1) / numLayers) * S), total: S });
+      // Let a 'cancel' message in between layers.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  } catch (error) {
+    releaseArrays(keys);
+    releaseArrays(values);
+    throw error;
+  }
+  const all = request.logits === 'all';
+  const logits = new Float32Array(all ? S * vocabSize : vocabSize);
+  prefill.head(all ? hidden : hidden.subarray((S - 1) * D), all ? S : 1, logits);
+  const handle = store({ keys, values, length: total, ...(valid ? { valid } : {}) });
+  const transfer: ArrayBuffer[] = [logits.buffer as ArrayBuffer];
+  if (queries) for (const q of queries) transfer.push(q.buffer as ArrayBuffer);
+  return { result: { cache: handle, length: total, logits, ...(queries ? { queries } : {}) }, transfer };
 }
 
 /**
@@ -502,10 +617,21 @@ async function checkNativeDecoder(s: State): Promise<number> {
   CHECK_POSITIONS.forEach((position, used) => {
     native.decoder.step([{ token: ids[used], ...native.rope.at(position), keys, values, capacity, used, logits }]);
   });
+  // The native prefill of the same tokens, when it is to run prefills.
+  const prefilled = new Float32Array(vocabSize);
+  if (s.nativePrefill) {
+    const hidden = new Float32Array(n * native.hiddenSize);
+    s.nativePrefill.embed(Int32Array.from(ids), hidden);
+    const { cos, sin } = ropeRows(native, Int32Array.from(CHECK_POSITIONS), d);
+    for (let l = 0; l < numLayers; l++) {
+      s.nativePrefill.layer({ layer: l, hidden, count: n, cos, sin, keys: new Float32Array(numKvHeads * n * d), values: new Float32Array(numKvHeads * n * d), capacity: n, used: 0 });
+    }
+    s.nativePrefill.head(hidden.subarray((n - 1) * native.hiddenSize), 1, prefilled);
+  }
   let error = 0;
   let scale = 1;
   for (let i = 0; i < vocabSize; i++) {
-    error = Math.max(error, Math.abs(logits[i] - expected[i]));
+    error = Math.max(error, Math.abs(logits[i] - expected[i]), s.nativePrefill ? Math.abs(prefilled[i] - expected[i]) : 0);
     scale = Math.max(scale, Math.abs(expected[i]));
   }
   if (!(error <= 1e-3 * scale)) {
@@ -530,6 +656,11 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
   const S = ids.length;
   if (s.native && base.valid && S === 1 && request.captureQueries === 0 && request.logits === 'last' && !request.debugOutputs?.length) {
     return nativePaddedStep(request, base);
+  }
+  if (s.nativePrefill && !request.debugOutputs?.length) return nativeForward(request, base);
+  if (base.valid && !s.keyBiasInputs) {
+    // Padded per head by the native engine alone: the graph has no key bias to mask the padding.
+    throw new WorkerError('UNSUPPORTED_CAPABILITY', 'This cache is padded per KV head and the graph has no key bias to mask it; load the model with raggedCache: true.', { capability: 'raggedKvHeads', component: 'forward' });
   }
   const chunk = Math.max(1, Math.min(request.chunkSize, S));
   const w = request.captureQueries;
@@ -791,6 +922,7 @@ function chunkBounds(positions: Int32Array, chunk: number, pattern: AttentionPat
  */
 async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSelect' }>): Promise<{ cache: number }> {
   const s = state as State;
+  if (s.nativePrefill) return nativePrefillSelect(request);
   const layered = s.layered;
   if (!layered) throw new WorkerError('UNSUPPORTED_CAPABILITY', 'Layer-wise prefill needs a model loaded with layerwise: true.', { capability: 'layerwisePrefill', component: 'prefillSelect' });
   const { numLayers, numHeads, numKvHeads, headDim: d } = s.init;
@@ -807,7 +939,7 @@ async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSel
     for (const name of seg.inputs) if (layered.isCrossing(name)) lastReader.set(name, i);
   });
   const carried: Map<string, Tensor>[] = bounds.map(() => new Map());
-  const kept: { keys: KvArray[]; values: KvArray[]; counts: number[] }[] = [];
+  const kept: KeptLayer[] = [];
   const held: KvArray[] = [];
   const totalSteps = layered.segments.length * bounds.length;
   let step = 0;
@@ -865,42 +997,101 @@ async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSel
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
       if (layer < 0) continue;
-      // This layer's selection, made by the main thread's policy on its keys and window queries.
-      const asFloat = (t: KvArray): Float32Array => (t instanceof Uint16Array ? halfToFloat32(t) : Float32Array.from(t));
-      const keys = asFloat(pastK);
       const windowQueries = queries[layer];
       queries[layer] = new Float32Array(0);
-      const waiting = waitKept(request.id);
-      post({ id: request.id, type: 'layer', layer, keys, queries: windowQueries }, [keys.buffer as ArrayBuffer, windowQueries.buffer as ArrayBuffer]);
-      const reply = await waiting;
-      if (reply.layer !== layer || reply.kept.length !== numKvHeads) throw new WorkerError('INTERNAL', `Kept indices for layer ${reply.layer} (${reply.kept.length} heads) while layer ${layer} waits.`);
-      const counts = reply.kept.map((idx) => idx.length);
-      const count = Math.max(0, ...counts);
-      const select = (t: KvArray): KvArray => {
-        const outArr = allocZeroed(numKvHeads * count * d);
-        held.push(outArr);
-        for (let h = 0; h < numKvHeads; h++) {
-          const idx = reply.kept[h];
-          for (let j = 0; j < idx.length; j++) {
-            if (!(idx[j] >= 0 && idx[j] < past)) throw new WorkerError('INVALID_ARGUMENT', `Kept index ${idx[j]} of layer ${layer} head ${h} is outside [0, ${past}).`);
-            const src = (h * past + idx[j]) * d;
-            outArr.set(t.subarray(src, src + d), (h * count + j) * d);
-          }
-        }
-        return outArr;
-      };
-      kept.push({ keys: [select(pastK)], values: [select(pastV)], counts });
-      releaseHeld(held, pastK);
-      releaseHeld(held, pastV);
+      kept.push(await keepLayer(request.id, layer, pastK, pastV, past, windowQueries, held));
     }
   } catch (error) {
     releaseArrays(held.splice(0));
     throw error;
   }
-  // One slot count for every layer: shorter layers and heads are padded, and the padding is masked.
+  return storeKept(kept, held);
+}
+
+/**
+ * Layer-wise prefill by the native engine: the hidden states of every token go through one layer at a time,
+ * that layer's full KV lives only until the policy has chosen what it keeps (decision record
+ * 2026-12-06-native-prefill.md). No ORT session, no graph segments.
+ */
+async function nativePrefillSelect(request: Extract<WorkerRequest, { type: 'prefillSelect' }>): Promise<{ cache: number }> {
+  const s = state as State;
+  const native = s.native as NonNullable<State['native']>;
+  const prefill = s.nativePrefill as NativePrefillV1;
+  const { numLayers, numHeads, numKvHeads: hkv, headDim: d } = s.init;
+  const S = request.inputIds.length;
+  const w = request.captureQueries;
+  const hidden = new Float32Array(S * native.hiddenSize);
+  prefill.embed(request.inputIds, hidden);
+  const { cos, sin } = ropeRows(native, request.positionIds, d);
+  const kept: KeptLayer[] = [];
+  const held: KvArray[] = [];
+  try {
+    for (let layer = 0; layer < numLayers; layer++) {
+      if (cancelled.has(request.id)) throw new WorkerError('ABORTED', 'The operation was aborted.');
+      const keys = s.pool.alloc(hkv * S * d);
+      held.push(keys);
+      const values = s.pool.alloc(hkv * S * d);
+      held.push(values);
+      const queries = new Float32Array(numHeads * w * d);
+      prefill.layer({ layer, hidden, count: S, cos, sin, keys: keys as Float32Array, values: values as Float32Array, capacity: S, used: 0, queries, queryRows: w });
+      post({ id: request.id, type: 'progress', stage: 'prefill', completed: layer + 1, total: numLayers });
+      kept.push(await keepLayer(request.id, layer, keys, values, S, queries, held));
+    }
+  } catch (error) {
+    releaseArrays(held.splice(0));
+    throw error;
+  }
+  return storeKept(kept, held);
+}
+
+/** One layer's kept entries, (numKvHeads, max count, d) with each head's count. */
+interface KeptLayer {
+  keys: KvArray;
+  values: KvArray;
+  counts: number[];
+}
+
+/**
+ * This layer's selection, made by the main thread's policy on its keys and window queries: only the kept
+ * entries are copied out, and the layer's full KV (`pastK`, `pastV`, held) is freed.
+ */
+async function keepLayer(requestId: number, layer: number, pastK: KvArray, pastV: KvArray, past: number, windowQueries: Float32Array, held: KvArray[]): Promise<KeptLayer> {
+  const s = state as State;
+  const { numKvHeads, headDim: d } = s.init;
+  const asFloat = (t: KvArray): Float32Array => (t instanceof Uint16Array ? halfToFloat32(t) : Float32Array.from(t));
+  const keys = asFloat(pastK);
+  const waiting = waitKept(requestId);
+  post({ id: requestId, type: 'layer', layer, keys, queries: windowQueries }, [keys.buffer as ArrayBuffer, windowQueries.buffer as ArrayBuffer]);
+  const reply = await waiting;
+  if (reply.layer !== layer || reply.kept.length !== numKvHeads) throw new WorkerError('INTERNAL', `Kept indices for layer ${reply.layer} (${reply.kept.length} heads) while layer ${layer} waits.`);
+  const counts = reply.kept.map((idx) => idx.length);
+  const count = Math.max(0, ...counts);
+  const select = (t: KvArray): KvArray => {
+    const outArr = allocZeroed(numKvHeads * count * d);
+    held.push(outArr);
+    for (let h = 0; h < numKvHeads; h++) {
+      const idx = reply.kept[h];
+      for (let j = 0; j < idx.length; j++) {
+        if (!(idx[j] >= 0 && idx[j] < past)) throw new WorkerError('INVALID_ARGUMENT', `Kept index ${idx[j]} of layer ${layer} head ${h} is outside [0, ${past}).`);
+        const src = (h * past + idx[j]) * d;
+        outArr.set(t.subarray(src, src + d), (h * count + j) * d);
+      }
+    }
+    return outArr;
+  };
+  const result = { keys: select(pastK), values: select(pastV), counts };
+  releaseHeld(held, pastK);
+  releaseHeld(held, pastV);
+  return result;
+}
+
+/** The kept layers as one cache: one slot count for every layer, shorter layers and heads padded and masked. */
+function storeKept(kept: KeptLayer[], held: KvArray[]): { cache: number } {
+  const s = state as State;
+  const { numKvHeads, headDim: d } = s.init;
   const total = Math.max(...kept.map((k) => Math.max(0, ...k.counts)));
   const ragged = kept.some((k) => k.counts.some((v) => v !== total));
-  if (ragged && !s.keyBiasInputs) {
+  if (ragged && !s.keyBiasInputs && !s.nativePrefill) {
     releaseArrays(held.splice(0));
     throw new WorkerError('UNSUPPORTED_CAPABILITY', 'Kept counts differ between layers or KV heads; load the model with raggedCache: true.', { capability: 'raggedKvHeads', component: 'prefillSelect' });
   }
@@ -911,8 +1102,8 @@ async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSel
     s.pool.release(t);
     return outArr;
   };
-  const keys = kept.map((k) => widen(k.keys[0], Math.max(0, ...k.counts)));
-  const values = kept.map((k) => widen(k.values[0], Math.max(0, ...k.counts)));
+  const keys = kept.map((k) => widen(k.keys, Math.max(0, ...k.counts)));
+  const values = kept.map((k) => widen(k.values, Math.max(0, ...k.counts)));
   const valid = ragged
     ? kept.map((k) => {
         const v = new Uint8Array(numKvHeads * total);
@@ -1309,9 +1500,11 @@ async function releaseIdleSession(): Promise<void> {
   try {
     await s.session.release();
     s.pool.dropFree();
-    const next = await s.createRunner();
-    s.session = next.session;
-    if (next.layered) s.layered = next.layered;
+    if (!s.nativePrefill) {
+      const next = await s.createRunner();
+      s.session = next.session;
+      if (next.layered) s.layered = next.layered;
+    }
     idleRelease.ranSince = false;
     idleRelease.count++;
     heapFreed();

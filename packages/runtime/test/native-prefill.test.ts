@@ -1,0 +1,161 @@
+// loadModel({ decodeEngine: 'native', prefillEngine: 'native' }): prefills (whole, after a cache, and layer by
+// layer through prefillSelect) run on the registered engine and the ORT session is released. A plain-JS engine
+// (fixtures/js-decoder.mjs) stands in for @draft/cuda's addon (whose kernel has its own tests against a float64
+// reference): logits, captured queries, caches and tokens must be ORT's; a compressed prefill never allocates a
+// full all-layer KV; refusals are typed.
+import { fileURLToPath } from 'node:url';
+import { AbortError, createPipeline, defineCachePolicy, InvalidArgumentError, registerDecodeEngine, UnsupportedCapabilityError } from '@draft/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, type OrtCausalLM } from '../src/index.js';
+import { argmax, MODELS, maxAbsDiff, TINY_LLAMA } from './helpers.js';
+
+const JS_ENGINE = fileURLToPath(new URL('./fixtures/js-decoder.mjs', import.meta.url));
+const STEP_ONLY_ENGINE = fileURLToPath(new URL('./fixtures/js-decoder-step-only.mjs', import.meta.url));
+const PREFILL_OFF_ENGINE = fileURLToPath(new URL('./fixtures/js-decoder-prefill-off.mjs', import.meta.url));
+// random-target: 4 layers, 2 KV heads, head dim 16, float32: one layer's keys + values take 256 bytes per token.
+const RANDOM_TARGET = `${MODELS}fixtures/random-target`;
+const LAYER_BYTES_PER_TOKEN = 256;
+const LAYERS = 4;
+const N = 600;
+const prompt = Array.from({ length: N }, (_, i) => 6 + ((i * 37) % 400));
+
+function spreadLayer(n: number, heads: number, budget: number, layer: number): Int32Array[] {
+  return Array.from({ length: heads }, (_, h) => Int32Array.from({ length: budget }, (_, j) => Math.floor(((j + 0.5) * (n - 1)) / budget + layer + h) % (n - 1)).sort());
+}
+const spread = (budget: number) =>
+  defineCachePolicy({ type: 'spread', queryWindow: 8, selectLayer: (ctx, layer) => spreadLayer(ctx.promptLength, ctx.numKvHeads, budget, layer) });
+
+describe('native prefill engine', () => {
+  let unregister: () => void;
+  let native: OrtCausalLM;
+  let ort: OrtCausalLM;
+  beforeAll(async () => {
+    unregister = registerDecodeEngine({ name: 'js-reference', module: JS_ENGINE });
+    native = await loadModel(RANDOM_TARGET, { threads: 1, decodeEngine: 'native', prefillEngine: 'native' });
+    ort = await loadModel(RANDOM_TARGET, { threads: 1 });
+  });
+  afterAll(async () => {
+    await native?.dispose();
+    await ort?.dispose();
+    unregister?.();
+  });
+
+  it('says so in graph.prefillEngine and offers prefillSelect', () => {
+    expect(native.graph.prefillEngine).toBe('js-reference');
+    expect(native.graph.decodeEngine).toBe('js-reference');
+    expect(native.graph.layerwise).toBe(true);
+    expect(native.prefillSelect).toBeTypeOf('function');
+    expect(ort.graph.prefillEngine).toBe('ort');
+    expect(native.capabilities.raggedKvHeads).toBe(true);
+  });
+
+  it("gives ORT's logits (every row), window queries and cache, from empty and after a cache, then ORT's greedy tokens", async () => {
+    const head = prompt.slice(0, 70);
+    const a = await native.forward({ inputIds: head, captureQueries: 5, logits: 'all' });
+    const b = await ort.forward({ inputIds: head, captureQueries: 5, logits: 'all' });
+    expect(maxAbsDiff(a.logits, b.logits)).toBeLessThan(1e-4);
+    for (let l = 0; l < LAYERS; l++) {
+      expect(maxAbsDiff(a.queries?.[l] ?? [], b.queries?.[l] ?? [1])).toBeLessThan(1e-4);
+      expect(maxAbsDiff(await a.cache.readKeys(l), await b.cache.readKeys(l))).toBeLessThan(1e-4);
+      expect(maxAbsDiff(await a.cache.readValues(l), await b.cache.readValues(l))).toBeLessThan(1e-4);
+    }
+    // A continuation over the cache (positions 70…89).
+    const tail = prompt.slice(70, 90);
+    const c = await native.forward({ inputIds: tail, cache: a.cache });
+    const d = await ort.forward({ inputIds: tail, cache: b.cache });
+    expect(c.cache.length).toBe(90);
+    expect(maxAbsDiff(c.logits, d.logits)).toBeLessThan(1e-4);
+    const x = await native.generate({ inputIds: head }, { maxNewTokens: 12 });
+    const y = await ort.generate({ inputIds: head }, { maxNewTokens: 12 });
+    expect(x.tokens).toEqual(y.tokens);
+    expect(argmax(c.logits)).toBe(argmax(d.logits));
+    for (const r of [a, b, c, d]) r.cache.dispose();
+  });
+
+  it('keeps what the selection names layer by layer, as a whole prefill + gather does, without a full all-layer KV', async () => {
+    const budget = 32;
+    const seen: number[] = [];
+    await native.kvMemoryStats({ resetPeak: true });
+    const { cache } = await (native.prefillSelect as NonNullable<OrtCausalLM['prefillSelect']>)({
+      inputIds: prompt,
+      captureQueries: 8,
+      selectLayer: async ({ layer, keys, queries }) => {
+        seen.push(layer);
+        expect(keys.length).toBe(2 * N * 16);
+        expect(queries.length).toBe(8 * 8 * 16);
+        return spreadLayer(N, 2, budget, layer);
+      },
+    });
+    const peak = (await native.kvMemoryStats()).peakLiveBytes;
+    expect(seen).toEqual([0, 1, 2, 3]);
+    // One layer's full KV (with the allocator's room: max(32, n/16) more tokens, rounded up to 32) and the kept
+    // entries of the layers before it.
+    expect(peak).toBeLessThanOrEqual(672 * LAYER_BYTES_PER_TOKEN + LAYERS * (2 * budget + 32) * LAYER_BYTES_PER_TOKEN);
+    expect(peak).toBeLessThan(N * LAYERS * LAYER_BYTES_PER_TOKEN);
+    const full = await ort.forward({ inputIds: prompt, captureQueries: 8 });
+    const gathered = await full.cache.gather(Array.from({ length: LAYERS }, (_, l) => spreadLayer(N, 2, budget, l)));
+    for (let l = 0; l < LAYERS; l++) expect(maxAbsDiff(await cache.readKeys(l), await gathered.readKeys(l))).toBeLessThan(1e-4);
+    const a = await native.forward({ inputIds: [5], cache });
+    const b = await ort.forward({ inputIds: [5], cache: gathered });
+    expect(maxAbsDiff(a.logits, b.logits)).toBeLessThan(1e-4);
+    for (const c of [cache, full.cache, gathered, a.cache, b.cache]) c.dispose();
+    // Through the pipeline: the same tokens and kept counts as the ORT whole-graph engine.
+    const x = await createPipeline({ target: native, cachePolicy: spread(budget), budget: { tokens: budget } }).generate({ inputIds: prompt }, { maxNewTokens: 6 });
+    const y = await createPipeline({ target: ort, cachePolicy: spread(budget), budget: { tokens: budget } }).generate({ inputIds: prompt }, { maxNewTokens: 6 });
+    expect(x.tokens).toEqual(y.tokens);
+    expect(x.usage.keptKvTokens).toEqual(y.usage.keptKvTokens);
+  });
+
+  it('an abort between layers frees every array and the model stays usable', async () => {
+    const before = await native.generate({ inputIds: prompt.slice(0, 40) }, { maxNewTokens: 4 });
+    const controller = new AbortController();
+    const aborted = native.prefillSelect?.({
+      inputIds: prompt,
+      captureQueries: 4,
+      signal: controller.signal,
+      selectLayer: async ({ layer }) => {
+        if (layer === 1) controller.abort();
+        return spreadLayer(N, 2, 16, layer);
+      },
+    });
+    await expect(aborted).rejects.toBeInstanceOf(AbortError);
+    expect((await native.kvMemoryStats()).liveBytes).toBe(0);
+    const again = await native.generate({ inputIds: prompt.slice(0, 40) }, { maxNewTokens: 4 });
+    expect(again.tokens).toEqual(before.tokens);
+  });
+});
+
+describe('native prefill refusals', () => {
+  it('needs the native decode engine, a known value, and an engine with a prefill', async () => {
+    const noDecode = await loadModel(TINY_LLAMA, { threads: 1, prefillEngine: 'native' }).catch((e: unknown) => e);
+    expect(noDecode).toBeInstanceOf(InvalidArgumentError);
+    expect((noDecode as InvalidArgumentError).argument).toBe('prefillEngine');
+    const bad = await loadModel(TINY_LLAMA, { threads: 1, prefillEngine: 'gpu' as never }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(InvalidArgumentError);
+    // An engine whose steps are right and whose prefill is not: the load-time check runs both.
+    const undoOff = registerDecodeEngine({ name: 'prefill-off', module: PREFILL_OFF_ENGINE });
+    try {
+      const wrong = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native', prefillEngine: 'native' }).catch((e: unknown) => e);
+      expect(wrong).toBeInstanceOf(UnsupportedCapabilityError);
+      expect((wrong as Error).message).toMatch(/logits differ from the graph's/);
+      const stepsOnly = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native' });
+      expect(stepsOnly.graph.decodeEngine).toBe('prefill-off');
+      await stepsOnly.dispose();
+    } finally {
+      undoOff();
+    }
+    const undo = registerDecodeEngine({ name: 'step-only', module: STEP_ONLY_ENGINE });
+    try {
+      const error = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native', prefillEngine: 'native' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UnsupportedCapabilityError);
+      expect((error as UnsupportedCapabilityError).capability).toBe('nativePrefill');
+      expect((error as Error).message).toContain("'step-only' has no prefill");
+      // The same engine decodes when the prefill stays with ORT.
+      const model = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native' });
+      expect(model.graph.prefillEngine).toBe('ort');
+      await model.dispose();
+    } finally {
+      undo();
+    }
+  });
+});

@@ -1,7 +1,9 @@
-// Every KV method through the layer-wise engine (loadModel({ layerwise: true }): selection inside the layer
-// loop for layer-local policies, the whole-graph path for the rest) must give the tokens and the kept counts of
-// the whole-graph engine, on the bundled trained pair and real task prompts.
+// Every KV method through the layer-wise engines (loadModel({ layerwise: true }): selection inside the layer
+// loop for layer-local policies, the whole-graph path for the rest; and @draft/cuda's native prefill + decode,
+// loadModel({ decodeEngine: 'native', prefillEngine: 'native' }), where its addon is built) must give the tokens
+// and the kept counts of the whole-graph engine, on the bundled trained pair and real task prompts.
 import { fileURLToPath } from 'node:url';
+import { decodeEngineModule, nativeInfo, registerNativeBackend } from '@draft/cuda';
 import { planMethod } from '@draft/methods';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +18,9 @@ const IN_THE_LOOP = new Set(['speckv', 'snapkv', 'streamingllm', 'speckv-pc', 'p
 let whole: OrtCausalLM;
 let layered: OrtCausalLM;
 let draft: OrtCausalLM;
+/** The target on the native engine (prefill and decode), when @draft/cuda's addon is built; the draft stays ORT's. */
+let native: { target: OrtCausalLM; draft: OrtCausalLM } | undefined;
+const nativeBuilt = nativeInfo().native && decodeEngineModule() !== null;
 let prompts: number[][];
 
 beforeAll(async () => {
@@ -23,6 +28,12 @@ beforeAll(async () => {
   whole = await loadModel(`${models}/target`, { threads: 1, raggedCache: true });
   layered = await loadModel(`${models}/target`, { threads: 1, raggedCache: true, layerwise: true });
   draft = await loadModel(`${models}/draft`, { threads: 1 });
+  if (nativeBuilt) {
+    registerNativeBackend();
+    const engines = { decodeEngine: 'native', prefillEngine: 'native' } as const;
+    // (The bundled draft has no MLP, which the native engine refuses.)
+    native = { target: await loadModel(`${models}/target`, { threads: 1, ...engines }), draft };
+  }
   const format = readTaskFormat(`${models}/target`);
   prompts = [
     ['niah_multikey_1', 1024, 3],
@@ -31,7 +42,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const m of [whole, layered, draft]) await m?.dispose();
+  for (const m of [whole, layered, draft, native?.target]) await m?.dispose();
 });
 
 describe('the layer-wise engine gives every KV method its whole-graph tokens', () => {
@@ -61,6 +72,15 @@ describe('the layer-wise engine gives every KV method its whole-graph tokens', (
         expect(b.tokens).toEqual(a.tokens);
         expect(b.usage.keptKvTokens).toEqual(a.usage.keptKvTokens);
         expect(b.kvBytes.afterPrefill).toBe(a.kvBytes.afterPrefill);
+        if (native) {
+          // Native prefill selects in its layer loop for every layer-local policy, with no ORT session at all.
+          await native.target.kvMemoryStats({ resetPeak: true });
+          const c = await runPlan(plan, native, { inputIds: ids }, { maxNewTokens: 12 });
+          const peakNative = (await native.target.kvMemoryStats()).peakLiveBytes;
+          if (IN_THE_LOOP.has(method)) expect(peakNative).toBeLessThan(allLayersFullKv);
+          expect(c.tokens).toEqual(a.tokens);
+          expect(c.usage.keptKvTokens).toEqual(a.usage.keptKvTokens);
+        }
       }
     }, 60_000);
   }

@@ -38,6 +38,14 @@ export function decodeEngineOption(name: string, raw: string | undefined): LoadM
   return raw;
 }
 
+/** Parses a `--prefill-engine` value (loadModel's `prefillEngine`); 'native' needs `--decode-engine native`. */
+export function prefillEngineOption(name: string, raw: string | undefined, decodeEngine: LoadModelOptions['decodeEngine']): LoadModelOptions['prefillEngine'] {
+  if (raw === undefined) return undefined;
+  if (raw !== 'ort' && raw !== 'native') throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: "'ort' or 'native'" });
+  if (raw === 'native' && decodeEngine !== 'native') throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: "'ort', or 'native' together with --decode-engine native" });
+  return raw;
+}
+
 /** A value that parseArgs would read as a short option: `-5`, `-0.5`, `-.5`, `-1e3`, `-Infinity`. */
 const NEGATIVE_NUMBER = /^-(?:\d|\.\d|Infinity$)/;
 

@@ -28,6 +28,21 @@ describe('--decode-engine', () => {
     }
   });
 
+  it('--prefill-engine: a bad value, or native without --decode-engine native, is a usage error naming the flag', async () => {
+    const models = ['--target', 'no/such/folder', '--draft', 'no/such/folder'];
+    for (const args of [
+      ['generate', '--prompt', 'hi', ...models],
+      ['serve', '--port', '0', ...models],
+    ]) {
+      const bad = await cli([...args, '--decode-engine', 'native', '--prefill-engine', 'gpu']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain(`Invalid --prefill-engine: got "gpu", expected 'ort' or 'native'`);
+      const alone = await cli([...args, '--prefill-engine', 'native']);
+      expect(alone.code).toBe(2);
+      expect(alone.stderr).toContain(`Invalid --prefill-engine: got "native", expected 'ort', or 'native' together with --decode-engine native`);
+    }
+  });
+
   it.skipIf(!nativeDecode)(`generate --decode-engine native prints the tokens and text of ort (HF-named and torch-named targets, and target + draft)${nativeSkip}`, async () => {
     for (const models of [
       ['--target', fixture('tiny-llama')],
@@ -35,8 +50,8 @@ describe('--decode-engine', () => {
       ['--target', fixture('torch-llama')],
       ['--target', fixture('random-target'), '--draft', fixture('random-draft'), '--method', 'speckv', '--budget', '48', '--window', '8'],
     ]) {
-      const run = async (engine: string) => {
-        const { code, stdout, stderr } = await cli(['generate', '--json', ...models, '--decode-engine', engine, '--prompt', PROMPT, '--max-new-tokens', '8']);
+      const run = async (engine: string, prefill = 'ort') => {
+        const { code, stdout, stderr } = await cli(['generate', '--json', ...models, '--decode-engine', engine, '--prefill-engine', prefill, '--prompt', PROMPT, '--max-new-tokens', '8']);
         expect(stderr).toBe('');
         expect(code).toBe(0);
         return JSON.parse(stdout) as GenerateJson;
@@ -46,8 +61,12 @@ describe('--decode-engine', () => {
       expect(nat.tokens).toHaveLength(8);
       expect(nat.tokens).toEqual(ort.tokens);
       expect(nat.text).toBe(ort.text);
+      // Prefill too (the ORT sessions released after the load check).
+      const all = await run('native', 'native');
+      expect(all.tokens).toEqual(ort.tokens);
+      expect(all.text).toBe(ort.text);
     }
-  }, 60_000);
+  }, 90_000);
 
   it('a model the native decoder cannot decode, as target or as draft, is UNSUPPORTED_CAPABILITY naming it (exit 1)', async () => {
     for (const models of [

@@ -266,7 +266,7 @@ describe.runIf(native)('native decoder', () => {
         for (let h = 0; h < H; h++) {
           for (let w = 0; w < queryRows; w++) {
             const want = expectedQueries[N - queryRows + w][l].slice(h * d, (h + 1) * d);
-            want.forEach((e, i) => expect(queries[l][(h * queryRows + w) * d + i]).toBeCloseTo(e, 4));
+            for (const [i, e] of want.entries()) expect(queries[l][(h * queryRows + w) * d + i]).toBeCloseTo(e, 4);
           }
         }
       }

@@ -112,9 +112,9 @@ export function nativeWeights(
 
   const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = shape;
   const embedDims = dims('model.embed_tokens.weight');
-  if (embedDims.length !== 2 || embedDims[0] !== vocabSize) {
-    // No Hugging Face names (torch.onnx.export names weights onnx::MatMul_N, stored (in, out)): find them by
-    // where they sit in the graph instead.
+  if (embedDims.length !== 2 || embedDims[0] !== vocabSize || !byName.has('model.layers.0.self_attn.q_proj.weight')) {
+    // No Hugging Face names for the projections (torch.onnx.export names MatMul weights onnx::MatMul_N, stored
+    // (in, out), even where the norms and embedding keep theirs): find them by where they sit in the graph.
     const roles = findWeightRoles(graph, shape);
     const take = (ref: WeightRef): Float32Array => {
       const data = floats(ref.name);

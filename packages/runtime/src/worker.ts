@@ -285,23 +285,25 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
   }
   let nativeCheckError: number | undefined;
   if (request.decodeEngine) {
+    const expected = await checkLogitsOfOrt(state);
+    if (request.nativePrefill) {
+      // Every run is native from here: the session (its copy of the weights, its arena) goes before the engine
+      // maps the weights, so the two never coexist, and comes back only for a request that needs ORT (debug
+      // outputs).
+      await state.session.release();
+      state.session = sessionOnDemand(createRunner, session);
+      heapFreed();
+    }
     state.native = await openNativeDecoder(request, graphProto, { dataFolder, modelPath: path });
     try {
       if (request.nativePrefill) state.nativePrefill = nativePrefillOf(state.native, request);
-      nativeCheckError = await checkNativeDecoder(state);
+      nativeCheckError = checkNativeDecoder(state, expected);
     } catch (error) {
       state.native.decoder.close();
       state.native = undefined;
       state.nativePrefill = undefined;
       throw error;
     }
-  }
-  if (state.nativePrefill) {
-    // Every run is native from here: the session (its weights and arena) goes, and comes back only for a
-    // request that needs ORT (debug outputs).
-    await state.session.release();
-    state.session = sessionOnDemand(createRunner, session);
-    heapFreed();
   }
   const gqa = graph.captures.find((c) => c.kind === 'gqa' && c.doRotary && !c.cosCache);
   if (gqa && gqa.kind === 'gqa') state.ropeFallback = new RopeTableCache(request.maxPositions, request.rope?.rotaryDim ?? gqa.rotaryDim, request.rope ?? request.ropeTheta);
@@ -587,17 +589,12 @@ function nativePaddedStep(request: Extract<WorkerRequest, { type: 'forward' }>, 
 /** Tokens at positions a few steps in, run by ORT (one call) and by the decoder (one step each). */
 const CHECK_POSITIONS = [5, 6, 7];
 
-/**
- * Proves the decoder computes what the graph computes before it decodes anything: the last logits of a short
- * prompt from ORT and from native steps must agree to 1e-3 of their scale. Returns the largest difference.
- */
-async function checkNativeDecoder(s: State): Promise<number> {
-  const native = s.native as NonNullable<State['native']>;
+/** ORT's last logits of the check prompt (CHECK_POSITIONS), which the native engine must reproduce. */
+async function checkLogitsOfOrt(s: State): Promise<Float32Array> {
   const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
   const n = CHECK_POSITIONS.length;
-  const ids = CHECK_POSITIONS.map((_, i) => (i * 7 + 1) % vocabSize);
   const feeds: Record<string, Tensor> = {
-    input_ids: i64(ids, [1, n]),
+    input_ids: i64(checkTokens(vocabSize), [1, n]),
     position_ids: i64(CHECK_POSITIONS, [1, n]),
   };
   if (s.hasAttentionMask) feeds.attention_mask = i64(new Int32Array(n).fill(1), [1, n]);
@@ -609,7 +606,21 @@ async function checkNativeDecoder(s: State): Promise<number> {
   }
   const out = await s.session.run(feeds, { logits: null });
   const all = floats(out.logits);
-  const expected = all.subarray(all.length - vocabSize);
+  return all.slice(all.length - vocabSize);
+}
+
+const checkTokens = (vocabSize: number): number[] => CHECK_POSITIONS.map((_, i) => (i * 7 + 1) % vocabSize);
+
+/**
+ * Proves the decoder computes what the graph computes before it decodes anything: the last logits of a short
+ * prompt from ORT (`expected`) and from native steps (and the native prefill, when it is to run prefills) must
+ * agree to 1e-3 of their scale. Returns the largest difference.
+ */
+function checkNativeDecoder(s: State, expected: Float32Array): number {
+  const native = s.native as NonNullable<State['native']>;
+  const { numLayers, numKvHeads, headDim: d, vocabSize } = s.init;
+  const n = CHECK_POSITIONS.length;
+  const ids = checkTokens(vocabSize);
   const capacity = n + 1;
   const keys = Array.from({ length: numLayers }, () => new Float32Array(numKvHeads * capacity * d));
   const values = Array.from({ length: numLayers }, () => new Float32Array(numKvHeads * capacity * d));
@@ -629,9 +640,11 @@ async function checkNativeDecoder(s: State): Promise<number> {
     s.nativePrefill.head(hidden.subarray((n - 1) * native.hiddenSize), 1, prefilled);
   }
   let error = 0;
+  let prefillError = 0;
   let scale = 1;
   for (let i = 0; i < vocabSize; i++) {
-    error = Math.max(error, Math.abs(logits[i] - expected[i]), s.nativePrefill ? Math.abs(prefilled[i] - expected[i]) : 0);
+    error = Math.max(error, Math.abs(logits[i] - expected[i]));
+    if (s.nativePrefill) prefillError = Math.max(prefillError, Math.abs(prefilled[i] - expected[i]));
     scale = Math.max(scale, Math.abs(expected[i]));
   }
   if (!(error <= 1e-3 * scale)) {
@@ -641,7 +654,14 @@ async function checkNativeDecoder(s: State): Promise<number> {
       { capability: 'nativeDecode', component: "loadModel({ decodeEngine: 'native' })", backend: native.name },
     );
   }
-  return error;
+  if (!(prefillError <= 1e-3 * scale)) {
+    throw new WorkerError(
+      'UNSUPPORTED_CAPABILITY',
+      `${s.init.modelPath} cannot prefill with the native engine '${native.name}': its prefill's logits differ from the graph's by ${prefillError.toPrecision(3)} (scale ${scale.toPrecision(3)}) while its decode steps agree. Load it without prefillEngine: 'native'.`,
+      { capability: 'nativePrefill', component: "loadModel({ prefillEngine: 'native' })", backend: native.name },
+    );
+  }
+  return Math.max(error, prefillError);
 }
 
 async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Promise<{ result: ForwardResult; transfer: ArrayBuffer[] }> {

@@ -137,7 +137,8 @@ describe('native prefill refusals', () => {
     try {
       const wrong = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native', prefillEngine: 'native' }).catch((e: unknown) => e);
       expect(wrong).toBeInstanceOf(UnsupportedCapabilityError);
-      expect((wrong as Error).message).toMatch(/logits differ from the graph's/);
+      expect((wrong as UnsupportedCapabilityError).capability).toBe('nativePrefill');
+      expect((wrong as Error).message).toMatch(/cannot prefill with the native engine 'prefill-off': its prefill's logits differ from the graph's/);
       const stepsOnly = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native' });
       expect(stepsOnly.graph.decodeEngine).toBe('prefill-off');
       await stepsOnly.dispose();

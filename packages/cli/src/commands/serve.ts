@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@draft/core';
 import { resolveModelDir } from '../model-dirs.js';
-import { decodeEngineOption, dtypeOption, intOption, numberOption } from '../options.js';
+import { decodeEngineOption, dtypeOption, intOption, numberOption, prefillEngineOption } from '../options.js';
 
 export interface ServeFlags {
   host?: string;
@@ -10,6 +10,7 @@ export interface ServeFlags {
   dtype?: string;
   'draft-dtype'?: string;
   'decode-engine'?: string;
+  'prefill-engine'?: string;
   'draft-release-idle'?: string;
   'max-concurrent'?: string;
   'max-queue'?: string;
@@ -45,6 +46,7 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
   const dtype = dtypeOption('dtype', flags.dtype);
   const draftDtype = dtypeOption('draft-dtype', flags['draft-dtype']);
   const decodeEngine = decodeEngineOption('decode-engine', flags['decode-engine']);
+  const prefillEngine = prefillEngineOption('prefill-engine', flags['prefill-engine'], decodeEngine);
   const maxConnections = intOption('max-connections', flags['max-connections'], 1);
   const bodyTimeoutMs = secondsOption('body-timeout', flags['body-timeout'], 0.001);
   const shutdownTimeoutMs = secondsOption('shutdown-timeout', flags['shutdown-timeout'], 0);
@@ -63,6 +65,7 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
     dtype,
     draftDtype,
     decodeEngine,
+    prefillEngine,
     draftReleaseIdleMs,
     maxConcurrent,
     maxQueue,

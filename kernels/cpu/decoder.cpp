@@ -446,7 +446,8 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
           const float* vh = &v[static_cast<size_t>(b) * kd + static_cast<size_t>(g) * d];
           if (L.k_bias) for (int i = 0; i < d; ++i) kh[i] += L.k_bias[g * d + i];
           rope(kh, R.cos, R.sin, d);
-          const size_t at = (static_cast<size_t>(g) * R.capacity + R.used) * d;
+          const size_t at = R.head_offsets ? static_cast<size_t>(R.head_offsets[l][g] + R.head_used[l][g]) * d
+                                           : (static_cast<size_t>(g) * R.capacity + R.used) * d;
           std::memcpy(R.keys[l] + at, kh, sizeof(float) * d);
           float* vdst = R.values[l] + at;
           std::memcpy(vdst, vh, sizeof(float) * d);
@@ -458,12 +459,15 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
       // (keys read once per group), keeping an online softmax; the slices merge below.
       for (int b = 0; b < B; ++b) {
         const draft_decoder_row& R = rows[b];
-        const int n = R.used + 1;
-        const int per = (n + T - 1) / T;
-        const int j0 = std::min(n, t * per), j1 = std::min(n, j0 + per);
         for (int g = 0; g < Hkv; ++g) {
-          const float* K = R.keys[l] + static_cast<size_t>(g) * R.capacity * d;
-          const float* V = R.values[l] + static_cast<size_t>(g) * R.capacity * d;
+          // Packed heads: this head's own rows and count; otherwise its block of the (Hkv, capacity) layout.
+          const bool packed = R.head_offsets != nullptr;
+          const int n = (packed ? R.head_used[l][g] : R.used) + 1;
+          const int per = (n + T - 1) / T;
+          const int j0 = std::min(n, t * per), j1 = std::min(n, j0 + per);
+          const size_t first = packed ? static_cast<size_t>(R.head_offsets[l][g]) : static_cast<size_t>(g) * R.capacity;
+          const float* K = R.keys[l] + first * d;
+          const float* V = R.values[l] + first * d;
           float* P[64];
           for (int e = 0; e < G; ++e) {
             P[e] = &partial[((static_cast<size_t>(b) * H + g * G + e) * T + t) * part];
@@ -478,10 +482,11 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
             const float* qs[64];
             for (int e = 0; e < G; ++e) qs[e] = &q[static_cast<size_t>(b) * qd + static_cast<size_t>(g * G + e) * d];
             chunk_scores(qs, G, K, c0, c1, d, scale, sc, kChunk);
-            const uint8_t* head_mask = R.head_masks ? R.head_masks[l] + static_cast<size_t>(g) * R.capacity : nullptr;
-            if (R.mask || head_mask)
+            const uint8_t* head_mask = R.head_masks && !packed ? R.head_masks[l] + static_cast<size_t>(g) * R.capacity : nullptr;
+            const uint8_t* mask = packed ? nullptr : R.mask;
+            if (mask || head_mask)
               for (int j = c0; j < std::min(c1, R.used); ++j)
-                if ((R.mask && !R.mask[j]) || (head_mask && !head_mask[j]))
+                if ((mask && !mask[j]) || (head_mask && !head_mask[j]))
                   for (int e = 0; e < G; ++e) sc[e * kChunk + (j - c0)] = -INFINITY;
             float* p = sc + static_cast<size_t>(G) * kChunk;
             for (int e = 0; e < G; ++e) {
@@ -586,8 +591,14 @@ draft_status draft_cpu_decoder_step(draft_decoder* decoder, const draft_decoder_
     if (R.token < 0 || R.token >= decoder->cfg.vocab_size || !R.cos || !R.sin || !R.keys || !R.values || !R.logits || R.used < 0 ||
         R.used >= R.capacity)
       return DRAFT_ERR_INVALID_ARGUMENT;
-    for (int l = 0; l < decoder->cfg.num_layers; ++l)
+    if ((R.head_offsets == nullptr) != (R.head_used == nullptr)) return DRAFT_ERR_INVALID_ARGUMENT;
+    for (int l = 0; l < decoder->cfg.num_layers; ++l) {
       if (!R.keys[l] || !R.values[l] || (R.head_masks && !R.head_masks[l])) return DRAFT_ERR_INVALID_ARGUMENT;
+      if (R.head_offsets && (!R.head_offsets[l] || !R.head_used[l])) return DRAFT_ERR_INVALID_ARGUMENT;
+      if (R.head_offsets)
+        for (int g = 0; g < decoder->cfg.num_kv_heads; ++g)
+          if (R.head_offsets[l][g] < 0 || R.head_used[l][g] < 0) return DRAFT_ERR_INVALID_ARGUMENT;
+    }
   }
   return draft::guarded([&] {
     draft::step(*decoder, rows, count);

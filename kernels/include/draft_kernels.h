@@ -198,6 +198,13 @@ typedef struct draft_decoder_row {
    * per head). Columns below `used` are read; they apply on top of `mask`. NULL: none. */
   const uint8_t* const* head_masks;
   float* logits;              /* (vocab) out */
+  /* Optional packed heads (caches that hold exactly what each KV head keeps): per layer, KV head g holds
+   * head_used[l][g] entries at rows head_offsets[l][g] … of keys[l] / values[l] (rows of head_dim); the step writes
+   * the token's K/V at row head_offsets[l][g] + head_used[l][g] and attends over those rows plus it; mask and
+   * head_masks do not apply (capacity and used must still satisfy 0 <= used < capacity). NULL: the
+   * (num_kv_heads, capacity) layout above. */
+  const int32_t* const* head_offsets;
+  const int32_t* const* head_used;
 } draft_decoder_row;
 
 draft_status draft_cpu_decoder_create(const draft_decoder_config* config, const draft_decoder_weights* weights, draft_decoder** out);

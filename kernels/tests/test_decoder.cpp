@@ -88,6 +88,80 @@ void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<in
   draft_cpu_decoder_destroy(dec);
 }
 
+// Packed heads: each KV head holds exactly the entries a head mask would leave visible, at its own offset (gaps
+// between heads), so the step must give the masked reference's logits and write the new K/V after each head's rows.
+void run_packed_case(std::mt19937_64& rng, int threads, int used) {
+  Model m = make_model(rng, {48, 2, 4, 2, 12, 72, 37, 1e-6f, threads}, false);
+  const auto& c = m.cfg;
+  const int Hkv = c.num_kv_heads, d = c.head_dim, L = c.num_layers;
+  draft_decoder_weights w{m.embed.data(), m.layers.data(), m.final_norm.data(), m.lm_head.data()};
+  draft_decoder* dec = nullptr;
+  CHECK(draft_cpu_decoder_create(&m.cfg, &w, &dec) == DRAFT_OK, "create");
+  if (!dec) return;
+  Seq s;
+  s.token = static_cast<int>(rng() % c.vocab_size);
+  s.used = used;
+  s.capacity = used + 1;
+  for (int i = 0; i < d; ++i) {
+    const double th = (used + 3) * std::pow(10000.0, -2.0 * (i % (d / 2)) / d);
+    s.cos.push_back(static_cast<float>(std::cos(th)));
+    s.sin.push_back(static_cast<float>(std::sin(th)));
+  }
+  for (int l = 0; l < L; ++l) {
+    s.keys.push_back(random_floats(rng, static_cast<size_t>(Hkv) * s.capacity * d, -2, 2));
+    s.values.push_back(random_floats(rng, static_cast<size_t>(Hkv) * s.capacity * d));
+    std::vector<uint8_t> hm(static_cast<size_t>(Hkv) * s.capacity);
+    for (auto& v : hm) v = rng() % 3 != 0;
+    s.head_masks.push_back(std::move(hm));
+  }
+  std::vector<std::vector<double>> nk, nv;
+  const std::vector<double> expect = naive_step(m, s, false, nk, nv, nullptr);
+  // Packed: head g's visible columns in order from offsets[l][g], then 1–3 spare rows before the next head.
+  std::vector<std::vector<float>> pk(L), pv(L);
+  std::vector<std::vector<int32_t>> offsets(L), counts(L);
+  for (int l = 0; l < L; ++l) {
+    int row = static_cast<int>(rng() % 3);
+    for (int g = 0; g < Hkv; ++g) {
+      offsets[l].push_back(row);
+      int n = 0;
+      for (int j = 0; j < used; ++j) {
+        if (!s.head_masks[l][static_cast<size_t>(g) * s.capacity + j]) continue;
+        const size_t src = (static_cast<size_t>(g) * s.capacity + j) * d;
+        pk[l].resize(static_cast<size_t>(row + n + 1) * d);
+        pv[l].resize(static_cast<size_t>(row + n + 1) * d);
+        std::copy(s.keys[l].begin() + src, s.keys[l].begin() + src + d, pk[l].begin() + static_cast<size_t>(row + n) * d);
+        std::copy(s.values[l].begin() + src, s.values[l].begin() + src + d, pv[l].begin() + static_cast<size_t>(row + n) * d);
+        ++n;
+      }
+      counts[l].push_back(n);
+      row += n + 1 + static_cast<int>(rng() % 3);
+    }
+    pk[l].resize(static_cast<size_t>(row) * d, 7.0f);
+    pv[l].resize(static_cast<size_t>(row) * d, 7.0f);
+  }
+  std::vector<float*> kp, vp;
+  std::vector<const int32_t*> op, cp;
+  for (int l = 0; l < L; ++l) kp.push_back(pk[l].data()), vp.push_back(pv[l].data()), op.push_back(offsets[l].data()), cp.push_back(counts[l].data());
+  std::vector<float> logits(c.vocab_size);
+  draft_decoder_row row{s.token, s.cos.data(), s.sin.data(), kp.data(), vp.data(), 1, 0, nullptr, nullptr, logits.data(), op.data(), cp.data()};
+  CHECK(draft_cpu_decoder_step(dec, &row, 1) == DRAFT_OK, "packed step");
+  double worst = 0, scale = 1;
+  for (int i = 0; i < c.vocab_size; ++i) scale = std::max(scale, std::fabs(expect[i])), worst = std::max(worst, std::fabs(logits[i] - expect[i]));
+  CHECK(worst <= 1e-4 * scale, "packed used %d threads %d: logits off by %g (scale %g)", used, threads, worst, scale);
+  double kv = 0;
+  for (int l = 0; l < L; ++l)
+    for (int g = 0; g < Hkv; ++g)
+      for (int i = 0; i < d; ++i) {
+        const size_t at = static_cast<size_t>(offsets[l][g] + counts[l][g]) * d + i;
+        kv = std::max({kv, std::fabs(pk[l][at] - nk[l][g * d + i]), std::fabs(pv[l][at] - nv[l][g * d + i])});
+      }
+  CHECK(kv <= 1e-4, "packed: new K/V after each head's rows off by %g", kv);
+  draft_decoder_row bad = row;
+  bad.head_used = nullptr;
+  CHECK(draft_cpu_decoder_step(dec, &bad, 1) == DRAFT_ERR_INVALID_ARGUMENT, "offsets without counts");
+  draft_cpu_decoder_destroy(dec);
+}
+
 }  // namespace
 
 int main() {
@@ -97,6 +171,7 @@ int main() {
     run_case(rng, threads, true, {5});
     run_case(rng, threads, false, {700, 3, 0, 1});  // 700 > one 256-column chunk
     run_case(rng, threads, true, {40, 9, 0, 1, 300, 5});  // sequences in a group of 4 and one of 2
+    for (int used : {0, 7, 600}) run_packed_case(rng, threads, used);
   }
   draft_decoder_config bad{48, 2, 4, 3, 12, 72, 37, 1e-6f, 1};  // 4 heads over 3 KV heads
   std::vector<float> z(1);

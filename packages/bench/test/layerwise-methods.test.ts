@@ -45,6 +45,9 @@ afterAll(async () => {
   for (const m of [whole, layered, draft, native?.target]) await m?.dispose();
 });
 
+/** KV bytes after prefill of each method on the native engine, per prompt (`method:length`). */
+const nativeKvBytes = new Map<string, number>();
+
 describe('the layer-wise engine gives every KV method its whole-graph tokens', () => {
   it('is selected only where it applies', () => {
     expect(layered.prefillSelect).toBeTypeOf('function');
@@ -80,8 +83,25 @@ describe('the layer-wise engine gives every KV method its whole-graph tokens', (
           if (IN_THE_LOOP.has(method)) expect(peakNative).toBeLessThan(allLayersFullKv);
           expect(c.tokens).toEqual(a.tokens);
           expect(c.usage.keptKvTokens).toEqual(a.usage.keptKvTokens);
+          nativeKvBytes.set(`${method}:${ids.length}`, c.kvBytes.afterPrefill);
         }
       }
     }, 60_000);
   }
+});
+
+describe.runIf(nativeBuilt)('caches that hold only what they keep (native engine)', () => {
+  it('AdaKV and PyramidKV keep their different per-head and per-layer counts exactly: KV bytes within 2% of SnapKV’s at the same budget', () => {
+    for (const ids of prompts) {
+      const snap = nativeKvBytes.get(`snapkv:${ids.length}`) as number;
+      // SnapKV: every (layer, KV head) keeps the budget, plus the prompt's last token (run again after the
+      // selection), float32 keys and values.
+      const { numLayers, numKvHeads, headDim } = whole.info;
+      expect(snap).toBe(2 * numLayers * numKvHeads * (BUDGET + 1) * headDim * 4);
+      for (const method of ['adakv', 'pyramidkv']) {
+        const bytes = nativeKvBytes.get(`${method}:${ids.length}`) as number;
+        expect(Math.abs(bytes - snap) / snap).toBeLessThanOrEqual(0.02);
+      }
+    }
+  });
 });

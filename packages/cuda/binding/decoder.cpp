@@ -127,6 +127,7 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
     std::vector<draft_decoder_row> rows(B);
     std::vector<std::vector<float*>> keys(B), values(B);
     std::vector<std::vector<const uint8_t*>> heads(B);
+    std::vector<std::vector<const int32_t*>> offsets(B), useds(B);
     for (uint32_t b = 0; b < B; ++b) {
       Napi::Value rv = list.Get(b);
       if (!rv.IsObject()) throw Napi::TypeError::New(env, "rows[" + std::to_string(b) + "] must be an object");
@@ -180,6 +181,33 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
       }
       R.keys = keys[b].data();
       R.values = values[b].data();
+      // Packed heads: per layer Int32Arrays of numKvHeads row offsets and counts, every head's rows (plus the new
+      // one) inside that layer's keys and values.
+      Napi::Value ho = r.Get("headOffsets");
+      Napi::Value hu = r.Get("headUsed");
+      const bool hasOffsets = !ho.IsUndefined() && !ho.IsNull(), hasUsed = !hu.IsUndefined() && !hu.IsNull();
+      if (hasOffsets != hasUsed) throw Napi::TypeError::New(env, "headOffsets and headUsed go together");
+      if (hasOffsets) {
+        if (!ho.IsArray() || ho.As<Napi::Array>().Length() != L || !hu.IsArray() || hu.As<Napi::Array>().Length() != L)
+          throw Napi::TypeError::New(env, "headOffsets and headUsed must hold one Int32Array per layer");
+        for (uint32_t l = 0; l < L; ++l) {
+          Napi::Value ov = ho.As<Napi::Array>().Get(l), uv = hu.As<Napi::Array>().Get(l);
+          for (const Napi::Value& v : {ov, uv})
+            if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || v.As<Napi::Int32Array>().ElementLength() != Hkv)
+              throw Napi::TypeError::New(env, "headOffsets[" + std::to_string(l) + "] / headUsed[" + std::to_string(l) + "] must be Int32Arrays of numKvHeads");
+          auto o = ov.As<Napi::Int32Array>();
+          auto u = uv.As<Napi::Int32Array>();
+          const auto elements = [&](const char* which) { return r.Get(which).As<Napi::Array>().Get(l).As<Napi::TypedArray>().ElementLength(); };
+          const size_t rows = std::min(elements("keys"), elements("values")) / d;
+          for (size_t g = 0; g < Hkv; ++g)
+            if (o[g] < 0 || u[g] < 0 || static_cast<size_t>(o[g]) + u[g] + 1 > rows)
+              throw Napi::RangeError::New(env, "layer " + std::to_string(l) + " head " + std::to_string(g) + ": rows offset + used + 1 exceed keys/values");
+          offsets[b].push_back(o.Data());
+          useds[b].push_back(u.Data());
+        }
+        R.head_offsets = offsets[b].data();
+        R.head_used = useds[b].data();
+      }
     }
     const draft_status st = draft_cpu_decoder_step(decoder_, rows.data(), static_cast<int32_t>(B));
     if (st != DRAFT_OK) {

@@ -294,7 +294,7 @@ export class OrtCausalLM implements CausalLMV1 {
           onProgress: (p) => request.onProgress?.({ stage: p.stage, completed: p.completed, total: p.total }),
         },
       );
-      const next = cache ? cache.appended(result.cache, positions) : OrtKvCache.fresh(this.cacheContext, result.cache, positions);
+      const next = cache ? cache.appended(result.cache, positions, result.packed === true) : OrtKvCache.fresh(this.cacheContext, result.cache, positions);
       return { logits: result.logits, cache: next, ...(result.queries ? { queries: result.queries } : {}), ...(result.debug ? { debug: result.debug } : {}) };
     } catch (error) {
       if (isAbort(error)) throw new AbortError({ reason: request.signal?.reason });
@@ -356,7 +356,7 @@ export class OrtCausalLM implements CausalLMV1 {
     const onAbort = () => this.client.send({ type: 'cancel', target: requestId });
     request.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const result = await this.client.request<{ cache: number }>(
+      const result = await this.client.request<{ cache: number; packed?: boolean }>(
         { type: 'prefillSelect', inputIds: ids, positionIds: positions, captureQueries: request.captureQueries, chunkSize },
         {
           onId: (id) => {
@@ -390,7 +390,7 @@ export class OrtCausalLM implements CausalLMV1 {
         },
       );
       if (keptPositions.length !== numLayers) throw new DraftError('INTERNAL', `prefillSelect returned after ${keptPositions.length} of ${numLayers} layers.`);
-      return { cache: OrtKvCache.selected(this.cacheContext, result.cache, keptPositions) };
+      return { cache: OrtKvCache.selected(this.cacheContext, result.cache, keptPositions, result.packed === true) };
     } catch (error) {
       if (selectionError) throw selectionError;
       if (isAbort(error)) throw new AbortError({ reason: request.signal?.reason });

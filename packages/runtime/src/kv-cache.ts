@@ -38,6 +38,8 @@ interface Layout {
   /** Positions appended after the base part, shared by every (layer, KV head). */
   tail: Int32Array;
   nextPosition: number;
+  /** The worker holds exactly each (layer, KV head)'s entries, no padding (native engine, packed heads). */
+  packed?: boolean;
 }
 
 /**
@@ -98,7 +100,7 @@ export class OrtKvCache implements KvCacheV1 {
    * @internal a cache the worker built from kept entries (gather, layer-wise prefill): per (layer, KV head) the
    * original positions of its entries, kept entries first and padding after.
    */
-  static selected(context: CacheContext, handle: number, positions: Int32Array[][]): OrtKvCache {
+  static selected(context: CacheContext, handle: number, positions: Int32Array[][], packed = false): OrtKvCache {
     let maxCount = 0;
     for (const layer of positions) for (const p of layer) maxCount = Math.max(maxCount, p.length);
     const padded = positions.some((layer) => layer.some((p) => p.length !== maxCount));
@@ -113,17 +115,18 @@ export class OrtKvCache implements KvCacheV1 {
       baseSlotCount: maxCount,
       tail: new Int32Array(0),
       nextPosition: next,
+      packed,
     });
   }
 
-  /** @internal a cache with `positions` appended to every (layer, KV head) (after a forward call). */
-  appended(handle: number, positions: Int32Array): OrtKvCache {
+  /** @internal a cache with `positions` appended to every (layer, KV head) (after a forward call); `packed`: as the worker stored it. */
+  appended(handle: number, positions: Int32Array, packed = false): OrtKvCache {
     const tail = new Int32Array(this.layout.tail.length + positions.length);
     tail.set(this.layout.tail);
     tail.set(positions, this.layout.tail.length);
     let next = this.nextPosition;
     for (const p of positions) if (p + 1 > next) next = p + 1;
-    return new OrtKvCache(this.context, handle, { ...this.layout, slots: this.layout.slots + positions.length, tail, nextPosition: next });
+    return new OrtKvCache(this.context, handle, { ...this.layout, slots: this.layout.slots + positions.length, tail, nextPosition: next, packed });
   }
 
   private check(): void {
@@ -277,11 +280,13 @@ export class OrtKvCache implements KvCacheV1 {
   }
 
   /**
-   * Bytes of keys + values held in the worker, padding included: 2 · numLayers · numKvHeads · slots · headDim ·
-   * (4 for float32 graphs, 2 for float16 KV graphs).
+   * Bytes of keys + values held in the worker: 2 · Σ entries · headDim · (4 for float32 graphs, 2 for float16 KV
+   * graphs), where Σ entries is Σ lengths[l][h] for packed caches (the native engine keeps each KV head's entries
+   * exactly) and numLayers · numKvHeads · slots (padding included) otherwise.
    */
   byteSize(): number {
-    return 2 * this.numLayers * this.numKvHeads * this.length * this.headDim * this.context.bytesPerElement;
+    const entries = this.layout.packed ? this.lengths.reduce((sum, layer) => sum + layer.reduce((a, n) => a + n, 0), 0) : this.numLayers * this.numKvHeads * this.length;
+    return 2 * entries * this.headDim * this.context.bytesPerElement;
   }
 
   get isDisposed(): boolean {

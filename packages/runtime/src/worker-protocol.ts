@@ -112,6 +112,8 @@ export interface ForwardResult {
   /** Per layer (numHeads, w, headDim) when captured. */
   queries?: Float32Array[];
   debug?: Record<string, { data: Float32Array; dims: number[] }>;
+  /** The new cache holds exactly each KV head's entries (packed heads, native engine), no padding. */
+  packed?: boolean;
 }
 
 export type WorkerReply =

@@ -39,6 +39,26 @@ interface CacheEntry {
   length: number;
   /** Padded caches: per layer (numKvHeads · length), 1 = a real entry, 0 = padding (masked by the key bias). */
   valid?: Uint8Array[];
+  /** Packed caches: keys[l] / values[l] hold each KV head's entries exactly, at rows of its own (see PackedHeads). */
+  packed?: PackedHeads;
+}
+
+/**
+ * Caches that hold only what they keep (the native engine, counts that differ per layer and KV head): head g of
+ * layer l holds `base[l][g] + tail` entries at rows `offsets[l][g]` … of keys[l] / values[l] (rows of headDim), with
+ * room up to `caps[l][g]` rows for decode steps to append in place. The main thread addresses entries as if padded
+ * (base entries at slots 0…, the tail after the largest base count of all layers): `padPacked` builds that form for
+ * every operation other than a native decode step. Decision record 2026-12-06-native-prefill.md.
+ */
+interface PackedHeads {
+  offsets: Int32Array[];
+  caps: Int32Array[];
+  /** Entries each head kept at selection. */
+  base: Int32Array[];
+  /** Tokens appended to every head since (decode steps). */
+  tail: number;
+  /** The one handle that may append in place (entries of one decode chain share their arrays). */
+  writer: { handle: number };
 }
 
 /** A session over the whole graph, or its layer segments (`layerwise`): both run the whole graph the same way. */
@@ -133,7 +153,111 @@ function getCache(handle: number): CacheEntry {
   if (residentRows.has(handle)) materialize(handle);
   const entry = caches.get(handle);
   if (!entry) throw new WorkerError('DISPOSED', `KV cache ${handle} has been disposed.`, { resource: 'KvCache' });
-  return entry;
+  return entry.packed ? padPacked(entry) : entry;
+}
+
+/** Arrays made for the request being handled only (a packed cache's padded form): released when it ends. */
+const transient: KvArray[] = [];
+
+/** A packed cache in the padded form every other path reads (slots as the main thread numbers them), transient. */
+function padPacked(entry: CacheEntry): CacheEntry {
+  const s = state as State;
+  const p = entry.packed as PackedHeads;
+  const { numKvHeads: hkv, headDim: d } = s.init;
+  const maxBase = Math.max(0, ...p.base.flatMap((b) => Array.from(b)));
+  const slots = maxBase + p.tail;
+  const pad = (src: KvArray, l: number): KvArray => {
+    const out = s.pool.alloc(hkv * slots * d);
+    transient.push(out);
+    out.fill(0);
+    for (let h = 0; h < hkv; h++) {
+      const from = p.offsets[l][h] * d;
+      const base = p.base[l][h];
+      out.set(src.subarray(from, from + base * d) as never, h * slots * d);
+      out.set(src.subarray(from + base * d, from + (base + p.tail) * d) as never, (h * slots + maxBase) * d);
+    }
+    return out;
+  };
+  const valid = p.base.map((b) => {
+    const v = new Uint8Array(hkv * slots);
+    for (let h = 0; h < hkv; h++) {
+      v.fill(1, h * slots, h * slots + b[h]);
+      v.fill(1, h * slots + maxBase, (h + 1) * slots);
+    }
+    return v;
+  });
+  return { keys: entry.keys.map(pad), values: entry.values.map(pad), length: slots, valid };
+}
+
+/** Rows of room each packed head gets for decode steps to append in place. */
+const PACKED_ROOM = 32;
+
+/** Packs per-head kept entries (`rows(l, h)`: (count, d) of each head) with room after each head's block. */
+function packHeads(counts: Int32Array[], rows: (which: 0 | 1, l: number, h: number) => KvArray): { keys: KvArray[]; values: KvArray[]; offsets: Int32Array[]; caps: Int32Array[] } {
+  const s = state as State;
+  const { headDim: d } = s.init;
+  const offsets = counts.map((c) => new Int32Array(c.length));
+  const caps = counts.map((c) => c.map((n) => n + Math.max(PACKED_ROOM, n >> 4)));
+  const out: KvArray[][] = [[], []];
+  try {
+    counts.forEach((c, l) => {
+      let row = 0;
+      for (let h = 0; h < c.length; h++) {
+        offsets[l][h] = row;
+        row += caps[l][h];
+      }
+      for (const which of [0, 1] as const) {
+        const a = s.pool.alloc(row * d);
+        out[which].push(a);
+        a.fill(0);
+        for (let h = 0; h < c.length; h++) a.set(rows(which, l, h) as never, offsets[l][h] * d);
+      }
+    });
+  } catch (error) {
+    releaseArrays([...out[0], ...out[1]]);
+    throw error;
+  }
+  return { keys: out[0], values: out[1], offsets, caps };
+}
+
+/**
+ * A single-token step on a packed cache by the native engine: the token's K/V go right after each head's entries,
+ * in place when this cache is its arrays' writer and every head has room (the old handle still reads its own
+ * rows), else into freshly packed arrays. No padding is read or written.
+ */
+function nativePackedStep(request: Extract<WorkerRequest, { type: 'forward' }>, entry: CacheEntry): { result: ForwardResult; transfer: ArrayBuffer[] } {
+  const s = state as State;
+  const native = s.native as NonNullable<State['native']>;
+  const { headDim: d, vocabSize } = s.init;
+  const p = entry.packed as PackedHeads;
+  const counts = p.base.map((b) => b.map((n) => n + p.tail));
+  const room = counts.every((c, l) => c.every((n, h) => n < p.caps[l][h]));
+  let { keys, values } = entry;
+  let { offsets, caps } = p;
+  let writer = p.writer;
+  if (writer.handle === request.cache && room) {
+    for (const a of [...keys, ...values]) s.pool.retain(a);
+  } else {
+    const repacked = packHeads(counts, (which, l, h) => {
+      const src = (which === 0 ? entry.keys : entry.values)[l];
+      return src.subarray(p.offsets[l][h] * d, (p.offsets[l][h] + counts[l][h]) * d);
+    });
+    ({ keys, values, offsets, caps } = repacked);
+    writer = { handle: -1 };
+  }
+  const logits = new Float32Array(vocabSize);
+  try {
+    native.decoder.step([
+      { token: request.inputIds[0], ...native.rope.at(request.positionIds[0]), keys: keys as Float32Array[], values: values as Float32Array[], capacity: 1, used: 0, headOffsets: offsets, headUsed: counts, logits },
+    ]);
+  } catch (error) {
+    releaseArrays([...keys, ...values]);
+    throw error;
+  }
+  batchCounts.nativeSteps++;
+  const handle = store({ keys, values, length: entry.length + 1, packed: { offsets, caps, base: p.base, tail: p.tail + 1, writer } });
+  writer.handle = handle;
+  return { result: { cache: handle, length: entry.length + 1, logits, packed: true }, transfer: [logits.buffer as ArrayBuffer] };
 }
 
 /** Stores `entry`, which takes over the holds on its arrays. */
@@ -669,6 +793,10 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
   if (!s) throw new WorkerError('INTERNAL', 'Worker not initialised.');
   const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
   const empty = (): KvArray => (s.kvType === 'float16' ? new Uint16Array(0) : new Float32Array(0));
+  const stored = request.cache === null ? undefined : caches.get(request.cache);
+  if (stored?.packed && s.native && request.inputIds.length === 1 && request.captureQueries === 0 && request.logits === 'last' && !request.debugOutputs?.length) {
+    return nativePackedStep(request, stored);
+  }
   const base: CacheEntry =
     request.cache === null ? { keys: Array.from({ length: numLayers }, empty), values: Array.from({ length: numLayers }, empty), length: 0 } : getCache(request.cache);
   const ids = request.inputIds;
@@ -839,6 +967,12 @@ function gather(request: Extract<WorkerRequest, { type: 'gather' }>): number {
   const sources = [...entry.keys, ...entry.values];
   const kept = (i: number) => request.kept[i % entry.keys.length];
   const size = numKvHeads * count * d;
+  if (request.consume && caches.get(request.cache)?.packed) {
+    // Its padded form is transient: gather from it, then free the packed arrays.
+    const handle = gather({ ...request, consume: false });
+    releaseEntry(request.cache);
+    return handle;
+  }
   if (request.consume) {
     caches.delete(request.cache);
     const out = consumeGather(sources, kept, entry.length, count);
@@ -940,7 +1074,7 @@ function chunkBounds(positions: Int32Array, chunk: number, pattern: AttentionPat
  * kept entries stay. At most one layer's full KV (plus the chunk's present) is ever allocated; what travels
  * between layers is each chunk's hidden state and projections.
  */
-async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSelect' }>): Promise<{ cache: number }> {
+async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSelect' }>): Promise<{ cache: number; packed?: boolean }> {
   const s = state as State;
   if (s.nativePrefill) return nativePrefillSelect(request);
   const layered = s.layered;
@@ -1033,7 +1167,7 @@ async function prefillSelect(request: Extract<WorkerRequest, { type: 'prefillSel
  * that layer's full KV lives only until the policy has chosen what it keeps (decision record
  * 2026-12-06-native-prefill.md). No ORT session, no graph segments.
  */
-async function nativePrefillSelect(request: Extract<WorkerRequest, { type: 'prefillSelect' }>): Promise<{ cache: number }> {
+async function nativePrefillSelect(request: Extract<WorkerRequest, { type: 'prefillSelect' }>): Promise<{ cache: number; packed?: boolean }> {
   const s = state as State;
   const native = s.native as NonNullable<State['native']>;
   const prefill = s.nativePrefill as NativePrefillV1;
@@ -1105,12 +1239,32 @@ async function keepLayer(requestId: number, layer: number, pastK: KvArray, pastV
   return result;
 }
 
-/** The kept layers as one cache: one slot count for every layer, shorter layers and heads padded and masked. */
-function storeKept(kept: KeptLayer[], held: KvArray[]): { cache: number } {
+/**
+ * The kept layers as one cache: with the native engine and counts that differ, each KV head holds exactly its
+ * entries (packed); otherwise one slot count for every layer, shorter layers and heads padded and masked.
+ */
+function storeKept(kept: KeptLayer[], held: KvArray[]): { cache: number; packed?: boolean } {
   const s = state as State;
   const { numKvHeads, headDim: d } = s.init;
   const total = Math.max(...kept.map((k) => Math.max(0, ...k.counts)));
   const ragged = kept.some((k) => k.counts.some((v) => v !== total));
+  if (ragged && s.nativePrefill) {
+    try {
+      const base = kept.map((k) => Int32Array.from(k.counts));
+      const packed = packHeads(base, (which, l, h) => {
+        const src = which === 0 ? kept[l].keys : kept[l].values;
+        const count = Math.max(0, ...kept[l].counts);
+        return src.subarray(h * count * d, (h * count + kept[l].counts[h]) * d);
+      });
+      releaseArrays(held.splice(0));
+      const writer = { handle: -1 };
+      writer.handle = store({ keys: packed.keys, values: packed.values, length: total, packed: { offsets: packed.offsets, caps: packed.caps, base, tail: 0, writer } });
+      return { cache: writer.handle, packed: true };
+    } catch (error) {
+      releaseArrays(held.splice(0));
+      throw error;
+    }
+  }
   if (ragged && !s.keyBiasInputs && !s.nativePrefill) {
     releaseArrays(held.splice(0));
     throw new WorkerError('UNSUPPORTED_CAPABILITY', 'Kept counts differ between layers or KV heads; load the model with raggedCache: true.', { capability: 'raggedKvHeads', component: 'prefillSelect' });
@@ -1261,8 +1415,10 @@ async function handle(request: WorkerRequest): Promise<void> {
         post({ id: request.id, type: 'result', result: crop(request) });
         return;
       case 'clone': {
-        // Entries are never mutated in place (every forward writes new arrays), so a clone may share them.
-        const entry = getCache(request.cache);
+        // Entries are never mutated in place (every forward writes new arrays; a packed decode chain appends only
+        // past every other handle's rows), so a clone may share them.
+        if (residentRows.has(request.cache)) materialize(request.cache);
+        const entry = caches.get(request.cache) ?? getCache(request.cache);
         for (const a of [...entry.keys, ...entry.values]) s().pool.retain(a);
         post({ id: request.id, type: 'result', result: store({ ...entry }) });
         return;
@@ -1326,6 +1482,7 @@ async function handle(request: WorkerRequest): Promise<void> {
     post({ id: request.id, type: 'error', error: serialize(error) });
   } finally {
     cancelled.delete(request.id);
+    if (transient.length > 0) releaseArrays(transient.splice(0));
   }
 }
 
@@ -1399,7 +1556,7 @@ function batchable(request: WorkerRequest): request is ForwardRequest {
   if (cancelled.has(request.id)) return false;
   if (residentRows.has(request.cache)) return true;
   const entry = caches.get(request.cache);
-  return entry !== undefined && entry.valid === undefined;
+  return entry !== undefined && entry.valid === undefined && entry.packed === undefined;
 }
 
 /** How many batchable steps lead the queue (a batch never jumps over another kind of request). */
@@ -1738,7 +1895,7 @@ function inPlaceBatch(requests: ForwardRequest[], resident: ResidentBatch | unde
 function adoptInPlace(handle: number): ResidentBatch | undefined {
   const s = state as State;
   const entry = caches.get(handle);
-  if (!entry || entry.valid || entry.length === 0) return undefined;
+  if (!entry || entry.valid || entry.packed || entry.length === 0) return undefined;
   const { numKvHeads: hkv, headDim: d } = s.init;
   const used = entry.length;
   const arrays = [...entry.keys, ...entry.values];

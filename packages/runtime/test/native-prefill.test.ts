@@ -106,6 +106,53 @@ describe('native prefill engine', () => {
     expect(x.usage.keptKvTokens).toEqual(y.usage.keptKvTokens);
   });
 
+  it('keeps different counts per layer and KV head exactly (packed): byteSize is Σ kept, and steps, branches and gathers give the padded ORT cache’s logits', async () => {
+    const ragged = await loadModel(RANDOM_TARGET, { threads: 1, raggedCache: true });
+    try {
+      // Counts differ per layer and head: 20 + 7·layer + 5·head.
+      const keep = (layer: number) => Array.from({ length: 2 }, (_, h) => spreadLayer(N, 1, 20 + 7 * layer + 5 * h, layer + h)[0]);
+      const kept = Array.from({ length: LAYERS }, (_, l) => keep(l));
+      const { cache } = await (native.prefillSelect as NonNullable<OrtCausalLM['prefillSelect']>)({ inputIds: prompt, captureQueries: 4, selectLayer: async ({ layer }) => keep(layer) });
+      const entries = kept.flat().reduce((a, idx) => a + idx.length, 0);
+      expect(cache.byteSize()).toBe(2 * entries * 16 * 4);
+      const full = await ragged.forward({ inputIds: prompt });
+      const padded = await full.cache.gather(kept);
+      full.cache.dispose();
+      // Padding: every (layer, head) at the largest count (20 + 21 + 5 = 46).
+      expect(padded.byteSize()).toBe(2 * LAYERS * 2 * 46 * 16 * 4);
+      expect(cache.lengths).toEqual(padded.lengths);
+      // Eight steps: in place after the first (the chain's writer), same logits as the padded ORT cache.
+      let a = cache;
+      let b = padded;
+      const chain = [a];
+      for (let i = 0; i < 8; i++) {
+        const x = await native.forward({ inputIds: [7 + i], cache: a });
+        const y = await ragged.forward({ inputIds: [7 + i], cache: b });
+        expect(maxAbsDiff(x.logits, y.logits)).toBeLessThan(1e-4);
+        expect(x.cache.byteSize()).toBe(2 * (entries + 8 * (i + 1)) * 16 * 4);
+        chain.push(x.cache);
+        if (b !== padded) b.dispose();
+        a = x.cache;
+        b = y.cache;
+      }
+      // A branch from the middle of the chain (its arrays now written past its rows by later steps): its own logits.
+      const branch = await native.forward({ inputIds: [99], cache: chain[3] });
+      const three = await ragged.forward({ inputIds: [7, 8, 9], cache: padded });
+      const reference = await ragged.forward({ inputIds: [99], cache: three.cache });
+      three.cache.dispose();
+      expect(maxAbsDiff(branch.logits, reference.logits)).toBeLessThan(1e-4);
+      // Other operations read the padded form: a gather of the packed cache equals the padded cache's.
+      const pick = Array.from({ length: LAYERS }, (_, l) => Array.from({ length: 2 }, (_, h) => Int32Array.of(0, 3, kept[l][h].length + 2)));
+      const g1 = await a.gather(pick);
+      const g2 = await b.gather(pick);
+      for (let l = 0; l < LAYERS; l++) expect(maxAbsDiff(await g1.readKeys(l), await g2.readKeys(l))).toBeLessThan(1e-4);
+      for (const c of [...chain, branch.cache, reference.cache, padded, b, g1, g2]) c.dispose();
+      expect((await native.kvMemoryStats()).liveBytes).toBe(0);
+    } finally {
+      await ragged.dispose();
+    }
+  });
+
   it('an abort between layers frees every array and the model stays usable', async () => {
     const before = await native.generate({ inputIds: prompt.slice(0, 40) }, { maxNewTokens: 4 });
     const controller = new AbortController();

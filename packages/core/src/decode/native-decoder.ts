@@ -72,6 +72,14 @@ export interface NativeDecoderRowV1 {
   headMasks?: Uint8Array[];
   /** (vocabSize) written by the step. */
   logits: Float32Array;
+  /**
+   * Packed heads (caches that hold exactly what each KV head keeps): per layer, KV head g holds `headUsed[l][g]`
+   * entries at rows `headOffsets[l][g]` … of that layer's keys/values (rows of headDim); the step writes the token's
+   * K/V right after them and attends over them plus it. `mask` and `headMasks` do not apply; `capacity` and `used`
+   * must still satisfy 0 ≤ used < capacity. Both or neither.
+   */
+  headOffsets?: Int32Array[];
+  headUsed?: Int32Array[];
 }
 
 /**

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Benchmark (not a test): on the perf-shaped model, decode tokens/s with full KV vs each KV method at C = 256,
 // and SpecKV's draft + scoring overhead as a share of the target prefill — side by side in one run.
-//   node packages/cli/bench/methods-bench.mjs [--lengths 2048,8192] [--budget 256] [--new-tokens 32]
+//   node packages/cli/bench/methods-bench.mjs [--lengths 2048,8192] [--budget 256] [--new-tokens 32] [--engines ort,native]
+// --engines: ort (the graph through onnxruntime-node; ragged caches padded per head) and/or native (@draft/cuda's
+// engine for prefill and decode: loadModel({ decodeEngine: 'native', prefillEngine: 'native' }), caches packed).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -17,6 +19,7 @@ const { values } = parseArgs({
     budget: { type: 'string', default: '256' },
     'new-tokens': { type: 'string', default: '32' },
     methods: { type: 'string', default: 'full,speckv,snapkv,pyramidkv,streamingllm,laq,h2o' },
+    engines: { type: 'string', default: 'ort' },
   },
 });
 const root = join(import.meta.dirname, '..', '..', '..');
@@ -30,8 +33,11 @@ try {
 
 const budget = Number(values.budget);
 const maxNewTokens = Number(values['new-tokens']);
-const target = await loadModel(join(models, 'perf'), { raggedCache: true });
-const draft = await loadModel(join(models, 'perf-draft'));
+for (const engine of values.engines.split(',')) {
+const engineOptions = engine === 'native' ? { decodeEngine: 'native', prefillEngine: 'native' } : {};
+const target = await loadModel(join(models, 'perf'), { raggedCache: engine !== 'native', ...engineOptions });
+const draft = await loadModel(join(models, 'perf-draft'), engineOptions);
+console.log(`engine: ${engine} (prefill ${target.graph.prefillEngine}, decode ${target.graph.decodeEngine})`);
 console.log(`perf target: ${target.info.numLayers} layers, ${target.info.numHeads}/${target.info.numKvHeads} heads, d ${target.info.headDim}; draft: ${draft.info.numLayers} layers`);
 console.log(`kernel backend: ${getKernelBackend().name}; C = ${budget}; ${maxNewTokens} new tokens; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})\n`);
 
@@ -85,3 +91,4 @@ for (const length of values.lengths.split(',').map(Number)) {
   console.log('');
 }
 await Promise.all([target.dispose(), draft.dispose()]);
+}

@@ -64,69 +64,6 @@ DRAFT_AVX2 void gemv_rows_avx2(const float* W, int cols, int r0, int r1, const f
   }
 }
 
-// Four weight rows against NB (1–4) sequences' inputs: each weight line is loaded once for all NB of them, so a
-// batch costs FMAs, not extra weight traffic.
-template <int NB>
-__attribute__((target("avx512f"))) inline void gemv4_avx512(const float* w0, int cols, const float* const* xs, float* const* ys, bool accumulate) {
-  const float* w1 = w0 + cols;
-  const float* w2 = w1 + cols;
-  const float* w3 = w2 + cols;
-  __m512 a[NB][4];
-  for (int b = 0; b < NB; ++b)
-    for (int i = 0; i < 4; ++i) a[b][i] = _mm512_setzero_ps();
-  for (int c = 0; c < cols; c += 16) {
-    const __m512 v0 = _mm512_loadu_ps(w0 + c), v1 = _mm512_loadu_ps(w1 + c), v2 = _mm512_loadu_ps(w2 + c), v3 = _mm512_loadu_ps(w3 + c);
-    for (int b = 0; b < NB; ++b) {
-      const __m512 xv = _mm512_loadu_ps(xs[b] + c);
-      a[b][0] = _mm512_fmadd_ps(v0, xv, a[b][0]);
-      a[b][1] = _mm512_fmadd_ps(v1, xv, a[b][1]);
-      a[b][2] = _mm512_fmadd_ps(v2, xv, a[b][2]);
-      a[b][3] = _mm512_fmadd_ps(v3, xv, a[b][3]);
-    }
-  }
-  for (int b = 0; b < NB; ++b) {
-    float* y = ys[b];
-    for (int i = 0; i < 4; ++i) {
-      const float sum = _mm512_reduce_add_ps(a[b][i]);
-      y[i] = accumulate ? y[i] + sum : sum;
-    }
-  }
-}
-
-// gemv_rows for cols % 16 == 0 with AVX-512 (one 64-byte line per load), sequences in groups of up to four.
-__attribute__((target("avx512f"))) void gemv_rows_avx512(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y,
-                                                         int y_stride, bool accumulate) {
-  int r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const float* w0 = W + static_cast<size_t>(r) * cols;
-    for (int b0 = 0; b0 < B; b0 += 4) {
-      const int nb = std::min(4, B - b0);
-      const float* xs[4];
-      float* ys[4];
-      for (int b = 0; b < nb; ++b) {
-        xs[b] = X + static_cast<size_t>(b0 + b) * x_stride;
-        ys[b] = Y + static_cast<size_t>(b0 + b) * y_stride + r;
-      }
-      switch (nb) {
-        case 1: gemv4_avx512<1>(w0, cols, xs, ys, accumulate); break;
-        case 2: gemv4_avx512<2>(w0, cols, xs, ys, accumulate); break;
-        case 3: gemv4_avx512<3>(w0, cols, xs, ys, accumulate); break;
-        default: gemv4_avx512<4>(w0, cols, xs, ys, accumulate); break;
-      }
-    }
-  }
-  for (; r < r1; ++r) {
-    const float* w = W + static_cast<size_t>(r) * cols;
-    for (int b = 0; b < B; ++b) {
-      const float* x = X + static_cast<size_t>(b) * x_stride;
-      __m512 a = _mm512_setzero_ps();
-      for (int c = 0; c < cols; c += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), _mm512_loadu_ps(x + c), a);
-      float* y = Y + static_cast<size_t>(b) * y_stride + r;
-      *y = accumulate ? *y + _mm512_reduce_add_ps(a) : _mm512_reduce_add_ps(a);
-    }
-  }
-}
-
 // Scores of `heads` query heads (d = 8·V, V ≤ 16) against keys [c0, c1): q in registers, one key row per column.
 template <int V>
 DRAFT_AVX2 void scores_avx2(const float* const* qs, int heads, const float* K, int c0, int c1, float scale, float* out, int stride) {
@@ -314,7 +251,7 @@ DRAFT_HOT void gemv_rows_generic(const float* W, int cols, int r0, int r1, const
 
 void gemv_rows(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (kHasAvx512 && cols % 16 == 0) return gemv_rows_avx512(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
+  if (kHasAvx512 && cols % 16 == 0) return gemm_rows_avx512(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
   if (kHasAvx2 && cols % 8 == 0) return gemv_rows_avx2(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
 #endif
   gemv_rows_generic(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);

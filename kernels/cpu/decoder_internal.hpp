@@ -37,6 +37,65 @@ __attribute__((target("avx512f,avx2"))) inline __m128 sum4_avx512(__m512 a0, __m
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+#define DRAFT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+// Y[t][r] (+)= W[r]·X[t] for rows [r0, r1) of W (rows × cols, cols % 16 == 0) and T token rows: register tiles
+// of 4 weight rows × up to 6 tokens, each weight line loaded once for all of them (a decode step's sequences,
+// a prefill's tokens). gemm_tile: y[b][0..4) (+)= W[0..4)·x[b] for NT tokens in one pass over the columns.
+template <int NT>
+DRAFT_AVX512 inline void gemm_tile(const float* w0, int cols, const float* x, int xs, float* y, int ys, bool accumulate) {
+  const float* w1 = w0 + cols;
+  const float* w2 = w1 + cols;
+  const float* w3 = w2 + cols;
+  __m512 a[NT][4];
+  for (int b = 0; b < NT; ++b)
+    for (int i = 0; i < 4; ++i) a[b][i] = _mm512_setzero_ps();
+  for (int c = 0; c < cols; c += 16) {
+    const __m512 v0 = _mm512_loadu_ps(w0 + c), v1 = _mm512_loadu_ps(w1 + c), v2 = _mm512_loadu_ps(w2 + c), v3 = _mm512_loadu_ps(w3 + c);
+    for (int b = 0; b < NT; ++b) {
+      const __m512 xv = _mm512_loadu_ps(x + static_cast<size_t>(b) * xs + c);
+      a[b][0] = _mm512_fmadd_ps(v0, xv, a[b][0]);
+      a[b][1] = _mm512_fmadd_ps(v1, xv, a[b][1]);
+      a[b][2] = _mm512_fmadd_ps(v2, xv, a[b][2]);
+      a[b][3] = _mm512_fmadd_ps(v3, xv, a[b][3]);
+    }
+  }
+  for (int b = 0; b < NT; ++b) {
+    float* yb = y + static_cast<size_t>(b) * ys;
+    __m128 s = sum4_avx512(a[b][0], a[b][1], a[b][2], a[b][3]);
+    if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yb));
+    _mm_storeu_ps(yb, s);
+  }
+}
+
+DRAFT_AVX512 inline void gemm_rows_avx512(const float* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate) {
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const float* w = W + static_cast<size_t>(r) * cols;
+    int t = 0;
+    for (; t + 6 <= T; t += 6) gemm_tile<6>(w, cols, X + static_cast<size_t>(t) * xs, xs, Y + static_cast<size_t>(t) * ys + r, ys, accumulate);
+    const float* xt = X + static_cast<size_t>(t) * xs;
+    float* yt = Y + static_cast<size_t>(t) * ys + r;
+    switch (T - t) {
+      case 1: gemm_tile<1>(w, cols, xt, xs, yt, ys, accumulate); break;
+      case 2: gemm_tile<2>(w, cols, xt, xs, yt, ys, accumulate); break;
+      case 3: gemm_tile<3>(w, cols, xt, xs, yt, ys, accumulate); break;
+      case 4: gemm_tile<4>(w, cols, xt, xs, yt, ys, accumulate); break;
+      case 5: gemm_tile<5>(w, cols, xt, xs, yt, ys, accumulate); break;
+      default: break;
+    }
+  }
+  for (; r < r1; ++r) {
+    const float* w = W + static_cast<size_t>(r) * cols;
+    for (int t = 0; t < T; ++t) {
+      const float* x = X + static_cast<size_t>(t) * xs;
+      __m512 a = _mm512_setzero_ps();
+      for (int c = 0; c < cols; c += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), _mm512_loadu_ps(x + c), a);
+      float* y = Y + static_cast<size_t>(t) * ys + r;
+      *y = accumulate ? *y + _mm512_reduce_add_ps(a) : _mm512_reduce_add_ps(a);
+    }
+  }
+}
 #endif
 
 constexpr int kSpinMicros = 3000;  // how long idle pool threads spin before sleeping

@@ -17,55 +17,6 @@ constexpr int kItemRows = 48;      // query rows one work item carries through e
 constexpr float kNegInf = -INFINITY;
 
 #ifdef DRAFT_X86_SIMD
-#define DRAFT_AVX512 __attribute__((target("avx512f,avx2,fma")))
-
-// y[b][0..4) (+)= W[0..4)·x[b] for NT tokens: 4 weight rows and NT token rows per pass over the columns.
-template <int NT>
-DRAFT_AVX512 void gemm_tile(const float* w0, int cols, const float* x, int xs, float* y, int ys, bool accumulate) {
-  const float* w1 = w0 + cols;
-  const float* w2 = w1 + cols;
-  const float* w3 = w2 + cols;
-  __m512 a[NT][4];
-  for (int b = 0; b < NT; ++b)
-    for (int i = 0; i < 4; ++i) a[b][i] = _mm512_setzero_ps();
-  for (int c = 0; c < cols; c += 16) {
-    const __m512 v0 = _mm512_loadu_ps(w0 + c), v1 = _mm512_loadu_ps(w1 + c), v2 = _mm512_loadu_ps(w2 + c), v3 = _mm512_loadu_ps(w3 + c);
-    for (int b = 0; b < NT; ++b) {
-      const __m512 xv = _mm512_loadu_ps(x + static_cast<size_t>(b) * xs + c);
-      a[b][0] = _mm512_fmadd_ps(v0, xv, a[b][0]);
-      a[b][1] = _mm512_fmadd_ps(v1, xv, a[b][1]);
-      a[b][2] = _mm512_fmadd_ps(v2, xv, a[b][2]);
-      a[b][3] = _mm512_fmadd_ps(v3, xv, a[b][3]);
-    }
-  }
-  for (int b = 0; b < NT; ++b) {
-    float* yb = y + static_cast<size_t>(b) * ys;
-    __m128 s = sum4_avx512(a[b][0], a[b][1], a[b][2], a[b][3]);
-    if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yb));
-    _mm_storeu_ps(yb, s);
-  }
-}
-
-DRAFT_AVX512 void gemm_rows_avx512(const float* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate) {
-  int r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const float* w = W + static_cast<size_t>(r) * cols;
-    int t = 0;
-    for (; t + 6 <= T; t += 6) gemm_tile<6>(w, cols, X + static_cast<size_t>(t) * xs, xs, Y + static_cast<size_t>(t) * ys + r, ys, accumulate);
-    const float* xt = X + static_cast<size_t>(t) * xs;
-    float* yt = Y + static_cast<size_t>(t) * ys + r;
-    switch (T - t) {
-      case 1: gemm_tile<1>(w, cols, xt, xs, yt, ys, accumulate); break;
-      case 2: gemm_tile<2>(w, cols, xt, xs, yt, ys, accumulate); break;
-      case 3: gemm_tile<3>(w, cols, xt, xs, yt, ys, accumulate); break;
-      case 4: gemm_tile<4>(w, cols, xt, xs, yt, ys, accumulate); break;
-      case 5: gemm_tile<5>(w, cols, xt, xs, yt, ys, accumulate); break;
-      default: break;
-    }
-  }
-  if (r < r1) gemv_rows(W, cols, r, r1, X, T, xs, Y, ys, accumulate);
-}
-
 // exp(x) for x ≤ 0, 16 lanes (the Cephes polynomial of exp_nonpos); x < −87.3 and −inf give 0.
 DRAFT_AVX512 inline __m512 exp512(__m512 x) {
   const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
@@ -159,14 +110,6 @@ DRAFT_AVX512 void flash_tile(const float* q, int rows, const float* Kt, int ldk,
 }
 #endif
 
-// Y[t] (+)= W X[t] for rows [r0, r1) of W and T tokens.
-void gemm_rows(const float* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate) {
-#ifdef DRAFT_X86_SIMD
-  if (kHasAvx512 && cols % 16 == 0) return gemm_rows_avx512(W, cols, r0, r1, X, T, xs, Y, ys, accumulate);
-#endif
-  gemv_rows(W, cols, r0, r1, X, T, xs, Y, ys, accumulate);
-}
-
 // Attention of query rows [ra, rb) of one KV head (row r = token r / G, head r % G of the group), scalar: every
 // row runs its own online softmax over its visible columns. Any head size.
 void attend_rows_generic(const float* qs, int ra, int rb, int d, const float* K, const float* Vals, const float* bias, const int* lim, float* out_rows) {
@@ -246,10 +189,10 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
       if (t == 0) next_item.store(0);
       dec.pool.barrier();
       share(qd, T, t, &r0, &r1);
-      gemm_rows(L.q, D, r0, r1, xn.data(), n, D, q.data(), qd, false);
+      gemv_rows(L.q, D, r0, r1, xn.data(), n, D, q.data(), qd, false);
       share(kd, T, t, &r0, &r1);
-      gemm_rows(L.k, D, r0, r1, xn.data(), n, D, k.data(), kd, false);
-      gemm_rows(L.v, D, r0, r1, xn.data(), n, D, v.data(), kd, false);
+      gemv_rows(L.k, D, r0, r1, xn.data(), n, D, k.data(), kd, false);
+      gemv_rows(L.v, D, r0, r1, xn.data(), n, D, v.data(), kd, false);
       dec.pool.barrier();
       // Biases and RoPE; new K/V to their cache columns (and the transposed keys); window queries out.
       for (int item = t; item < n * (H + Hkv); item += T) {
@@ -340,13 +283,13 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
       }
       dec.pool.barrier();
       share(D, T, t, &r0, &r1);
-      gemm_rows(L.o, qd, r0, r1, att.data(), n, qd, x, D, true);
+      gemv_rows(L.o, qd, r0, r1, att.data(), n, qd, x, D, true);
       dec.pool.barrier();
       for (int i = t; i < n; i += T) rms_norm(x + static_cast<size_t>(i) * D, L.post_norm, &xn[static_cast<size_t>(i) * D], D, c.rms_norm_eps);
       dec.pool.barrier();
       share(I, T, t, &r0, &r1);
-      gemm_rows(L.gate, D, r0, r1, xn.data(), n, D, gate.data(), I, false);
-      gemm_rows(L.up, D, r0, r1, xn.data(), n, D, up.data(), I, false);
+      gemv_rows(L.gate, D, r0, r1, xn.data(), n, D, gate.data(), I, false);
+      gemv_rows(L.up, D, r0, r1, xn.data(), n, D, up.data(), I, false);
       for (int i = 0; i < n; ++i) {
         float* gi = &gate[static_cast<size_t>(i) * I];
         const float* ui = &up[static_cast<size_t>(i) * I];
@@ -354,7 +297,7 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
       }
       dec.pool.barrier();
       share(D, T, t, &r0, &r1);
-      gemm_rows(L.down, I, r0, r1, gate.data(), n, I, x, D, true);
+      gemv_rows(L.down, I, r0, r1, gate.data(), n, I, x, D, true);
       dec.pool.barrier();
     }
   });
@@ -369,7 +312,7 @@ void prefill_head(draft_decoder& dec, const float* hidden, int count, float* log
     dec.pool.barrier();
     int r0, r1;
     share(c.vocab_size, T, t, &r0, &r1);
-    gemm_rows(dec.w.lm_head, D, r0, r1, xn.data(), count, D, logits, c.vocab_size, false);
+    gemv_rows(dec.w.lm_head, D, r0, r1, xn.data(), count, D, logits, c.vocab_size, false);
   });
 }
 

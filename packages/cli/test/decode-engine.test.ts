@@ -110,4 +110,34 @@ describe('--decode-engine', () => {
       registration.unregister();
     }
   }, 60_000);
+
+  it.skipIf(!nativeDecode)(`startServer with native prefill and decode answers concurrent requests (AdaKV packed, SpecKV, full) with the text of an ORT server${nativeSkip}`, async () => {
+    const { startServer } = await import('@draft/server');
+    const registration = registerNativeBackend();
+    const models = { target: fixture('random-target'), draft: fixture('random-draft'), threads: 1, handleSignals: false, log: () => {} };
+    const ort = await startServer({ port: 0, ...models });
+    const native = await startServer({ port: 0, ...models, decodeEngine: 'native', prefillEngine: 'native' });
+    try {
+      const prompt = Array.from({ length: 30 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
+      const ask = async (url: string, draft: Record<string, unknown>) => {
+        const r = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: 6, draft }) });
+        expect(r.status).toBe(200);
+        const body = (await r.json()) as { choices: { text: string }[]; usage: { draft?: { keptKvTokens?: { min: number; max: number; mean: number } } } };
+        return { text: body.choices[0].text, kept: body.usage.draft?.keptKvTokens };
+      };
+      const methods = [{ method: 'adakv', budget: 48, window: 8 }, { method: 'speckv', budget: 48, window: 8 }, { method: 'full' }];
+      // All at once on the native server (its sequences decode together), one by one on the ORT server.
+      const got = await Promise.all(methods.map((m) => ask(native.url, m)));
+      for (const [i, m] of methods.entries()) {
+        const want = await ask(ort.url, m);
+        expect(got[i].text).toBe(want.text);
+        expect(got[i].kept).toEqual(want.kept);
+      }
+      // AdaKV kept different counts per head: the native server held them packed (and still gave ORT's text).
+      expect((got[0].kept as { max: number; min: number }).max).toBeGreaterThan((got[0].kept as { max: number; min: number }).min);
+    } finally {
+      await Promise.all([ort.close(), native.close()]);
+      registration.unregister();
+    }
+  }, 90_000);
 });

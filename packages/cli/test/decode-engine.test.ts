@@ -49,9 +49,12 @@ describe('--decode-engine', () => {
       // A plain torch.onnx.export: weights found by their place in the graph, stored (in, out).
       ['--target', fixture('torch-llama')],
       ['--target', fixture('random-target'), '--draft', fixture('random-draft'), '--method', 'speckv', '--budget', '48', '--window', '8'],
+      ['--target', fixture('random-target'), '--method', 'adakv', '--budget', '48', '--window', '8'],
     ]) {
       const run = async (engine: string, prefill = 'ort') => {
-        const { code, stdout, stderr } = await cli(['generate', '--json', ...models, '--decode-engine', engine, '--prefill-engine', prefill, '--prompt', PROMPT, '--max-new-tokens', '8']);
+        // AdaKV needs a prompt longer than its budget to keep different counts per head.
+        const prompt = models.includes('adakv') ? Array.from({ length: 6 }, () => PROMPT).join(' ') : PROMPT;
+        const { code, stdout, stderr } = await cli(['generate', '--json', ...models, '--decode-engine', engine, '--prefill-engine', prefill, '--prompt', prompt, '--max-new-tokens', '8']);
         expect(stderr).toBe('');
         expect(code).toBe(0);
         return JSON.parse(stdout) as GenerateJson;
@@ -65,6 +68,9 @@ describe('--decode-engine', () => {
       const all = await run('native', 'native');
       expect(all.tokens).toEqual(ort.tokens);
       expect(all.text).toBe(ort.text);
+      // AdaKV's counts differ per head: only the native prefill stores them packed, so fewer bytes than ORT's padding.
+      if (models.includes('adakv')) expect(all.kvBytes.afterPrefill).toBeLessThan(ort.kvBytes.afterPrefill);
+      else expect(all.kvBytes.afterPrefill).toBe(ort.kvBytes.afterPrefill);
     }
   }, 90_000);
 
@@ -122,8 +128,11 @@ describe('--decode-engine', () => {
       const ask = async (url: string, draft: Record<string, unknown>) => {
         const r = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: 6, draft }) });
         expect(r.status).toBe(200);
-        const body = (await r.json()) as { choices: { text: string }[]; usage: { draft?: { keptKvTokens?: { min: number; max: number; mean: number } } } };
-        return { text: body.choices[0].text, kept: body.usage.draft?.keptKvTokens };
+        const body = (await r.json()) as {
+          choices: { text: string }[];
+          usage: { draft?: { keptKvTokens?: { min: number; max: number; mean: number }; kvBytes?: { afterPrefill: number } } };
+        };
+        return { text: body.choices[0].text, kept: body.usage.draft?.keptKvTokens, kvBytes: body.usage.draft?.kvBytes?.afterPrefill as number };
       };
       const methods = [{ method: 'adakv', budget: 48, window: 8 }, { method: 'speckv', budget: 48, window: 8 }, { method: 'full' }];
       // All at once on the native server (its sequences decode together), one by one on the ORT server.
@@ -132,6 +141,9 @@ describe('--decode-engine', () => {
         const want = await ask(ort.url, m);
         expect(got[i].text).toBe(want.text);
         expect(got[i].kept).toEqual(want.kept);
+        // Only AdaKV's cache is ragged: packed by the native prefill (fewer bytes), the same bytes otherwise.
+        if (m.method === 'adakv') expect(got[i].kvBytes).toBeLessThan(want.kvBytes);
+        else expect(got[i].kvBytes).toBe(want.kvBytes);
       }
       // AdaKV kept different counts per head: the native server held them packed (and still gave ORT's text).
       expect((got[0].kept as { max: number; min: number }).max).toBeGreaterThan((got[0].kept as { max: number; min: number }).min);

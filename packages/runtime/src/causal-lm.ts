@@ -286,6 +286,7 @@ export class OrtCausalLM implements CausalLMV1 {
           logits,
           chunkSize,
           debugOutputs: request.debugOutputs,
+          progress: request.onProgress !== undefined,
         },
         {
           onId: (id) => {

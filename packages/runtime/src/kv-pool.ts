@@ -53,8 +53,10 @@ export class KvPool {
   /**
    * An array of exactly `length` elements (a view at the start of a pooled buffer, or of a new one with
    * room for a few more tokens, so a decode step can reuse the buffer of the step before the last). Count 1.
+   * `withRoom` false: a new buffer is exactly `length` (the caller already sized the room, as a cache laid out
+   * for in-place decode does).
    */
-  alloc(length: number): KvArray {
+  alloc(length: number, withRoom = true): KvArray {
     const bytes = length * this.elementBytes;
     let best = -1;
     for (let i = 0; i < this.free.length; i++) {
@@ -67,6 +69,8 @@ export class KvPool {
       buffer = this.free[best];
       this.free.splice(best, 1);
       this.pooled -= buffer.byteLength;
+    } else if (!withRoom) {
+      buffer = new ArrayBuffer(bytes);
     } else {
       const tokens = this.rowElements > 0 ? Math.ceil(length / this.rowElements) : 0;
       // Room for max(32, tokens/16) more tokens, rounded to 32: ping-pong decode reuses a buffer ≥ 32 steps.

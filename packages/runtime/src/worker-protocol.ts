@@ -51,6 +51,8 @@ export type WorkerRequest =
       logits: 'last' | 'all';
       chunkSize: number;
       debugOutputs?: string[];
+      /** false: the caller takes no progress (a decode step's reply then comes alone). */
+      progress?: boolean;
     }
   /** `kept[layer][kvHead]`: ascending **slot** indices; counts may differ (padded caches). */
   /** `consume`: the source's arrays are freed layer by layer as the result is built, and its handle is forgotten. */

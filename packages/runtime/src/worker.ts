@@ -221,11 +221,21 @@ function packHeads(counts: Int32Array[], rows: (which: 0 | 1, l: number, h: numb
 }
 
 /**
- * A single-token step on a packed cache by the native engine: the token's K/V go right after each head's entries,
- * in place when this cache is its arrays' writer and every head has room (the old handle still reads its own
- * rows), else into freshly packed arrays. No padding is read or written.
+ * One sequence's part of a native decode step, prepared before the engine runs (`row`): `finish` records what the
+ * step wrote and returns the new cache's result, `abandon` gives back what preparing took when the step fails.
  */
-function nativePackedStep(request: Extract<WorkerRequest, { type: 'forward' }>, entry: CacheEntry): { result: ForwardResult; transfer: ArrayBuffer[] } {
+interface NativeStepRow {
+  row: NativeDecoderRowV1;
+  finish: () => ForwardResult;
+  abandon: () => void;
+}
+
+/**
+ * A packed cache's row: the token's K/V go right after each head's entries, in place when this cache is its arrays'
+ * writer and every head has room (the old handle still reads its own rows), else into freshly packed arrays. No
+ * padding is read or written.
+ */
+function packedStepRow(request: ForwardRequest, entry: CacheEntry): NativeStepRow {
   const s = state as State;
   const native = s.native as NonNullable<State['native']>;
   const { headDim: d, vocabSize } = s.init;
@@ -246,18 +256,15 @@ function nativePackedStep(request: Extract<WorkerRequest, { type: 'forward' }>, 
     writer = { handle: -1 };
   }
   const logits = new Float32Array(vocabSize);
-  try {
-    native.decoder.step([
-      { token: request.inputIds[0], ...native.rope.at(request.positionIds[0]), keys: keys as Float32Array[], values: values as Float32Array[], capacity: 1, used: 0, headOffsets: offsets, headUsed: counts, logits },
-    ]);
-  } catch (error) {
-    releaseArrays([...keys, ...values]);
-    throw error;
-  }
-  batchCounts.nativeSteps++;
-  const handle = store({ keys, values, length: entry.length + 1, packed: { offsets, caps, base: p.base, tail: p.tail + 1, writer } });
-  writer.handle = handle;
-  return { result: { cache: handle, length: entry.length + 1, logits, packed: true }, transfer: [logits.buffer as ArrayBuffer] };
+  return {
+    row: { token: request.inputIds[0], ...native.rope.at(request.positionIds[0]), keys: keys as Float32Array[], values: values as Float32Array[], capacity: 1, used: 0, headOffsets: offsets, headUsed: counts, logits },
+    finish: () => {
+      const handle = store({ keys, values, length: entry.length + 1, packed: { offsets, caps, base: p.base, tail: p.tail + 1, writer } });
+      writer.handle = handle;
+      return { cache: handle, length: entry.length + 1, logits, packed: true };
+    },
+    abandon: () => releaseArrays([...keys, ...values]),
+  };
 }
 
 /** Stores `entry`, which takes over the holds on its arrays. */
@@ -273,6 +280,7 @@ function releaseArrays(arrays: KvArray[]): void {
 }
 
 function releaseEntry(handle: number): void {
+  expectedSteps.delete(handle);
   const resident = residentRows.get(handle);
   if (resident) {
     residentRows.delete(handle);
@@ -631,15 +639,22 @@ async function nativeForward(request: Extract<WorkerRequest, { type: 'forward' }
   const { cos, sin } = ropeRows(native, request.positionIds, d);
   const queries = w > 0 ? Array.from({ length: numLayers }, () => new Float32Array(numHeads * w * d)) : undefined;
   const valid = base.valid?.map((v) => appendValid(v, hkv, past, S));
+  // Unpadded caches are laid out for in-place decode from the start (each head's block `capacity` columns wide, in
+  // the room the pool gives every array): the first decode step then writes into them as they are, where moving
+  // an 8K cache into that layout cost the step 30–40 ms.
+  const capacity = valid ? total : inPlaceCapacity(total, NATIVE_MIN_ROOM);
   const keys: KvArray[] = [];
   const values: KvArray[] = [];
   try {
     for (let l = 0; l < numLayers; l++) {
       if (cancelled.has(request.id)) throw new WorkerError('ABORTED', 'The operation was aborted.');
       for (const [list, from] of [[keys, base.keys[l]], [values, base.values[l]]] as const) {
-        const grown = s.pool.alloc(hkv * total * d);
+        const grown = s.pool.alloc(hkv * capacity * d, false);
         list.push(grown);
-        for (let h = 0; h < hkv; h++) grown.set(from.subarray(h * past * d, (h + 1) * past * d) as never, h * total * d);
+        for (let h = 0; h < hkv; h++) {
+          grown.set(from.subarray(h * past * d, (h + 1) * past * d) as never, h * capacity * d);
+          if (capacity > total) grown.fill(0, (h * capacity + total) * d, (h + 1) * capacity * d);
+        }
       }
       prefill.layer({
         layer: l,
@@ -649,7 +664,7 @@ async function nativeForward(request: Extract<WorkerRequest, { type: 'forward' }
         sin,
         keys: keys[l] as Float32Array,
         values: values[l] as Float32Array,
-        capacity: total,
+        capacity,
         used: past,
         ...(valid ? { headMask: valid[l] } : {}),
         ...(queries ? { queries: queries[l], queryRows: w } : {}),
@@ -666,7 +681,17 @@ async function nativeForward(request: Extract<WorkerRequest, { type: 'forward' }
   const all = request.logits === 'all';
   const logits = new Float32Array(all ? S * vocabSize : vocabSize);
   prefill.head(all ? hidden : hidden.subarray((S - 1) * D), all ? S : 1, logits);
-  const handle = store({ keys, values, length: total, ...(valid ? { valid } : {}) });
+  let handle: number;
+  if (valid) {
+    handle = store({ keys, values, length: total, valid });
+  } else {
+    // A one-row in-place batch: read as any cache (materialize moves it back to the dense layout in place).
+    const mask = new Uint8Array(capacity);
+    mask.fill(1, 0, total);
+    const batch: ResidentBatch = { keys, values, rows: 1, total: capacity, used: total, mask, counts: [total], live: 1 };
+    handle = nextHandle++;
+    residentRows.set(handle, { batch, row: 0, upTo: total, count: total });
+  }
   const transfer: ArrayBuffer[] = [logits.buffer as ArrayBuffer];
   if (queries) for (const q of queries) transfer.push(q.buffer as ArrayBuffer);
   return { result: { cache: handle, length: total, logits, ...(queries ? { queries } : {}) }, transfer };
@@ -793,10 +818,6 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
   if (!s) throw new WorkerError('INTERNAL', 'Worker not initialised.');
   const { numLayers, numHeads, numKvHeads, headDim: d, vocabSize } = s.init;
   const empty = (): KvArray => (s.kvType === 'float16' ? new Uint16Array(0) : new Float32Array(0));
-  const stored = request.cache === null ? undefined : caches.get(request.cache);
-  if (stored?.packed && s.native && request.inputIds.length === 1 && request.captureQueries === 0 && request.logits === 'last' && !request.debugOutputs?.length) {
-    return nativePackedStep(request, stored);
-  }
   const base: CacheEntry =
     request.cache === null ? { keys: Array.from({ length: numLayers }, empty), values: Array.from({ length: numLayers }, empty), length: 0 } : getCache(request.cache);
   const ids = request.inputIds;
@@ -1525,11 +1546,27 @@ function dropRow(batch: ResidentBatch): void {
   releaseArrays(batch.values);
 }
 
-/** Copies a resident row out into its own cache entry (same handle). */
+/**
+ * Copies a resident row out into its own cache entry (same handle). The only handle of a one-row batch, holding
+ * every column written, takes the batch's buffers instead: each head moves down to the dense layout in place.
+ */
 function materialize(handle: number): void {
   const { batch, row, upTo, count } = residentRows.get(handle) as ResidentRow;
   const s = state as State;
   const shape = { numKvHeads: s.init.numKvHeads, headDim: s.init.headDim };
+  const arrays = [...batch.keys, ...batch.values];
+  if (batch.rows === 1 && batch.live === 1 && upTo === batch.used && count === upTo && arrays.every((a) => s.pool.exclusive(a))) {
+    const { numKvHeads: hkv, headDim: d } = shape;
+    const dense = (a: KvArray): KvArray => {
+      // Front to back: head h's block moves down to h · count, over nothing not yet moved.
+      for (let h = 1; h < hkv; h++) a.copyWithin(h * count * d, h * batch.total * d, (h * batch.total + count) * d);
+      return widenedView(a, hkv * count * d);
+    };
+    caches.set(handle, { keys: batch.keys.map(dense), values: batch.values.map(dense), length: count });
+    residentRows.delete(handle);
+    batch.live = 0;
+    return;
+  }
   const out = (tensors: KvArray[]) =>
     tensors.map((t) => {
       const a = s.pool.alloc(shape.numKvHeads * count * shape.headDim);
@@ -1556,7 +1593,8 @@ function batchable(request: WorkerRequest): request is ForwardRequest {
   if (cancelled.has(request.id)) return false;
   if (residentRows.has(request.cache)) return true;
   const entry = caches.get(request.cache);
-  return entry !== undefined && entry.valid === undefined && entry.packed === undefined;
+  // Packed caches step with the native engine, which reads each row's own storage (nativeStep).
+  return entry !== undefined && entry.valid === undefined && (entry.packed === undefined || state?.native !== undefined);
 }
 
 /** How many batchable steps lead the queue (a batch never jumps over another kind of request). */
@@ -1622,6 +1660,11 @@ async function pump(): Promise<void> {
     while (pending.length > 0) {
       if (isRun(pending[0])) ran = idleRelease.ranSince = true;
       const limit = state?.maxDecodeBatch ?? 1;
+      if (state?.native && batchable(pending[0])) {
+        if (expectedSteps.size > 1) await gatherNativeSteps(limit, state.batchGatherMs);
+        nativeStep(pending.splice(0, Math.max(1, batchableLead(limit))) as ForwardRequest[]);
+        continue;
+      }
       if ((limit > 1 || state?.newKv) && batchable(pending[0])) {
         if (lastBatch && lastBatch.live > 1) await gatherSteps(lastBatch, limit, (state as State).batchGatherMs);
         const steps = pending.splice(0, Math.max(1, batchableLead(limit))) as ForwardRequest[];
@@ -1794,28 +1837,9 @@ function replyRows(requests: ForwardRequest[], batch: ResidentBatch, logitsOf: (
     const logits = logitsOf(b);
     const handle = nextHandle++;
     residentRows.set(handle, { batch, row: b, upTo: batch.used, count: batch.counts[b] });
-    post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
+    if (request.progress !== false) post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
     post({ id: request.id, type: 'result', result: { cache: handle, length: batch.counts[b], logits } satisfies ForwardResult }, [logits.buffer as ArrayBuffer]);
   });
-}
-
-/** The rows of an in-place step for the native decoder: each row's slice of the batch buffers and mask. */
-function nativeRows(requests: ForwardRequest[], batch: ResidentBatch): NativeDecoderRowV1[] {
-  const s = state as State;
-  const native = s.native as NonNullable<State['native']>;
-  const { numKvHeads, headDim: d, vocabSize } = s.init;
-  const { total, used } = batch;
-  const span = numKvHeads * total * d;
-  return requests.map((request, b) => ({
-    token: request.inputIds[0],
-    ...native.rope.at(request.positionIds[0]),
-    keys: batch.keys.map((k) => (k as Float32Array).subarray(b * span, (b + 1) * span)),
-    values: batch.values.map((v) => (v as Float32Array).subarray(b * span, (b + 1) * span)),
-    capacity: total,
-    used,
-    mask: batch.mask.subarray(b * total, b * total + used),
-    logits: new Float32Array(vocabSize),
-  }));
 }
 
 /** After a step wrote column `used` of every row: mark it, count it, and hand the buffers to the rows. */
@@ -1831,17 +1855,29 @@ function finishInPlaceStep(requests: ForwardRequest[], batch: ResidentBatch, hel
   lastBatch = B > 1 ? batch : undefined;
 }
 
-/** Columns for `used` written ones plus room for max(32, used / 16) more steps, rounded to 32. */
-function inPlaceCapacity(used: number): number {
-  return Math.ceil((used + Math.max(32, used >> 4)) / 32) * 32;
+/** A view of `length` elements from `a`'s start over its buffer (a pooled buffer has room past the array). */
+function widenedView(a: KvArray, length: number): KvArray {
+  return a instanceof Uint16Array ? new Uint16Array(a.buffer, a.byteOffset, length) : new Float32Array(a.buffer, a.byteOffset, length);
 }
+
+/** Columns for `used` written ones plus room for max(minRoom, used / 16) more steps, rounded to 32. */
+function inPlaceCapacity(used: number, minRoom = 32): number {
+  return Math.ceil((used + Math.max(minRoom, used >> 4)) / 32) * 32;
+}
+
+/**
+ * Room a native row's cache grows by at least: its attention reads only the columns written (ORT's reads the
+ * whole width, so its batches keep 32), and widening copies the cache: every 32 steps cost a compressed batch
+ * of 8 about 0.6 ms per step.
+ */
+const NATIVE_MIN_ROOM = 128;
 
 /**
  * A batch with room to write into, holding the rows' caches: `resident` itself while it has a free column, else
  * its columns copied into wider buffers, else the rows packed anew (right-padded and masked, free columns
  * zeroed so masked scores stay finite).
  */
-function inPlaceBatch(requests: ForwardRequest[], resident: ResidentBatch | undefined, held: KvArray[]): ResidentBatch {
+function inPlaceBatch(requests: ForwardRequest[], resident: ResidentBatch | undefined, held: KvArray[], minRoom = 32): ResidentBatch {
   const s = state as State;
   const { numLayers, numKvHeads, headDim: d } = s.init;
   const shape = { numKvHeads, headDim: d };
@@ -1873,7 +1909,7 @@ function inPlaceBatch(requests: ForwardRequest[], resident: ResidentBatch | unde
     fill = (which, l, out, total) => packLayer(rows.map((e) => e[which][l]), counts, total, shape, out);
     columns = (total) => packedMask(counts, total);
   }
-  const total = inPlaceCapacity(used);
+  const total = inPlaceCapacity(used, minRoom);
   const widen = (which: 'keys' | 'values') =>
     Array.from({ length: numLayers }, (_, l) => {
       const out = s.pool.alloc(B * numKvHeads * total * d);
@@ -1907,7 +1943,7 @@ function adoptInPlace(handle: number): ResidentBatch | undefined {
   if (total < used + 32) return undefined;
   const span = hkv * total * d;
   const widen = (a: KvArray): KvArray => {
-    const wide = a instanceof Uint16Array ? new Uint16Array(a.buffer, a.byteOffset, span) : new Float32Array(a.buffer, a.byteOffset, span);
+    const wide = widenedView(a, span);
     // Back to front: head h's block moves up to h · total, over nothing not yet moved.
     for (let h = hkv - 1; h >= 0; h--) {
       wide.copyWithin(h * total * d, h * used * d, (h + 1) * used * d);
@@ -1938,14 +1974,6 @@ async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch)
   try {
     const batch = inPlaceBatch(requests, resident, held);
     const { total, used } = batch;
-    if (s.native) {
-      const rows = nativeRows(requests, batch);
-      s.native.decoder.step(rows);
-      batchCounts.nativeSteps += rows.length;
-      finishInPlaceStep(requests, batch, held);
-      replyRows(requests, batch, (b) => rows[b].logits);
-      return;
-    }
     const feeds = batchFeeds(requests, appendColumn(batch.mask, B, total), batch.keys, batch.values, total);
     const fetches: Record<string, Tensor | null> = { logits: null };
     for (let l = 0; l < numLayers; l++) {
@@ -1968,6 +1996,118 @@ async function stepInPlace(requests: ForwardRequest[], resident?: ResidentBatch)
   } finally {
     for (const request of requests) cancelled.delete(request.id);
   }
+}
+
+/**
+ * Caches the last native step of several sequences returned: their sequences' next steps are expected together,
+ * so the pump waits a moment for them (gatherNativeSteps). Released handles leave the set.
+ */
+const expectedSteps = new Set<number>();
+
+/** Waits, yielding to incoming messages, until every expected sequence has its next step queued, or `waitMs` passes. */
+async function gatherNativeSteps(limit: number, waitMs: number): Promise<void> {
+  const deadline = performance.now() + waitMs;
+  const expected = Math.min(limit, expectedSteps.size);
+  const queued = () => {
+    const lead = batchableLead(limit);
+    let n = 0;
+    for (let i = 0; i < lead; i++) if (expectedSteps.has((pending[i] as ForwardRequest).cache as number)) n++;
+    return n;
+  };
+  while (queued() < Math.min(expected, expectedSteps.size) && performance.now() < deadline) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Single-token steps of several sequences in one call of the native engine, each row over its own cache: a
+ * one-row in-place batch (full or selected caches) or packed heads (AdaKV, PyramidKV). Nothing is padded to
+ * another row's length or copied into a shared buffer, so rows of any lengths and methods step together. A
+ * cache stepped twice in one call would have both steps write the same column: the second runs in a later call.
+ * See docs/decisions/2026-12-07-native-batched-decode.md.
+ */
+function nativeStep(requests: ForwardRequest[]): void {
+  let rest = requests;
+  while (rest.length > 0) {
+    const seen = new Set<number>();
+    const now: ForwardRequest[] = [];
+    const later: ForwardRequest[] = [];
+    for (const request of rest) {
+      (seen.has(request.cache as number) ? later : now).push(request);
+      seen.add(request.cache as number);
+    }
+    nativeCall(now);
+    rest = later;
+  }
+}
+
+function nativeCall(requests: ForwardRequest[]): void {
+  const native = (state as State).native as NonNullable<State['native']>;
+  const prepared: { request: ForwardRequest; step: NativeStepRow }[] = [];
+  for (const request of requests) {
+    try {
+      const entry = residentRows.has(request.cache as number) ? undefined : caches.get(request.cache as number);
+      prepared.push({ request, step: entry?.packed ? packedStepRow(request, entry) : inPlaceStepRow(request) });
+    } catch (error) {
+      post({ id: request.id, type: 'error', error: serialize(error) });
+      cancelled.delete(request.id);
+    }
+  }
+  if (prepared.length === 0) return;
+  try {
+    native.decoder.step(prepared.map((p) => p.step.row));
+  } catch (error) {
+    for (const { request, step } of prepared) {
+      step.abandon();
+      post({ id: request.id, type: 'error', error: serialize(error) });
+      cancelled.delete(request.id);
+    }
+    return;
+  }
+  batchCounts.nativeSteps += prepared.length;
+  if (prepared.length > 1) {
+    batchCounts.batches++;
+    batchCounts.rows += prepared.length;
+  }
+  expectedSteps.clear();
+  for (const { request, step } of prepared) {
+    const result = step.finish();
+    if (prepared.length > 1) expectedSteps.add(result.cache);
+    if (request.progress !== false) post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
+    post({ id: request.id, type: 'result', result }, [result.logits.buffer as ArrayBuffer]);
+    cancelled.delete(request.id);
+  }
+}
+
+/**
+ * A row over the sequence's own in-place cache (a one-row resident batch): the latest handle of one with a free
+ * column writes into it; a full one is widened, another cache adopted or copied into one (inPlaceBatch).
+ */
+function inPlaceStepRow(request: ForwardRequest): NativeStepRow {
+  const resident = residentRows.get(request.cache as number);
+  const own = resident && resident.batch.rows === 1 && resident.upTo === resident.batch.used ? resident.batch : undefined;
+  const held: KvArray[] = [];
+  const batch = inPlaceBatch([request], own, held, NATIVE_MIN_ROOM);
+  const s = state as State;
+  const native = s.native as NonNullable<State['native']>;
+  // A one-row batch: its buffers are the row's cache as they are, and every column below `used` is its own (no mask).
+  const row: NativeDecoderRowV1 = {
+    token: request.inputIds[0],
+    ...native.rope.at(request.positionIds[0]),
+    keys: batch.keys as Float32Array[],
+    values: batch.values as Float32Array[],
+    capacity: batch.total,
+    used: batch.used,
+    logits: new Float32Array(s.init.vocabSize),
+  };
+  return {
+    row,
+    finish: () => {
+      finishInPlaceStep([request], batch, held);
+      const handle = nextHandle++;
+      residentRows.set(handle, { batch, row: 0, upTo: batch.used, count: batch.counts[0] });
+      return { cache: handle, length: batch.counts[0], logits: row.logits };
+    },
+    abandon: () => releaseArrays(held),
+  };
 }
 
 port.on('message', (request: WorkerRequest) => {

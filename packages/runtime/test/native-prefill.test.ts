@@ -153,6 +153,58 @@ describe('native prefill engine', () => {
     }
   });
 
+  it('steps a full, a selected and a packed cache together in one native call, each with the logits ORT gives it alone', async () => {
+    const ragged = await loadModel(RANDOM_TARGET, { threads: 1, raggedCache: true });
+    try {
+      const uniform = Array.from({ length: LAYERS }, (_, l) => spreadLayer(120, 2, 24, l));
+      const counts = (l: number) => Array.from({ length: 2 }, (_, h) => spreadLayer(N, 1, 20 + 7 * l + 5 * h, l + h)[0]);
+      const ragKept = Array.from({ length: LAYERS }, (_, l) => counts(l));
+      // Ours: a native prefill's cache (laid out for in-place decode), a gathered one, a packed one (AdaKV-like).
+      const full = await native.forward({ inputIds: prompt.slice(0, 100) });
+      const selected = await (await native.forward({ inputIds: prompt.slice(0, 120) })).cache.gather(uniform, { consume: true });
+      const { cache: packed } = await (native.prefillSelect as NonNullable<OrtCausalLM['prefillSelect']>)({ inputIds: prompt, captureQueries: 4, selectLayer: async ({ layer }) => counts(layer) });
+      // ORT's, each stepped alone.
+      const fullRef = await ort.forward({ inputIds: prompt.slice(0, 100) });
+      const selectedRef = await (await ort.forward({ inputIds: prompt.slice(0, 120) })).cache.gather(uniform, { consume: true });
+      const paddedSource = await ragged.forward({ inputIds: prompt });
+      const paddedRef = await paddedSource.cache.gather(ragKept, { consume: true });
+      const steps = 6;
+      const loop = async (model: OrtCausalLM, start: Awaited<ReturnType<OrtCausalLM['forward']>>['cache']) => {
+        const logits: Float32Array[] = [];
+        let cache = start;
+        for (let i = 0; i < steps; i++) {
+          const step = await model.forward({ inputIds: [11 + i], cache });
+          if (cache !== start) cache.dispose();
+          cache = step.cache;
+          logits.push(step.logits);
+        }
+        return { logits, cache };
+      };
+      const before = await native.decodeBatchStats();
+      const ours = await Promise.all([loop(native, full.cache), loop(native, selected), loop(native, packed)]);
+      const after = await native.decodeBatchStats();
+      const theirs = [await loop(ort, fullRef.cache), await loop(ort, selectedRef), await loop(ragged, paddedRef)];
+      for (let k = 0; k < 3; k++) for (let i = 0; i < steps; i++) expect(maxAbsDiff(ours[k].logits[i], theirs[k].logits[i])).toBeLessThan(1e-4);
+      // Rows of every kind share calls: more than two rows per call on average (three when they arrive together).
+      expect(after.batches).toBeGreaterThan(before.batches);
+      expect((after.rows - before.rows) / (after.batches - before.batches)).toBeGreaterThan(2);
+      expect(after.nativeSteps - before.nativeSteps).toBe(3 * steps);
+      // The stepped caches read back as ORT's (the one-row in-place layout moved back to dense in place).
+      for (let l = 0; l < LAYERS; l++) {
+        expect(maxAbsDiff(await ours[0].cache.readKeys(l), await theirs[0].cache.readKeys(l))).toBeLessThan(1e-4);
+        expect(maxAbsDiff(await ours[1].cache.readValues(l), await theirs[1].cache.readValues(l))).toBeLessThan(1e-4);
+      }
+      // …and decode on after the read.
+      const a = await native.forward({ inputIds: [3], cache: ours[0].cache });
+      const b = await ort.forward({ inputIds: [3], cache: theirs[0].cache });
+      expect(maxAbsDiff(a.logits, b.logits)).toBeLessThan(1e-4);
+      for (const c of [full.cache, selected, packed, fullRef.cache, selectedRef, paddedRef, ...ours.map((o) => o.cache), ...theirs.map((t) => t.cache), a.cache, b.cache]) c.dispose();
+      expect((await native.kvMemoryStats()).liveBytes).toBe(0);
+    } finally {
+      await ragged.dispose();
+    }
+  });
+
   it('an abort between layers frees every array and the model stays usable', async () => {
     const before = await native.generate({ inputIds: prompt.slice(0, 40) }, { maxNewTokens: 4 });
     const controller = new AbortController();

@@ -47,8 +47,9 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * Let caches keep a different number of entries per layer and KV head (AdaKV, PyramidKV): the graph gets a
    * per-(layer, head) key bias before each Softmax; shorter heads are padded to the longest and the padding is
    * masked. Decomposed attention only (GroupQueryAttention ignores masks inside the past): an
-   * UnsupportedCapabilityError otherwise. Costs one elementwise Add over the attention scores per layer, and
-   * memory of the padding. Default false.
+   * UnsupportedCapabilityError otherwise, unless `prefillEngine` is 'native', which packs such caches itself
+   * (any attention style; the option then changes nothing). Costs one elementwise Add over the attention scores
+   * per layer, and memory of the padding. Default false.
    */
   raggedCache?: boolean;
   /**
@@ -95,8 +96,9 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * native engine runs the tokens through one layer at a time (blocked attention, no score matrix, no graph
    * arena), checked against ORT at load like decode; the ORT session is then released, so the model holds
    * its weights once, and is made again only for a request that needs it (`debugOutputs`). `prefillSelect`
-   * becomes available (layer-wise selection with one layer's full KV at most), and caches padded per KV head
-   * (AdaKV, PyramidKV) work without `raggedCache`. `graph.prefillEngine` says which one runs.
+   * becomes available (layer-wise selection with one layer's full KV at most), and caches with different counts
+   * per KV head (AdaKV, PyramidKV) hold exactly their entries, on decomposed and fused-attention graphs alike,
+   * without `raggedCache`. `graph.prefillEngine` says which one runs.
    */
   prefillEngine?: 'ort' | 'native';
   /**
@@ -646,7 +648,9 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       maxPositions: info.maxPositions,
       threads: options.threads,
       debugOutputs: options.debugOutputs,
-      keyBias: options.raggedCache ?? false,
+      // A native prefill packs ragged caches itself (ORT then only checks the engine at load): no key bias needed,
+      // so fused-attention graphs, which cannot take one, get ragged caches too.
+      keyBias: (options.raggedCache ?? false) && !nativePrefill,
       maxDecodeBatch: options.maxDecodeBatch,
       inPlaceDecode: options.inPlaceDecode,
       layerwise: options.layerwise ?? false,

@@ -427,6 +427,10 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
       heapFreed();
     }
     state.native = await openNativeDecoder(request, graphProto, { dataFolder, modelPath: path });
+    // Native rows step over their own caches (nativeStep): batching needs no shared tensor, whatever the graph's
+    // attention, and caches grow in place (no ping-pong partner to keep).
+    state.maxDecodeBatch = request.maxDecodeBatch ?? 8;
+    state.pool.keepLiveBytes = false;
     try {
       if (request.nativePrefill) state.nativePrefill = nativePrefillOf(state.native, request);
       nativeCheckError = checkNativeDecoder(state, expected);
@@ -536,7 +540,6 @@ async function openNativeDecoder(
       backend: engine.name,
     });
   };
-  if (!s.newKv) refuse('native steps share the in-place decode buffers, which need decomposed attention with an attention mask (and inPlaceDecode not false)');
   if (s.kvType !== 'float32') refuse(`its KV cache is ${s.kvType}; the native decoder reads float32 caches`);
   if (engine.slidingWindow !== undefined) refuse(`sliding-window attention (sliding_window ${engine.slidingWindow}) is not implemented natively`);
   const rotaryDim = request.rope?.rotaryDim ?? request.headDim;

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { AbortError, createPipeline, defineCachePolicy, InvalidArgumentError, registerDecodeEngine, UnsupportedCapabilityError } from '@draft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type OrtCausalLM } from '../src/index.js';
-import { argmax, MODELS, maxAbsDiff, TINY_LLAMA } from './helpers.js';
+import { argmax, MODELS, maxAbsDiff, TINY_LLAMA, TINY_QWEN2_GQA } from './helpers.js';
 
 const JS_ENGINE = fileURLToPath(new URL('./fixtures/js-decoder.mjs', import.meta.url));
 const STEP_ONLY_ENGINE = fileURLToPath(new URL('./fixtures/js-decoder-step-only.mjs', import.meta.url));
@@ -221,6 +221,62 @@ describe('native prefill engine', () => {
     expect((await native.kvMemoryStats()).liveBytes).toBe(0);
     const again = await native.generate({ inputIds: prompt.slice(0, 40) }, { maxNewTokens: 4 });
     expect(again.tokens).toEqual(before.tokens);
+  });
+});
+
+describe('native engine on a fused-attention (GroupQueryAttention) export', () => {
+  // tiny-qwen2-gqa: 2 layers, 4 query / 2 KV heads of 16, q/k/v biases; ORT runs it through GroupQueryAttention,
+  // which takes one past length for every layer and head, so its own caches cannot be ragged.
+  const ids = Array.from({ length: 40 }, (_, i) => 6 + ((i * 37) % 400));
+  it("decodes and prefills with ORT's tokens, and keeps exactly each head's entries (packed) with the logits of the same entries kept padded", async () => {
+    const undo = registerDecodeEngine({ name: 'js-reference', module: JS_ENGINE });
+    const stepOnly = await loadModel(TINY_QWEN2_GQA, { threads: 1, decodeEngine: 'native' });
+    const fused = await loadModel(TINY_QWEN2_GQA, { threads: 1, decodeEngine: 'native', prefillEngine: 'native' });
+    const ortModel = await loadModel(TINY_QWEN2_GQA, { threads: 1 });
+    try {
+      expect(ortModel.graph.pattern).toBe('gqa');
+      expect([stepOnly.graph.decodeEngine, fused.graph.prefillEngine]).toEqual(['js-reference', 'js-reference']);
+      const reference = await ortModel.generate({ inputIds: ids }, { maxNewTokens: 10 });
+      for (const model of [stepOnly, fused]) expect((await model.generate({ inputIds: ids }, { maxNewTokens: 10 })).tokens).toEqual(reference.tokens);
+      expect(fused.capabilities.raggedKvHeads).toBe(true);
+      // Counts differ per layer and head: packed, byteSize Σ kept × d × 2 × 4.
+      const kept = [
+        [Int32Array.from([0, 1, 4, 9, 13, 17, 20, 25, 37, 38, 39]), Int32Array.from([0, 2, 3, 38, 39])],
+        [Int32Array.from([1, 5, 39]), Int32Array.from({ length: 12 }, (_, i) => 28 + i)],
+      ];
+      const { cache: packed } = await (fused.prefillSelect as NonNullable<OrtCausalLM['prefillSelect']>)({ inputIds: ids, captureQueries: 4, selectLayer: async ({ layer }) => kept[layer] });
+      expect(packed.byteSize()).toBe((11 + 5 + 3 + 12) * 16 * 2 * 4);
+      // The kept rows are ORT's rows at those positions.
+      const full = await ortModel.forward({ inputIds: ids });
+      for (let l = 0; l < 2; l++) {
+        const theirs = await full.cache.readKeys(l);
+        const ours = await packed.readSlots(l, 'key');
+        for (let h = 0; h < 2; h++) {
+          kept[l][h].forEach((slot, i) => {
+            const at = (h * 40 + slot) * 16;
+            expect(maxAbsDiff(ours.data.subarray((h * ours.slots + i) * 16, (h * ours.slots + i + 1) * 16), theirs.subarray(at, at + 16))).toBeLessThan(1e-4);
+          });
+        }
+      }
+      // Steps on the packed cache give the logits of the same entries kept padded and masked per head.
+      const padded = await (await fused.forward({ inputIds: ids })).cache.gather(kept, { consume: true });
+      let a = packed;
+      let b = padded;
+      for (let i = 0; i < 5; i++) {
+        const x = await fused.forward({ inputIds: [9 + i], cache: a });
+        const y = await fused.forward({ inputIds: [9 + i], cache: b });
+        expect(maxAbsDiff(x.logits, y.logits)).toBeLessThan(1e-5);
+        if (a !== packed) a.dispose();
+        if (b !== padded) b.dispose();
+        a = x.cache;
+        b = y.cache;
+      }
+      for (const c of [packed, padded, a, b, full.cache]) c.dispose();
+      expect((await fused.kvMemoryStats()).liveBytes).toBe(0);
+    } finally {
+      await Promise.all([stepOnly.dispose(), fused.dispose(), ortModel.dispose()]);
+      undo();
+    }
   });
 });
 

@@ -132,7 +132,7 @@ __attribute__((target("avx512f,avx2"))) void scores_avx512(const float* const* q
 }
 
 // Online-softmax block update for one head: m = max(m_prev, s), p = exp(s − m), returns Σ p.
-__attribute__((target("avx512f"))) float softmax_block_avx512(const float* s, int n, float* m_io, float* p) {
+DRAFT_AVX512 float softmax_block_avx512(const float* s, int n, float* m_io, float* p) {
   __m512 mv = _mm512_set1_ps(*m_io);
   int j = 0;
   for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
@@ -143,12 +143,17 @@ __attribute__((target("avx512f"))) float softmax_block_avx512(const float* s, in
     std::fill(p, p + n, 0.0f);
     return 0.0f;
   }
-  exp_shifted(s, m, p, n);
+  // 16 lanes of exp with the sum alongside (the tail of the scalar exp_nonpos, same polynomial).
+  const __m512 mb = _mm512_set1_ps(m);
   __m512 sv = _mm512_setzero_ps();
   j = 0;
-  for (; j + 16 <= n; j += 16) sv = _mm512_add_ps(sv, _mm512_loadu_ps(p + j));
+  for (; j + 16 <= n; j += 16) {
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
+    _mm512_storeu_ps(p + j, e);
+    sv = _mm512_add_ps(sv, e);
+  }
   float sum = _mm512_reduce_add_ps(sv);
-  for (; j < n; ++j) sum += p[j];
+  for (; j < n; ++j) sum += p[j] = exp_nonpos(s[j] - m);
   return sum;
 }
 

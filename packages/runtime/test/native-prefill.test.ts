@@ -205,6 +205,31 @@ describe('native prefill engine', () => {
     }
   });
 
+  it('a step aborted while its batch forms fails alone (AbortError); the other rows step, and its cache stays usable', async () => {
+    const starts = await Promise.all([prompt.slice(0, 50), prompt.slice(0, 60), prompt.slice(0, 70)].map((ids) => native.forward({ inputIds: ids })));
+    const solo = [];
+    for (const s of starts) solo.push(await ort.forward({ inputIds: [21], cache: (await ort.forward({ inputIds: prompt.slice(0, s.cache.length) })).cache }));
+    // A long prefill keeps the worker busy while the steps queue behind it and the abort arrives, so the step is
+    // cancelled before any batch takes it.
+    const busy = native.forward({ inputIds: prompt });
+    const controller = new AbortController();
+    const steps = starts.map((s, i) => native.forward({ inputIds: [21], cache: s.cache, ...(i === 1 ? { signal: controller.signal } : {}) }));
+    controller.abort();
+    const settled = await Promise.allSettled(steps);
+    (await busy).cache.dispose();
+    expect(settled[1].status).toBe('rejected');
+    expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(AbortError);
+    for (const i of [0, 2]) {
+      const step = (settled[i] as PromiseFulfilledResult<Awaited<ReturnType<OrtCausalLM['forward']>>>).value;
+      expect(maxAbsDiff(step.logits, solo[i].logits)).toBeLessThan(1e-4);
+      step.cache.dispose();
+    }
+    const again = await native.forward({ inputIds: [21], cache: starts[1].cache });
+    expect(maxAbsDiff(again.logits, solo[1].logits)).toBeLessThan(1e-4);
+    for (const c of [again.cache, ...starts.map((s) => s.cache), ...solo.map((s) => s.cache)]) c.dispose();
+    expect((await native.kvMemoryStats()).liveBytes).toBe(0);
+  });
+
   it('an abort between layers frees every array and the model stays usable', async () => {
     const before = await native.generate({ inputIds: prompt.slice(0, 40) }, { maxNewTokens: 4 });
     const controller = new AbortController();

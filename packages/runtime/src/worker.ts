@@ -1665,7 +1665,9 @@ async function pump(): Promise<void> {
       const limit = state?.maxDecodeBatch ?? 1;
       if (state?.native && batchable(pending[0])) {
         if (expectedSteps.size > 1) await gatherNativeSteps(limit, state.batchGatherMs);
-        nativeStep(pending.splice(0, Math.max(1, batchableLead(limit))) as ForwardRequest[]);
+        // A cancel that came in while gathering leaves the step unbatchable: it goes alone and fails ABORTED.
+        const lead = batchableLead(limit);
+        if (lead > 0) nativeStep(pending.splice(0, lead) as ForwardRequest[]);
         continue;
       }
       if ((limit > 1 || state?.newKv) && batchable(pending[0])) {
@@ -2028,6 +2030,7 @@ async function gatherNativeSteps(limit: number, waitMs: number): Promise<void> {
  * See docs/decisions/2026-12-07-native-batched-decode.md.
  */
 function nativeStep(requests: ForwardRequest[]): void {
+  expectedSteps.clear();
   let rest = requests;
   while (rest.length > 0) {
     const seen = new Set<number>();
@@ -2070,10 +2073,9 @@ function nativeCall(requests: ForwardRequest[]): void {
     batchCounts.batches++;
     batchCounts.rows += prepared.length;
   }
-  expectedSteps.clear();
   for (const { request, step } of prepared) {
     const result = step.finish();
-    if (prepared.length > 1) expectedSteps.add(result.cache);
+    if (requests.length > 1) expectedSteps.add(result.cache);
     if (request.progress !== false) post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
     post({ id: request.id, type: 'result', result }, [result.logits.buffer as ArrayBuffer]);
     cancelled.delete(request.id);
@@ -2088,7 +2090,13 @@ function inPlaceStepRow(request: ForwardRequest): NativeStepRow {
   const resident = residentRows.get(request.cache as number);
   const own = resident && resident.batch.rows === 1 && resident.upTo === resident.batch.used ? resident.batch : undefined;
   const held: KvArray[] = [];
-  const batch = inPlaceBatch([request], own, held, NATIVE_MIN_ROOM);
+  let batch: ResidentBatch;
+  try {
+    batch = inPlaceBatch([request], own, held, NATIVE_MIN_ROOM);
+  } catch (error) {
+    releaseArrays(held);
+    throw error;
+  }
   const s = state as State;
   const native = s.native as NonNullable<State['native']>;
   // A one-row batch: its buffers are the row's cache as they are, and every column below `used` is its own (no mask).

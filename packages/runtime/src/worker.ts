@@ -692,8 +692,7 @@ async function nativeForward(request: Extract<WorkerRequest, { type: 'forward' }
     const mask = new Uint8Array(capacity);
     mask.fill(1, 0, total);
     const batch: ResidentBatch = { keys, values, rows: 1, total: capacity, used: total, mask, counts: [total], live: 1 };
-    handle = nextHandle++;
-    residentRows.set(handle, { batch, row: 0, upTo: total, count: total });
+    handle = residentHandle(batch, 0);
   }
   const transfer: ArrayBuffer[] = [logits.buffer as ArrayBuffer];
   if (queries) for (const q of queries) transfer.push(q.buffer as ArrayBuffer);
@@ -1581,6 +1580,13 @@ function materialize(handle: number): void {
   dropRow(batch);
 }
 
+/** A new handle for row `row` of `batch` as it now stands (its columns written so far, its slot count). */
+function residentHandle(batch: ResidentBatch, row: number): number {
+  const handle = nextHandle++;
+  residentRows.set(handle, { batch, row, upTo: batch.used, count: batch.counts[row] });
+  return handle;
+}
+
 /** Past length of a step's cache, resident or not. */
 function pastLength(handle: number): number {
   const resident = residentRows.get(handle);
@@ -1840,8 +1846,7 @@ function logitRows(logitsTensor: Tensor): (b: number) => Float32Array {
 function replyRows(requests: ForwardRequest[], batch: ResidentBatch, logitsOf: (b: number) => Float32Array): void {
   requests.forEach((request, b) => {
     const logits = logitsOf(b);
-    const handle = nextHandle++;
-    residentRows.set(handle, { batch, row: b, upTo: batch.used, count: batch.counts[b] });
+    const handle = residentHandle(batch, b);
     if (request.progress !== false) post({ id: request.id, type: 'progress', stage: 'prefill', completed: 1, total: 1 });
     post({ id: request.id, type: 'result', result: { cache: handle, length: batch.counts[b], logits } satisfies ForwardResult }, [logits.buffer as ArrayBuffer]);
   });
@@ -2113,9 +2118,7 @@ function inPlaceStepRow(request: ForwardRequest): NativeStepRow {
     row,
     finish: () => {
       finishInPlaceStep([request], batch, held);
-      const handle = nextHandle++;
-      residentRows.set(handle, { batch, row: 0, upTo: batch.used, count: batch.counts[0] });
-      return { cache: handle, length: batch.counts[0], logits: row.logits };
+      return { cache: residentHandle(batch, 0), length: batch.counts[0], logits: row.logits };
     },
     abandon: () => releaseArrays(held),
   };

@@ -109,6 +109,36 @@ let pumpScheduled = false;
 const batchCounts = { batches: 0, rows: 0, nativeSteps: 0 };
 /** The last batched step's rows: their next steps are expected, so the pump waits a moment for them. */
 let lastBatch: ResidentBatch | undefined;
+/** The requests the pump is running now (a run awaits between layers and batches, so messages come in meanwhile). */
+let running: WorkerRequest[] = [];
+/**
+ * Caches released while a request sent before the release still needs them: `dispose()` right after
+ * `forward({ cache })` must not free (and let the pool hand out) arrays that forward reads. Freed once no queued or
+ * running request names them.
+ */
+const deferredReleases = new Set<number>();
+
+const names = (handle: number) => (request: WorkerRequest) => 'cache' in request && request.cache === handle;
+
+function release(handle: number): void {
+  if (running.some(names(handle)) || pending.some(names(handle))) deferredReleases.add(handle);
+  else releaseEntry(handle);
+}
+
+/** Runs requests taken off the queue as the running ones, then frees the releases that waited for them. */
+async function runAsCurrent(requests: WorkerRequest[], run: () => unknown): Promise<void> {
+  running = requests;
+  try {
+    await run();
+  } finally {
+    running = [];
+    for (const handle of deferredReleases) {
+      if (pending.some(names(handle))) continue;
+      deferredReleases.delete(handle);
+      releaseEntry(handle);
+    }
+  }
+}
 
 class WorkerError extends Error {
   constructor(
@@ -1673,7 +1703,10 @@ async function pump(): Promise<void> {
         if (expectedSteps.size > 1) await gatherNativeSteps(limit, state.batchGatherMs);
         // A cancel that came in while gathering leaves the step unbatchable: it goes alone and fails ABORTED.
         const lead = batchableLead(limit);
-        if (lead > 0) nativeStep(pending.splice(0, lead) as ForwardRequest[]);
+        if (lead > 0) {
+          const steps = pending.splice(0, lead) as ForwardRequest[];
+          await runAsCurrent(steps, () => nativeStep(steps));
+        }
         continue;
       }
       if ((limit > 1 || state?.newKv) && batchable(pending[0])) {
@@ -1683,18 +1716,19 @@ async function pump(): Promise<void> {
         for (const plan of planBatches(steps)) {
           // A lone step runs as a one-row batch when it decodes in place, else through `forward`.
           if (plan.steps.length === 1 && !state?.newKv) {
-            await handle(plan.steps[0]);
+            await runAsCurrent(plan.steps, () => handle(plan.steps[0]));
             continue;
           }
           if (plan.steps.length > 1) {
             batchCounts.batches++;
             batchCounts.rows += plan.steps.length;
           }
-          await handleBatch(plan.steps, plan.resident);
+          await runAsCurrent(plan.steps, () => handleBatch(plan.steps, plan.resident));
         }
         continue;
       }
-      await handle(pending.shift() as WorkerRequest);
+      const next = pending.shift() as WorkerRequest;
+      await runAsCurrent([next], () => handle(next));
     }
   } finally {
     pumping = false;
@@ -2135,7 +2169,7 @@ port.on('message', (request: WorkerRequest) => {
     return;
   }
   if (request.type === 'release') {
-    releaseEntry(request.cache);
+    release(request.cache);
     return;
   }
   if (isRun(request)) {

@@ -247,6 +247,27 @@ describe('native prefill engine', () => {
     const again = await native.generate({ inputIds: prompt.slice(0, 40) }, { maxNewTokens: 4 });
     expect(again.tokens).toEqual(before.tokens);
   });
+
+  it('a cache disposed while a forward extends it still gives that forward its logits (the release waits for the run)', async () => {
+    const head = prompt.slice(0, 300);
+    const tail = prompt.slice(300, 340);
+    const reference = await ort.forward({ inputIds: tail, cache: (await ort.forward({ inputIds: head })).cache });
+    const base = await native.forward({ inputIds: head });
+    // The extension awaits between layers; the release arrives meanwhile. Released arrays go back to the pool, and
+    // the extension's next layers allocate arrays of the same size, so a release that did not wait would hand the
+    // base's unread layers to the extension as its own output.
+    const extended = native.forward({ inputIds: tail, cache: base.cache });
+    base.cache.dispose();
+    const r = await extended;
+    expect(maxAbsDiff(r.logits, reference.logits)).toBeLessThan(1e-4);
+    // The same with the release arriving while the run is under way (after its first layer).
+    const again = await native.forward({ inputIds: head });
+    const during = await native.forward({ inputIds: tail, cache: again.cache, onProgress: () => again.cache.dispose() });
+    expect(again.cache.isDisposed).toBe(true);
+    expect(maxAbsDiff(during.logits, reference.logits)).toBeLessThan(1e-4);
+    for (const c of [r.cache, during.cache, reference.cache]) c.dispose();
+    expect((await native.kvMemoryStats()).liveBytes).toBe(0);
+  });
 });
 
 describe('native engine on a fused-attention (GroupQueryAttention) export', () => {

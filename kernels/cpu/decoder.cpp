@@ -98,9 +98,10 @@ DRAFT_AVX2 void weighted_values_avx2(float* const* accs, int heads, const float*
 }
 
 // Scores of the heads sharing one KV head against keys [c0, c1), d = 16·V: each key row is loaded once for
-// four heads (their queries stay in registers) and their four dot products are reduced together.
-template <int V>
-__attribute__((target("avx512f,avx2"))) void scores_avx512(const float* const* qs, int heads, const float* K, int c0, int c1, float scale, float* out,
+// four heads (their queries stay in registers) and their four dot products are reduced together. Keys of
+// element type E (float, or uint16_t f16 bits widened on load: half the bytes from memory).
+template <int V, class E>
+__attribute__((target("avx512f,avx2"))) void scores_avx512(const float* const* qs, int heads, const E* K, int c0, int c1, float scale, float* out,
                                                           int stride) {
   int e0 = 0;
   for (; e0 + 4 <= heads; e0 += 4) {
@@ -108,12 +109,12 @@ __attribute__((target("avx512f,avx2"))) void scores_avx512(const float* const* q
     for (int e = 0; e < 4; ++e)
       for (int i = 0; i < V; ++i) q[e][i] = _mm512_loadu_ps(qs[e0 + e] + 16 * i);
     for (int j = c0; j < c1; ++j) {
-      const float* k = K + static_cast<size_t>(j) * 16 * V;
+      const E* k = K + static_cast<size_t>(j) * 16 * V;
       __m512 a[4];
-      const __m512 k0 = _mm512_loadu_ps(k);
+      const __m512 k0 = load16(k);
       for (int e = 0; e < 4; ++e) a[e] = _mm512_mul_ps(q[e][0], k0);
       for (int i = 1; i < V; ++i) {
-        const __m512 ki = _mm512_loadu_ps(k + 16 * i);
+        const __m512 ki = load16(k + 16 * i);
         for (int e = 0; e < 4; ++e) a[e] = _mm512_fmadd_ps(q[e][i], ki, a[e]);
       }
       float sums[4];
@@ -123,9 +124,9 @@ __attribute__((target("avx512f,avx2"))) void scores_avx512(const float* const* q
   }
   for (; e0 < heads; ++e0) {
     for (int j = c0; j < c1; ++j) {
-      const float* k = K + static_cast<size_t>(j) * 16 * V;
-      __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qs[e0]), _mm512_loadu_ps(k));
-      for (int i = 1; i < V; ++i) a = _mm512_fmadd_ps(_mm512_loadu_ps(qs[e0] + 16 * i), _mm512_loadu_ps(k + 16 * i), a);
+      const E* k = K + static_cast<size_t>(j) * 16 * V;
+      __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qs[e0]), load16(k));
+      for (int i = 1; i < V; ++i) a = _mm512_fmadd_ps(_mm512_loadu_ps(qs[e0] + 16 * i), load16(k + 16 * i), a);
       out[static_cast<size_t>(e0) * stride + (j - c0)] = _mm512_reduce_add_ps(a) * scale;
     }
   }
@@ -159,18 +160,18 @@ DRAFT_AVX512 float softmax_block_avx512(const float* s, int n, float* m_io, floa
 
 // acc_e += Σ_j p_e[j] V[j] for up to 4 heads with d = 16·V (V ≤ 4): all accumulators in registers, so each
 // value row is loaded once for every head (AVX-512's 32 registers hold 4 heads × 64 floats).
-template <int V>
-__attribute__((target("avx512f"))) void weighted_values_avx512(float* const* accs, int heads, const float* Vals, int c0, int c1, const float* p,
-                                                               int stride) {
+template <int V, class E>
+__attribute__((target("avx512f,avx2"))) void weighted_values_avx512(float* const* accs, int heads, const E* Vals, int c0, int c1, const float* p,
+                                                                    int stride) {
   for (int e0 = 0; e0 < heads; e0 += 4) {
     const int n = std::min(4, heads - e0);
     __m512 a[4][V];
     for (int e = 0; e < 4; ++e)
       for (int i = 0; i < V; ++i) a[e][i] = e < n ? _mm512_loadu_ps(accs[e0 + e] + 16 * i) : _mm512_setzero_ps();
     for (int j = c0; j < c1; ++j) {
-      const float* v = Vals + static_cast<size_t>(j) * 16 * V;
+      const E* v = Vals + static_cast<size_t>(j) * 16 * V;
       __m512 row[V];
-      for (int i = 0; i < V; ++i) row[i] = _mm512_loadu_ps(v + 16 * i);
+      for (int i = 0; i < V; ++i) row[i] = load16(v + 16 * i);
       for (int e = 0; e < n; ++e) {
         const __m512 w = _mm512_set1_ps(p[static_cast<size_t>(e0 + e) * stride + (j - c0)]);
         for (int i = 0; i < V; ++i) a[e][i] = _mm512_fmadd_ps(w, row[i], a[e][i]);
@@ -294,27 +295,51 @@ float softmax_block(const float* s, int n, float* m_io, float* p) {
   return sum;
 }
 
-void chunk_scores(const float* const* qs, int heads, const float* K, int c0, int c1, int d, float scale, float* out, int stride) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (kHasAvx512 && d == 64) return scores_avx512<4>(qs, heads, K, c0, c1, scale, out, stride);
-  if (kHasAvx512 && d == 128) return scores_avx512<8>(qs, heads, K, c0, c1, scale, out, stride);
-  if (kHasAvx2 && d == 64) return scores_avx2<8>(qs, heads, K, c0, c1, scale, out, stride);
-  if (kHasAvx2 && d == 128) return scores_avx2<16>(qs, heads, K, c0, c1, scale, out, stride);
-#endif
-  for (int e = 0; e < heads; ++e)
-    for (int j = c0; j < c1; ++j) out[static_cast<size_t>(e) * stride + (j - c0)] = dot(qs[e], K + static_cast<size_t>(j) * d, d) * scale;
+// Rows [c0, c1) of an f16 cache widened into `conv` (rows from 0), for the kernels that read f32 only.
+const float* widen_rows(const void* rows, int c0, int c1, int d, float* conv) {
+  load_kv(rows, static_cast<size_t>(c0) * d, conv, static_cast<size_t>(c1 - c0) * d, true);
+  return conv;
 }
 
-void chunk_values(float* const* accs, int heads, const float* V, int c0, int c1, int d, const float* p, int stride) {
+// Scores of `heads` query heads against cache rows [c0, c1) (f32, or f16 bits); `conv` holds kChunk rows of f32.
+void chunk_scores(const float* const* qs, int heads, const void* K, bool f16, int c0, int c1, int d, float scale, float* out, int stride, float* conv) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (kHasAvx512 && d == 64) return weighted_values_avx512<4>(accs, heads, V, c0, c1, p, stride);
-  if (kHasAvx2 && d == 64) return weighted_values_avx2<8>(accs, heads, V, c0, c1, p, stride);
-  if (kHasAvx2 && d == 128) return weighted_values_avx2<16>(accs, heads, V, c0, c1, p, stride);
+  if (kHasAvx512 && (d == 64 || d == 128)) {
+    const auto* K16 = static_cast<const uint16_t*>(K);
+    const auto* K32 = static_cast<const float*>(K);
+    if (d == 64) return f16 ? scores_avx512<4>(qs, heads, K16, c0, c1, scale, out, stride) : scores_avx512<4>(qs, heads, K32, c0, c1, scale, out, stride);
+    return f16 ? scores_avx512<8>(qs, heads, K16, c0, c1, scale, out, stride) : scores_avx512<8>(qs, heads, K32, c0, c1, scale, out, stride);
+  }
+#endif
+  // The f32 kernels below over rows renumbered from 0 (out is indexed j − c0 either way).
+  const float* Kf = f16 ? widen_rows(K, c0, c1, d, conv) : static_cast<const float*>(K) + static_cast<size_t>(c0) * d;
+  const int n = c1 - c0;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx2 && d == 64) return scores_avx2<8>(qs, heads, Kf, 0, n, scale, out, stride);
+  if (kHasAvx2 && d == 128) return scores_avx2<16>(qs, heads, Kf, 0, n, scale, out, stride);
 #endif
   for (int e = 0; e < heads; ++e)
-    for (int j = c0; j < c1; ++j) {
-      const float w = p[static_cast<size_t>(e) * stride + (j - c0)];
-      if (w != 0.0f) axpy(accs[e], V + static_cast<size_t>(j) * d, w, d);
+    for (int j = 0; j < n; ++j) out[static_cast<size_t>(e) * stride + j] = dot(qs[e], Kf + static_cast<size_t>(j) * d, d) * scale;
+}
+
+// acc_e += Σ_j p_e[j] V[j] over cache rows [c0, c1) (f32, or f16 bits); `conv` as for chunk_scores.
+void chunk_values(float* const* accs, int heads, const void* V, bool f16, int c0, int c1, int d, const float* p, int stride, float* conv) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx512 && d == 64) {
+    if (f16) return weighted_values_avx512<4>(accs, heads, static_cast<const uint16_t*>(V), c0, c1, p, stride);
+    return weighted_values_avx512<4>(accs, heads, static_cast<const float*>(V), c0, c1, p, stride);
+  }
+#endif
+  const float* Vf = f16 ? widen_rows(V, c0, c1, d, conv) : static_cast<const float*>(V) + static_cast<size_t>(c0) * d;
+  const int n = c1 - c0;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (kHasAvx2 && d == 64) return weighted_values_avx2<8>(accs, heads, Vf, 0, n, p, stride);
+  if (kHasAvx2 && d == 128) return weighted_values_avx2<16>(accs, heads, Vf, 0, n, p, stride);
+#endif
+  for (int e = 0; e < heads; ++e)
+    for (int j = 0; j < n; ++j) {
+      const float w = p[static_cast<size_t>(e) * stride + j];
+      if (w != 0.0f) axpy(accs[e], Vf + static_cast<size_t>(j) * d, w, d);
     }
 }
 
@@ -359,11 +384,16 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
   const size_t part = static_cast<size_t>(d) + 2;
   std::vector<float> partial(static_cast<size_t>(B) * H * T * part);
   std::vector<float> scores(static_cast<size_t>(T) * 2 * G * kChunk);
+  const bool f16 = c.kv_dtype == DRAFT_DTYPE_F16;
+  const size_t es = f16 ? sizeof(uint16_t) : sizeof(float);
+  // f16 rows widened for the non-AVX-512 kernels: one chunk per thread.
+  std::vector<float> conv(f16 ? static_cast<size_t>(T) * kChunk * d : 0);
   for (int b = 0; b < B; ++b) std::memcpy(&x[static_cast<size_t>(b) * D], dec.w.embed + static_cast<size_t>(rows[b].token) * D, sizeof(float) * D);
 
   dec.pool.run([&](int t) {
     float* xn = &normed[static_cast<size_t>(t) * B * D];
     float* sc = &scores[static_cast<size_t>(t) * 2 * G * kChunk];
+    float* cv = f16 ? &conv[static_cast<size_t>(t) * kChunk * d] : nullptr;
     int r0, r1;
     for (int l = 0; l < c.num_layers; ++l) {
       const draft_decoder_layer& L = dec.layers[l];
@@ -385,15 +415,14 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
         } else {
           const int g = h - H;
           float* kh = &k[static_cast<size_t>(b) * kd + static_cast<size_t>(g) * d];
-          const float* vh = &v[static_cast<size_t>(b) * kd + static_cast<size_t>(g) * d];
+          float* vh = &v[static_cast<size_t>(b) * kd + static_cast<size_t>(g) * d];
           if (L.k_bias) for (int i = 0; i < d; ++i) kh[i] += L.k_bias[g * d + i];
+          if (L.v_bias) for (int i = 0; i < d; ++i) vh[i] += L.v_bias[g * d + i];
           rope(kh, R.cos, R.sin, d);
           const size_t at = R.head_offsets ? static_cast<size_t>(R.head_offsets[l][g] + R.head_used[l][g]) * d
                                            : (static_cast<size_t>(g) * R.capacity + R.used) * d;
-          std::memcpy(R.keys[l] + at, kh, sizeof(float) * d);
-          float* vdst = R.values[l] + at;
-          std::memcpy(vdst, vh, sizeof(float) * d);
-          if (L.v_bias) for (int i = 0; i < d; ++i) vdst[i] += L.v_bias[g * d + i];
+          store_kv(R.keys[l], at, kh, d, f16);
+          store_kv(R.values[l], at, vh, d, f16);
         }
       }
       dec.pool.barrier();
@@ -408,8 +437,8 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
           const int per = (n + T - 1) / T;
           const int j0 = std::min(n, t * per), j1 = std::min(n, j0 + per);
           const size_t first = packed ? static_cast<size_t>(R.head_offsets[l][g]) : static_cast<size_t>(g) * R.capacity;
-          const float* K = R.keys[l] + first * d;
-          const float* V = R.values[l] + first * d;
+          const void* K = static_cast<const char*>(R.keys[l]) + first * d * es;
+          const void* V = static_cast<const char*>(R.values[l]) + first * d * es;
           float* P[64];
           for (int e = 0; e < G; ++e) {
             P[e] = &partial[((static_cast<size_t>(b) * H + g * G + e) * T + t) * part];
@@ -423,7 +452,7 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
             // online-softmax update of each head's partial.
             const float* qs[64];
             for (int e = 0; e < G; ++e) qs[e] = &q[static_cast<size_t>(b) * qd + static_cast<size_t>(g * G + e) * d];
-            chunk_scores(qs, G, K, c0, c1, d, scale, sc, kChunk);
+            chunk_scores(qs, G, K, f16, c0, c1, d, scale, sc, kChunk, cv);
             const uint8_t* head_mask = R.head_masks && !packed ? R.head_masks[l] + static_cast<size_t>(g) * R.capacity : nullptr;
             const uint8_t* mask = packed ? nullptr : R.mask;
             if (mask || head_mask)
@@ -445,7 +474,7 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
             }
             float* accs[64];
             for (int e = 0; e < G; ++e) accs[e] = P[e] + 2;
-            chunk_values(accs, G, V, c0, c1, d, p, kChunk);
+            chunk_values(accs, G, V, f16, c0, c1, d, p, kChunk, cv);
           }
         }
       }
@@ -507,7 +536,8 @@ draft_status draft_cpu_decoder_create(const draft_decoder_config* config, const 
   if (!config || !weights || !out) return DRAFT_ERR_INVALID_ARGUMENT;
   const draft_decoder_config& c = *config;
   if (c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 ||
-      c.intermediate_size <= 0 || c.vocab_size <= 0 || c.num_heads % c.num_kv_heads != 0 || c.num_heads / c.num_kv_heads > 64 || !(c.rms_norm_eps >= 0))
+      c.intermediate_size <= 0 || c.vocab_size <= 0 || c.num_heads % c.num_kv_heads != 0 || c.num_heads / c.num_kv_heads > 64 || !(c.rms_norm_eps >= 0) ||
+      (c.kv_dtype != DRAFT_DTYPE_F32 && c.kv_dtype != DRAFT_DTYPE_F16))
     return DRAFT_ERR_INVALID_ARGUMENT;
   if (!weights->embed || !weights->layers || !weights->final_norm || !weights->lm_head) return DRAFT_ERR_INVALID_ARGUMENT;
   for (int l = 0; l < c.num_layers; ++l) {

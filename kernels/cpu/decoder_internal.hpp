@@ -56,6 +56,10 @@ DRAFT_AVX512 inline __m512 exp512(__m512 x) {
   return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
 }
 
+// 16 cache elements as floats: f32 as they are, f16 widened (F16C's conversion is exact).
+DRAFT_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+DRAFT_AVX512 inline __m512 load16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
 // Y[t][r] (+)= W[r]·X[t] for rows [r0, r1) of W (rows × cols, cols % 16 == 0) and T token rows: register tiles
 // of 4 weight rows × up to 6 tokens, each weight line loaded once for all of them (a decode step's sequences,
 // a prefill's tokens). gemm_tile: y[b][0..4) (+)= W[0..4)·x[b] for NT tokens in one pass over the columns.
@@ -114,6 +118,31 @@ DRAFT_AVX512 inline void gemm_rows_avx512(const float* W, int cols, int r0, int 
   }
 }
 #endif
+
+// Cache rows in the decoder's element type (config.kv_dtype): `at` and `n` count elements.
+inline void store_kv(void* base, size_t at, const float* src, int n, bool f16) {
+  if (!f16) {
+    std::memcpy(static_cast<float*>(base) + at, src, sizeof(float) * n);
+    return;
+  }
+  uint16_t* dst = static_cast<uint16_t*>(base) + at;
+  for (int i = 0; i < n; ++i) dst[i] = float_to_half(src[i]);
+}
+
+inline void load_kv(const void* base, size_t at, float* dst, size_t n, bool f16) {
+  if (!f16) {
+    std::memcpy(dst, static_cast<const float*>(base) + at, sizeof(float) * n);
+    return;
+  }
+  const uint16_t* src = static_cast<const uint16_t*>(base) + at;
+  for (size_t i = 0; i < n; ++i) dst[i] = half_to_float_vec(src[i]);
+}
+
+// x rounded to what an f16 cache stores (in place), so a pass that also uses x directly sees the stored values.
+inline void round_kv(float* x, int n, bool f16) {
+  if (f16)
+    for (int i = 0; i < n; ++i) x[i] = half_to_float_vec(float_to_half(x[i]));
+}
 
 constexpr int kSpinMicros = 3000;  // how long idle pool threads spin before sleeping
 

@@ -113,6 +113,42 @@ inline float half_to_float(uint16_t h) {
   return f;
 }
 
+// IEEE half -> float without branches, so the conversion loops vectorise: placing the 15 magnitude bits at
+// the float's exponent/mantissa boundary and scaling by 2^112 rebias the exponent, exactly for normal and
+// subnormal halves (the CPU must not flush denormals, the default); inf/NaN are patched with a bit mask.
+inline float half_to_float_vec(uint16_t h) {
+  const uint32_t mag = static_cast<uint32_t>(h & 0x7fffu) << 13;
+  float f;
+  std::memcpy(&f, &mag, sizeof f);
+  f *= 0x1p112f;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const uint32_t special = 0u - static_cast<uint32_t>((h & 0x7c00u) == 0x7c00u);  // all ones for inf/NaN
+  bits = (bits & ~special) | ((0x7f800000u | mag) & special);
+  bits |= static_cast<uint32_t>(h & 0x8000u) << 16;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// float -> IEEE half, rounded to nearest even (overflow to ±inf, NaN stays NaN), for caches stored as f16.
+inline uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t abs = x & 0x7fffffffu;
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to ≥ 65520: inf
+  if (abs < 0x38800000u) {  // below 2^-14: a subnormal half (or zero), rounded on the 2^-24 grid
+    float a;
+    std::memcpy(&a, &abs, sizeof a);
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 0x1p24f)));
+  }
+  // Normal: rebias the exponent, then round the 13 dropped mantissa bits to nearest even (a carry may bump the exponent).
+  const uint32_t rebased = abs - (112u << 23);
+  const uint32_t h = rebased >> 13, rem = rebased & 0x1fffu;
+  return static_cast<uint16_t>(sign | (h + (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))));
+}
+
 // exp(x) for x <= 0 in float, branch-free so that loops over it auto-vectorise (Cephes polynomial,
 // ~1-2 ulp). Results below ~1.2e-38 (x < -87.3) flush to 0; x = -inf gives 0.
 inline float exp_nonpos(float x) {

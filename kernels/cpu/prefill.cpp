@@ -140,6 +140,12 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
   const int total = used + N;
   const int ldk = (total + kKeys - 1) / kKeys * kKeys;
   std::vector<float> kt(flash ? static_cast<size_t>(Hkv) * d * ldk : 0);
+  // An f16 cache is read through f32 copies of this layer's rows ((Hkv, ldk, d)): the values always, the keys
+  // where the generic path reads them row-major (the flash path reads the transposed copy above).
+  const bool f16 = c.kv_dtype == DRAFT_DTYPE_F16;
+  std::vector<float> kf(f16 && !flash ? static_cast<size_t>(Hkv) * ldk * d : 0), vf(f16 ? static_cast<size_t>(Hkv) * ldk * d : 0);
+  float* const keys32 = static_cast<float*>(call.keys);
+  float* const values32 = static_cast<float*>(call.values);
   std::vector<float> bias(call.head_mask ? static_cast<size_t>(Hkv) * ldk : 0, 0.0f);
   if (call.head_mask)
     for (int g = 0; g < Hkv; ++g)
@@ -157,14 +163,25 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
   dec.pool.run([&](int t) {
     int r0, r1;
     float* mine = &scratch[static_cast<size_t>(t) * per_thread];
-    // Keys already cached, transposed once for the whole layer.
-    if (flash)
+    // Keys already cached, transposed once for the whole layer (and an f16 cache's rows widened).
+    if (flash || f16) {
+      std::vector<float> row(d);
       for (int item = t; item < Hkv * used; item += T) {
         const int g = item / used, j = item % used;
-        const float* src = call.keys + (static_cast<size_t>(g) * cap + j) * d;
-        float* dst = &kt[static_cast<size_t>(g) * d * ldk + j];
-        for (int i = 0; i < d; ++i) dst[static_cast<size_t>(i) * ldk] = src[i];
+        const size_t at = (static_cast<size_t>(g) * cap + j) * d, to = (static_cast<size_t>(g) * ldk + j) * d;
+        const float* src = keys32 + at;
+        if (f16) {
+          float* widened = flash ? row.data() : &kf[to];
+          load_kv(call.keys, at, widened, d, true);
+          load_kv(call.values, at, &vf[to], d, true);
+          src = widened;
+        }
+        if (flash) {
+          float* dst = &kt[static_cast<size_t>(g) * d * ldk + j];
+          for (int i = 0; i < d; ++i) dst[static_cast<size_t>(i) * ldk] = src[i];
+        }
       }
+    }
     for (int c0 = 0; c0 < N; c0 += kTokens) {
       const int n = std::min(kTokens, N - c0);
       float* x = call.hidden + static_cast<size_t>(c0) * D;
@@ -192,14 +209,21 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
         } else {
           const int g = h - H;
           float* kh = &k[static_cast<size_t>(i) * kd + static_cast<size_t>(g) * d];
-          const float* vh = &v[static_cast<size_t>(i) * kd + static_cast<size_t>(g) * d];
+          float* vh = &v[static_cast<size_t>(i) * kd + static_cast<size_t>(g) * d];
           if (L.k_bias) for (int e = 0; e < d; ++e) kh[e] += L.k_bias[g * d + e];
+          if (L.v_bias) for (int e = 0; e < d; ++e) vh[e] += L.v_bias[g * d + e];
           rope(kh, cs, sn, d);
+          // This layer's attention reads what the cache holds: f16-rounded rows for an f16 cache.
+          round_kv(kh, d, f16);
+          round_kv(vh, d, f16);
           const size_t at = (static_cast<size_t>(g) * cap + col) * d;
-          std::memcpy(call.keys + at, kh, sizeof(float) * d);
-          float* vdst = call.values + at;
-          std::memcpy(vdst, vh, sizeof(float) * d);
-          if (L.v_bias) for (int e = 0; e < d; ++e) vdst[e] += L.v_bias[g * d + e];
+          store_kv(call.keys, at, kh, d, f16);
+          store_kv(call.values, at, vh, d, f16);
+          if (f16) {
+            const size_t to = (static_cast<size_t>(g) * ldk + col) * d;
+            if (!flash) std::memcpy(&kf[to], kh, sizeof(float) * d);
+            std::memcpy(&vf[to], vh, sizeof(float) * d);
+          }
           if (flash)
             for (int e = 0; e < d; ++e) kt[(static_cast<size_t>(g) * d + e) * ldk + col] = kh[e];
         }
@@ -222,8 +246,8 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
           for (int z = 0; z < d; ++z) qs[static_cast<size_t>(r - ra) * d + z] = src[z] * scale;
           lim[r - ra] = used + c0 + i + 1;
         }
-        const float* K = call.keys + static_cast<size_t>(g) * cap * d;
-        const float* Vg = call.values + static_cast<size_t>(g) * cap * d;
+        const float* K = f16 ? (flash ? nullptr : &kf[static_cast<size_t>(g) * ldk * d]) : keys32 + static_cast<size_t>(g) * cap * d;
+        const float* Vg = f16 ? &vf[static_cast<size_t>(g) * ldk * d] : values32 + static_cast<size_t>(g) * cap * d;
         const float* bg = call.head_mask ? &bias[static_cast<size_t>(g) * ldk] : nullptr;
         const int count = rb - ra;
         if (!flash) {

@@ -18,6 +18,8 @@
 
 namespace {
 
+using draft::half_to_float_vec;
+
 constexpr int KB = 64;  // entries per block
 
 struct Problem {
@@ -31,23 +33,6 @@ struct Problem {
 struct Scratch {
   std::vector<float> kt, kb, vb, tile;
 };
-
-// IEEE half -> float without branches, so the conversion loops vectorise: placing the 15 magnitude bits at
-// the float's exponent/mantissa boundary and scaling by 2^112 rebias the exponent, exactly for normal and
-// subnormal halves (the CPU must not flush denormals, the default); inf/NaN are patched with a bit mask.
-inline float half_to_float_vec(uint16_t h) {
-  const uint32_t mag = static_cast<uint32_t>(h & 0x7fffu) << 13;
-  float f;
-  std::memcpy(&f, &mag, sizeof f);
-  f *= 0x1p112f;
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  const uint32_t special = 0u - static_cast<uint32_t>((h & 0x7c00u) == 0x7c00u);  // all ones for inf/NaN
-  bits = (bits & ~special) | ((0x7f800000u | mag) & special);
-  bits |= static_cast<uint32_t>(h & 0x8000u) << 16;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 // Rows [row0, row0 + nk) of the packed buffer as f32: keys transposed into kt (d × KB); returns the values
 // row-major (the source itself for f32, else converted into vb). f16 rows are converted contiguously first

@@ -160,7 +160,7 @@ draft_status draft_cuda_ragged_attention(const draft_ragged_attention_args* args
  * Native decoder (Llama family: RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU MLP): one decode
  * step for one or more sequences, weights read once per step for all of them. The weights are the caller's
  * (row-major (out, in), as torch's nn.Linear stores them) and must outlive the decoder; nothing is copied.
- * Caches are the caller's too: per sequence and layer (num_kv_heads, capacity, head_dim) f32, the step writes
+ * Caches are the caller's too: per sequence and layer (num_kv_heads, capacity, head_dim) f32 (or f16, kv_dtype), the step writes
  * the token's K/V (after RoPE) at column `used` and attends over the columns below it that `mask` marks
  * (NULL: all of them) plus the new one. The decoder owns a persistent pool of num_threads - 1 threads that
  * sleep between steps; one step may run at a time per decoder.
@@ -171,6 +171,10 @@ typedef struct draft_decoder_config {
   int32_t hidden_size, num_layers, num_heads, num_kv_heads, head_dim, intermediate_size, vocab_size;
   float rms_norm_eps;
   int32_t num_threads;  /* <= 0: one per hardware thread */
+  /* Element type of every cache this decoder reads and writes (rows, layer calls): F32 (the zero default), or F16
+   * (IEEE half bits: half the bytes per entry; new K/V are rounded to nearest even when written and every read,
+   * the prefill's own attention included, sees the stored values). Accumulation is always fp32. */
+  draft_dtype kv_dtype;
 } draft_decoder_config;
 
 typedef struct draft_decoder_layer {
@@ -190,8 +194,8 @@ typedef struct draft_decoder_weights {
 typedef struct draft_decoder_row {
   int32_t token;
   const float *cos, *sin;     /* (head_dim): this position's rotation, rotate-half layout (halves repeated) */
-  float* const* keys;         /* num_layers pointers to (num_kv_heads, capacity, head_dim) */
-  float* const* values;
+  void* const* keys;          /* num_layers pointers to (num_kv_heads, capacity, head_dim) of config.kv_dtype */
+  void* const* values;
   int32_t capacity, used;     /* used < capacity */
   const uint8_t* mask;        /* (used) or NULL */
   /* Optional per-layer masks (num_kv_heads, capacity): 1 = KV head g attends to column j (ragged caches padded
@@ -229,7 +233,7 @@ typedef struct draft_decoder_layer_call {
   float* hidden;            /* (count, hidden_size) in/out */
   int32_t count;
   const float *cos, *sin;   /* (count, head_dim): each token's rotation, rotate-half layout */
-  float *keys, *values;     /* this layer's (num_kv_heads, capacity, head_dim) */
+  void *keys, *values;      /* this layer's (num_kv_heads, capacity, head_dim) of config.kv_dtype */
   int32_t capacity, used;   /* used + count <= capacity */
   const uint8_t* head_mask; /* (num_kv_heads, capacity) 1 = attend, read below `used`; NULL = all */
   float* queries;           /* optional (num_heads, query_rows, head_dim) out */

@@ -79,6 +79,17 @@ struct Seq {
 
 // Logits of one step; also returns the new K/V per layer (Hkv·d) for the column check, and optionally the
 // post-RoPE queries per layer (H·d).
+// A cache of f16 (config.kv_dtype F16) stores, and every read sees, the new K/V rounded to half precision.
+inline double stored(double x, bool f16) { return f16 ? half_to_float_ref(float_to_half(static_cast<float>(x))) : x; }
+
+// What an f16 cache may differ by from the reference's rounding: the kernel rounds its f32 K/V, the reference its
+// double ones, and the two can land on neighbouring halves (two ulps allowed: 2^-9 relative, at least 2^-9).
+inline double half_ulps(double x, bool f16) { return f16 ? std::ldexp(1.0, -9) * std::max(1.0, std::fabs(x)) : 0.0; }
+
+// Logit tolerance (relative to the largest logit): f32 caches 1e-4; f16 caches 1e-3, since those neighbouring-half
+// roundings (about one K/V element in 5000) then feed every later token and layer.
+inline double logit_tolerance(bool f16) { return f16 ? 1e-3 : 1e-4; }
+
 inline std::vector<double> naive_step(const Model& m, const Seq& s, bool bias, std::vector<std::vector<double>>& new_k, std::vector<std::vector<double>>& new_v,
                                       std::vector<std::vector<double>>* new_q) {
   const auto& c = m.cfg;
@@ -94,6 +105,8 @@ inline std::vector<double> naive_step(const Model& m, const Seq& s, bool bias, s
     }
     for (int hh = 0; hh < H; ++hh) rope(&q[hh * d], s.cos.data(), s.sin.data(), d);
     for (int g = 0; g < Hkv; ++g) rope(&k[g * d], s.cos.data(), s.sin.data(), d);
+    const bool f16 = c.kv_dtype == DRAFT_DTYPE_F16;
+    for (int i = 0; i < Hkv * d; ++i) k[i] = stored(k[i], f16), v[i] = stored(v[i], f16);
     if (new_q) new_q->push_back(q);
     new_k.push_back(k);
     new_v.push_back(v);

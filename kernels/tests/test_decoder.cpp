@@ -8,8 +8,9 @@ namespace {
 
 using namespace decoder_reference;
 
-void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<int>& useds) {
-  Model m = make_model(rng, {48, 2, 4, 2, 12, 72, 37, 1e-6f, threads}, bias);
+// f16: the caches hold half bits (kv_dtype F16); the reference reads the same values as floats.
+void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<int>& useds, bool f16 = false, int d_head = 12) {
+  Model m = make_model(rng, {4 * d_head, 2, 4, 2, d_head, 72, 37, 1e-6f, threads, f16 ? DRAFT_DTYPE_F16 : DRAFT_DTYPE_F32}, bias);
   const auto& c = m.cfg;
   const int Hkv = c.num_kv_heads, d = c.head_dim;
   draft_decoder_weights w{m.embed.data(), m.layers.data(), m.final_norm.data(), m.lm_head.data()};
@@ -43,15 +44,31 @@ void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<in
     for (int l = 0; l < c.num_layers; ++l) {
       s.keys.push_back(random_floats(rng, static_cast<size_t>(Hkv) * s.capacity * d, -2, 2));
       s.values.push_back(random_floats(rng, static_cast<size_t>(Hkv) * s.capacity * d));
+      if (f16)
+        for (auto* a : {&s.keys.back(), &s.values.back()})
+          for (float& x : *a) x = half_to_float_ref(float_to_half(x));
     }
     seqs.push_back(std::move(s));
   }
-  std::vector<std::vector<float*>> kp(seqs.size()), vp(seqs.size());
+  // The kernel's caches: the floats themselves, or their half bits.
+  std::vector<std::vector<std::vector<uint16_t>>> hk(seqs.size()), hv(seqs.size());
+  const auto halves = [](const std::vector<float>& a) {
+    std::vector<uint16_t> h(a.size());
+    for (size_t i = 0; i < a.size(); ++i) h[i] = float_to_half(a[i]);
+    return h;
+  };
+  if (f16)
+    for (size_t b = 0; b < seqs.size(); ++b)
+      for (int l = 0; l < c.num_layers; ++l) hk[b].push_back(halves(seqs[b].keys[l])), hv[b].push_back(halves(seqs[b].values[l]));
+  std::vector<std::vector<void*>> kp(seqs.size()), vp(seqs.size());
   std::vector<std::vector<float>> logits(seqs.size(), std::vector<float>(c.vocab_size));
   std::vector<draft_decoder_row> rows;
   std::vector<std::vector<const uint8_t*>> hp(seqs.size());
   for (size_t b = 0; b < seqs.size(); ++b) {
-    for (int l = 0; l < c.num_layers; ++l) kp[b].push_back(seqs[b].keys[l].data()), vp[b].push_back(seqs[b].values[l].data());
+    for (int l = 0; l < c.num_layers; ++l) {
+      kp[b].push_back(f16 ? static_cast<void*>(hk[b][l].data()) : seqs[b].keys[l].data());
+      vp[b].push_back(f16 ? static_cast<void*>(hv[b][l].data()) : seqs[b].values[l].data());
+    }
     const Seq& s = seqs[b];
     for (const auto& hm : s.head_masks) hp[b].push_back(hm.data());
     rows.push_back({s.token, s.cos.data(), s.sin.data(), kp[b].data(), vp[b].data(), s.capacity, s.used, s.mask.empty() ? nullptr : s.mask.data(),
@@ -66,16 +83,18 @@ void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<in
     double worst = 0, scale = 0;
     for (int i = 0; i < c.vocab_size; ++i) scale = std::max(scale, std::fabs(expect[b][i]));
     for (int i = 0; i < c.vocab_size; ++i) worst = std::max(worst, std::fabs(logits[b][i] - expect[b][i]));
-    CHECK(worst <= 1e-4 * std::max(1.0, scale), "threads %d bias %d row %zu used %d: logits off by %g (scale %g)", threads, bias, b, seqs[b].used, worst, scale);
+    CHECK(worst <= logit_tolerance(f16) * std::max(1.0, scale), "threads %d bias %d f16 %d d %d row %zu used %d: logits off by %g (scale %g)", threads, bias, f16, d, b, seqs[b].used, worst,
+          scale);
     const Seq& s = seqs[b];
     double kv = 0;
     for (int l = 0; l < c.num_layers; ++l)
       for (int g = 0; g < Hkv; ++g)
         for (int i = 0; i < d; ++i) {
           const size_t at = (static_cast<size_t>(g) * s.capacity + s.used) * d + i;
-          kv = std::max({kv, std::fabs(s.keys[l][at] - nk[b][l][g * d + i]), std::fabs(s.values[l][at] - nv[b][l][g * d + i])});
+          const double k = f16 ? half_to_float_ref(hk[b][l][at]) : s.keys[l][at], v = f16 ? half_to_float_ref(hv[b][l][at]) : s.values[l][at];
+          kv = std::max({kv, std::fabs(k - nk[b][l][g * d + i]) - half_ulps(nk[b][l][g * d + i], f16), std::fabs(v - nv[b][l][g * d + i]) - half_ulps(nv[b][l][g * d + i], f16)});
         }
-    CHECK(kv <= 1e-4, "row %zu: new K/V in column used off by %g", b, kv);
+    CHECK(kv <= 1e-4, "row %zu f16 %d: new K/V in column used off by %g", b, f16, kv);
   }
   // Bad rows are refused and leave the decoder usable.
   draft_decoder_row bad = rows[0];
@@ -139,7 +158,7 @@ void run_packed_case(std::mt19937_64& rng, int threads, int used) {
     pk[l].resize(static_cast<size_t>(row) * d, 7.0f);
     pv[l].resize(static_cast<size_t>(row) * d, 7.0f);
   }
-  std::vector<float*> kp, vp;
+  std::vector<void*> kp, vp;
   std::vector<const int32_t*> op, cp;
   for (int l = 0; l < L; ++l) kp.push_back(pk[l].data()), vp.push_back(pv[l].data()), op.push_back(offsets[l].data()), cp.push_back(counts[l].data());
   std::vector<float> logits(c.vocab_size);
@@ -172,6 +191,9 @@ int main() {
     run_case(rng, threads, false, {700, 3, 0, 1});  // 700 > one 256-column chunk
     run_case(rng, threads, true, {40, 9, 0, 1, 300, 5});  // sequences in a group of 4 and one of 2
     for (int used : {0, 7, 600}) run_packed_case(rng, threads, used);
+    // Caches of f16 bits: the plain kernels (d 12) and the AVX-512 ones (d 64) that widen on load.
+    run_case(rng, threads, true, {700, 3, 0, 1}, true);
+    run_case(rng, threads, false, {300, 0, 9}, true, 64);
   }
   draft_decoder_config bad{48, 2, 4, 3, 12, 72, 37, 1e-6f, 1};  // 4 heads over 3 KV heads
   std::vector<float> z(1);
@@ -181,6 +203,7 @@ int main() {
   CHECK(draft_cpu_decoder_create(&bad, &w, &dec) == DRAFT_ERR_INVALID_ARGUMENT && dec == nullptr, "heads not a multiple of KV heads");
   bad.num_kv_heads = 2;
   CHECK(draft_cpu_decoder_create(&bad, &w, &dec) == DRAFT_ERR_INVALID_ARGUMENT && dec == nullptr, "missing layer weights");
+
   if (g_failures == 0) std::printf("decoder: ok\n");
   return g_failures == 0 ? 0 : 1;
 }

@@ -33,9 +33,13 @@ void run_case(std::mt19937_64& rng, const draft_decoder_config& cfg, bool bias, 
   // The reference's cache: the random past, then each token's own K/V as the reference computed it.
   Seq s;
   s.capacity = cap;
+  const bool f16 = c.kv_dtype == DRAFT_DTYPE_F16;
   for (int l = 0; l < Lc; ++l) {
     s.keys.push_back(random_floats(rng, static_cast<size_t>(Hkv) * cap * d, -2, 2));
     s.values.push_back(random_floats(rng, static_cast<size_t>(Hkv) * cap * d));
+    if (f16)
+      for (auto* a : {&s.keys.back(), &s.values.back()})
+        for (float& x : *a) x = half_to_float_ref(float_to_half(x));
     if (head_masks) {
       std::vector<uint8_t> hm(static_cast<size_t>(Hkv) * cap, 1);
       for (int g = 0; g < Hkv; ++g)
@@ -43,7 +47,15 @@ void run_case(std::mt19937_64& rng, const draft_decoder_config& cfg, bool bias, 
       s.head_masks.push_back(std::move(hm));
     }
   }
+  // The kernel's caches: the floats, or their half bits (read back as floats for the checks).
   std::vector<std::vector<float>> keys = s.keys, values = s.values;
+  std::vector<std::vector<uint16_t>> hkeys(Lc), hvalues(Lc);
+  for (int l = 0; l < Lc && f16; ++l)
+    for (size_t i = 0; i < keys[l].size(); ++i) hkeys[l].push_back(float_to_half(keys[l][i])), hvalues[l].push_back(float_to_half(values[l][i]));
+  const auto kv_ptr = [&](int l, bool value) -> void* {
+    if (f16) return value ? static_cast<void*>(hvalues[l].data()) : hkeys[l].data();
+    return value ? values[l].data() : keys[l].data();
+  };
   const int qrows = std::min(N, 5);
   std::vector<std::vector<double>> expect;
   std::vector<std::vector<std::vector<double>>> exp_q;  // per window token: per layer (H·d)
@@ -68,18 +80,20 @@ void run_case(std::mt19937_64& rng, const draft_decoder_config& cfg, bool bias, 
   std::vector<std::vector<float>> queries(Lc, std::vector<float>(static_cast<size_t>(H) * qrows * d));
   CHECK(draft_cpu_decoder_embed(dec, tokens.data(), N, hidden.data()) == DRAFT_OK, "embed");
   for (int l = 0; l < Lc; ++l) {
-    draft_decoder_layer_call call{l, hidden.data(), N, cos.data(), sin.data(), keys[l].data(), values[l].data(), cap, used,
+    draft_decoder_layer_call call{l, hidden.data(), N, cos.data(), sin.data(), kv_ptr(l, false), kv_ptr(l, true), cap, used,
                                   head_masks ? s.head_masks[l].data() : nullptr, queries[l].data(), qrows};
     CHECK(draft_cpu_decoder_layer(dec, &call) == DRAFT_OK, "layer %d", l);
   }
   CHECK(draft_cpu_decoder_head(dec, hidden.data(), N, logits.data()) == DRAFT_OK, "head");
+  for (int l = 0; l < Lc && f16; ++l)
+    for (size_t i = 0; i < keys[l].size(); ++i) keys[l][i] = half_to_float_ref(hkeys[l][i]), values[l][i] = half_to_float_ref(hvalues[l][i]);
   double worst = 0, scale = 1;
   for (int t = 0; t < N; ++t)
     for (int i = 0; i < V; ++i) {
       scale = std::max(scale, std::fabs(expect[t][i]));
       worst = std::max(worst, std::fabs(logits[static_cast<size_t>(t) * V + i] - expect[t][i]));
     }
-  CHECK(worst <= 1e-4 * scale, "d %d used %d N %d masks %d threads %d: logits off by %g (scale %g)", d, used, N, head_masks, c.num_threads, worst, scale);
+  CHECK(worst <= logit_tolerance(f16) * scale, "d %d used %d N %d masks %d threads %d f16 %d: logits off by %g (scale %g)", d, used, N, head_masks, c.num_threads, f16, worst, scale);
   double kv = 0, past = 0;
   for (int l = 0; l < Lc; ++l)
     for (int g = 0; g < Hkv; ++g)
@@ -87,7 +101,8 @@ void run_case(std::mt19937_64& rng, const draft_decoder_config& cfg, bool bias, 
         for (int i = 0; i < d; ++i) {
           const size_t at = (static_cast<size_t>(g) * cap + j) * d + i;
           if (j >= used && j < used + N) {
-            kv = std::max({kv, std::fabs(keys[l][at] - exp_k[j - used][l][g * d + i]), std::fabs(values[l][at] - exp_v[j - used][l][g * d + i])});
+            const double ek = exp_k[j - used][l][g * d + i], ev = exp_v[j - used][l][g * d + i];
+            kv = std::max({kv, std::fabs(keys[l][at] - ek) - half_ulps(ek, f16), std::fabs(values[l][at] - ev) - half_ulps(ev, f16)});
           } else {
             past = std::max({past, static_cast<double>(std::fabs(keys[l][at] - s.keys[l][at])), static_cast<double>(std::fabs(values[l][at] - s.values[l][at]))});
           }
@@ -100,9 +115,9 @@ void run_case(std::mt19937_64& rng, const draft_decoder_config& cfg, bool bias, 
       for (int r = 0; r < qrows; ++r)
         for (int i = 0; i < d; ++i)
           qerr = std::max(qerr, std::fabs(queries[l][(static_cast<size_t>(h) * qrows + r) * d + i] - exp_q[r][l][h * d + i]));
-  CHECK(qerr <= 1e-4, "window queries off by %g", qerr);
+  CHECK(qerr <= logit_tolerance(f16), "window queries off by %g", qerr);
   // Bad calls are refused and leave the decoder usable.
-  draft_decoder_layer_call bad{0, hidden.data(), N, cos.data(), sin.data(), keys[0].data(), values[0].data(), used + N - 1, used, nullptr, nullptr, 0};
+  draft_decoder_layer_call bad{0, hidden.data(), N, cos.data(), sin.data(), kv_ptr(0, false), kv_ptr(0, true), used + N - 1, used, nullptr, nullptr, 0};
   CHECK(draft_cpu_decoder_layer(dec, &bad) == DRAFT_ERR_INVALID_ARGUMENT, "used + count > capacity");
   bad.capacity = cap;
   bad.layer = Lc;
@@ -131,6 +146,12 @@ int main() {
   }
   const draft_decoder_config big_head{64, 1, 2, 1, 128, 32, 11, 1e-6f, 2};
   run_case(rng, big_head, false, 33, 80, true);
+  // Caches of f16 bits: written rounded, and every read (this prefill's own attention included) sees the stored
+  // values; the plain path (d 12) and the blocked one (d 64).
+  for (int threads : {1, 2}) {
+    run_case(rng, {48, 2, 4, 2, 12, 72, 37, 1e-6f, threads, DRAFT_DTYPE_F16}, true, 9, 70, true);
+    run_case(rng, {64, 2, 8, 2, 64, 96, 41, 1e-6f, threads, DRAFT_DTYPE_F16}, true, 70, 131, true);
+  }
   if (g_failures == 0) std::printf("prefill: ok\n");
   return g_failures == 0 ? 0 : 1;
 }

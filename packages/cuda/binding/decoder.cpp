@@ -26,6 +26,20 @@ Napi::Float32Array f32(const Napi::Value& v, const std::string& what, size_t len
   return a;
 }
 
+// A cache array in the decoder's element type: Float32Array (kv_dtype F32) or Uint16Array of half bits (F16).
+struct KvView {
+  void* data;
+  size_t length;
+};
+
+KvView kv_array(const Napi::Value& v, const std::string& what, draft_dtype dtype) {
+  const napi_typedarray_type want = dtype == DRAFT_DTYPE_F16 ? napi_uint16_array : napi_float32_array;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want)
+    throw Napi::TypeError::New(v.Env(), what + (dtype == DRAFT_DTYPE_F16 ? " must be a Uint16Array (float16 bits: kvDtype 'float16')" : " must be a Float32Array"));
+  auto a = v.As<Napi::TypedArray>();
+  return {static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), a.ElementLength()};
+}
+
 int32_t positive(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
@@ -56,6 +70,14 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
     cfg_.rms_norm_eps = eps.As<Napi::Number>().FloatValue();
     Napi::Value threads = c.Get("threads");
     cfg_.num_threads = threads.IsNumber() ? threads.As<Napi::Number>().Int32Value() : 0;
+    Napi::Value kvDtype = c.Get("kvDtype");
+    if (kvDtype.IsUndefined() || (kvDtype.IsString() && kvDtype.As<Napi::String>().Utf8Value() == "float32")) {
+      cfg_.kv_dtype = DRAFT_DTYPE_F32;
+    } else if (kvDtype.IsString() && kvDtype.As<Napi::String>().Utf8Value() == "float16") {
+      cfg_.kv_dtype = DRAFT_DTYPE_F16;
+    } else {
+      throw Napi::TypeError::New(env, "kvDtype must be 'float32' or 'float16'");
+    }
     if (cfg_.hidden_size <= 0 || cfg_.num_layers <= 0 || cfg_.num_heads <= 0 || cfg_.num_kv_heads <= 0 || cfg_.head_dim <= 0 ||
         cfg_.intermediate_size <= 0 || cfg_.vocab_size <= 0)
       throw Napi::RangeError::New(env, "decoder sizes must be positive");
@@ -125,7 +147,7 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
     const uint32_t B = list.Length();
     const size_t L = cfg_.num_layers, d = cfg_.head_dim, Hkv = cfg_.num_kv_heads;
     std::vector<draft_decoder_row> rows(B);
-    std::vector<std::vector<float*>> keys(B), values(B);
+    std::vector<std::vector<void*>> keys(B), values(B);
     std::vector<std::vector<const uint8_t*>> heads(B);
     std::vector<std::vector<const int32_t*>> offsets(B), useds(B);
     for (uint32_t b = 0; b < B; ++b) {
@@ -170,13 +192,13 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
       const size_t cache = Hkv * static_cast<size_t>(R.capacity) * d;
       for (const char* which : {"keys", "values"}) {
         Napi::Value av = r.Get(which);
-        if (!av.IsArray() || av.As<Napi::Array>().Length() != L) throw Napi::TypeError::New(env, std::string(which) + " must hold one Float32Array per layer");
+        if (!av.IsArray() || av.As<Napi::Array>().Length() != L) throw Napi::TypeError::New(env, std::string(which) + " must hold one array per layer");
         Napi::Array arr = av.As<Napi::Array>();
         auto& out = which[0] == 'k' ? keys[b] : values[b];
         for (uint32_t l = 0; l < L; ++l) {
-          auto a = f32(arr.Get(l), std::string(which) + "[" + std::to_string(l) + "]", 0);
-          if (a.ElementLength() < cache) throw Napi::RangeError::New(env, std::string(which) + "[" + std::to_string(l) + "] is shorter than numKvHeads × capacity × headDim");
-          out.push_back(a.Data());
+          const KvView a = kv_array(arr.Get(l), std::string(which) + "[" + std::to_string(l) + "]", cfg_.kv_dtype);
+          if (a.length < cache) throw Napi::RangeError::New(env, std::string(which) + "[" + std::to_string(l) + "] is shorter than numKvHeads × capacity × headDim");
+          out.push_back(a.data);
         }
       }
       R.keys = keys[b].data();
@@ -263,11 +285,11 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
     c.cos = f32(o.Get("cos"), "cos", static_cast<size_t>(c.count) * d).Data();
     c.sin = f32(o.Get("sin"), "sin", static_cast<size_t>(c.count) * d).Data();
     const size_t cache = Hkv * static_cast<size_t>(c.capacity) * d;
-    auto keys = f32(o.Get("keys"), "keys", 0);
-    auto values = f32(o.Get("values"), "values", 0);
-    if (keys.ElementLength() < cache || values.ElementLength() < cache) throw Napi::RangeError::New(env, "keys/values are shorter than numKvHeads × capacity × headDim");
-    c.keys = keys.Data();
-    c.values = values.Data();
+    const KvView keys = kv_array(o.Get("keys"), "keys", cfg_.kv_dtype);
+    const KvView values = kv_array(o.Get("values"), "values", cfg_.kv_dtype);
+    if (keys.length < cache || values.length < cache) throw Napi::RangeError::New(env, "keys/values are shorter than numKvHeads × capacity × headDim");
+    c.keys = keys.data;
+    c.values = values.data;
     Napi::Value mask = o.Get("headMask");
     if (!mask.IsUndefined() && !mask.IsNull()) {
       if (!mask.IsTypedArray() || mask.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "headMask must be a Uint8Array");

@@ -13,6 +13,7 @@ import {
   type NativeDecoderRowV1,
   type NativeDecoderV1,
   type NativeDecoderWeightsV1,
+  type NativeKvDtype,
   type NativeLayerCallV1,
   type NativePrefillV1,
 } from '@draft/core';
@@ -44,6 +45,9 @@ function checkConfig(config: NativeDecoderConfigV1): void {
   if (config.threads !== undefined && !(Number.isInteger(config.threads) && config.threads >= 1 && config.threads <= 256)) {
     throw new InvalidArgumentError({ argument: 'config.threads', value: config.threads, expected: 'an integer in [1, 256]' });
   }
+  if (config.kvDtype !== undefined && config.kvDtype !== 'float32' && config.kvDtype !== 'float16') {
+    throw new InvalidArgumentError({ argument: 'config.kvDtype', value: config.kvDtype, expected: "'float32' or 'float16'" });
+  }
 }
 
 /** Native errors are a backstop: a TypeError/RangeError from the addon is a caller's mistake, typed as such. */
@@ -62,10 +66,12 @@ interface AddonDecoder extends NativeDecoderV1, NativePrefillV1 {}
 class Decoder implements NativeDecoderV1 {
   private closed = false;
   readonly prefill: NativePrefillV1;
+  readonly kvDtype: NativeKvDtype;
   constructor(
     private readonly native: AddonDecoder,
     private readonly config: NativeDecoderConfigV1,
   ) {
+    this.kvDtype = config.kvDtype ?? 'float32';
     this.prefill = {
       embed: (tokens, hidden) => {
         this.open();

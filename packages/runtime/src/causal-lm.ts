@@ -102,6 +102,17 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    */
   prefillEngine?: 'ort' | 'native';
   /**
+   * Element type the KV caches are kept in. 'float32' (default): the graph's. 'float16' (needs `decodeEngine`
+   * and `prefillEngine` 'native', and an engine whose decoder honours `kvDtype`, as @draft/cuda's does): every
+   * cache holds IEEE half bits, so its bytes (`byteSize()`, the pool's `liveBytes`, what a decode step reads)
+   * halve; new K/V are rounded to nearest even when written, and attention (a prefill's own included) reads the
+   * stored values in fp32. Logits then differ from the float32 graph's by the rounding (about 1e-3 relative), so
+   * greedy tokens can part where two candidates are that close. `readKeys`/`readValues` give float32 copies;
+   * `exportKv` gives half bits (`kvType` 'float16'). Requests that need the ORT graph with a cache
+   * (`debugOutputs`) are refused.
+   */
+  kvStorage?: 'float32' | 'float16';
+  /**
    * Release the ORT session's memory after the model has had nothing to run for this many milliseconds: the
    * session is released and created again from the same graph (weights re-read from the model file), because
    * ORT's CPU arena keeps the largest activations it ever needed and onnxruntime-node cannot shrink it. Caches
@@ -607,6 +618,16 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   if (options.prefillEngine === 'native' && options.decodeEngine !== 'native') {
     throw new InvalidArgumentError({ argument: 'prefillEngine', value: options.prefillEngine, expected: "'ort', or 'native' together with decodeEngine: 'native'" });
   }
+  if (options.kvStorage !== undefined && options.kvStorage !== 'float32' && options.kvStorage !== 'float16') {
+    throw new InvalidArgumentError({ argument: 'kvStorage', value: options.kvStorage, expected: "'float32' or 'float16'" });
+  }
+  if (options.kvStorage === 'float16' && options.prefillEngine !== 'native') {
+    throw new InvalidArgumentError({
+      argument: 'kvStorage',
+      value: options.kvStorage,
+      expected: "'float32', or 'float16' together with decodeEngine: 'native' and prefillEngine: 'native' (the ORT graph reads its own KV type)",
+    });
+  }
   const nativePrefill = options.prefillEngine === 'native';
   const engine = options.decodeEngine === 'native' ? registeredDecodeEngine() : undefined;
   if (options.decodeEngine === 'native' && !engine) {
@@ -657,6 +678,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       releaseMemoryWhenIdleMs: idleMs,
       ...(engine ? { decodeEngine: nativeDecodeRequest(engine, folder) } : {}),
       ...(nativePrefill ? { nativePrefill } : {}),
+      ...(options.kvStorage === 'float16' ? { kvStorage: 'float16' as const } : {}),
     });
     if (signal?.aborted) throw new AbortError({ reason: signal.reason });
     onProgress?.({ stage: 'load', completed: 3, total });

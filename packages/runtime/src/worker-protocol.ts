@@ -39,6 +39,8 @@ export type WorkerRequest =
       decodeEngine?: { name: string; module: string; slidingWindow?: number; modelType: string; rmsNormEps?: number };
       /** Prefill with the same native engine too; the ORT session is then released after the load check. */
       nativePrefill?: boolean;
+      /** Element type caches are kept in (native prefill and decode only): 'float16' halves their bytes. */
+      kvStorage?: FloatType;
     }
   | {
       id: number;
@@ -87,7 +89,7 @@ export interface InitResult {
   captures: (QueryCaptureSpec extends infer C ? (C extends unknown ? Omit<C, 'cosCache' | 'sinCache'> : never) : never)[];
   inputNames: string[];
   outputNames: string[];
-  /** Element type of the KV cache as stored in the worker (the graph's past/present type). */
+  /** Element type of the KV cache as stored in the worker: the graph's past/present type, or `kvStorage`'s. */
   kvType: FloatType;
   logitsType: FloatType;
   /** External data files the graph references (ORT reads them; empty when weights are inline). */

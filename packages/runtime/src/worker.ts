@@ -287,7 +287,7 @@ function packedStepRow(request: ForwardRequest, entry: CacheEntry): NativeStepRo
   }
   const logits = new Float32Array(vocabSize);
   return {
-    row: { token: request.inputIds[0], ...native.rope.at(request.positionIds[0]), keys: keys as Float32Array[], values: values as Float32Array[], capacity: 1, used: 0, headOffsets: offsets, headUsed: counts, logits },
+    row: { token: request.inputIds[0], ...native.rope.at(request.positionIds[0]), keys, values, capacity: 1, used: 0, headOffsets: offsets, headUsed: counts, logits },
     finish: () => {
       const handle = store({ keys, values, length: entry.length + 1, packed: { offsets, caps, base: p.base, tail: p.tail + 1, writer } });
       writer.handle = handle;
@@ -464,6 +464,12 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     try {
       if (request.nativePrefill) state.nativePrefill = nativePrefillOf(state.native, request);
       nativeCheckError = checkNativeDecoder(state, expected);
+      if (request.kvStorage === 'float16') {
+        // Every cache from here on is the engine's: half bits, in a pool of 2-byte elements.
+        state.kvType = 'float16';
+        state.pool = new KvPool(2, request.numKvHeads * request.headDim, 32 * 2 ** 20);
+        state.pool.keepLiveBytes = false;
+      }
     } catch (error) {
       state.native.decoder.close();
       state.native = undefined;
@@ -483,7 +489,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     }),
     inputNames: session.inputNames.slice(),
     outputNames: session.outputNames.slice(),
-    kvType: io.kvType,
+    kvType: state.kvType,
     logitsType: io.logitsType,
     externalDataFiles: dataFiles,
     maxDecodeBatch: state.maxDecodeBatch,
@@ -603,9 +609,18 @@ async function openNativeDecoder(
       vocabSize: request.vocabSize,
       rmsNormEps: eps,
       ...(request.threads !== undefined ? { threads: request.threads } : {}),
+      ...(request.kvStorage === 'float16' ? { kvDtype: 'float16' as const } : {}),
     },
     found.weights,
   );
+  if (request.kvStorage === 'float16' && decoder.kvDtype !== 'float16') {
+    decoder.close();
+    throw new WorkerError('UNSUPPORTED_CAPABILITY', `The native engine '${engine.name}' keeps float32 caches only (its decoder has no kvDtype 'float16'); load ${request.modelPath} without kvStorage: 'float16'.`, {
+      capability: 'kvStorage',
+      component: "loadModel({ kvStorage: 'float16' })",
+      backend: engine.name,
+    });
+  }
   const tables = new RopeTableCache(request.maxPositions, request.headDim, request.rope ?? request.ropeTheta);
   return { decoder, rope: new RopeRows(request.headDim, found.rope, (position) => tables.at(position + 1)), name: engine.name, hiddenSize: found.hiddenSize };
 }
@@ -695,8 +710,8 @@ async function nativeForward(request: Extract<WorkerRequest, { type: 'forward' }
         count: S,
         cos,
         sin,
-        keys: keys[l] as Float32Array,
-        values: values[l] as Float32Array,
+        keys: keys[l],
+        values: values[l],
         capacity,
         used: past,
         ...(valid ? { headMask: valid[l] } : {}),
@@ -756,7 +771,7 @@ function nativePaddedStep(request: Extract<WorkerRequest, { type: 'forward' }>, 
     const valid = (base.valid as Uint8Array[]).map((v) => appendValid(v, hkv, past, 1));
     const logits = new Float32Array(vocabSize);
     native.decoder.step([
-      { token: request.inputIds[0], ...native.rope.at(request.positionIds[0]), keys: keys as Float32Array[], values: values as Float32Array[], capacity: total, used: past, headMasks: valid, logits },
+      { token: request.inputIds[0], ...native.rope.at(request.positionIds[0]), keys, values, capacity: total, used: past, headMasks: valid, logits },
     ]);
     batchCounts.nativeSteps++;
     const cache = store({ keys, values, length: total, valid });
@@ -803,8 +818,9 @@ function checkNativeDecoder(s: State, expected: Float32Array): number {
   const n = CHECK_POSITIONS.length;
   const ids = checkTokens(vocabSize);
   const capacity = n + 1;
-  const keys = Array.from({ length: numLayers }, () => new Float32Array(numKvHeads * capacity * d));
-  const values = Array.from({ length: numLayers }, () => new Float32Array(numKvHeads * capacity * d));
+  const Kv = native.decoder.kvDtype === 'float16' ? Uint16Array : Float32Array;
+  const keys = Array.from({ length: numLayers }, () => new Kv(numKvHeads * capacity * d));
+  const values = Array.from({ length: numLayers }, () => new Kv(numKvHeads * capacity * d));
   const logits = new Float32Array(vocabSize);
   CHECK_POSITIONS.forEach((position, used) => {
     native.decoder.step([{ token: ids[used], ...native.rope.at(position), keys, values, capacity, used, logits }]);
@@ -816,7 +832,7 @@ function checkNativeDecoder(s: State, expected: Float32Array): number {
     s.nativePrefill.embed(Int32Array.from(ids), hidden);
     const { cos, sin } = ropeRows(native, Int32Array.from(CHECK_POSITIONS), d);
     for (let l = 0; l < numLayers; l++) {
-      s.nativePrefill.layer({ layer: l, hidden, count: n, cos, sin, keys: new Float32Array(numKvHeads * n * d), values: new Float32Array(numKvHeads * n * d), capacity: n, used: 0 });
+      s.nativePrefill.layer({ layer: l, hidden, count: n, cos, sin, keys: new Kv(numKvHeads * n * d), values: new Kv(numKvHeads * n * d), capacity: n, used: 0 });
     }
     s.nativePrefill.head(hidden.subarray((n - 1) * native.hiddenSize), 1, prefilled);
   }
@@ -859,6 +875,12 @@ async function forward(request: Extract<WorkerRequest, { type: 'forward' }>): Pr
     return nativePaddedStep(request, base);
   }
   if (s.nativePrefill && !request.debugOutputs?.length) return nativeForward(request, base);
+  if (s.init.kvStorage === 'float16') {
+    throw new WorkerError('UNSUPPORTED_CAPABILITY', 'debugOutputs run the ORT graph, which reads float32 caches; load the model without kvStorage: \'float16\' to inspect them.', {
+      capability: 'debugOutputs',
+      component: 'forward',
+    });
+  }
   if (base.valid && !s.keyBiasInputs) {
     // Padded per head by the native engine alone: the graph has no key bias to mask the padding.
     throw new WorkerError('UNSUPPORTED_CAPABILITY', 'This cache is padded per KV head and the graph has no key bias to mask it; load the model with raggedCache: true.', { capability: 'raggedKvHeads', component: 'forward' });
@@ -1240,7 +1262,7 @@ async function nativePrefillSelect(request: Extract<WorkerRequest, { type: 'pref
       const values = s.pool.alloc(hkv * S * d);
       held.push(values);
       const queries = new Float32Array(numHeads * w * d);
-      prefill.layer({ layer, hidden, count: S, cos, sin, keys: keys as Float32Array, values: values as Float32Array, capacity: S, used: 0, queries, queryRows: w });
+      prefill.layer({ layer, hidden, count: S, cos, sin, keys, values, capacity: S, used: 0, queries, queryRows: w });
       post({ id: request.id, type: 'progress', stage: 'prefill', completed: layer + 1, total: numLayers });
       kept.push(await keepLayer(request.id, layer, keys, values, S, queries, held));
     }
@@ -2142,8 +2164,8 @@ function inPlaceStepRow(request: ForwardRequest): NativeStepRow {
   const row: NativeDecoderRowV1 = {
     token: request.inputIds[0],
     ...native.rope.at(request.positionIds[0]),
-    keys: batch.keys as Float32Array[],
-    values: batch.values as Float32Array[],
+    keys: batch.keys,
+    values: batch.values,
     capacity: batch.total,
     used: batch.used,
     logits: new Float32Array(s.init.vocabSize),

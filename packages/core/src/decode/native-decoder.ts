@@ -24,7 +24,20 @@ export interface NativeDecoderConfigV1 {
   rmsNormEps: number;
   /** Threads of the decoder's pool (default: one per core). */
   threads?: number;
+  /**
+   * Element type of every cache the decoder reads and writes: 'float32' (default), or 'float16' (caches are
+   * Uint16Arrays of IEEE half bits: half the bytes; new K/V are rounded to nearest even when written, and every
+   * read, a prefill's own attention included, sees the stored values). An engine that honours it says so in
+   * NativeDecoderV1.kvDtype.
+   */
+  kvDtype?: NativeKvDtype;
 }
+
+/** Element type of a native decoder's caches; 'float16' caches hold half bits in Uint16Arrays. */
+export type NativeKvDtype = 'float32' | 'float16';
+
+/** A cache array of a native decoder: Float32Array ('float32') or Uint16Array of half bits ('float16'). */
+export type NativeKvArray = Float32Array | Uint16Array;
 
 /** One layer's weights, row-major (out, in) as torch's nn.Linear stores them. */
 export interface NativeDecoderLayerV1 {
@@ -51,7 +64,7 @@ export interface NativeDecoderWeightsV1 {
 }
 
 /**
- * One sequence's step. Its cache is per layer (numKvHeads, capacity, headDim) f32; the step writes the token's
+ * One sequence's step. Its cache is per layer (numKvHeads, capacity, headDim) of the decoder's kvDtype; the step writes the token's
  * K/V (after RoPE) at column `used` and attends over the columns below it that `mask` marks, plus the new one.
  */
 export interface NativeDecoderRowV1 {
@@ -59,8 +72,8 @@ export interface NativeDecoderRowV1 {
   /** (headDim) rotation of this token's position, rotate-half layout (each half's angles repeated). */
   cos: Float32Array;
   sin: Float32Array;
-  keys: Float32Array[];
-  values: Float32Array[];
+  keys: NativeKvArray[];
+  values: NativeKvArray[];
   capacity: number;
   used: number;
   /** (used) 1 = attend; absent = every column below `used`. */
@@ -94,8 +107,8 @@ export interface NativeLayerCallV1 {
   /** (count, headDim) each: every token's rotation, rotate-half layout. */
   cos: Float32Array;
   sin: Float32Array;
-  keys: Float32Array;
-  values: Float32Array;
+  keys: NativeKvArray;
+  values: NativeKvArray;
   capacity: number;
   used: number;
   /** (numKvHeads, capacity) 1 = attend, read below `used` (caches padded per KV head). Absent = all. */
@@ -122,6 +135,8 @@ export interface NativeDecoderV1 {
   step(rows: NativeDecoderRowV1[]): void;
   /** Optional: prefill by the same engine (a runtime's `prefillEngine: 'native'` needs it). */
   readonly prefill?: NativePrefillV1;
+  /** The element type its caches hold, as the config asked (absent: 'float32'; an engine without float16 leaves it out). */
+  readonly kvDtype?: NativeKvDtype;
   /** Stops the decoder's threads; the weights' memory is the caller's. */
   close(): void;
 }

@@ -3,7 +3,14 @@
 // masked cache plus the new token, SwiGLU, residuals, LM head.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { InvalidArgumentError, type NativeDecoderConfigV1, type NativeDecoderRowV1, type NativeDecoderWeightsV1, registeredDecodeEngine } from '@draft/core';
+import {
+  InvalidArgumentError,
+  type NativeDecoderConfigV1,
+  type NativeDecoderRowV1,
+  type NativeDecoderWeightsV1,
+  type NativeKvArray,
+  registeredDecodeEngine,
+} from '@draft/core';
 import { describe, expect, it } from 'vitest';
 import { createNativeDecoder, mapFile, nativeInfo, registerNativeBackend } from '../src/index.js';
 
@@ -100,6 +107,41 @@ function referenceStep(w: NativeDecoderWeightsV1, row: NativeDecoderRowV1): { lo
   return { logits: matvec(w.lmHead, norm(x, w.finalNorm, eps), V, D), k: ks, v: vs, q: qs };
 }
 
+/** IEEE half bits nearest to x (round to nearest even), written here from the format's definition. */
+function toHalf(x: number): number {
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (Number.isNaN(x)) return 0x7e00;
+  if (a >= 65520) return sign | 0x7c00;
+  // Spacing of halves near a: 2^-24 below 2^-14 (subnormals), else 2^(e − 10).
+  const e = a < 2 ** -14 ? -14 : Math.floor(Math.log2(a));
+  const ulp = 2 ** (e - 10);
+  let q = a / ulp;
+  const f = Math.floor(q);
+  q = q - f > 0.5 || (q - f === 0.5 && f % 2 === 1) ? f + 1 : f;
+  const v = q * ulp;
+  return sign | halfOf(v);
+}
+
+/** Bits of a non-negative value that is exactly a half. */
+function halfOf(v: number): number {
+  if (v < 2 ** -14) return Math.round(v / 2 ** -24);
+  const e = Math.floor(Math.log2(v));
+  return ((e + 15) << 10) | Math.round((v / 2 ** e - 1) * 1024);
+}
+
+function halfToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 31) return m ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+const halfBits = (a: NativeKvArray): Uint16Array => Uint16Array.from(a, toHalf);
+const roundToHalf = (a: NativeKvArray): Float32Array => Float32Array.from(a, (x) => halfToNumber(toHalf(x)));
+
 function randomRow(seed: number, used: number, withMask: boolean, withHeadMasks = false): NativeDecoderRowV1 {
   const r = rng(seed);
   const { numLayers, numKvHeads: Hkv, headDim: d, vocabSize } = CONFIG;
@@ -159,6 +201,51 @@ describe.runIf(native)('native decoder', () => {
     }
   });
 
+  it("with kvDtype 'float16' reads caches of half bits and writes the new K/V rounded to nearest even: the reference's logits over the same values", () => {
+    const weights = randomWeights(41, true);
+    const decoder = createNativeDecoder({ ...CONFIG, kvDtype: 'float16' }, weights);
+    try {
+      expect(decoder.kvDtype).toBe('float16');
+      const { numLayers, numKvHeads: Hkv, headDim: d } = CONFIG;
+      // The reference reads the halves' values as floats; the decoder reads their bits.
+      const refRows = [300, 4, 0].map((used, i) => {
+        const row = randomRow(700 + i, used, i === 1, i === 0);
+        return { ...row, keys: row.keys.map(roundToHalf), values: row.values.map(roundToHalf) };
+      });
+      const rows = refRows.map((row) => ({ ...row, keys: row.keys.map(halfBits), values: row.values.map(halfBits), logits: new Float32Array(CONFIG.vocabSize) }));
+      decoder.step(rows);
+      rows.forEach((row, b) => {
+        const expected = referenceStep(weights, refRows[b]);
+        const scale = Math.max(1, ...expected.logits.map(Math.abs));
+        // 1e-3: the reference keeps the new token's K/V in float64, the decoder its half-rounded copy.
+        for (const [i, e] of expected.logits.entries()) expect(Math.abs(row.logits[i] - e)).toBeLessThan(1e-3 * scale);
+        for (let l = 0; l < numLayers; l++) {
+          for (let g = 0; g < Hkv; g++) {
+            const at = (g * row.capacity + row.used) * d;
+            for (let i = 0; i < d; i++) {
+              // The stored bits are the half nearest the value (two ulps allowed where f32 and f64 round apart).
+              for (const [stored, exact] of [
+                [row.keys[l][at + i], expected.k[l][g * d + i]],
+                [row.values[l][at + i], expected.v[l][g * d + i]],
+              ]) {
+                expect(Math.abs(halfToNumber(stored) - exact)).toBeLessThanOrEqual(2 ** -9 * Math.max(1, Math.abs(exact)));
+              }
+            }
+          }
+        }
+      });
+      // A float32 array where half bits are due is a typed refusal, and the decoder stays usable.
+      expect(() => decoder.step([refRows[0]])).toThrow(/Uint16Array/);
+      expect(() => decoder.step([rows[1]])).not.toThrow();
+    } finally {
+      decoder.close();
+    }
+    expect(() => createNativeDecoder({ ...CONFIG, kvDtype: 'bfloat16' as never }, weights)).toThrow(InvalidArgumentError);
+    const plain = createNativeDecoder(CONFIG, weights);
+    expect(plain.kvDtype).toBe('float32');
+    plain.close();
+  });
+
   it('refuses bad configs, weights and rows with InvalidArgumentError, and stays usable', () => {
     const weights = randomWeights(3, false);
     expect(() => createNativeDecoder({ ...CONFIG, numKvHeads: 3 }, weights)).toThrow(InvalidArgumentError);
@@ -177,7 +264,7 @@ describe.runIf(native)('native decoder', () => {
         expect((error as InvalidArgumentError).value).toBe(CONFIG.vocabSize);
       }
       expect(() => decoder.step([{ ...row, used: row.capacity }])).toThrow(InvalidArgumentError);
-      expect(() => decoder.step([{ ...row, keys: row.keys.slice(1) }])).toThrow(/keys must hold one Float32Array per layer/);
+      expect(() => decoder.step([{ ...row, keys: row.keys.slice(1) }])).toThrow(/keys must hold one array per layer/);
       expect(() => decoder.step([])).toThrow(InvalidArgumentError);
       // More sequences than the kernel takes per call run in groups, each row still its own step.
       const many = Array.from({ length: 70 }, (_, i) => randomRow(500 + i, i % 5, false));
@@ -206,7 +293,7 @@ describe.runIf(native)('native decoder', () => {
       const N = 70;
       const base = randomRow(77, used, false, true);
       const capacity = used + N;
-      const pad = (a: Float32Array) => {
+      const pad = (a: NativeKvArray) => {
         const out = new Float32Array(Hkv * capacity * d);
         for (let g = 0; g < Hkv; g++) out.set(a.subarray(g * base.capacity * d, (g * base.capacity + used) * d), g * capacity * d);
         return out;

@@ -360,4 +360,20 @@ describe('native prefill refusals', () => {
       undo();
     }
   });
+
+  it("kvStorage 'float16' needs an engine whose decoder keeps half caches (NativeDecoderV1.kvDtype)", async () => {
+    const undo = registerDecodeEngine({ name: 'js-reference', module: JS_ENGINE });
+    try {
+      // The plain-JS engine ignores kvDtype (it has no kvDtype of its own): refused, not run on half bits it cannot read.
+      const error = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native', prefillEngine: 'native', kvStorage: 'float16' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UnsupportedCapabilityError);
+      expect((error as UnsupportedCapabilityError).capability).toBe('kvStorage');
+      expect((error as Error).message).toContain("'js-reference' keeps float32 caches only");
+      const model = await loadModel(TINY_LLAMA, { threads: 1, decodeEngine: 'native', prefillEngine: 'native' });
+      expect(model.graph.kvType).toBe('float32');
+      await model.dispose();
+    } finally {
+      undo();
+    }
+  });
 });

@@ -25,7 +25,7 @@ interface JobBase {
 }
 
 export type EngineJob =
-  | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string; /** `loadModel({ layerwise })` for the target. */ layerwise?: boolean; /** `loadModel({ decodeEngine })` for target and draft. */ decodeEngine?: 'ort' | 'native'; /** `loadModel({ prefillEngine })` for target and draft. */ prefillEngine?: 'ort' | 'native' })
+  | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string; /** `loadModel({ layerwise })` for the target. */ layerwise?: boolean; /** `loadModel({ decodeEngine })` for target and draft. */ decodeEngine?: 'ort' | 'native'; /** `loadModel({ prefillEngine })` for target and draft. */ prefillEngine?: 'ort' | 'native'; /** `loadModel({ kvStorage })` for target and draft. */ kvStorage?: 'float32' | 'float16' })
   | (JobBase & { engine: 'transformers.js'; targetDir: string })
   | (JobBase & { engine: 'llama.cpp'; ggufPath: string; kvType: LlamaCppKvType; flashAttention?: boolean | 'auto' });
 
@@ -88,6 +88,7 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
     layerwise: job.layerwise,
     decodeEngine: job.decodeEngine,
     prefillEngine: job.prefillEngine,
+    kvStorage: job.kvStorage,
     draftReleaseMemoryWhenIdleMs: DRAFT_RELEASE_IDLE_MS,
     draftPrefillScoreBudgetBytes: DRAFT_PREFILL_SCORE_BUDGET_BYTES,
   });

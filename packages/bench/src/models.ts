@@ -50,9 +50,15 @@ export async function loadBenchModels(
     decodeEngine?: 'ort' | 'native';
     /** `loadModel({ prefillEngine })` for target and draft ('native' needs decodeEngine 'native'). */
     prefillEngine?: 'ort' | 'native';
+    /** `loadModel({ kvStorage })` for target and draft ('float16' needs both engines 'native'). */
+    kvStorage?: 'float32' | 'float16';
   } & BenchDtypes,
 ): Promise<BenchModels> {
-  const engines = { ...(options.decodeEngine ? { decodeEngine: options.decodeEngine } : {}), ...(options.prefillEngine ? { prefillEngine: options.prefillEngine } : {}) };
+  const engines = {
+    ...(options.decodeEngine ? { decodeEngine: options.decodeEngine } : {}),
+    ...(options.prefillEngine ? { prefillEngine: options.prefillEngine } : {}),
+    ...(options.kvStorage ? { kvStorage: options.kvStorage } : {}),
+  };
   const layerwise = { ...(options.layerwise ? { layerwise: true } : {}), ...engines };
   const wantRagged = options.plans.some((p) => RAGGED_METHODS.includes(p.method));
   const wantDraft = options.plans.some((p) => p.needsDraft);

@@ -36,7 +36,7 @@ const { values } = parseArgs({
     engines: { type: 'string', default: 'whole,layerwise' },
     // Who runs our rows: ort (the graph), native (@draft/cuda's engine for prefill and decode, loadModel({
     // decodeEngine: 'native', prefillEngine: 'native' }): no ORT session kept), native-decode (native decode
-    // steps, ORT prefill)
+    // steps, ORT prefill), native-f16 (native, with loadModel({ kvStorage: 'float16' }): half-precision caches)
     decode: { type: 'string', default: 'ort,native' },
     peers: { type: 'string', default: 'transformers.js,llama.cpp' },
     model: { type: 'string', default: join(root, 'models', 'perf') },
@@ -86,11 +86,15 @@ if (peers.includes('llama.cpp')) {
 }
 
 const decodeEngines = values.decode.split(',').filter(Boolean);
-for (const d of decodeEngines) if (!['ort', 'native', 'native-decode'].includes(d)) throw new Error(`--decode ${d}: expected ort, native or native-decode`);
+for (const d of decodeEngines) if (!['ort', 'native', 'native-f16', 'native-decode'].includes(d)) throw new Error(`--decode ${d}: expected ort, native, native-f16 or native-decode`);
 /** Row-name tag of our engine: none for ORT (the rows as before), ' native' / ' native-decode' otherwise. */
 const tag = (d) => (d === 'ort' ? '' : ` ${d}`);
 /** loadModel options of each choice. */
-const engineOptions = (d) => ({ decodeEngine: d === 'ort' ? 'ort' : 'native', prefillEngine: d === 'native' ? 'native' : 'ort' });
+const engineOptions = (d) => ({
+  decodeEngine: d === 'ort' ? 'ort' : 'native',
+  prefillEngine: d === 'native' || d === 'native-f16' ? 'native' : 'ort',
+  ...(d === 'native-f16' ? { kvStorage: 'float16' } : {}),
+});
 const engines = decodeEngines.map((d) => ({ name: `ours${tag(d)}`, job: { engine: 'draft', method: 'full', targetDir, ...engineOptions(d) } }));
 if (peers.includes('transformers.js')) engines.push({ name: 'transformers.js', job: { engine: 'transformers.js', targetDir } });
 const flashAttention = { auto: 'auto', on: true, off: false }[values['llama-fa']];
@@ -130,7 +134,7 @@ for (const method of methods) {
   for (const d of decodeEngines) {
     for (const e of ourEngines) {
       // The native prefill is layer-wise already (prefillSelect without graph segments): one row.
-      if (d === 'native' && e === 'layerwise' && ourEngines.includes('whole')) continue;
+      if ((d === 'native' || d === 'native-f16') && e === 'layerwise' && ourEngines.includes('whole')) continue;
       const layerwise = e === 'layerwise';
       const job = { engine: 'draft', method, budget, targetDir, draftDir, layerwise, ...engineOptions(d) };
       methodRows.push(await measure(`ours ${method}${layerwise ? ' lw' : ''}${tag(d)} C=${budget}`, job, longest, d));
@@ -219,6 +223,9 @@ if (fullRow) {
   line('ours full', fullRow, fullKv);
   const nativeFull = rows.find((r) => r.n === longest && r.name === 'ours native' && !r.failed);
   if (nativeFull) line('ours native full', nativeFull, fullKv);
+  // Half-precision caches: a step reads half the KV bytes.
+  const halfFull = rows.find((r) => r.n === longest && r.name === 'ours native-f16' && !r.failed);
+  if (halfFull) line('ours native-f16 full', halfFull, fullKv / 2);
   for (const m of methodRows) if (!m.failed && m.kvBytes) line(m.name, m, m.kvBytes);
 }
 

@@ -16,7 +16,7 @@ import { REMOTE_TARGET_OPTIONS } from './remote-target.js';
 export const USAGE = `draft — draft-based approximate inference for long-context LLMs
 
 Usage:
-  draft generate [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D] [--decode-engine ort|native] [--prefill-engine ort|native]
+  draft generate [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D] [--decode-engine ort|native] [--prefill-engine ort|native] [--kv-storage float32|float16]
                  [--method NAME] [--budget N] [--window N]
                  [--method-option METHOD.NAME=VALUE]... [--max-new-tokens N] [--temperature T]
                  [--top-k K] [--top-p P] [--seed N] (--prompt TEXT | --prompt-file PATH [--max-prompt-bytes N])
@@ -32,7 +32,7 @@ ${BENCH_USAGE}
 ${BENCH_CACHE_USAGE}
 ${CACHE_USAGE}
   draft serve [--host 127.0.0.1] [--port N] [--target DIR] [--draft DIR] [--dtype D] [--draft-dtype D]
-              [--decode-engine ort|native] [--prefill-engine ort|native] [--draft-release-idle S] [--max-concurrent N] [--max-queue N]
+              [--decode-engine ort|native] [--prefill-engine ort|native] [--kv-storage float32|float16] [--draft-release-idle S] [--max-concurrent N] [--max-queue N]
               [--max-connections N] [--body-timeout S] [--shutdown-timeout S] [--api-key KEY]
               [--cors ORIGIN]... [--plugin MODULE]...
 
@@ -49,6 +49,8 @@ Without --target/--draft the bundled pair in models/ is used (or $DRAFT_MODELS_D
   decoder (Llama-style decomposed-attention graphs with float32 KV; others are UNSUPPORTED_CAPABILITY); default ort.
 --prefill-engine native (with --decode-engine native) runs prefills there too, one layer at a time, and releases
   the ORT sessions: the models hold their weights once and no graph arena; default ort.
+--kv-storage float16 (with both engines native) keeps every KV cache in half precision: half the bytes, logits
+  within rounding of the float32 graph's; default float32.
 --target-url sends the (compressed) prompt to an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, OpenAI)
   instead of a local target: prompt compressors and full only; the API key is read from $VAR (--api-key-env).
 --cache FILE (a document cache from \`draft cache build\`): --prompt is the question; only it is prefilled (target and,
@@ -84,6 +86,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             'draft-dtype': { type: 'string' },
             'decode-engine': { type: 'string' },
             'prefill-engine': { type: 'string' },
+            'kv-storage': { type: 'string' },
             method: { type: 'string' },
             budget: { type: 'string' },
             window: { type: 'string' },
@@ -239,6 +242,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
             'draft-dtype': { type: 'string' },
             'decode-engine': { type: 'string' },
             'prefill-engine': { type: 'string' },
+            'kv-storage': { type: 'string' },
             'draft-release-idle': { type: 'string' },
             'max-concurrent': { type: 'string' },
             'max-queue': { type: 'string' },

@@ -46,6 +46,16 @@ export function prefillEngineOption(name: string, raw: string | undefined, decod
   return raw;
 }
 
+/** Parses a `--kv-storage` value (loadModel's `kvStorage`); 'float16' needs `--prefill-engine native`. */
+export function kvStorageOption(name: string, raw: string | undefined, prefillEngine: LoadModelOptions['prefillEngine']): LoadModelOptions['kvStorage'] {
+  if (raw === undefined) return undefined;
+  if (raw !== 'float32' && raw !== 'float16') throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: "'float32' or 'float16'" });
+  if (raw === 'float16' && prefillEngine !== 'native') {
+    throw new InvalidArgumentError({ argument: `--${name}`, value: raw, expected: "'float32', or 'float16' together with --decode-engine native --prefill-engine native" });
+  }
+  return raw;
+}
+
 /** A value that parseArgs would read as a short option: `-5`, `-0.5`, `-.5`, `-1e3`, `-Infinity`. */
 const NEGATIVE_NUMBER = /^-(?:\d|\.\d|Infinity$)/;
 

@@ -128,3 +128,39 @@ describe("kvStorage refusals", () => {
     }
   });
 });
+
+describe('--kv-storage', () => {
+  it('a bad value, or float16 without both native engines, is a usage error naming the flag', async () => {
+    const { cli } = await import('./helpers.js');
+    const models = ['--target', 'no/such/folder', '--draft', 'no/such/folder'];
+    for (const args of [
+      ['generate', '--prompt', 'hi', ...models],
+      ['serve', '--port', '0', ...models],
+    ]) {
+      const bad = await cli([...args, '--kv-storage', 'int4']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain(`Invalid --kv-storage: got "int4", expected 'float32' or 'float16'`);
+      const alone = await cli([...args, '--decode-engine', 'native', '--kv-storage', 'float16']);
+      expect(alone.code).toBe(2);
+      expect(alone.stderr).toContain('together with --decode-engine native --prefill-engine native');
+    }
+  });
+
+  it.runIf(nativeDecode)('generate --kv-storage float16 reports half the KV bytes of float32 (SnapKV and full)', async () => {
+    const { cli } = await import('./helpers.js');
+    const prompt = Array.from({ length: 12 }, (_, i) => `Line ${i}: the keeper wrote a note about the tide.`).join(' ');
+    const run = async (storage: string, method: string) => {
+      const args = ['generate', '--json', '--target', RANDOM_TARGET, '--method', method, '--budget', '48', '--window', '8', '--prompt', prompt, '--max-new-tokens', '4'];
+      const { code, stdout, stderr } = await cli([...args, '--decode-engine', 'native', '--prefill-engine', 'native', '--kv-storage', storage]);
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      return JSON.parse(stdout) as { kvBytes: { afterPrefill: number } };
+    };
+    for (const method of ['snapkv', 'full']) {
+      const [half, single] = [await run('float16', method), await run('float32', method)];
+      const bytes = (r: typeof half) => r.kvBytes.afterPrefill;
+      expect(bytes(single)).toBeGreaterThan(0);
+      expect(bytes(half) * 2).toBe(bytes(single));
+    }
+  }, 60_000);
+});

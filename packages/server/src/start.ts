@@ -30,6 +30,8 @@ export interface StartServerOptions extends Omit<DraftServerOptions, 'target' | 
    * `decodeEngine: 'native'`; the ORT sessions are then released). Default 'ort'.
    */
   prefillEngine?: LoadModelOptions['prefillEngine'];
+  /** Element type of the target's and draft's caches (the runtime's `kvStorage`; 'float16' needs both engines 'native'). Default 'float32'. */
+  kvStorage?: LoadModelOptions['kvStorage'];
   /**
    * Release the draft's ORT session after it idled this many milliseconds (the runtime's
    * `releaseMemoryWhenIdleMs`): a draft runs once per request, and its prefill's activations would otherwise stay
@@ -61,7 +63,7 @@ export interface RunningServer extends DraftServer {
  * `process.exit`: with the models disposed and the socket closed the event loop drains and the process exits 0.
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
-  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, decodeEngine, prefillEngine, draftReleaseIdleMs, ...serverOptions } = options;
+  const { host = '127.0.0.1', port = 8080, threads, handleSignals = true, raggedCache = true, target: targetDir, draft: draftDir, dtype, draftDtype, decodeEngine, prefillEngine, kvStorage, draftReleaseIdleMs, ...serverOptions } = options;
   const models: OrtCausalLM[] = [];
   // As many sequences decode in one batch as may run at once (a bad maxConcurrent is the server's error to report).
   const concurrent = serverOptions.maxConcurrent;
@@ -71,16 +73,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     const targetPath = targetDir;
     let target: OrtCausalLM;
     try {
-      target = await loadModel(targetPath, { threads, raggedCache, dtype, maxDecodeBatch, decodeEngine, prefillEngine });
+      target = await loadModel(targetPath, { threads, raggedCache, dtype, maxDecodeBatch, decodeEngine, prefillEngine, kvStorage });
     } catch (error) {
       if (!raggedCache || !DraftError.isInstance(error) || error.code !== 'UNSUPPORTED_CAPABILITY') throw error;
       // The native decoder's refusal is not the ragged cache's: loading without one would fail the same way.
       if (error.details.capability === 'nativeDecode' || error.details.capability === 'nativePrefill') throw error;
       serverOptions.log?.(`draft server: ${error.message} Serving without a ragged cache (no AdaKV / PyramidKV).`);
-      target = await loadModel(targetPath, { threads, dtype, maxDecodeBatch, decodeEngine, prefillEngine });
+      target = await loadModel(targetPath, { threads, dtype, maxDecodeBatch, decodeEngine, prefillEngine, kvStorage });
     }
     models.push(target);
-    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype, maxDecodeBatch, releaseMemoryWhenIdleMs: draftReleaseIdleMs, decodeEngine, prefillEngine });
+    const draft = draftDir === undefined ? undefined : await loadModel(draftDir, { threads, dtype: draftDtype, maxDecodeBatch, releaseMemoryWhenIdleMs: draftReleaseIdleMs, decodeEngine, prefillEngine, kvStorage });
     if (draft) models.push(draft);
     server = createDraftServer({ ...serverOptions, target, draft });
   } catch (error) {

@@ -5,7 +5,7 @@ import { type DocumentCache, loadModel, type OrtCausalLM, openDocumentCache, rea
 import { type MethodOptionMap, parseMethodOptions } from '../method-options.js';
 import { type MethodPlan, planMethod } from '../methods.js';
 import { resolveModelDir } from '../model-dirs.js';
-import { decodeEngineOption, dtypeOption, intOption, numberOption, prefillEngineOption } from '../options.js';
+import { decodeEngineOption, dtypeOption, intOption, kvStorageOption, numberOption, prefillEngineOption } from '../options.js';
 import { DEFAULT_MAX_PROMPT_BYTES, readPromptFile } from '../prompt-file.js';
 import { checkPlanForTextTarget, needsDraft, type RemoteTargetFlags, remoteTargetFromFlags } from '../remote-target.js';
 
@@ -19,6 +19,7 @@ export interface GenerateFlags extends RemoteTargetFlags {
   /** Who runs single-token decode steps of the target and draft: 'ort' (default) or 'native'. */
   'decode-engine'?: string;
   'prefill-engine'?: string;
+  'kv-storage'?: string;
   method?: string;
   budget?: string;
   window?: string;
@@ -69,6 +70,7 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const draftDtype = dtypeOption('draft-dtype', flags['draft-dtype']);
   const decodeEngine = decodeEngineOption('decode-engine', flags['decode-engine']);
   const prefillEngine = prefillEngineOption('prefill-engine', flags['prefill-engine'], decodeEngine);
+  const kvStorage = kvStorageOption('kv-storage', flags['kv-storage'], prefillEngine);
   const budget = intOption('budget', flags.budget, 1);
   const windowSize = intOption('window', flags.window, 1);
   const maxNewTokens = intOption('max-new-tokens', flags['max-new-tokens'], 1) ?? 32;
@@ -93,9 +95,9 @@ export async function runGenerate(flags: GenerateFlags, io: { signal?: AbortSign
   const models: OrtCausalLM[] = [];
   let cache: DocumentCache | undefined;
   try {
-    const target = remote ? remote.target : await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache, dtype, decodeEngine, prefillEngine });
+    const target = remote ? remote.target : await loadModel(resolveModelDir('target', flags.target), { raggedCache: plan.needsRaggedCache, dtype, decodeEngine, prefillEngine, kvStorage });
     if (!remote) models.push(target as OrtCausalLM);
-    const draft = needsDraft(plan, remote !== undefined) ? await loadModel(resolveModelDir('draft', flags.draft), { dtype: draftDtype, decodeEngine, prefillEngine }) : undefined;
+    const draft = needsDraft(plan, remote !== undefined) ? await loadModel(resolveModelDir('draft', flags.draft), { dtype: draftDtype, decodeEngine, prefillEngine, kvStorage }) : undefined;
     if (draft) models.push(draft);
     const generation = {
       maxNewTokens,

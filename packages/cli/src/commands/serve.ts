@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@draft/core';
 import { resolveModelDir } from '../model-dirs.js';
-import { decodeEngineOption, dtypeOption, intOption, numberOption, prefillEngineOption } from '../options.js';
+import { decodeEngineOption, dtypeOption, intOption, kvStorageOption, numberOption, prefillEngineOption } from '../options.js';
 
 export interface ServeFlags {
   host?: string;
@@ -11,6 +11,7 @@ export interface ServeFlags {
   'draft-dtype'?: string;
   'decode-engine'?: string;
   'prefill-engine'?: string;
+  'kv-storage'?: string;
   'draft-release-idle'?: string;
   'max-concurrent'?: string;
   'max-queue'?: string;
@@ -47,6 +48,7 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
   const draftDtype = dtypeOption('draft-dtype', flags['draft-dtype']);
   const decodeEngine = decodeEngineOption('decode-engine', flags['decode-engine']);
   const prefillEngine = prefillEngineOption('prefill-engine', flags['prefill-engine'], decodeEngine);
+  const kvStorage = kvStorageOption('kv-storage', flags['kv-storage'], prefillEngine);
   const maxConnections = intOption('max-connections', flags['max-connections'], 1);
   const bodyTimeoutMs = secondsOption('body-timeout', flags['body-timeout'], 0.001);
   const shutdownTimeoutMs = secondsOption('shutdown-timeout', flags['shutdown-timeout'], 0);
@@ -66,6 +68,7 @@ export async function runServe(flags: ServeFlags, io: { stdout: (text: string) =
     draftDtype,
     decodeEngine,
     prefillEngine,
+    kvStorage,
     draftReleaseIdleMs,
     maxConcurrent,
     maxQueue,

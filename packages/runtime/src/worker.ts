@@ -432,8 +432,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     hasNumLogitsToKeep: session.inputNames.includes('num_logits_to_keep'),
     keyBiasInputs: graph.keyBiasInputs,
     kvType: io.kvType,
-    // Freed buffers kept: at least 32 MiB, else as much as is live (one decode step's ping-pong partner).
-    pool: new KvPool(io.kvType === 'float16' ? 2 : 4, request.numKvHeads * request.headDim, 32 * 2 ** 20),
+    pool: kvPool(io.kvType, request),
     // Only decomposed attention reads a per-row padding mask inside the past (fused ops take per-row lengths
     // with other padding rules), so other graphs step one sequence at a time.
     maxDecodeBatch: graph.pattern === 'decomposed' && session.inputNames.includes('attention_mask') ? (request.maxDecodeBatch ?? 8) : 1,
@@ -467,7 +466,7 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
       if (request.kvStorage === 'float16') {
         // Every cache from here on is the engine's: half bits, in a pool of 2-byte elements.
         state.kvType = 'float16';
-        state.pool = new KvPool(2, request.numKvHeads * request.headDim, 32 * 2 ** 20);
+        state.pool = kvPool('float16', request);
         state.pool.keepLiveBytes = false;
       }
     } catch (error) {
@@ -500,6 +499,11 @@ async function init(request: Extract<WorkerRequest, { type: 'init' }>): Promise<
     ...(nativeCheckError !== undefined ? { nativeCheckError } : {}),
     loadMs: performance.now() - started,
   };
+}
+
+/** The cache allocator for `kvType` elements. Freed buffers kept: at least 32 MiB, else as much as is live (one decode step's ping-pong partner). */
+function kvPool(kvType: FloatType, request: Extract<WorkerRequest, { type: 'init' }>): KvPool {
+  return new KvPool(kvType === 'float16' ? 2 : 4, request.numKvHeads * request.headDim, 32 * 2 ** 20);
 }
 
 /** Copies positions [from, to) of a call's chunk output into the per-layer query window (numHeads, w, d). */

@@ -97,6 +97,12 @@ DRAFT_AVX2 void weighted_values_avx2(float* const* accs, int heads, const float*
   }
 }
 
+constexpr int kAheadRows = 12;
+template <class E>
+inline void prefetch_row(const E* p, int n) {
+  for (size_t b = 0; b < n * sizeof(E); b += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + b, _MM_HINT_T0);
+}
+
 // Scores of the heads sharing one KV head against keys [c0, c1), d = 16·V: each key row is loaded once for
 // four heads (their queries stay in registers) and their four dot products are reduced together. Keys of
 // element type E (float, or uint16_t f16 bits widened on load: half the bytes from memory).
@@ -110,6 +116,7 @@ __attribute__((target("avx512f,avx2"))) void scores_avx512(const float* const* q
       for (int i = 0; i < V; ++i) q[e][i] = _mm512_loadu_ps(qs[e0 + e] + 16 * i);
     for (int j = c0; j < c1; ++j) {
       const E* k = K + static_cast<size_t>(j) * 16 * V;
+      prefetch_row(k + static_cast<size_t>(kAheadRows) * 16 * V, 16 * V);
       __m512 a[4];
       const __m512 k0 = load16(k);
       for (int e = 0; e < 4; ++e) a[e] = _mm512_mul_ps(q[e][0], k0);
@@ -170,6 +177,7 @@ __attribute__((target("avx512f,avx2"))) void weighted_values_avx512(float* const
       for (int i = 0; i < V; ++i) a[e][i] = e < n ? _mm512_loadu_ps(accs[e0 + e] + 16 * i) : _mm512_setzero_ps();
     for (int j = c0; j < c1; ++j) {
       const E* v = Vals + static_cast<size_t>(j) * 16 * V;
+      prefetch_row(v + static_cast<size_t>(kAheadRows) * 16 * V, 16 * V);
       __m512 row[V];
       for (int i = 0; i < V; ++i) row[i] = load16(v + 16 * i);
       for (int e = 0; e < n; ++e) {
@@ -378,7 +386,8 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   // Shared activations; per-thread normed copies need no barrier.
   std::vector<float> x(static_cast<size_t>(B) * D), q(static_cast<size_t>(B) * qd), k(static_cast<size_t>(B) * kd),
-      v(static_cast<size_t>(B) * kd), att(static_cast<size_t>(B) * qd), mlp(static_cast<size_t>(B) * I);
+      v(static_cast<size_t>(B) * kd), att(static_cast<size_t>(B) * qd), mlp(static_cast<size_t>(B) * I), up(static_cast<size_t>(B) * I),
+      logits(static_cast<size_t>(B) * c.vocab_size);
   std::vector<float> normed(static_cast<size_t>(T) * B * D);
   // Attention partials per (row, q head, thread): running max, denominator, and d accumulated values.
   const size_t part = static_cast<size_t>(d) + 2;
@@ -502,20 +511,9 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
       dec.pool.barrier();
       for (int b = 0; b < B; ++b) rms_norm(&x[static_cast<size_t>(b) * D], L.post_norm, xn + static_cast<size_t>(b) * D, D, c.rms_norm_eps);
       share(I, T, t, &r0, &r1);
-      // gate into mlp, up into this thread's rows of `att`-sized scratch would race: compute up per row block.
       gemv_rows(L.gate, D, r0, r1, xn, B, D, mlp.data(), I, false);
-      for (int b = 0; b < B; ++b) {
-        float* g = &mlp[static_cast<size_t>(b) * I];
-        for (int r = r0; r < r1; ++r) g[r] = g[r] / (1.0f + std::exp(-g[r]));
-      }
-      for (int r = r0; r < r1; r += 4) {
-        const int re = std::min(r1, r + 4);
-        float up[4 * 64];
-        // Up rows of this block for every sequence (B ≤ 64), then gate ⊙ up.
-        gemv_rows(L.up, D, r, re, xn, B, D, up - r, 4, false);
-        for (int b = 0; b < B; ++b)
-          for (int i = r; i < re; ++i) mlp[static_cast<size_t>(b) * I + i] *= up[b * 4 + (i - r)];
-      }
+      gemv_rows(L.up, D, r0, r1, xn, B, D, up.data(), I, false);
+      for (int b = 0; b < B; ++b) silu_mul(&mlp[static_cast<size_t>(b) * I + r0], &up[static_cast<size_t>(b) * I + r0], r1 - r0);
       dec.pool.barrier();
       share(D, T, t, &r0, &r1);
       gemv_rows(L.down, I, r0, r1, mlp.data(), B, I, x.data(), D, true);
@@ -523,7 +521,10 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
     }
     for (int b = 0; b < B; ++b) rms_norm(&x[static_cast<size_t>(b) * D], dec.w.final_norm, xn + static_cast<size_t>(b) * D, D, c.rms_norm_eps);
     share(c.vocab_size, T, t, &r0, &r1);
-    for (int b = 0; b < B; ++b) gemv_rows(dec.w.lm_head, D, r0, r1, xn + static_cast<size_t>(b) * D, 1, D, rows[b].logits, 0, false);
+    // All rows in one pass over the LM head, then each thread copies out the columns it computed.
+    gemv_rows(dec.w.lm_head, D, r0, r1, xn, B, D, logits.data(), c.vocab_size, false);
+    for (int b = 0; b < B; ++b)
+      std::copy(&logits[static_cast<size_t>(b) * c.vocab_size + r0], &logits[static_cast<size_t>(b) * c.vocab_size + r1], rows[b].logits + r0);
   });
 }
 

@@ -2,6 +2,7 @@
 // the row kernels. Not part of the C ABI.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -60,62 +61,124 @@ DRAFT_AVX512 inline __m512 exp512(__m512 x) {
 DRAFT_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 DRAFT_AVX512 inline __m512 load16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 
-// Y[t][r] (+)= W[r]·X[t] for rows [r0, r1) of W (rows × cols, cols % 16 == 0) and T token rows: register tiles
-// of 4 weight rows × up to 6 tokens, each weight line loaded once for all of them (a decode step's sequences,
-// a prefill's tokens). gemm_tile: y[b][0..4) (+)= W[0..4)·x[b] for NT tokens in one pass over the columns.
-template <int NT>
-DRAFT_AVX512 inline void gemm_tile(const float* w0, int cols, const float* x, int xs, float* y, int ys, bool accumulate) {
-  const float* w1 = w0 + cols;
-  const float* w2 = w1 + cols;
-  const float* w3 = w2 + cols;
-  __m512 a[NT][4];
+// Y[t][r] (+)= W[r]·X[t] for rows [r0, r1) of W (rows × cols, cols % 16 == 0) and T token rows, in register tiles of
+// R weight rows × NT tokens: each weight line is loaded once for all NT tokens and each token line once for all R rows
+// (a decode step's sequences, a prefill's tokens). The weights stream from memory, so a tile prefetches the rows of
+// the tile `ahead` of it while it computes; without that the core waits on each line and memory and FMAs take turns
+// (8 tokens: half the GEMM's speed). The asm barriers keep loaded lines in registers: GCC otherwise folds one load
+// into every FMA that uses it, and the tile becomes load-bound.
+#define DRAFT_PIN(v) __asm__("" : "+v"(v))
+
+template <int R>
+DRAFT_AVX512 inline void store_sums(__m512 (&a)[R], float* y, bool accumulate) {
+  for (int i = 0; i < R; i += 4) {
+    const __m512 z = _mm512_setzero_ps();
+    const __m128 s = sum4_avx512(a[i], i + 1 < R ? a[i + 1] : z, i + 2 < R ? a[i + 2] : z, i + 3 < R ? a[i + 3] : z);
+    float out[4];
+    _mm_storeu_ps(out, s);
+    for (int j = 0; j < 4 && i + j < R; ++j) y[i + j] = accumulate ? y[i + j] + out[j] : out[j];
+  }
+}
+
+template <int R, int NT>
+DRAFT_AVX512 inline void gemm_tile(const float* w, int cols, const float* x, int xs, float* y, int ys, bool accumulate, const float* next,
+                                   const float* far = nullptr) {
+  __m512 a[NT][R];
   for (int b = 0; b < NT; ++b)
-    for (int i = 0; i < 4; ++i) a[b][i] = _mm512_setzero_ps();
+    for (int i = 0; i < R; ++i) a[b][i] = _mm512_setzero_ps();
   for (int c = 0; c < cols; c += 16) {
-    const __m512 v0 = _mm512_loadu_ps(w0 + c), v1 = _mm512_loadu_ps(w1 + c), v2 = _mm512_loadu_ps(w2 + c), v3 = _mm512_loadu_ps(w3 + c);
+    if (next)
+      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(next + static_cast<size_t>(i) * cols + c), _MM_HINT_T0);
+    if (far)
+      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(far + static_cast<size_t>(i) * cols + c), _MM_HINT_T1);
+    __m512 v[R];
+    for (int i = 0; i < R; ++i) {
+      v[i] = _mm512_loadu_ps(w + static_cast<size_t>(i) * cols + c);
+      DRAFT_PIN(v[i]);
+    }
     for (int b = 0; b < NT; ++b) {
-      const __m512 xv = _mm512_loadu_ps(x + static_cast<size_t>(b) * xs + c);
-      a[b][0] = _mm512_fmadd_ps(v0, xv, a[b][0]);
-      a[b][1] = _mm512_fmadd_ps(v1, xv, a[b][1]);
-      a[b][2] = _mm512_fmadd_ps(v2, xv, a[b][2]);
-      a[b][3] = _mm512_fmadd_ps(v3, xv, a[b][3]);
+      __m512 xv = _mm512_loadu_ps(x + static_cast<size_t>(b) * xs + c);
+      DRAFT_PIN(xv);
+      for (int i = 0; i < R; ++i) a[b][i] = _mm512_fmadd_ps(v[i], xv, a[b][i]);
     }
   }
-  for (int b = 0; b < NT; ++b) {
-    float* yb = y + static_cast<size_t>(b) * ys;
-    __m128 s = sum4_avx512(a[b][0], a[b][1], a[b][2], a[b][3]);
-    if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yb));
-    _mm_storeu_ps(yb, s);
+  for (int b = 0; b < NT; ++b) store_sums<R>(a[b], y + static_cast<size_t>(b) * ys, accumulate);
+}
+
+// Rows [r, r1) in tiles of R rows (then 4, then 1) for the NT tokens at x; `ahead` tiles are prefetched ahead.
+template <int R, int NT>
+DRAFT_AVX512 inline void gemm_rows_tiled(const float* W, int cols, int r, int r1, const float* x, int xs, float* y, int ys, bool accumulate, int ahead,
+                                         bool prefetch) {
+  // Tiles of 4 tokens or more compute long enough per line that a second prefetch, 3 tiles further into L2, pays.
+  const size_t skip = static_cast<size_t>(ahead) * R * cols, far = static_cast<size_t>(ahead + 3) * R * cols;
+  for (; r + R <= r1; r += R) {
+    const float* w = W + static_cast<size_t>(r) * cols;
+    gemm_tile<R, NT>(w, cols, x, xs, y + r, ys, accumulate, prefetch && r + R < r1 ? w + skip : nullptr,
+                     NT >= 4 && prefetch && r + (ahead + 3) * R < r1 ? w + far : nullptr);
+  }
+  if constexpr (R > 4)
+    for (; r + 4 <= r1; r += 4) gemm_tile<4, NT>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, nullptr);
+  for (; r < r1; ++r) gemm_tile<1, NT>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, nullptr);
+}
+
+// Up to 8 tokens in one pass over the weights, the tile shape chosen for the count (accumulators ≤ 24 registers).
+DRAFT_AVX512 inline void gemm_rows_few(const float* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate,
+                                       bool prefetch) {
+  switch (T) {
+    case 1: return gemm_rows_tiled<8, 1>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 2, prefetch);
+    case 2: return gemm_rows_tiled<8, 2>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 1, prefetch);
+    case 3: return gemm_rows_tiled<6, 3>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 1, prefetch);
+    case 4: return gemm_rows_tiled<4, 4>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 1, prefetch);
+    case 5: return gemm_rows_tiled<4, 5>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 1, prefetch);
+    case 6: return gemm_rows_tiled<4, 6>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 1, prefetch);
+    case 7: return gemm_rows_tiled<3, 7>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 1, prefetch);
+    case 8: return gemm_rows_tiled<3, 8>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 1, prefetch);
+    default: return;
   }
 }
 
 DRAFT_AVX512 inline void gemm_rows_avx512(const float* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate) {
-  int r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const float* w = W + static_cast<size_t>(r) * cols;
+  if (T <= 8) return gemm_rows_few(W, cols, r0, r1, X, T, xs, Y, ys, accumulate, true);
+  // More tokens (a prefill block): blocks of 4 rows stay in L1 while 6 tokens at a time pass over them; the first
+  // pass, which brings them in from memory, prefetches the next block.
+  for (int r = r0; r < r1; r += 4) {
+    const int re = std::min(r1, r + 4);
     int t = 0;
-    for (; t + 6 <= T; t += 6) gemm_tile<6>(w, cols, X + static_cast<size_t>(t) * xs, xs, Y + static_cast<size_t>(t) * ys + r, ys, accumulate);
-    const float* xt = X + static_cast<size_t>(t) * xs;
-    float* yt = Y + static_cast<size_t>(t) * ys + r;
-    switch (T - t) {
-      case 1: gemm_tile<1>(w, cols, xt, xs, yt, ys, accumulate); break;
-      case 2: gemm_tile<2>(w, cols, xt, xs, yt, ys, accumulate); break;
-      case 3: gemm_tile<3>(w, cols, xt, xs, yt, ys, accumulate); break;
-      case 4: gemm_tile<4>(w, cols, xt, xs, yt, ys, accumulate); break;
-      case 5: gemm_tile<5>(w, cols, xt, xs, yt, ys, accumulate); break;
-      default: break;
-    }
-  }
-  for (; r < r1; ++r) {
-    const float* w = W + static_cast<size_t>(r) * cols;
-    for (int t = 0; t < T; ++t) {
+    for (; t + 6 <= T; t += 6) {
       const float* x = X + static_cast<size_t>(t) * xs;
-      __m512 a = _mm512_setzero_ps();
-      for (int c = 0; c < cols; c += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), _mm512_loadu_ps(x + c), a);
-      float* y = Y + static_cast<size_t>(t) * ys + r;
-      *y = accumulate ? *y + _mm512_reduce_add_ps(a) : _mm512_reduce_add_ps(a);
+      float* y = Y + static_cast<size_t>(t) * ys;
+      if (re - r == 4) gemm_tile<4, 6>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, t == 0 && re < r1 ? W + static_cast<size_t>(re) * cols : nullptr);
+      else gemm_rows_tiled<4, 6>(W, cols, r, re, x, xs, y, ys, accumulate, 1, false);
     }
+    if (t < T) gemm_rows_few(W, cols, r, re, X + static_cast<size_t>(t) * xs, T - t, xs, Y + static_cast<size_t>(t) * ys, ys, accumulate, false);
   }
+}
+#endif
+
+// g[i] = silu(g[i]) · u[i] (u may be NULL: silu alone), as g / (1 + e^−g) written with e = exp(−|g|) ≤ 1 so one
+// exp of a non-positive argument serves both signs: g ≥ 0 → g / (1 + e), g < 0 → g·e / (1 + e).
+inline void silu_mul_generic(float* g, const float* u, int n) {
+  for (int i = 0; i < n; ++i) {
+    const float x = g[i], e = exp_nonpos(-std::fabs(x));
+    const float y = (x < 0 ? x * e : x) / (1.0f + e);
+    g[i] = u ? y * u[i] : y;
+  }
+}
+
+#ifdef DRAFT_X86_SIMD
+DRAFT_AVX512 inline void silu_mul_avx512(float* g, const float* u, int n) {
+  int i = 0;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(g + i);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(x)));
+    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 num = _mm512_mask_mul_ps(x, neg, x, e);
+    __m512 y = _mm512_div_ps(num, _mm512_add_ps(one, e));
+    if (u) y = _mm512_mul_ps(y, _mm512_loadu_ps(u + i));
+    _mm512_storeu_ps(g + i, y);
+  }
+  silu_mul_generic(g + i, u ? u + i : nullptr, n - i);
 }
 #endif
 
@@ -148,6 +211,13 @@ constexpr int kSpinMicros = 3000;  // how long idle pool threads spin before sle
 
 extern const bool kHasAvx2;
 extern const bool kHasAvx512;
+
+inline void silu_mul(float* g, const float* u, int n) {
+#ifdef DRAFT_X86_SIMD
+  if (kHasAvx512) return silu_mul_avx512(g, u, n);
+#endif
+  silu_mul_generic(g, u, n);
+}
 
 // y[b] (+)= W x[b] for rows [r0, r1) of W (rows × cols, row-major), b < B.
 void gemv_rows(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate);

@@ -300,7 +300,7 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
       for (int i = 0; i < n; ++i) {
         float* gi = &gate[static_cast<size_t>(i) * I];
         const float* ui = &up[static_cast<size_t>(i) * I];
-        for (int r = r0; r < r1; ++r) gi[r] = gi[r] / (1.0f + std::exp(-gi[r])) * ui[r];
+        silu_mul(gi + r0, ui + r0, r1 - r0);
       }
       dec.pool.barrier();
       share(D, T, t, &r0, &r1);

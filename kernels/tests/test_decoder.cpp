@@ -190,6 +190,11 @@ int main() {
     run_case(rng, threads, true, {5});
     run_case(rng, threads, false, {700, 3, 0, 1});  // 700 > one 256-column chunk
     run_case(rng, threads, true, {40, 9, 0, 1, 300, 5});  // sequences in a group of 4 and one of 2
+    // Every batch size up to 8 has its own GEMM tile shape (rows × tokens): 2, 5, 7 and 8 here.
+    run_case(rng, threads, false, {3, 260});
+    run_case(rng, threads, true, {11, 0, 4, 2, 9});
+    run_case(rng, threads, false, {1, 2, 3, 4, 5, 6, 7});
+    run_case(rng, threads, true, {9, 0, 1, 5, 2, 270, 3, 0}, false, 64);
     for (int used : {0, 7, 600}) run_packed_case(rng, threads, used);
     // Caches of f16 bits: the plain kernels (d 12) and the AVX-512 ones (d 64) that widen on load.
     run_case(rng, threads, true, {700, 3, 0, 1}, true);

@@ -143,6 +143,10 @@ int main() {
     run_case(rng, wide, false, 0, 150, false);
     run_case(rng, wide, true, 70, 131, true);
     run_case(rng, wide, false, 5, 1, false);
+    // Token counts whose last GEMM pass takes 7, 8 and 2 tokens (the few-token tile shapes).
+    run_case(rng, wide, true, 3, 71, false);
+    run_case(rng, wide, false, 0, 8, true);
+    run_case(rng, wide, false, 12, 2, false);
   }
   const draft_decoder_config big_head{64, 1, 2, 1, 128, 32, 11, 1e-6f, 2};
   run_case(rng, big_head, false, 33, 80, true);

@@ -1,0 +1,172 @@
+// Native decode step on a random perf-shaped model (hidden 512, 12 layers, 8 heads / 2 KV heads, d 64, MLP 1408,
+// vocab 512: the bundled perf model's shape): milliseconds per step for B rows of `used` cached columns, and the
+// batch's tokens/s over one row's. Random weights time the same as trained ones.
+// Usage: bench_decoder [threads] [used] [B or B@used ...]   (B@used: that batch's rows hold `used` columns)
+//        bench_decoder [threads] p<N>                        (prefill of N tokens, 512 at a time, all layers)
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "draft_kernels.h"
+
+static double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+static std::vector<float> random_floats(std::mt19937& rng, size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+// Milliseconds of a native prefill of n tokens: 512-token chunks, each through every layer, then the last row's logits.
+static bool bench_prefill(draft_decoder* dec, const draft_decoder_config& cfg, int n) {
+  const int D = cfg.hidden_size, d = cfg.head_dim, kd = cfg.num_kv_heads * d, chunk = 512;
+  std::vector<std::vector<float>> keys(cfg.num_layers, std::vector<float>(static_cast<size_t>(kd) * n)), values = keys;
+  std::vector<float> cosv(static_cast<size_t>(chunk) * d, 1.0f), sinv(static_cast<size_t>(chunk) * d, 0.0f), hidden(static_cast<size_t>(chunk) * D),
+      logits(cfg.vocab_size);
+  std::vector<int32_t> tokens(chunk);
+  for (int i = 0; i < chunk; ++i) tokens[i] = (i * 31) % cfg.vocab_size;
+  std::vector<double> times;
+  for (int round = 0; round < 3; ++round) {
+    const double t0 = now_ms();
+    for (int used = 0; used < n; used += chunk) {
+      const int count = std::min(chunk, n - used);
+      if (draft_cpu_decoder_embed(dec, tokens.data(), count, hidden.data()) != DRAFT_OK) return false;
+      for (int l = 0; l < cfg.num_layers; ++l) {
+        draft_decoder_layer_call call{};
+        call.layer = l;
+        call.hidden = hidden.data();
+        call.count = count;
+        call.cos = cosv.data();
+        call.sin = sinv.data();
+        call.keys = keys[l].data();
+        call.values = values[l].data();
+        call.capacity = n;
+        call.used = used;
+        if (draft_cpu_decoder_layer(dec, &call) != DRAFT_OK) return false;
+      }
+    }
+    if (draft_cpu_decoder_head(dec, hidden.data(), 1, logits.data()) != DRAFT_OK) return false;
+    times.push_back(now_ms() - t0);
+  }
+  std::sort(times.begin(), times.end());
+  std::printf("prefill %d tokens: %.0f ms, %.0f tok/s (median of 3)\n", n, times[1], n * 1000.0 / times[1]);
+  return true;
+}
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  const int used = argc > 2 ? std::atoi(argv[2]) : 256;
+  std::vector<int> batches, useds;
+  const int prefill = argc > 2 && argv[2][0] == 'p' ? std::atoi(argv[2] + 1) : 0;
+  for (int i = 3; i < argc; ++i) {
+    batches.push_back(std::atoi(argv[i]));
+    const char* at = std::strchr(argv[i], '@');
+    useds.push_back(at ? std::atoi(at + 1) : used);
+  }
+  if (batches.empty()) batches = {1, 4, 8}, useds = {used, used, used};
+  draft_decoder_config cfg{};
+  cfg.hidden_size = 512;
+  cfg.num_layers = 12;
+  cfg.num_heads = 8;
+  cfg.num_kv_heads = 2;
+  cfg.head_dim = 64;
+  cfg.intermediate_size = 1408;
+  cfg.vocab_size = 512;
+  cfg.rms_norm_eps = 1e-6f;
+  cfg.num_threads = threads;
+  const int D = cfg.hidden_size, L = cfg.num_layers, d = cfg.head_dim, I = cfg.intermediate_size, V = cfg.vocab_size;
+  const int qd = cfg.num_heads * d, kd = cfg.num_kv_heads * d;
+  std::mt19937 rng(7);
+  const float ws = 0.05f;
+  std::vector<std::vector<float>> store;
+  auto make = [&](size_t n, float lo, float hi) {
+    store.push_back(random_floats(rng, n, lo, hi));
+    return store.back().data();
+  };
+  store.reserve(16 * L + 8);
+  std::vector<draft_decoder_layer> layers(L);
+  for (int l = 0; l < L; ++l) {
+    draft_decoder_layer& y = layers[l];
+    y.input_norm = make(D, 0.5f, 1.5f);
+    y.post_norm = make(D, 0.5f, 1.5f);
+    y.q = make(static_cast<size_t>(qd) * D, -ws, ws);
+    y.k = make(static_cast<size_t>(kd) * D, -ws, ws);
+    y.v = make(static_cast<size_t>(kd) * D, -ws, ws);
+    y.o = make(static_cast<size_t>(D) * qd, -ws, ws);
+    y.gate = make(static_cast<size_t>(I) * D, -ws, ws);
+    y.up = make(static_cast<size_t>(I) * D, -ws, ws);
+    y.down = make(static_cast<size_t>(D) * I, -ws, ws);
+  }
+  draft_decoder_weights w{};
+  w.embed = make(static_cast<size_t>(V) * D, -1, 1);
+  w.layers = layers.data();
+  w.final_norm = make(D, 0.5f, 1.5f);
+  w.lm_head = make(static_cast<size_t>(V) * D, -ws, ws);
+  draft_decoder* dec = nullptr;
+  if (draft_cpu_decoder_create(&cfg, &w, &dec) != DRAFT_OK) return 1;
+
+  if (prefill > 0) return bench_prefill(dec, cfg, prefill) ? 0 : 1;
+  const int maxB = *std::max_element(batches.begin(), batches.end());
+  const int capacity = *std::max_element(useds.begin(), useds.end()) + 64;
+  std::vector<float> cosv(d, 1.0f), sinv(d, 0.0f);
+  // Per row: one cache per layer for keys and values, and logits.
+  std::vector<std::vector<float>> caches;
+  std::vector<std::vector<void*>> keys(maxB), values(maxB);
+  std::vector<std::vector<float>> logits(maxB, std::vector<float>(V));
+  for (int b = 0; b < maxB; ++b)
+    for (int l = 0; l < L; ++l) {
+      caches.push_back(random_floats(rng, static_cast<size_t>(kd) * capacity, -1, 1));
+      keys[b].push_back(caches.back().data());
+      caches.push_back(random_floats(rng, static_cast<size_t>(kd) * capacity, -1, 1));
+      values[b].push_back(caches.back().data());
+    }
+  std::printf("threads %d, weights %.0f MiB\n", threads,
+              (static_cast<double>(L) * (2 * qd * D + 2 * kd * D + 3 * I * D) + 2.0 * V * D) * 4 / (1 << 20));
+  std::printf("%4s %8s %12s %12s %14s\n", "B", "columns", "ms / step", "tok/s", "÷ first row");
+  // Rows per batch size, then rounds that alternate the sizes (this machine's speed drifts; a median over
+  // interleaved rounds compares them fairly).
+  std::vector<std::vector<draft_decoder_row>> all;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const int B = batches[i];
+    std::vector<draft_decoder_row> rows(B);
+    for (int b = 0; b < B; ++b) {
+      draft_decoder_row& r = rows[b];
+      r = draft_decoder_row{};
+      r.token = (b * 37) % V;
+      r.cos = cosv.data();
+      r.sin = sinv.data();
+      r.keys = keys[b].data();
+      r.values = values[b].data();
+      r.capacity = capacity;
+      r.used = useds[i];  // every step rewrites column `used`, so the length stays fixed
+      r.logits = logits[b].data();
+    }
+    all.push_back(rows);
+  }
+  std::vector<std::vector<double>> times(batches.size());
+  for (int round = 0; round < 12; ++round)
+    for (size_t i = 0; i < batches.size(); ++i)
+      for (int s = 0; s < 8; ++s) {
+        const double t0 = now_ms();
+        if (draft_cpu_decoder_step(dec, all[i].data(), batches[i]) != DRAFT_OK) return 1;
+        if (round > 0) times[i].push_back(now_ms() - t0);
+      }
+  double one = 0;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    std::sort(times[i].begin(), times[i].end());
+    const int B = batches[i];
+    const double ms = times[i][times[i].size() / 2], tps = B * 1000.0 / ms;
+    if (i == 0) one = tps / B;
+    std::printf("%4d %8d %12.2f %12.1f %13.2fx\n", B, useds[i], ms, tps, tps / one);
+  }
+  draft_cpu_decoder_destroy(dec);
+  return 0;
+}

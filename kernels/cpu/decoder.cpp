@@ -97,6 +97,8 @@ DRAFT_AVX2 void weighted_values_avx2(float* const* accs, int heads, const float*
   }
 }
 
+// Decode reads each row's cache in short runs (a thread's share of one KV head) that the hardware prefetcher barely
+// ramps up on: the score and value loops ask for the row kAheadRows ahead themselves.
 constexpr int kAheadRows = 12;
 template <class E>
 inline void prefetch_row(const E* p, int n) {

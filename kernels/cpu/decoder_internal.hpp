@@ -155,13 +155,13 @@ DRAFT_AVX512 inline void gemm_rows_avx512(const float* W, int cols, int r0, int 
 }
 #endif
 
-// g[i] = silu(g[i]) · u[i] (u may be NULL: silu alone), as g / (1 + e^−g) written with e = exp(−|g|) ≤ 1 so one
+// g[i] = silu(g[i]) · u[i] (SwiGLU's gate times up), as g / (1 + e^−g) written with e = exp(−|g|) ≤ 1 so one
 // exp of a non-positive argument serves both signs: g ≥ 0 → g / (1 + e), g < 0 → g·e / (1 + e).
 inline void silu_mul_generic(float* g, const float* u, int n) {
   for (int i = 0; i < n; ++i) {
     const float x = g[i], e = exp_nonpos(-std::fabs(x));
     const float y = (x < 0 ? x * e : x) / (1.0f + e);
-    g[i] = u ? y * u[i] : y;
+    g[i] = y * u[i];
   }
 }
 
@@ -174,11 +174,9 @@ DRAFT_AVX512 inline void silu_mul_avx512(float* g, const float* u, int n) {
     const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(x)));
     const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
     const __m512 num = _mm512_mask_mul_ps(x, neg, x, e);
-    __m512 y = _mm512_div_ps(num, _mm512_add_ps(one, e));
-    if (u) y = _mm512_mul_ps(y, _mm512_loadu_ps(u + i));
-    _mm512_storeu_ps(g + i, y);
+    _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(num, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
   }
-  silu_mul_generic(g + i, u ? u + i : nullptr, n - i);
+  silu_mul_generic(g + i, u + i, n - i);
 }
 #endif
 

@@ -3,6 +3,7 @@
 // batch's tokens/s over one row's. Random weights time the same as trained ones.
 // Usage: bench_decoder [threads] [used] [B or B@used ...]   (B@used: that batch's rows hold `used` columns)
 //        bench_decoder [threads] p<N>                        (prefill of N tokens, 512 at a time, all layers)
+//        --f16-weights anywhere: the matrices as f16 bits (weight_dtype F16), half the bytes per step
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -61,7 +62,29 @@ static bool bench_prefill(draft_decoder* dec, const draft_decoder_config& cfg, i
   return true;
 }
 
+static uint16_t to_half(float f) {
+  // Round to nearest even; the random weights are normal halves, so no subnormal or overflow cases.
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  if ((x & 0x7fffffffu) < 0x38800000u) return static_cast<uint16_t>(sign);  // below the normal range: 0
+  uint32_t m = (x & 0x7fffffu) | 0x800000u;
+  int e = static_cast<int>((x >> 23) & 0xff) - 127 + 15;
+  uint32_t h = m >> 13, rest = m & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) ++h;
+  if (h == 0x800u) h = 0x400u, ++e;
+  return static_cast<uint16_t>(sign | (static_cast<uint32_t>(e) << 10) | (h & 0x3ffu));
+}
+
 int main(int argc, char** argv) {
+  bool f16_weights = false;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--f16-weights") == 0) {
+      f16_weights = true;
+      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      --argc;
+      break;
+    }
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const int used = argc > 2 ? std::atoi(argv[2]) : 256;
   std::vector<int> batches, useds;
@@ -82,6 +105,7 @@ int main(int argc, char** argv) {
   cfg.vocab_size = 512;
   cfg.rms_norm_eps = 1e-6f;
   cfg.num_threads = threads;
+  cfg.weight_dtype = f16_weights ? DRAFT_DTYPE_F16 : DRAFT_DTYPE_F32;
   const int D = cfg.hidden_size, L = cfg.num_layers, d = cfg.head_dim, I = cfg.intermediate_size, V = cfg.vocab_size;
   const int qd = cfg.num_heads * d, kd = cfg.num_kv_heads * d;
   std::mt19937 rng(7);
@@ -92,24 +116,34 @@ int main(int argc, char** argv) {
     return store.back().data();
   };
   store.reserve(16 * L + 8);
+  std::vector<std::vector<uint16_t>> halves;
+  halves.reserve(16 * L + 8);
+  // A matrix in the decoder's weight type.
+  auto matrix = [&](size_t n, float lo, float hi) -> const void* {
+    const float* f = make(n, lo, hi);
+    if (!f16_weights) return f;
+    halves.emplace_back(n);
+    for (size_t i = 0; i < n; ++i) halves.back()[i] = to_half(f[i]);
+    return halves.back().data();
+  };
   std::vector<draft_decoder_layer> layers(L);
   for (int l = 0; l < L; ++l) {
     draft_decoder_layer& y = layers[l];
     y.input_norm = make(D, 0.5f, 1.5f);
     y.post_norm = make(D, 0.5f, 1.5f);
-    y.q = make(static_cast<size_t>(qd) * D, -ws, ws);
-    y.k = make(static_cast<size_t>(kd) * D, -ws, ws);
-    y.v = make(static_cast<size_t>(kd) * D, -ws, ws);
-    y.o = make(static_cast<size_t>(D) * qd, -ws, ws);
-    y.gate = make(static_cast<size_t>(I) * D, -ws, ws);
-    y.up = make(static_cast<size_t>(I) * D, -ws, ws);
-    y.down = make(static_cast<size_t>(D) * I, -ws, ws);
+    y.q = matrix(static_cast<size_t>(qd) * D, -ws, ws);
+    y.k = matrix(static_cast<size_t>(kd) * D, -ws, ws);
+    y.v = matrix(static_cast<size_t>(kd) * D, -ws, ws);
+    y.o = matrix(static_cast<size_t>(D) * qd, -ws, ws);
+    y.gate = matrix(static_cast<size_t>(I) * D, -ws, ws);
+    y.up = matrix(static_cast<size_t>(I) * D, -ws, ws);
+    y.down = matrix(static_cast<size_t>(D) * I, -ws, ws);
   }
   draft_decoder_weights w{};
-  w.embed = make(static_cast<size_t>(V) * D, -1, 1);
+  w.embed = matrix(static_cast<size_t>(V) * D, -1, 1);
   w.layers = layers.data();
   w.final_norm = make(D, 0.5f, 1.5f);
-  w.lm_head = make(static_cast<size_t>(V) * D, -ws, ws);
+  w.lm_head = matrix(static_cast<size_t>(V) * D, -ws, ws);
   draft_decoder* dec = nullptr;
   if (draft_cpu_decoder_create(&cfg, &w, &dec) != DRAFT_OK) return 1;
 
@@ -128,8 +162,8 @@ int main(int argc, char** argv) {
       caches.push_back(random_floats(rng, static_cast<size_t>(kd) * capacity, -1, 1));
       values[b].push_back(caches.back().data());
     }
-  std::printf("threads %d, weights %.0f MiB\n", threads,
-              (static_cast<double>(L) * (2 * qd * D + 2 * kd * D + 3 * I * D) + 2.0 * V * D) * 4 / (1 << 20));
+  std::printf("threads %d, %s weights %.0f MiB\n", threads, f16_weights ? "f16" : "f32",
+              (static_cast<double>(L) * (2 * qd * D + 2 * kd * D + 3 * I * D) + 2.0 * V * D) * (f16_weights ? 2 : 4) / (1 << 20));
   std::printf("%4s %8s %12s %12s %14s\n", "B", "columns", "ms / step", "tok/s", "÷ first row");
   // Rows per batch size, then rounds that alternate the sizes (this machine's speed drifts; a median over
   // interleaved rounds compares them fairly).

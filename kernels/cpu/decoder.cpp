@@ -28,24 +28,31 @@ DRAFT_AVX2 inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// gemv_rows for cols % 8 == 0 with AVX2/FMA: 4 rows share each load of x.
-DRAFT_AVX2 void gemv_rows_avx2(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride,
+// 8 weights as floats: f32 as they are, f16 bits widened (F16C).
+DRAFT_AVX2 inline __m256 load8w(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8w(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// gemv_rows for cols % 8 == 0 with AVX2/FMA: 4 rows share each load of x. WT as for gemm_tile.
+template <class WT>
+__attribute__((target("avx2,fma,f16c"))) void gemv_rows_avx2(const WT* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride,
                                bool accumulate) {
   int r = r0;
   for (; r + 4 <= r1; r += 4) {
-    const float* w0 = W + static_cast<size_t>(r) * cols;
-    const float* w1 = w0 + cols;
-    const float* w2 = w1 + cols;
-    const float* w3 = w2 + cols;
+    const WT* w0 = W + static_cast<size_t>(r) * cols;
+    const WT* w1 = w0 + cols;
+    const WT* w2 = w1 + cols;
+    const WT* w3 = w2 + cols;
     for (int b = 0; b < B; ++b) {
       const float* x = X + static_cast<size_t>(b) * x_stride;
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       for (int c = 0; c < cols; c += 8) {
         const __m256 xv = _mm256_loadu_ps(x + c);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c), xv, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c), xv, a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + c), xv, a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + c), xv, a3);
+        a0 = _mm256_fmadd_ps(load8w(w0 + c), xv, a0);
+        a1 = _mm256_fmadd_ps(load8w(w1 + c), xv, a1);
+        a2 = _mm256_fmadd_ps(load8w(w2 + c), xv, a2);
+        a3 = _mm256_fmadd_ps(load8w(w3 + c), xv, a3);
       }
       float* y = Y + static_cast<size_t>(b) * y_stride + r;
       const float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
@@ -53,11 +60,11 @@ DRAFT_AVX2 void gemv_rows_avx2(const float* W, int cols, int r0, int r1, const f
     }
   }
   for (; r < r1; ++r) {
-    const float* w = W + static_cast<size_t>(r) * cols;
+    const WT* w = W + static_cast<size_t>(r) * cols;
     for (int b = 0; b < B; ++b) {
       const float* x = X + static_cast<size_t>(b) * x_stride;
       __m256 a = _mm256_setzero_ps();
-      for (int c = 0; c < cols; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(w + c), _mm256_loadu_ps(x + c), a);
+      for (int c = 0; c < cols; c += 8) a = _mm256_fmadd_ps(load8w(w + c), _mm256_loadu_ps(x + c), a);
       float* y = Y + static_cast<size_t>(b) * y_stride + r;
       *y = accumulate ? *y + hsum8(a) : hsum8(a);
     }
@@ -201,25 +208,30 @@ const bool kHasAvx512 = false;
 
 // y[b] (+)= W x[b] for rows [r0, r1) of W (rows × cols): 4 rows at a time, 8 independent lanes per row so the
 // loop vectorises without reassociation flags.
-DRAFT_HOT void gemv_rows_generic(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride,
+// WT as for gemm_tile (wf widens an f16 weight).
+inline float wf(float w) { return w; }
+inline float wf(uint16_t w) { return half_to_float_vec(w); }
+
+template <class WT>
+DRAFT_HOT void gemv_rows_generic(const WT* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride,
                                  bool accumulate) {
   const int c8 = cols & ~7;
   int r = r0;
   for (; r + 4 <= r1; r += 4) {
-    const float* w0 = W + static_cast<size_t>(r) * cols;
-    const float* w1 = w0 + cols;
-    const float* w2 = w1 + cols;
-    const float* w3 = w2 + cols;
+    const WT* w0 = W + static_cast<size_t>(r) * cols;
+    const WT* w1 = w0 + cols;
+    const WT* w2 = w1 + cols;
+    const WT* w3 = w2 + cols;
     for (int b = 0; b < B; ++b) {
       const float* x = X + static_cast<size_t>(b) * x_stride;
       float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
       for (int c = 0; c < c8; c += 8) {
         for (int j = 0; j < 8; ++j) {
           const float xv = x[c + j];
-          a0[j] += w0[c + j] * xv;
-          a1[j] += w1[c + j] * xv;
-          a2[j] += w2[c + j] * xv;
-          a3[j] += w3[c + j] * xv;
+          a0[j] += wf(w0[c + j]) * xv;
+          a1[j] += wf(w1[c + j]) * xv;
+          a2[j] += wf(w2[c + j]) * xv;
+          a3[j] += wf(w3[c + j]) * xv;
         }
       }
       float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -230,10 +242,10 @@ DRAFT_HOT void gemv_rows_generic(const float* W, int cols, int r0, int r1, const
         s3 += a3[j];
       }
       for (int c = c8; c < cols; ++c) {
-        s0 += w0[c] * x[c];
-        s1 += w1[c] * x[c];
-        s2 += w2[c] * x[c];
-        s3 += w3[c] * x[c];
+        s0 += wf(w0[c]) * x[c];
+        s1 += wf(w1[c]) * x[c];
+        s2 += wf(w2[c]) * x[c];
+        s3 += wf(w3[c]) * x[c];
       }
       float* y = Y + static_cast<size_t>(b) * y_stride + r;
       if (accumulate) {
@@ -250,27 +262,33 @@ DRAFT_HOT void gemv_rows_generic(const float* W, int cols, int r0, int r1, const
     }
   }
   for (; r < r1; ++r) {
-    const float* w = W + static_cast<size_t>(r) * cols;
+    const WT* w = W + static_cast<size_t>(r) * cols;
     for (int b = 0; b < B; ++b) {
       const float* x = X + static_cast<size_t>(b) * x_stride;
       float a[8] = {0};
       for (int c = 0; c < c8; c += 8)
-        for (int j = 0; j < 8; ++j) a[j] += w[c + j] * x[c + j];
+        for (int j = 0; j < 8; ++j) a[j] += wf(w[c + j]) * x[c + j];
       float s = 0;
       for (int j = 0; j < 8; ++j) s += a[j];
-      for (int c = c8; c < cols; ++c) s += w[c] * x[c];
+      for (int c = c8; c < cols; ++c) s += wf(w[c]) * x[c];
       float* y = Y + static_cast<size_t>(b) * y_stride + r;
       *y = accumulate ? *y + s : s;
     }
   }
 }
 
-void gemv_rows(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate) {
+template <class WT>
+void gemv_rows_of(const WT* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (kHasAvx512 && cols % 16 == 0) return gemm_rows_avx512(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
   if (kHasAvx2 && cols % 8 == 0) return gemv_rows_avx2(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
 #endif
   gemv_rows_generic(W, cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
+}
+
+void gemv_rows(const void* W, bool f16, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate) {
+  if (f16) return gemv_rows_of(static_cast<const uint16_t*>(W), cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
+  gemv_rows_of(static_cast<const float*>(W), cols, r0, r1, X, B, x_stride, Y, y_stride, accumulate);
 }
 
 DRAFT_HOT float dot(const float* a, const float* b, int n) {
@@ -399,7 +417,8 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
   const size_t es = f16 ? sizeof(uint16_t) : sizeof(float);
   // f16 rows widened for the non-AVX-512 kernels: one chunk per thread.
   std::vector<float> conv(f16 ? static_cast<size_t>(T) * kChunk * d : 0);
-  for (int b = 0; b < B; ++b) std::memcpy(&x[static_cast<size_t>(b) * D], dec.w.embed + static_cast<size_t>(rows[b].token) * D, sizeof(float) * D);
+  const bool wh = c.weight_dtype == DRAFT_DTYPE_F16;
+  for (int b = 0; b < B; ++b) embed_row(dec, rows[b].token, &x[static_cast<size_t>(b) * D]);
 
   dec.pool.run([&](int t) {
     float* xn = &normed[static_cast<size_t>(t) * B * D];
@@ -410,10 +429,10 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
       const draft_decoder_layer& L = dec.layers[l];
       for (int b = 0; b < B; ++b) rms_norm(&x[static_cast<size_t>(b) * D], L.input_norm, xn + static_cast<size_t>(b) * D, D, c.rms_norm_eps);
       share(qd, T, t, &r0, &r1);
-      gemv_rows(L.q, D, r0, r1, xn, B, D, q.data(), qd, false);
+      gemv_rows(L.q, wh, D, r0, r1, xn, B, D, q.data(), qd, false);
       share(kd, T, t, &r0, &r1);
-      gemv_rows(L.k, D, r0, r1, xn, B, D, k.data(), kd, false);
-      gemv_rows(L.v, D, r0, r1, xn, B, D, v.data(), kd, false);
+      gemv_rows(L.k, wh, D, r0, r1, xn, B, D, k.data(), kd, false);
+      gemv_rows(L.v, wh, D, r0, r1, xn, B, D, v.data(), kd, false);
       dec.pool.barrier();
       // Biases, RoPE, and the new K/V into column `used`: one item per (row, head).
       for (int item = t; item < B * (H + Hkv); item += T) {
@@ -509,22 +528,22 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
       }
       dec.pool.barrier();
       share(D, T, t, &r0, &r1);
-      gemv_rows(L.o, qd, r0, r1, att.data(), B, qd, x.data(), D, true);
+      gemv_rows(L.o, wh, qd, r0, r1, att.data(), B, qd, x.data(), D, true);
       dec.pool.barrier();
       for (int b = 0; b < B; ++b) rms_norm(&x[static_cast<size_t>(b) * D], L.post_norm, xn + static_cast<size_t>(b) * D, D, c.rms_norm_eps);
       share(I, T, t, &r0, &r1);
-      gemv_rows(L.gate, D, r0, r1, xn, B, D, mlp.data(), I, false);
-      gemv_rows(L.up, D, r0, r1, xn, B, D, up.data(), I, false);
+      gemv_rows(L.gate, wh, D, r0, r1, xn, B, D, mlp.data(), I, false);
+      gemv_rows(L.up, wh, D, r0, r1, xn, B, D, up.data(), I, false);
       for (int b = 0; b < B; ++b) silu_mul(&mlp[static_cast<size_t>(b) * I + r0], &up[static_cast<size_t>(b) * I + r0], r1 - r0);
       dec.pool.barrier();
       share(D, T, t, &r0, &r1);
-      gemv_rows(L.down, I, r0, r1, mlp.data(), B, I, x.data(), D, true);
+      gemv_rows(L.down, wh, I, r0, r1, mlp.data(), B, I, x.data(), D, true);
       dec.pool.barrier();
     }
     for (int b = 0; b < B; ++b) rms_norm(&x[static_cast<size_t>(b) * D], dec.w.final_norm, xn + static_cast<size_t>(b) * D, D, c.rms_norm_eps);
     share(c.vocab_size, T, t, &r0, &r1);
     // All rows in one pass over the LM head, then each thread copies out the columns it computed.
-    gemv_rows(dec.w.lm_head, D, r0, r1, xn, B, D, logits.data(), c.vocab_size, false);
+    gemv_rows(dec.w.lm_head, wh, D, r0, r1, xn, B, D, logits.data(), c.vocab_size, false);
     for (int b = 0; b < B; ++b)
       std::copy(&logits[static_cast<size_t>(b) * c.vocab_size + r0], &logits[static_cast<size_t>(b) * c.vocab_size + r1], rows[b].logits + r0);
   });
@@ -540,7 +559,7 @@ draft_status draft_cpu_decoder_create(const draft_decoder_config* config, const 
   const draft_decoder_config& c = *config;
   if (c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 ||
       c.intermediate_size <= 0 || c.vocab_size <= 0 || c.num_heads % c.num_kv_heads != 0 || c.num_heads / c.num_kv_heads > 64 || !(c.rms_norm_eps >= 0) ||
-      (c.kv_dtype != DRAFT_DTYPE_F32 && c.kv_dtype != DRAFT_DTYPE_F16))
+      (c.kv_dtype != DRAFT_DTYPE_F32 && c.kv_dtype != DRAFT_DTYPE_F16) || (c.weight_dtype != DRAFT_DTYPE_F32 && c.weight_dtype != DRAFT_DTYPE_F16))
     return DRAFT_ERR_INVALID_ARGUMENT;
   if (!weights->embed || !weights->layers || !weights->final_norm || !weights->lm_head) return DRAFT_ERR_INVALID_ARGUMENT;
   for (int l = 0; l < c.num_layers; ++l) {

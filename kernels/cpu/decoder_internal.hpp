@@ -80,20 +80,23 @@ DRAFT_AVX512 inline void store_sums(__m512 (&a)[R], float* y, bool accumulate) {
   }
 }
 
-template <int R, int NT>
-DRAFT_AVX512 inline void gemm_tile(const float* w, int cols, const float* x, int xs, float* y, int ys, bool accumulate, const float* next,
-                                   const float* far = nullptr) {
+// WT is the weights' element type: float, or uint16_t f16 bits (load16 widens them: half the bytes stream in).
+template <int R, int NT, class WT>
+DRAFT_AVX512 inline void gemm_tile(const WT* w, int cols, const float* x, int xs, float* y, int ys, bool accumulate, const WT* next,
+                                   const WT* far = nullptr) {
   __m512 a[NT][R];
   for (int b = 0; b < NT; ++b)
     for (int i = 0; i < R; ++i) a[b][i] = _mm512_setzero_ps();
   for (int c = 0; c < cols; c += 16) {
-    if (next)
+    // A 64-byte line holds 16 floats or 32 halves: f16 rows need a prefetch every other step only.
+    const bool line = sizeof(WT) == 4 || (c & 31) == 0;
+    if (next && line)
       for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(next + static_cast<size_t>(i) * cols + c), _MM_HINT_T0);
-    if (far)
+    if (far && line)
       for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(far + static_cast<size_t>(i) * cols + c), _MM_HINT_T1);
     __m512 v[R];
     for (int i = 0; i < R; ++i) {
-      v[i] = _mm512_loadu_ps(w + static_cast<size_t>(i) * cols + c);
+      v[i] = load16(w + static_cast<size_t>(i) * cols + c);
       DRAFT_PIN(v[i]);
     }
     for (int b = 0; b < NT; ++b) {
@@ -106,23 +109,24 @@ DRAFT_AVX512 inline void gemm_tile(const float* w, int cols, const float* x, int
 }
 
 // Rows [r, r1) in tiles of R rows (then 4, then 1) for the NT tokens at x; `ahead` tiles are prefetched ahead.
-template <int R, int NT>
-DRAFT_AVX512 inline void gemm_rows_tiled(const float* W, int cols, int r, int r1, const float* x, int xs, float* y, int ys, bool accumulate, int ahead,
+template <int R, int NT, class WT>
+DRAFT_AVX512 inline void gemm_rows_tiled(const WT* W, int cols, int r, int r1, const float* x, int xs, float* y, int ys, bool accumulate, int ahead,
                                          bool prefetch) {
   // Tiles of 4 tokens or more compute long enough per line that a second prefetch, 3 tiles further into L2, pays.
   const size_t skip = static_cast<size_t>(ahead) * R * cols, far = static_cast<size_t>(ahead + 3) * R * cols;
   for (; r + R <= r1; r += R) {
-    const float* w = W + static_cast<size_t>(r) * cols;
+    const WT* w = W + static_cast<size_t>(r) * cols;
     gemm_tile<R, NT>(w, cols, x, xs, y + r, ys, accumulate, prefetch && r + R < r1 ? w + skip : nullptr,
                      NT >= 4 && prefetch && r + (ahead + 3) * R < r1 ? w + far : nullptr);
   }
   if constexpr (R > 4)
-    for (; r + 4 <= r1; r += 4) gemm_tile<4, NT>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, nullptr);
-  for (; r < r1; ++r) gemm_tile<1, NT>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, nullptr);
+    for (; r + 4 <= r1; r += 4) gemm_tile<4, NT, WT>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, nullptr);
+  for (; r < r1; ++r) gemm_tile<1, NT, WT>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, nullptr);
 }
 
 // Up to 8 tokens in one pass over the weights, the tile shape chosen for the count (accumulators ≤ 24 registers).
-DRAFT_AVX512 inline void gemm_rows_few(const float* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate,
+template <class WT>
+DRAFT_AVX512 inline void gemm_rows_few(const WT* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate,
                                        bool prefetch) {
   switch (T) {
     case 1: return gemm_rows_tiled<8, 1>(W, cols, r0, r1, X, xs, Y, ys, accumulate, 2, prefetch);
@@ -137,7 +141,8 @@ DRAFT_AVX512 inline void gemm_rows_few(const float* W, int cols, int r0, int r1,
   }
 }
 
-DRAFT_AVX512 inline void gemm_rows_avx512(const float* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate) {
+template <class WT>
+DRAFT_AVX512 inline void gemm_rows_avx512(const WT* W, int cols, int r0, int r1, const float* X, int T, int xs, float* Y, int ys, bool accumulate) {
   if (T <= 8) return gemm_rows_few(W, cols, r0, r1, X, T, xs, Y, ys, accumulate, true);
   // More tokens (a prefill block): blocks of 4 rows stay in L1 while 6 tokens at a time pass over them; the first
   // pass, which brings them in from memory, prefetches the next block.
@@ -147,7 +152,7 @@ DRAFT_AVX512 inline void gemm_rows_avx512(const float* W, int cols, int r0, int 
     for (; t + 6 <= T; t += 6) {
       const float* x = X + static_cast<size_t>(t) * xs;
       float* y = Y + static_cast<size_t>(t) * ys;
-      if (re - r == 4) gemm_tile<4, 6>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, t == 0 && re < r1 ? W + static_cast<size_t>(re) * cols : nullptr);
+      if (re - r == 4) gemm_tile<4, 6, WT>(W + static_cast<size_t>(r) * cols, cols, x, xs, y + r, ys, accumulate, t == 0 && re < r1 ? W + static_cast<size_t>(re) * cols : nullptr);
       else gemm_rows_tiled<4, 6>(W, cols, r, re, x, xs, y, ys, accumulate, 1, false);
     }
     if (t < T) gemm_rows_few(W, cols, r, re, X + static_cast<size_t>(t) * xs, T - t, xs, Y + static_cast<size_t>(t) * ys, ys, accumulate, false);
@@ -217,8 +222,8 @@ inline void silu_mul(float* g, const float* u, int n) {
   silu_mul_generic(g, u, n);
 }
 
-// y[b] (+)= W x[b] for rows [r0, r1) of W (rows × cols, row-major), b < B.
-void gemv_rows(const float* W, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate);
+// y[b] (+)= W x[b] for rows [r0, r1) of W (rows × cols, row-major; f32, or f16 bits when f16), b < B.
+void gemv_rows(const void* W, bool f16, int cols, int r0, int r1, const float* X, int B, int x_stride, float* Y, int y_stride, bool accumulate);
 // out = x / sqrt(mean(x²) + eps) * w.
 void rms_norm(const float* x, const float* w, float* out, int n, float eps);
 // Rotate-half RoPE in place.
@@ -350,3 +355,18 @@ struct draft_decoder {
   draft::dec::Pool pool;
   explicit draft_decoder(int threads) : pool(threads) {}
 };
+
+namespace draft {
+namespace dec {
+// out = the embedding row of `token` (hidden_size floats), widened when the weights are f16.
+inline void embed_row(const draft_decoder& dec, int token, float* out) {
+  const size_t D = static_cast<size_t>(dec.cfg.hidden_size), at = static_cast<size_t>(token) * D;
+  if (dec.cfg.weight_dtype == DRAFT_DTYPE_F16) {
+    const uint16_t* row = static_cast<const uint16_t*>(dec.w.embed) + at;
+    for (size_t i = 0; i < D; ++i) out[i] = half_to_float_vec(row[i]);
+  } else {
+    std::memcpy(out, static_cast<const float*>(dec.w.embed) + at, sizeof(float) * D);
+  }
+}
+}  // namespace dec
+}  // namespace draft

@@ -142,7 +142,7 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
   std::vector<float> kt(flash ? static_cast<size_t>(Hkv) * d * ldk : 0);
   // An f16 cache is read through f32 copies of this layer's rows ((Hkv, ldk, d)): the values always, the keys
   // where the generic path reads them row-major (the flash path reads the transposed copy above).
-  const bool f16 = c.kv_dtype == DRAFT_DTYPE_F16;
+  const bool f16 = c.kv_dtype == DRAFT_DTYPE_F16, wh = c.weight_dtype == DRAFT_DTYPE_F16;
   std::vector<float> kf(f16 && !flash ? static_cast<size_t>(Hkv) * ldk * d : 0), vf(f16 ? static_cast<size_t>(Hkv) * ldk * d : 0);
   float* const keys32 = static_cast<float*>(call.keys);
   float* const values32 = static_cast<float*>(call.values);
@@ -189,10 +189,10 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
       if (t == 0) next_item.store(0);
       dec.pool.barrier();
       share(qd, T, t, &r0, &r1);
-      gemv_rows(L.q, D, r0, r1, xn.data(), n, D, q.data(), qd, false);
+      gemv_rows(L.q, wh, D, r0, r1, xn.data(), n, D, q.data(), qd, false);
       share(kd, T, t, &r0, &r1);
-      gemv_rows(L.k, D, r0, r1, xn.data(), n, D, k.data(), kd, false);
-      gemv_rows(L.v, D, r0, r1, xn.data(), n, D, v.data(), kd, false);
+      gemv_rows(L.k, wh, D, r0, r1, xn.data(), n, D, k.data(), kd, false);
+      gemv_rows(L.v, wh, D, r0, r1, xn.data(), n, D, v.data(), kd, false);
       dec.pool.barrier();
       // Biases and RoPE; new K/V to their cache columns (and the transposed keys); window queries out.
       for (int item = t; item < n * (H + Hkv); item += T) {
@@ -290,13 +290,13 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
       }
       dec.pool.barrier();
       share(D, T, t, &r0, &r1);
-      gemv_rows(L.o, qd, r0, r1, att.data(), n, qd, x, D, true);
+      gemv_rows(L.o, wh, qd, r0, r1, att.data(), n, qd, x, D, true);
       dec.pool.barrier();
       for (int i = t; i < n; i += T) rms_norm(x + static_cast<size_t>(i) * D, L.post_norm, &xn[static_cast<size_t>(i) * D], D, c.rms_norm_eps);
       dec.pool.barrier();
       share(I, T, t, &r0, &r1);
-      gemv_rows(L.gate, D, r0, r1, xn.data(), n, D, gate.data(), I, false);
-      gemv_rows(L.up, D, r0, r1, xn.data(), n, D, up.data(), I, false);
+      gemv_rows(L.gate, wh, D, r0, r1, xn.data(), n, D, gate.data(), I, false);
+      gemv_rows(L.up, wh, D, r0, r1, xn.data(), n, D, up.data(), I, false);
       for (int i = 0; i < n; ++i) {
         float* gi = &gate[static_cast<size_t>(i) * I];
         const float* ui = &up[static_cast<size_t>(i) * I];
@@ -304,7 +304,7 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
       }
       dec.pool.barrier();
       share(D, T, t, &r0, &r1);
-      gemv_rows(L.down, I, r0, r1, gate.data(), n, I, x, D, true);
+      gemv_rows(L.down, wh, I, r0, r1, gate.data(), n, I, x, D, true);
       dec.pool.barrier();
     }
   });
@@ -313,13 +313,14 @@ void prefill_layer(draft_decoder& dec, const draft_decoder_layer_call& call) {
 void prefill_head(draft_decoder& dec, const float* hidden, int count, float* logits) {
   const draft_decoder_config& c = dec.cfg;
   const int D = c.hidden_size, T = dec.pool.threads();
+  const bool wh = c.weight_dtype == DRAFT_DTYPE_F16;
   std::vector<float> xn(static_cast<size_t>(count) * D);
   dec.pool.run([&](int t) {
     for (int i = t; i < count; i += T) rms_norm(hidden + static_cast<size_t>(i) * D, dec.w.final_norm, &xn[static_cast<size_t>(i) * D], D, c.rms_norm_eps);
     dec.pool.barrier();
     int r0, r1;
     share(c.vocab_size, T, t, &r0, &r1);
-    gemv_rows(dec.w.lm_head, D, r0, r1, xn.data(), count, D, logits, c.vocab_size, false);
+    gemv_rows(dec.w.lm_head, wh, D, r0, r1, xn.data(), count, D, logits, c.vocab_size, false);
   });
 }
 
@@ -334,7 +335,7 @@ draft_status draft_cpu_decoder_embed(draft_decoder* decoder, const int32_t* toke
   for (int32_t t = 0; t < count; ++t)
     if (tokens[t] < 0 || tokens[t] >= decoder->cfg.vocab_size) return DRAFT_ERR_INVALID_ARGUMENT;
   for (int32_t t = 0; t < count; ++t)
-    std::memcpy(hidden + static_cast<size_t>(t) * D, decoder->w.embed + static_cast<size_t>(tokens[t]) * D, sizeof(float) * D);
+    draft::dec::embed_row(*decoder, tokens[t], hidden + static_cast<size_t>(t) * D);
   return DRAFT_OK;
 }
 

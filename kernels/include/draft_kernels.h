@@ -175,20 +175,24 @@ typedef struct draft_decoder_config {
    * (IEEE half bits: half the bytes per entry; new K/V are rounded to nearest even when written and every read,
    * the prefill's own attention included, sees the stored values). Accumulation is always fp32. */
   draft_dtype kv_dtype;
+  /* Element type of the embedding, the projection matrices and the LM head (the pointers marked "of
+   * weight_dtype" below): F32 (the zero default) or F16 (IEEE half bits, widened exactly on load; activations and
+   * accumulation stay fp32, so a step reads half the weight bytes). Norms and biases are always fp32. */
+  draft_dtype weight_dtype;
 } draft_decoder_config;
 
 typedef struct draft_decoder_layer {
   const float *input_norm, *post_norm;        /* (hidden) */
-  const float *q, *k, *v, *o;                 /* (H·d, hidden), (Hkv·d, hidden) ×2, (hidden, H·d) */
+  const void *q, *k, *v, *o;                  /* of weight_dtype: (H·d, hidden), (Hkv·d, hidden) ×2, (hidden, H·d) */
   const float *q_bias, *k_bias, *v_bias;      /* optional (NULL): Qwen2-style projection biases */
-  const float *gate, *up, *down;              /* (inter, hidden) ×2, (hidden, inter) */
+  const void *gate, *up, *down;               /* of weight_dtype: (inter, hidden) ×2, (hidden, inter) */
 } draft_decoder_layer;
 
 typedef struct draft_decoder_weights {
-  const float* embed;                /* (vocab, hidden) */
+  const void* embed;                 /* of weight_dtype: (vocab, hidden) */
   const draft_decoder_layer* layers; /* num_layers entries (copied at create) */
   const float* final_norm;           /* (hidden) */
-  const float* lm_head;              /* (vocab, hidden) */
+  const void* lm_head;               /* of weight_dtype: (vocab, hidden) */
 } draft_decoder_weights;
 
 typedef struct draft_decoder_row {

@@ -12,7 +12,26 @@ struct Model {
   std::vector<float> embed, final_norm, lm_head;
   std::vector<std::vector<float>> in_norm, post_norm, q, k, v, o, qb, kb, vb, gate, up, down;
   std::vector<draft_decoder_layer> layers;
+  // cfg.weight_dtype F16: the matrices' half bits, which the kernel reads (the floats above are rounded to them,
+  // so the reference computes with the very values the kernel widens).
+  std::vector<std::vector<uint16_t>> halves;
+  const void* embed_w = nullptr;
+  const void* lm_head_w = nullptr;
 };
+
+// The kernel's weights of a model made by make_model.
+inline draft_decoder_weights weights_of(const Model& m) { return {m.embed_w, m.layers.data(), m.final_norm.data(), m.lm_head_w}; }
+
+// Rounds `a` to half precision in place and returns its half bits (kept by m).
+inline const void* as_halves(Model& m, std::vector<float>& a) {
+  std::vector<uint16_t> h(a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    h[i] = float_to_half(a[i]);
+    a[i] = half_to_float_ref(h[i]);
+  }
+  m.halves.push_back(std::move(h));
+  return m.halves.back().data();
+}
 
 inline Model make_model(std::mt19937_64& rng, const draft_decoder_config& cfg, bool bias) {
   Model m;
@@ -37,10 +56,15 @@ inline Model make_model(std::mt19937_64& rng, const draft_decoder_config& cfg, b
     m.up.push_back(random_floats(rng, static_cast<size_t>(I) * D, -ws, ws));
     m.down.push_back(random_floats(rng, static_cast<size_t>(D) * I, -ws, ws));
   }
+  const bool half = c.weight_dtype == DRAFT_DTYPE_F16;
+  m.halves.reserve(2 + 7 * static_cast<size_t>(c.num_layers));
+  const auto matrix = [&](std::vector<float>& a) -> const void* { return half ? as_halves(m, a) : a.data(); };
+  m.embed_w = matrix(m.embed);
+  m.lm_head_w = matrix(m.lm_head);
   for (int l = 0; l < c.num_layers; ++l) {
-    m.layers.push_back({m.in_norm[l].data(), m.post_norm[l].data(), m.q[l].data(), m.k[l].data(), m.v[l].data(), m.o[l].data(),
+    m.layers.push_back({m.in_norm[l].data(), m.post_norm[l].data(), matrix(m.q[l]), matrix(m.k[l]), matrix(m.v[l]), matrix(m.o[l]),
                         bias ? m.qb[l].data() : nullptr, bias ? m.kb[l].data() : nullptr, bias ? m.vb[l].data() : nullptr,
-                        m.gate[l].data(), m.up[l].data(), m.down[l].data()});
+                        matrix(m.gate[l]), matrix(m.up[l]), matrix(m.down[l])});
   }
   return m;
 }

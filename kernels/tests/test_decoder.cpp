@@ -8,12 +8,13 @@ namespace {
 
 using namespace decoder_reference;
 
-// f16: the caches hold half bits (kv_dtype F16); the reference reads the same values as floats.
-void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<int>& useds, bool f16 = false, int d_head = 12) {
-  Model m = make_model(rng, {4 * d_head, 2, 4, 2, d_head, 72, 37, 1e-6f, threads, f16 ? DRAFT_DTYPE_F16 : DRAFT_DTYPE_F32}, bias);
+// f16: the caches hold half bits (kv_dtype F16); the reference reads the same values as floats. half_weights: the
+// matrices are half bits (weight_dtype F16) and the reference computes with their values.
+void run_case(std::mt19937_64& rng, int threads, bool bias, const std::vector<int>& useds, bool f16 = false, int d_head = 12, bool half_weights = false) {
+  Model m = make_model(rng, {4 * d_head, 2, 4, 2, d_head, 72, 37, 1e-6f, threads, f16 ? DRAFT_DTYPE_F16 : DRAFT_DTYPE_F32, half_weights ? DRAFT_DTYPE_F16 : DRAFT_DTYPE_F32}, bias);
   const auto& c = m.cfg;
   const int Hkv = c.num_kv_heads, d = c.head_dim;
-  draft_decoder_weights w{m.embed.data(), m.layers.data(), m.final_norm.data(), m.lm_head.data()};
+  const draft_decoder_weights w = weights_of(m);
   draft_decoder* dec = nullptr;
   CHECK(draft_cpu_decoder_create(&m.cfg, &w, &dec) == DRAFT_OK, "create");
   if (!dec) return;
@@ -113,7 +114,7 @@ void run_packed_case(std::mt19937_64& rng, int threads, int used) {
   Model m = make_model(rng, {48, 2, 4, 2, 12, 72, 37, 1e-6f, threads}, false);
   const auto& c = m.cfg;
   const int Hkv = c.num_kv_heads, d = c.head_dim, L = c.num_layers;
-  draft_decoder_weights w{m.embed.data(), m.layers.data(), m.final_norm.data(), m.lm_head.data()};
+  const draft_decoder_weights w = weights_of(m);
   draft_decoder* dec = nullptr;
   CHECK(draft_cpu_decoder_create(&m.cfg, &w, &dec) == DRAFT_OK, "create");
   if (!dec) return;
@@ -199,6 +200,12 @@ int main() {
     // Caches of f16 bits: the plain kernels (d 12) and the AVX-512 ones (d 64) that widen on load.
     run_case(rng, threads, true, {700, 3, 0, 1}, true);
     run_case(rng, threads, false, {300, 0, 9}, true, 64);
+    // f16 weights: AVX-512 tiles for 1–8 tokens (hidden 48 and 256) and the AVX2 rows (the down projection's 72
+    // columns), with f32 and f16 caches.
+    run_case(rng, threads, true, {5}, false, 12, true);
+    run_case(rng, threads, false, {1, 2, 3, 4, 5, 6, 7}, false, 12, true);
+    run_case(rng, threads, true, {9, 0, 1, 5, 2, 270, 3, 0}, false, 64, true);
+    run_case(rng, threads, false, {300, 0}, true, 64, true);
   }
   draft_decoder_config bad{48, 2, 4, 3, 12, 72, 37, 1e-6f, 1};  // 4 heads over 3 KV heads
   std::vector<float> z(1);

@@ -14,7 +14,7 @@ void run_case(std::mt19937_64& rng, const draft_decoder_config& cfg, bool bias, 
   Model m = make_model(rng, cfg, bias);
   const auto& c = m.cfg;
   const int Hkv = c.num_kv_heads, H = c.num_heads, d = c.head_dim, D = c.hidden_size, V = c.vocab_size, Lc = c.num_layers;
-  draft_decoder_weights w{m.embed.data(), m.layers.data(), m.final_norm.data(), m.lm_head.data()};
+  const draft_decoder_weights w = weights_of(m);
   draft_decoder* dec = nullptr;
   CHECK(draft_cpu_decoder_create(&m.cfg, &w, &dec) == DRAFT_OK, "create");
   if (!dec) return;
@@ -155,6 +155,13 @@ int main() {
   for (int threads : {1, 2}) {
     run_case(rng, {48, 2, 4, 2, 12, 72, 37, 1e-6f, threads, DRAFT_DTYPE_F16}, true, 9, 70, true);
     run_case(rng, {64, 2, 8, 2, 64, 96, 41, 1e-6f, threads, DRAFT_DTYPE_F16}, true, 70, 131, true);
+  }
+  // f16 weights (the reference computes with their values): the many-token GEMM and its few-token tail (131 = 21·6
+  // + 5), the plain path, and with f16 caches.
+  for (int threads : {1, 2}) {
+    run_case(rng, {64, 2, 8, 2, 64, 96, 41, 1e-6f, threads, DRAFT_DTYPE_F32, DRAFT_DTYPE_F16}, true, 70, 131, true);
+    run_case(rng, {48, 2, 4, 2, 12, 72, 37, 1e-6f, threads, DRAFT_DTYPE_F32, DRAFT_DTYPE_F16}, false, 9, 70, false);
+    run_case(rng, {64, 2, 8, 2, 64, 96, 41, 1e-6f, threads, DRAFT_DTYPE_F16, DRAFT_DTYPE_F16}, false, 0, 150, true);
   }
   if (g_failures == 0) std::printf("prefill: ok\n");
   return g_failures == 0 ? 0 : 1;

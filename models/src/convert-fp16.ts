@@ -6,7 +6,7 @@
 import onnxProto from 'onnx-proto';
 import { graphOf, type ModelProto } from './convert-graph.js';
 import { DT, readInitializers } from './onnx-builder.js';
-import { toHalfArray } from './float16.js';
+import { halfBitsToFloat, toHalfArray } from './float16.js';
 
 const { onnx } = onnxProto;
 type TensorProto = InstanceType<typeof onnx.TensorProto>;
@@ -45,4 +45,24 @@ export function convertToFp16(fp32: Uint8Array): { bytes: Uint8Array; model: Mod
     if (tensorType?.elemType === DT.FLOAT) tensorType.elemType = FLOAT16;
   }
   return { bytes: onnx.ModelProto.encode(model).finish(), model };
+}
+
+/**
+ * Returns a copy of `fp32` (serialized ModelProto) whose float32 initializers hold the float16 values nearest to
+ * theirs (ties to even), still stored and computed as float32: the fp32 twin of `convertToFp16`'s weights, for
+ * checking an engine that widens fp16 weights against one that reads float32.
+ */
+export function roundWeightsToHalf(fp32: Uint8Array): Uint8Array {
+  const { tensors, model } = readInitializers(fp32);
+  const graph = graphOf(model);
+  for (const t of graph.initializer) {
+    if (t.dataType !== DT.FLOAT) continue;
+    const values = (tensors.get(t.name as string)?.data as Float32Array) ?? floats(t as TensorProto);
+    const half = toHalfArray(values);
+    const rounded = new Float32Array(half.length);
+    for (let i = 0; i < half.length; i++) rounded[i] = halfBitsToFloat(half[i]);
+    (t as TensorProto).floatData = [];
+    (t as TensorProto).rawData = new Uint8Array(rounded.buffer);
+  }
+  return onnx.ModelProto.encode(model).finish();
 }

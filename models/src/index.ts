@@ -29,7 +29,7 @@ export { convertToQ4, quantizeQ4 } from './convert-q4.js';
 export type { QuantizedBlocks } from './convert-q4.js';
 export { convertToInt8, quantizeColumns } from './convert-int8.js';
 export type { WeightType } from './convert-int8.js';
-export { convertToFp16, FLOAT16 } from './convert-fp16.js';
+export { convertToFp16, FLOAT16, roundWeightsToHalf } from './convert-fp16.js';
 export { withFloat16KvIo } from './convert-kv16.js';
 export { externalDataFileNames, writeExternalData } from './convert-external-data.js';
 export { writeDtypeFixtures } from './dtype-fixtures.js';

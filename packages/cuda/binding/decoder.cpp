@@ -32,12 +32,23 @@ struct KvView {
   size_t length;
 };
 
-KvView kv_array(const Napi::Value& v, const std::string& what, draft_dtype dtype) {
+// `option` names the config key that chose the type, for the error.
+KvView typed_array(const Napi::Value& v, const std::string& what, draft_dtype dtype, const char* option) {
   const napi_typedarray_type want = dtype == DRAFT_DTYPE_F16 ? napi_uint16_array : napi_float32_array;
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want)
-    throw Napi::TypeError::New(v.Env(), what + (dtype == DRAFT_DTYPE_F16 ? " must be a Uint16Array (float16 bits: kvDtype 'float16')" : " must be a Float32Array"));
+    throw Napi::TypeError::New(v.Env(), what + (dtype == DRAFT_DTYPE_F16 ? std::string(" must be a Uint16Array (float16 bits: ") + option + " 'float16')" : " must be a Float32Array"));
   auto a = v.As<Napi::TypedArray>();
   return {static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), a.ElementLength()};
+}
+
+KvView kv_array(const Napi::Value& v, const std::string& what, draft_dtype dtype) { return typed_array(v, what, dtype, "kvDtype"); }
+
+// config[key]: undefined or 'float32' → F32, 'float16' → F16.
+draft_dtype dtype_of(const Napi::Object& c, const char* key) {
+  Napi::Value v = c.Get(key);
+  if (v.IsUndefined() || (v.IsString() && v.As<Napi::String>().Utf8Value() == "float32")) return DRAFT_DTYPE_F32;
+  if (v.IsString() && v.As<Napi::String>().Utf8Value() == "float16") return DRAFT_DTYPE_F16;
+  throw Napi::TypeError::New(c.Env(), std::string(key) + " must be 'float32' or 'float16'");
 }
 
 int32_t positive(const Napi::Object& o, const char* key) {
@@ -70,14 +81,8 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
     cfg_.rms_norm_eps = eps.As<Napi::Number>().FloatValue();
     Napi::Value threads = c.Get("threads");
     cfg_.num_threads = threads.IsNumber() ? threads.As<Napi::Number>().Int32Value() : 0;
-    Napi::Value kvDtype = c.Get("kvDtype");
-    if (kvDtype.IsUndefined() || (kvDtype.IsString() && kvDtype.As<Napi::String>().Utf8Value() == "float32")) {
-      cfg_.kv_dtype = DRAFT_DTYPE_F32;
-    } else if (kvDtype.IsString() && kvDtype.As<Napi::String>().Utf8Value() == "float16") {
-      cfg_.kv_dtype = DRAFT_DTYPE_F16;
-    } else {
-      throw Napi::TypeError::New(env, "kvDtype must be 'float32' or 'float16'");
-    }
+    cfg_.kv_dtype = dtype_of(c, "kvDtype");
+    cfg_.weight_dtype = dtype_of(c, "weightDtype");
     if (cfg_.hidden_size <= 0 || cfg_.num_layers <= 0 || cfg_.num_heads <= 0 || cfg_.num_kv_heads <= 0 || cfg_.head_dim <= 0 ||
         cfg_.intermediate_size <= 0 || cfg_.vocab_size <= 0)
       throw Napi::RangeError::New(env, "decoder sizes must be positive");
@@ -89,13 +94,22 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
       refs_.push_back(Napi::Persistent(a.As<Napi::Object>()));
       return a.Data();
     };
+    // A matrix in the configured weight type: Float32Array, or Uint16Array of half bits (weightDtype 'float16').
+    auto matrix = [&](const Napi::Value& v, const std::string& what, size_t length) -> const void* {
+      if (cfg_.weight_dtype == DRAFT_DTYPE_F32) return keep(v, what, length);
+      const KvView a = typed_array(v, what, DRAFT_DTYPE_F16, "weightDtype");
+      if (a.length != length)
+        throw Napi::RangeError::New(env, what + " has " + std::to_string(a.length) + " elements; expected " + std::to_string(length));
+      refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+      return a.data;
+    };
     auto optional = [&](Napi::Object o, const char* key, const std::string& what, size_t length) -> const float* {
       Napi::Value v = o.Get(key);
       return v.IsUndefined() || v.IsNull() ? nullptr : keep(v, what, length);
     };
-    weights_.embed = keep(w.Get("embed"), "embed", V * D);
+    weights_.embed = matrix(w.Get("embed"), "embed", V * D);
     weights_.final_norm = keep(w.Get("finalNorm"), "finalNorm", D);
-    weights_.lm_head = keep(w.Get("lmHead"), "lmHead", V * D);
+    weights_.lm_head = matrix(w.Get("lmHead"), "lmHead", V * D);
     Napi::Value lv = w.Get("layers");
     if (!lv.IsArray() || lv.As<Napi::Array>().Length() != static_cast<uint32_t>(cfg_.num_layers))
       throw Napi::TypeError::New(env, "weights.layers must be an array of numLayers entries");
@@ -108,16 +122,16 @@ class NativeDecoder : public Napi::ObjectWrap<NativeDecoder> {
       draft_decoder_layer L{};
       L.input_norm = keep(o.Get("inputNorm"), p + "inputNorm", D);
       L.post_norm = keep(o.Get("postNorm"), p + "postNorm", D);
-      L.q = keep(o.Get("q"), p + "q", qd * D);
-      L.k = keep(o.Get("k"), p + "k", kd * D);
-      L.v = keep(o.Get("v"), p + "v", kd * D);
-      L.o = keep(o.Get("o"), p + "o", D * qd);
+      L.q = matrix(o.Get("q"), p + "q", qd * D);
+      L.k = matrix(o.Get("k"), p + "k", kd * D);
+      L.v = matrix(o.Get("v"), p + "v", kd * D);
+      L.o = matrix(o.Get("o"), p + "o", D * qd);
       L.q_bias = optional(o, "qBias", p + "qBias", qd);
       L.k_bias = optional(o, "kBias", p + "kBias", kd);
       L.v_bias = optional(o, "vBias", p + "vBias", kd);
-      L.gate = keep(o.Get("gate"), p + "gate", I * D);
-      L.up = keep(o.Get("up"), p + "up", I * D);
-      L.down = keep(o.Get("down"), p + "down", D * I);
+      L.gate = matrix(o.Get("gate"), p + "gate", I * D);
+      L.up = matrix(o.Get("up"), p + "up", I * D);
+      L.down = matrix(o.Get("down"), p + "down", D * I);
       layers_.push_back(L);
     }
     weights_.layers = layers_.data();

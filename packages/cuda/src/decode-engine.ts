@@ -14,6 +14,7 @@ import {
   type NativeDecoderV1,
   type NativeDecoderWeightsV1,
   type NativeKvDtype,
+  type NativeWeightDtype,
   type NativeLayerCallV1,
   type NativePrefillV1,
 } from '@draft/core';
@@ -45,8 +46,9 @@ function checkConfig(config: NativeDecoderConfigV1): void {
   if (config.threads !== undefined && !(Number.isInteger(config.threads) && config.threads >= 1 && config.threads <= 256)) {
     throw new InvalidArgumentError({ argument: 'config.threads', value: config.threads, expected: 'an integer in [1, 256]' });
   }
-  if (config.kvDtype !== undefined && config.kvDtype !== 'float32' && config.kvDtype !== 'float16') {
-    throw new InvalidArgumentError({ argument: 'config.kvDtype', value: config.kvDtype, expected: "'float32' or 'float16'" });
+  for (const key of ['kvDtype', 'weightDtype'] as const) {
+    const v = config[key];
+    if (v !== undefined && v !== 'float32' && v !== 'float16') throw new InvalidArgumentError({ argument: `config.${key}`, value: v, expected: "'float32' or 'float16'" });
   }
 }
 
@@ -67,11 +69,13 @@ class Decoder implements NativeDecoderV1 {
   private closed = false;
   readonly prefill: NativePrefillV1;
   readonly kvDtype: NativeKvDtype;
+  readonly weightDtype: NativeWeightDtype;
   constructor(
     private readonly native: AddonDecoder,
     private readonly config: NativeDecoderConfigV1,
   ) {
     this.kvDtype = config.kvDtype ?? 'float32';
+    this.weightDtype = config.weightDtype ?? 'float32';
     this.prefill = {
       embed: (tokens, hidden) => {
         this.open();

@@ -9,8 +9,9 @@
  * few tokens through ORT and through the decoder and compares the logits (worker.ts), so a graph whose names
  * match but whose maths differs (another norm, scaled embeddings, soft-capping) is refused, not decoded wrong.
  */
-import type { NativeDecoderLayerV1, NativeDecoderModuleV1, NativeDecoderWeightsV1 } from '@draft/core';
+import type { NativeDecoderLayerV1, NativeDecoderModuleV1, NativeDecoderWeightsV1, NativeWeightArray, NativeWeightDtype } from '@draft/core';
 import type onnxProto from 'onnx-proto';
+import { halfToFloat32 } from './float16.js';
 import { externalRef, readExternalBytes } from './graph/external-data.js';
 
 type TensorProto = onnxProto.onnx.ITensorProto;
@@ -24,6 +25,7 @@ export interface DecoderGraph {
 }
 
 const FLOAT = 1;
+const FLOAT16 = 10;
 
 /** Why a graph cannot decode natively (becomes UnsupportedCapabilityError on the main thread). */
 export class NativeDecodeUnsupported extends Error {}
@@ -52,8 +54,13 @@ const LAYER_WEIGHTS: Record<string, keyof NativeDecoderLayerV1> = {
   'mlp.down_proj.weight': 'down',
 };
 
+/** Layer entries that are vectors (norms, biases): float32 for the decoder whatever the graph stores. */
+const VECTORS = new Set<keyof NativeDecoderLayerV1>(['inputNorm', 'postNorm', 'qBias', 'kBias', 'vBias']);
+
 export interface NativeWeights {
   weights: NativeDecoderWeightsV1;
+  /** The matrices' element type, as the graph stores them (fp16 exports: 'float16', read as half bits). */
+  weightDtype: NativeWeightDtype;
   hiddenSize: number;
   intermediateSize: number;
   /** The graph's own RoPE tables (positions, headDim), when it gathers them by position id. */
@@ -73,34 +80,56 @@ export function nativeWeights(
   const initializers = graph.initializer ?? [];
   const byName = new Map(initializers.map((t) => [t.name ?? '', t]));
   const mapped = new Map<string, ArrayBuffer>();
-  const floats = (name: string): Float32Array => {
+  // An initializer's elements as stored: float32 or float16 bits, views of the mapped file where aligned.
+  const stored = (name: string): NativeWeightArray => {
     const t = byName.get(name);
     if (!t) throw new NativeDecodeUnsupported(`the graph has no initializer '${name}'`);
-    if (t.dataType !== FLOAT) throw new NativeDecodeUnsupported(`'${name}' is ONNX type ${t.dataType}; the native decoder reads float32 weights`);
+    if (t.dataType !== FLOAT && t.dataType !== FLOAT16) {
+      throw new NativeDecodeUnsupported(`'${name}' is ONNX type ${t.dataType}; the native decoder reads float32 or float16 weights`);
+    }
+    const half = t.dataType === FLOAT16;
+    const size = half ? 2 : 4;
+    const Type = half ? Uint16Array : Float32Array;
     const count = (t.dims ?? []).reduce((a: number, b) => a * Number(b), 1);
     const ref = externalRef(t, files.dataFolder, files.modelPath);
     if (ref) {
-      if (engine.mapFile && ref.offset % 4 === 0) {
+      if (engine.mapFile && ref.offset % size === 0) {
         let buffer = mapped.get(ref.path);
         if (!buffer) {
           buffer = engine.mapFile(ref.path);
           mapped.set(ref.path, buffer);
         }
-        if (ref.offset + count * 4 > buffer.byteLength) throw new NativeDecodeUnsupported(`'${name}' runs past the end of ${ref.path}`);
-        return new Float32Array(buffer, ref.offset, count);
+        if (ref.offset + count * size > buffer.byteLength) throw new NativeDecodeUnsupported(`'${name}' runs past the end of ${ref.path}`);
+        return new Type(buffer, ref.offset, count);
       }
-      const bytes = readExternalBytes({ ...ref, length: count * 4 });
-      return new Float32Array(bytes.buffer, bytes.byteOffset, count).slice();
+      const bytes = readExternalBytes({ ...ref, length: count * size });
+      return new Type(bytes.buffer, bytes.byteOffset, count).slice();
     }
     if (t.rawData && t.rawData.length > 0) {
       const raw = t.rawData;
-      if (raw.length !== count * 4) throw new NativeDecodeUnsupported(`'${name}' holds ${raw.length} bytes for ${count} floats`);
-      const out = new Float32Array(count);
+      if (raw.length !== count * size) throw new NativeDecodeUnsupported(`'${name}' holds ${raw.length} bytes for ${count} elements`);
+      const out = new Type(count);
       new Uint8Array(out.buffer).set(raw);
       return out;
     }
-    if (t.floatData && t.floatData.length === count) return Float32Array.from(t.floatData);
+    // ONNX keeps float16 outside raw_data in int32_data, one half per entry.
+    if (half && t.int32Data && t.int32Data.length === count) return Uint16Array.from(t.int32Data);
+    if (!half && t.floatData && t.floatData.length === count) return Float32Array.from(t.floatData);
     throw new NativeDecodeUnsupported(`'${name}' has no readable data`);
+  };
+  // Norms, biases and RoPE tables: always float32 for the decoder (a float16 graph's are widened; they are small).
+  const floats = (name: string): Float32Array => {
+    const data = stored(name);
+    return data instanceof Uint16Array ? halfToFloat32(data) : data;
+  };
+  // Matrices: as stored, all in one type (the first one read decides), which the decoder is configured for.
+  let weightDtype: NativeWeightDtype | undefined;
+  const matrix = (name: string): NativeWeightArray => {
+    const data = stored(name);
+    const dtype: NativeWeightDtype = data instanceof Uint16Array ? 'float16' : 'float32';
+    weightDtype ??= dtype;
+    if (dtype !== weightDtype) throw new NativeDecodeUnsupported(`'${name}' is ${dtype} where the other matrices are ${weightDtype}; the native decoder reads one weight type`);
+    return data;
   };
   const dims = (name: string): number[] => (byName.get(name)?.dims ?? []).map(Number);
   const expect = (name: string, want: number[]) => {
@@ -116,21 +145,21 @@ export function nativeWeights(
     // No Hugging Face names for the projections (torch.onnx.export names MatMul weights onnx::MatMul_N, stored
     // (in, out), even where the norms and embedding keep theirs): find them by where they sit in the graph.
     const roles = findWeightRoles(graph, shape);
-    const take = (ref: WeightRef): Float32Array => {
-      const data = floats(ref.name);
+    const take = (ref: WeightRef): NativeWeightArray => {
+      const data = matrix(ref.name);
       return ref.transposed ? transpose(data, dims(ref.name)) : data;
     };
     const layers = roles.layers.map(
       (L): NativeDecoderLayerV1 => ({
-        inputNorm: take(L.inputNorm),
-        postNorm: take(L.postNorm),
+        inputNorm: floats(L.inputNorm.name),
+        postNorm: floats(L.postNorm.name),
         q: take(L.q),
         k: take(L.k),
         v: take(L.v),
         o: take(L.o),
-        ...(L.qBias ? { qBias: take(L.qBias) } : {}),
-        ...(L.kBias ? { kBias: take(L.kBias) } : {}),
-        ...(L.vBias ? { vBias: take(L.vBias) } : {}),
+        ...(L.qBias ? { qBias: floats(L.qBias.name) } : {}),
+        ...(L.kBias ? { kBias: floats(L.kBias.name) } : {}),
+        ...(L.vBias ? { vBias: floats(L.vBias.name) } : {}),
         gate: take(L.gate),
         up: take(L.up),
         down: take(L.down),
@@ -140,10 +169,10 @@ export function nativeWeights(
     const weights: NativeDecoderWeightsV1 = {
       embed,
       layers,
-      finalNorm: take(roles.finalNorm),
+      finalNorm: floats(roles.finalNorm.name),
       lmHead: roles.lmHead.name === roles.embed.name && !roles.lmHead.transposed ? embed : take(roles.lmHead),
     };
-    return { weights, hiddenSize: roles.hiddenSize, intermediateSize: roles.intermediateSize };
+    return { weights, weightDtype: weightDtype ?? 'float32', hiddenSize: roles.hiddenSize, intermediateSize: roles.intermediateSize };
   }
   const hidden = embedDims[1];
   const intermediate = dims('model.layers.0.mlp.gate_proj.weight')[0];
@@ -164,27 +193,27 @@ export function nativeWeights(
     expect(`${p}mlp.gate_proj.weight`, [intermediate, hidden]);
     expect(`${p}mlp.up_proj.weight`, [intermediate, hidden]);
     expect(`${p}mlp.down_proj.weight`, [hidden, intermediate]);
-    const layer: Partial<NativeDecoderLayerV1> = {};
+    const layer: Record<string, NativeWeightArray> = {};
     for (const [suffix, key] of Object.entries(LAYER_WEIGHTS)) {
       if (!byName.has(p + suffix)) continue;
-      layer[key] = floats(p + suffix);
+      layer[key] = VECTORS.has(key) ? floats(p + suffix) : matrix(p + suffix);
     }
     if (layer.qBias) expect(`${p}self_attn.q_proj.bias`, [numHeads * d]);
     if (layer.kBias) expect(`${p}self_attn.k_proj.bias`, [numKvHeads * d]);
     if (layer.vBias) expect(`${p}self_attn.v_proj.bias`, [numKvHeads * d]);
-    layers.push(layer as NativeDecoderLayerV1);
+    layers.push(layer as unknown as NativeDecoderLayerV1);
   }
   expect('model.norm.weight', [hidden]);
-  const embed = floats('model.embed_tokens.weight');
+  const embed = matrix('model.embed_tokens.weight');
   const tied = !byName.has('lm_head.weight');
   if (!tied) expect('lm_head.weight', [vocabSize, hidden]);
-  const weights: NativeDecoderWeightsV1 = { embed, layers, finalNorm: floats('model.norm.weight'), lmHead: tied ? embed : floats('lm_head.weight') };
+  const weights: NativeDecoderWeightsV1 = { embed, layers, finalNorm: floats('model.norm.weight'), lmHead: tied ? embed : matrix('lm_head.weight') };
   let rope: NativeWeights['rope'];
   const cosDims = dims('model.rotary_emb.cos_cached');
   if (cosDims.length === 2 && cosDims[1] === d && byName.has('model.rotary_emb.sin_cached')) {
     rope = { cos: floats('model.rotary_emb.cos_cached'), sin: floats('model.rotary_emb.sin_cached'), positions: cosDims[0] };
   }
-  return { weights, hiddenSize: hidden, intermediateSize: intermediate, ...(rope ? { rope } : {}) };
+  return { weights, weightDtype: weightDtype ?? 'float32', hiddenSize: hidden, intermediateSize: intermediate, ...(rope ? { rope } : {}) };
 }
 
 /**
@@ -239,9 +268,9 @@ interface LayerRoles {
   down: WeightRef;
 }
 
-function transpose(data: Float32Array, dims: number[]): Float32Array {
+function transpose<T extends NativeWeightArray>(data: T, dims: number[]): T {
   const [rows, cols] = dims;
-  const out = new Float32Array(data.length);
+  const out = new (data.constructor as new (n: number) => T)(data.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
   return out;
 }

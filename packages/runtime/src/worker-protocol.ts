@@ -106,6 +106,8 @@ export interface InitResult {
   prefillEngine: string;
   /** Largest logit difference between ORT and the native engine in the load-time check (native only). */
   nativeCheckError?: number;
+  /** Element type the native engine reads the matrices in: the graph's ('float16' for fp16 exports; native only). */
+  nativeWeightDtype?: 'float32' | 'float16';
   loadMs: number;
 }
 

@@ -31,7 +31,20 @@ export interface NativeDecoderConfigV1 {
    * NativeDecoderV1.kvDtype.
    */
   kvDtype?: NativeKvDtype;
+  /**
+   * Element type of the matrices (embed, q/k/v/o, gate/up/down, lmHead): 'float32' (default, Float32Arrays), or
+   * 'float16' (Uint16Arrays of IEEE half bits, as fp16 exports store them: widened exactly as they are read, with
+   * activations and sums in float32, so a step reads half the weight bytes). Norms and biases stay Float32Arrays.
+   * An engine that honours it says so in NativeDecoderV1.weightDtype.
+   */
+  weightDtype?: NativeWeightDtype;
 }
+
+/** Element type of a native decoder's matrices; 'float16' matrices are Uint16Arrays of half bits. */
+export type NativeWeightDtype = 'float32' | 'float16';
+
+/** A matrix of a native decoder: Float32Array ('float32') or Uint16Array of half bits ('float16'). */
+export type NativeWeightArray = Float32Array | Uint16Array;
 
 /** Element type of a native decoder's caches; 'float16' caches hold half bits in Uint16Arrays. */
 export type NativeKvDtype = 'float32' | 'float16';
@@ -39,28 +52,28 @@ export type NativeKvDtype = 'float32' | 'float16';
 /** A cache array of a native decoder: Float32Array ('float32') or Uint16Array of half bits ('float16'). */
 export type NativeKvArray = Float32Array | Uint16Array;
 
-/** One layer's weights, row-major (out, in) as torch's nn.Linear stores them. */
+/** One layer's weights, row-major (out, in) as torch's nn.Linear stores them; matrices of the config's weightDtype. */
 export interface NativeDecoderLayerV1 {
   inputNorm: Float32Array;
   postNorm: Float32Array;
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
-  o: Float32Array;
+  q: NativeWeightArray;
+  k: NativeWeightArray;
+  v: NativeWeightArray;
+  o: NativeWeightArray;
   /** Qwen2-style projection biases. */
   qBias?: Float32Array;
   kBias?: Float32Array;
   vBias?: Float32Array;
-  gate: Float32Array;
-  up: Float32Array;
-  down: Float32Array;
+  gate: NativeWeightArray;
+  up: NativeWeightArray;
+  down: NativeWeightArray;
 }
 
 export interface NativeDecoderWeightsV1 {
-  embed: Float32Array;
+  embed: NativeWeightArray;
   layers: NativeDecoderLayerV1[];
   finalNorm: Float32Array;
-  lmHead: Float32Array;
+  lmHead: NativeWeightArray;
 }
 
 /**
@@ -137,6 +150,8 @@ export interface NativeDecoderV1 {
   readonly prefill?: NativePrefillV1;
   /** The element type its caches hold, as the config asked (absent: 'float32'; an engine without float16 leaves it out). */
   readonly kvDtype?: NativeKvDtype;
+  /** The element type its matrices are read as, as the config asked (absent: 'float32'; an engine without float16 weights leaves it out). */
+  readonly weightDtype?: NativeWeightDtype;
   /** Stops the decoder's threads; the weights' memory is the caller's. */
   close(): void;
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import {
   InvalidArgumentError,
   type NativeDecoderConfigV1,
+  type NativeDecoderLayerV1,
   type NativeDecoderRowV1,
   type NativeDecoderWeightsV1,
   type NativeKvArray,
@@ -26,7 +27,10 @@ function rng(seed: number): () => number {
 
 const CONFIG: NativeDecoderConfigV1 = { hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8, intermediateSize: 48, vocabSize: 29, rmsNormEps: 1e-5, threads: 2 };
 
-function randomWeights(seed: number, bias: boolean): NativeDecoderWeightsV1 {
+/** Weights whose matrices are Float32Arrays (what the reference reads). */
+type Float32Weights = NativeDecoderWeightsV1 & { embed: Float32Array; lmHead: Float32Array; layers: Array<NativeDecoderLayerV1 & Record<'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down', Float32Array>> };
+
+function randomWeights(seed: number, bias: boolean): Float32Weights {
   const r = rng(seed);
   const f = (n: number, lo = -0.3, hi = 0.3) => Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: I, vocabSize: V } = CONFIG;
@@ -49,7 +53,7 @@ function randomWeights(seed: number, bias: boolean): NativeDecoderWeightsV1 {
   };
 }
 
-const matvec = (W: Float32Array, x: number[], rows: number, cols: number) =>
+const matvec = (W: ArrayLike<number>, x: number[], rows: number, cols: number) =>
   Array.from({ length: rows }, (_, i) => x.reduce((s, xv, c) => s + W[i * cols + c] * xv, 0));
 const norm = (x: number[], w: Float32Array, eps: number) => {
   const inv = 1 / Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length + eps);
@@ -61,7 +65,7 @@ const rope = (x: number[], cos: Float32Array, sin: Float32Array) => {
 };
 
 /** Logits and the new K/V per layer (Hkv·d) of one step, reading the cache before the step writes it. */
-function referenceStep(w: NativeDecoderWeightsV1, row: NativeDecoderRowV1): { logits: number[]; k: number[][]; v: number[][]; q: number[][] } {
+function referenceStep(w: Float32Weights, row: NativeDecoderRowV1): { logits: number[]; k: number[][]; v: number[][]; q: number[][] } {
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: I, vocabSize: V, rmsNormEps: eps } = CONFIG;
   const G = H / Hkv;
   let x = Array.from(w.embed.subarray(row.token * D, (row.token + 1) * D));
@@ -243,6 +247,43 @@ describe.runIf(native)('native decoder', () => {
     expect(() => createNativeDecoder({ ...CONFIG, kvDtype: 'bfloat16' as never }, weights)).toThrow(InvalidArgumentError);
     const plain = createNativeDecoder(CONFIG, weights);
     expect(plain.kvDtype).toBe('float32');
+    plain.close();
+  });
+
+  it("with weightDtype 'float16' reads matrices of half bits, widened exactly: the reference's logits with the halves' values", () => {
+    const weights = randomWeights(53, true);
+    // The reference computes with the halves' values; the decoder gets their bits (norms and biases stay float32).
+    const rounded: Float32Weights = {
+      ...weights,
+      embed: roundToHalf(weights.embed),
+      lmHead: roundToHalf(weights.lmHead),
+      layers: weights.layers.map((L) => ({ ...L, q: roundToHalf(L.q), k: roundToHalf(L.k), v: roundToHalf(L.v), o: roundToHalf(L.o), gate: roundToHalf(L.gate), up: roundToHalf(L.up), down: roundToHalf(L.down) })),
+    };
+    const halves: NativeDecoderWeightsV1 = {
+      ...rounded,
+      embed: halfBits(rounded.embed),
+      lmHead: halfBits(rounded.lmHead),
+      layers: rounded.layers.map((L) => ({ ...L, q: halfBits(L.q), k: halfBits(L.k), v: halfBits(L.v), o: halfBits(L.o), gate: halfBits(L.gate), up: halfBits(L.up), down: halfBits(L.down) })),
+    };
+    const decoder = createNativeDecoder({ ...CONFIG, weightDtype: 'float16' }, halves);
+    try {
+      expect(decoder.weightDtype).toBe('float16');
+      const rows = [0, 300, 7].map((used, i) => randomRow(900 + i, used, i === 2, i === 1));
+      const expected = rows.map((row) => referenceStep(rounded, row));
+      decoder.step(rows);
+      rows.forEach((row, b) => {
+        const scale = Math.max(1, ...expected[b].logits.map(Math.abs));
+        for (const [i, e] of expected[b].logits.entries()) expect(Math.abs(row.logits[i] - e)).toBeLessThan(1e-4 * scale);
+      });
+    } finally {
+      decoder.close();
+    }
+    // Float32 matrices where half bits are due (and the reverse) are typed refusals.
+    expect(() => createNativeDecoder({ ...CONFIG, weightDtype: 'float16' }, weights)).toThrow(/Uint16Array/);
+    expect(() => createNativeDecoder(CONFIG, halves)).toThrow(InvalidArgumentError);
+    expect(() => createNativeDecoder({ ...CONFIG, weightDtype: 'int8' as never }, weights)).toThrow(InvalidArgumentError);
+    const plain = createNativeDecoder(CONFIG, weights);
+    expect(plain.weightDtype).toBe('float32');
     plain.close();
   });
 

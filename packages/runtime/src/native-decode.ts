@@ -103,7 +103,9 @@ export function nativeWeights(
         return new Type(buffer, ref.offset, count);
       }
       const bytes = readExternalBytes({ ...ref, length: count * size });
-      return new Type(bytes.buffer, bytes.byteOffset, count).slice();
+      const out = new Type(count);
+      new Uint8Array(out.buffer).set(bytes.subarray(0, count * size));
+      return out;
     }
     if (t.rawData && t.rawData.length > 0) {
       const raw = t.rawData;

@@ -11,6 +11,7 @@ import { planMethod } from '@draft/methods';
 import { type GreedyRun, type LlamaCppKvType, openLlamaCpp } from './llamacpp.js';
 
 export { defaultGgufPath } from './llamacpp.js';
+import type { ModelDtype } from '@draft/runtime';
 import { loadBenchModels } from './models.js';
 import { useNativeKernelsIfBuilt } from './native-kernels.js';
 import { processPeakRssBytes } from './peers.js';
@@ -25,7 +26,7 @@ interface JobBase {
 }
 
 export type EngineJob =
-  | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string; /** `loadModel({ layerwise })` for the target. */ layerwise?: boolean; /** `loadModel({ decodeEngine })` for target and draft. */ decodeEngine?: 'ort' | 'native'; /** `loadModel({ prefillEngine })` for target and draft. */ prefillEngine?: 'ort' | 'native'; /** `loadModel({ kvStorage })` for target and draft. */ kvStorage?: 'float32' | 'float16' })
+  | (JobBase & { engine: 'draft'; method: string; budget?: number; windowSize?: number; targetDir: string; draftDir?: string; /** `loadModel({ layerwise })` for the target. */ layerwise?: boolean; /** `loadModel({ decodeEngine })` for target and draft. */ decodeEngine?: 'ort' | 'native'; /** `loadModel({ prefillEngine })` for target and draft. */ prefillEngine?: 'ort' | 'native'; /** `loadModel({ kvStorage })` for target and draft. */ kvStorage?: 'float32' | 'float16'; /** `loadModel({ dtype })` for target and draft (which onnx/ file: 'fp16' = model_fp16.onnx). */ dtype?: ModelDtype })
   | (JobBase & { engine: 'transformers.js'; targetDir: string })
   | (JobBase & { engine: 'llama.cpp'; ggufPath: string; kvType: LlamaCppKvType; flashAttention?: boolean | 'auto' });
 
@@ -89,6 +90,7 @@ export async function runEngine(job: EngineJob): Promise<EngineResult> {
     decodeEngine: job.decodeEngine,
     prefillEngine: job.prefillEngine,
     kvStorage: job.kvStorage,
+    ...(job.dtype ? { dtype: job.dtype, draftDtype: job.dtype } : {}),
     draftReleaseMemoryWhenIdleMs: DRAFT_RELEASE_IDLE_MS,
     draftPrefillScoreBudgetBytes: DRAFT_PREFILL_SCORE_BUDGET_BYTES,
   });

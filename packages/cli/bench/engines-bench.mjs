@@ -9,6 +9,8 @@
 //            --methods speckv,snapkv --peers transformers.js,llama.cpp --model DIR (models/perf) --draft DIR
 //            --engines whole,layerwise (our compressed rows with the whole-graph engine and/or loadModel({ layerwise }),
 //            which selects each layer inside the prefill; the memory goal line is printed for each)
+//            --weights f32|f16 (f16: every engine reads float16 weights: ours onnx/model_fp16.onnx, an Optimum-style
+//            fp16 export written by `make:perf --fp16`; llama.cpp model-f16.gguf; transformers.js is left out)
 //
 // Each (engine, context) runs in its own child process (`runEngineInChild`, the machinery of
 // `draft bench perf --peers llama.cpp`): the child loads the engine, warms up on 8 tokens, runs `repeats` greedy
@@ -45,15 +47,21 @@ const { values } = parseArgs({
     'llama-threads': { type: 'string' },
     // llama.cpp flash attention: auto (its default; on for the CPU), on, off (off = exact f32 attention like ours)
     'llama-fa': { type: 'string', default: 'auto' },
+    weights: { type: 'string', default: 'f32' },
   },
 });
+if (!['f32', 'f16'].includes(values.weights)) throw new Error(`--weights ${values.weights}: expected f32 or f16`);
+const halfWeights = values.weights === 'f16';
+/** Bytes per cached K/V element of our full-KV rows: an fp16 export keeps float16 caches. */
+const kvElement = halfWeights ? 2 : 4;
 const threads = Number(values.threads);
 const newTokens = Number(values['new-tokens']);
 const repeats = Number(values.repeats);
 const budget = Number(values.budget);
 const contexts = values.contexts.split(',').map(Number).sort((a, b) => a - b);
 const methods = values.methods.split(',').filter(Boolean);
-const peers = values.peers.split(',').filter(Boolean);
+// transformers.js has no fp16 CPU path worth timing here (onnxruntime-web upcasts); f16 rows compare ours with llama.cpp.
+const peers = values.peers.split(',').filter((p) => p && !(halfWeights && p === 'transformers.js'));
 const targetDir = values.model;
 const draftDir = values.draft ?? `${targetDir}-draft`;
 
@@ -63,7 +71,7 @@ const bench = await import('@draft/bench').catch((error) => {
   process.exit(1);
 });
 const { defaultGgufPath, runEngineInChild, summarizeRuns } = bench;
-const ggufPath = defaultGgufPath(targetDir);
+const ggufPath = defaultGgufPath(targetDir, values.weights);
 
 /**
  * pnpm as this run was started: the pnpm that runs `pnpm bench:runtime` (npm_execpath), else the repository's
@@ -76,13 +84,15 @@ function pnpm(args, options) {
   return execFileSync('npx', ['-y', pinned, ...args], options);
 }
 
-if (!existsSync(join(targetDir, 'onnx', 'model.onnx')) || (methods.length && !existsSync(join(draftDir, 'onnx', 'model.onnx')))) {
-  console.log(`${targetDir} missing: generating it with 'pnpm --filter @draft/models make:perf --no-gqa' …`);
-  pnpm(['--filter', '@draft/models', 'make:perf', '--no-gqa'], { cwd: root, stdio: 'inherit' });
+const onnxFile = halfWeights ? 'model_fp16.onnx' : 'model.onnx';
+if (!existsSync(join(targetDir, 'onnx', onnxFile)) || (methods.length && !existsSync(join(draftDir, 'onnx', onnxFile)))) {
+  const flags = ['--no-gqa', ...(halfWeights ? ['--fp16'] : [])];
+  console.log(`${targetDir}/onnx/${onnxFile} missing: generating it with 'pnpm --filter @draft/models make:perf ${flags.join(' ')}' …`);
+  pnpm(['--filter', '@draft/models', 'make:perf', ...flags], { cwd: root, stdio: 'inherit' });
 }
 if (peers.includes('llama.cpp')) {
   // Rewrites only when the ONNX file is newer than the GGUF.
-  pnpm(['--filter', '@draft/models', 'make:gguf', targetDir], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  pnpm(['--filter', '@draft/models', 'make:gguf', targetDir, ...(halfWeights ? ['--f16'] : [])], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 const decodeEngines = values.decode.split(',').filter(Boolean);
@@ -94,6 +104,7 @@ const engineOptions = (d) => ({
   decodeEngine: d === 'ort' ? 'ort' : 'native',
   prefillEngine: d === 'native' || d === 'native-f16' ? 'native' : 'ort',
   ...(d === 'native-f16' ? { kvStorage: 'float16' } : {}),
+  ...(halfWeights ? { dtype: 'fp16' } : {}),
 });
 const engines = decodeEngines.map((d) => ({ name: `ours${tag(d)}`, job: { engine: 'draft', method: 'full', targetDir, ...engineOptions(d) } }));
 if (peers.includes('transformers.js')) engines.push({ name: 'transformers.js', job: { engine: 'transformers.js', targetDir } });
@@ -121,7 +132,7 @@ async function measure(name, job, n, decode = 'ort') {
   }
 }
 
-console.log(`model ${targetDir}; gguf ${ggufPath}`);
+console.log(`model ${targetDir} (onnx/${onnxFile}); gguf ${ggufPath}`);
 console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}; ${threads} threads per engine; prompt n ids + ${1 + newTokens} greedy tokens; median of ${repeats} after a warm-up; each engine × context in its own process`);
 const rows = [];
 for (const n of contexts) {
@@ -185,10 +196,10 @@ if (methodRows.length) {
     console.log(`  ${m.name.padEnd(23)} @ ${longest}: decode ${m.decodeTokensPerSecond.toFixed(1)} tok/s, TTFT ${m.ttftMs.toFixed(0)} ms, RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB — ${vs || 'no llama.cpp row'}`);
   }
   // Memory goal: peak RSS ≤ 1.5 × (weights + one layer's full KV + compressed KV) + 300 MB, and ≤ full KV's peak.
-  const weights = statSync(join(targetDir, 'onnx', 'model.onnx')).size;
+  const weights = statSync(join(targetDir, 'onnx', onnxFile)).size;
   const cfg = JSON.parse(readFileSync(join(targetDir, 'config.json'), 'utf8'));
   const headDim = cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
-  const oneLayer = 2 * cfg.num_key_value_heads * longest * headDim * 4;
+  const oneLayer = 2 * cfg.num_key_value_heads * longest * headDim * kvElement;
   const fullOf = (decode) => rows.find((r) => r.n === longest && r.name === `ours${tag(decode)}`);
   const fullLong = fullOf('ort');
   const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
@@ -210,10 +221,10 @@ if (methodRows.length) {
 const bandwidth = await copyBandwidth(threads);
 const fullRow = rows.find((r) => r.n === longest && r.name === 'ours' && !r.failed);
 if (fullRow) {
-  const weights = statSync(join(targetDir, 'onnx', 'model.onnx')).size;
+  const weights = statSync(join(targetDir, 'onnx', onnxFile)).size;
   const cfg = JSON.parse(readFileSync(join(targetDir, 'config.json'), 'utf8'));
   const headDim = cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
-  const fullKv = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * longest * headDim * 4;
+  const fullKv = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * longest * headDim * kvElement;
   console.log(`\nGoal: decode at ${longest} within 2× of the memory-bandwidth floor (copy probe: ${(bandwidth / 1e9).toFixed(1)} GB/s with ${threads} threads)`);
   const line = (name, row, kv) => {
     const floorMs = ((weights + kv) / bandwidth) * 1000;

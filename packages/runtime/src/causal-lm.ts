@@ -86,8 +86,11 @@ export interface LoadModelOptions extends CallOptions, ModelFileOptions {
    * times faster than ORT on small models; prefill, captures and every cache operation stay in ORT. At load
    * the worker runs a short prompt through both and refuses (UnsupportedCapabilityError, capability
    * 'nativeDecode') a graph whose logits differ, as it does graphs the decoder does not implement (fused
-   * attention, f16 weights or KV, sliding windows, partial RoPE, non-Llama maths). Logits match ORT's to float
-   * rounding, so greedy tokens can part at exact near-ties. `graph.decodeEngine` says which one runs.
+   * sliding windows, partial RoPE, non-Llama maths). Logits match ORT's to float rounding, so greedy tokens can part
+   * at exact near-ties. An fp16 export (`dtype: 'fp16'`: float16 weights and KV) decodes with its matrices read as
+   * half bits (half the bytes per step) and float32 activations, so its logits are closer to the float32 model's
+   * than ORT's fp16 run is (checked at load within 5e-2 of the scale; `graph.nativeWeightDtype` says 'float16').
+   * `graph.decodeEngine` says which one runs.
    */
   decodeEngine?: 'ort' | 'native';
   /**

@@ -13,19 +13,13 @@ import { decodeEngineModule, nativeInfo, registerNativeBackend } from '@draft/cu
 import { convertToFp16, roundWeightsToHalf } from '@draft/models';
 import { loadModel, type OrtCausalLM, type OrtKvCache } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { argmax, maxAbsDiff, scaleOf } from './numeric.js';
 
 const RANDOM_TARGET = fileURLToPath(new URL('../../../models/fixtures/random-target', import.meta.url));
 const JS_ENGINE = fileURLToPath(new URL('../../runtime/test/fixtures/js-decoder.mjs', import.meta.url));
 const nativeDecode = nativeInfo().native && decodeEngineModule() !== null;
 const prompt = Array.from({ length: 150 }, (_, i) => 6 + ((i * 37) % 400));
 
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-const scaleOf = (a: ArrayLike<number>) => Math.max(1, ...Array.from(a, Math.abs));
-const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((best, v, i, all) => (v > all[best] ? i : best), 0);
 
 describe.runIf(nativeDecode)('fp16 weights on the native engine', () => {
   let work: string;

@@ -6,6 +6,7 @@ import { InvalidArgumentError, UnsupportedCapabilityError } from '@draft/core';
 import { decodeEngineModule, nativeInfo, registerNativeBackend } from '@draft/cuda';
 import { loadModel, type OrtCausalLM } from '@draft/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { argmax, maxAbsDiff, scaleOf } from './numeric.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../models/fixtures/${name}`, import.meta.url));
 const RANDOM_TARGET = fixture('random-target');
@@ -23,13 +24,6 @@ function nearestHalf(x: number): number {
   return Math.sign(x) * ulp * (q - f > 0.5 || (q - f === 0.5 && f % 2 === 1) ? f + 1 : f);
 }
 
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-const scaleOf = (a: ArrayLike<number>) => Math.max(1, ...Array.from(a, Math.abs));
-const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((best, v, i, all) => (v > all[best] ? i : best), 0);
 
 describe.runIf(nativeDecode)("kvStorage: 'float16' on the native engine", () => {
   let registration: ReturnType<typeof registerNativeBackend>;

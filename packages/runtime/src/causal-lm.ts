@@ -31,6 +31,7 @@ import { type ModelFileOptions, validateDtype } from './model-files.js';
 import { recordModelSource } from './model-source.js';
 import { requestHeapTrim } from './heap-trim.js';
 import { HfTokenizer } from './tokenizer.js';
+import { releaseBytesNow } from './release-bytes.js';
 import { WorkerClient } from './worker-client.js';
 import type { DecodeBatchStats, ForwardResult, InitResult, SessionMemoryStats } from './worker-protocol.js';
 
@@ -401,6 +402,11 @@ export class OrtCausalLM implements CausalLMV1 {
               } catch (error) {
                 selectionError ??= error;
                 this.client.send({ type: 'cancel', target: requestId });
+              } finally {
+                // Lent for the call (LayerSelectionInputV1): 4 MiB of keys per layer at 8K on the perf target would
+                // otherwise wait for this thread's next GC, and pile up across layers and requests.
+                releaseBytesNow(reply.keys);
+                releaseBytesNow(reply.queries);
               }
             })();
           },

@@ -8,6 +8,8 @@
  * allocator sees them (not RSS), which is what tests use to bound a prefill's KV memory.
  */
 
+import { releaseBufferNow } from './release-bytes.js';
+
 /** KV storage in the graph's element type: float32 values, or float16 bits. */
 export type KvArray = Float32Array | Uint16Array;
 
@@ -108,6 +110,7 @@ export class KvPool {
     while (this.pooled > (this.keepLiveBytes ? Math.max(this.maxPooledBytes, this.live) : this.maxPooledBytes) && this.free.length > 0) {
       const dropped = this.free.shift() as ArrayBuffer;
       this.pooled -= dropped.byteLength;
+      releaseBufferNow(dropped);
     }
   }
 
@@ -115,9 +118,9 @@ export class KvPool {
     return { liveBytes: this.live, peakLiveBytes: this.peak, pooledBytes: this.pooled };
   }
 
-  /** Forgets every freed buffer kept for reuse (an idle model gives its memory back). */
+  /** Frees every buffer kept for reuse (an idle model gives its memory back). */
   dropFree(): void {
-    this.free = [];
+    for (const buffer of this.free.splice(0)) releaseBufferNow(buffer);
     this.pooled = 0;
   }
 

@@ -1,7 +1,8 @@
 import { registerHeapTrimmer } from '@draft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/index.js';
-import { releaseBytesNow } from '../src/release-bytes.js';
+import { KvPool } from '../src/kv-pool.js';
+import { releaseBufferNow, releaseBytesNow } from '../src/release-bytes.js';
 import { TINY_LLAMA } from './helpers.js';
 
 // `LoadModelOptions.trimHeap`: the worker reports when it freed a lot (session made, prefill of ≥ 64 tokens)
@@ -84,5 +85,60 @@ describe('releaseBytesNow', () => {
     const before = pooled.toString();
     expect(releaseBytesNow(pooled)).toBe(0);
     expect(pooled.toString()).toBe(before);
+  });
+});
+
+describe('releaseBufferNow', () => {
+  it('frees an ArrayBuffer (every view on it empty afterwards) and reports its size', () => {
+    const buffer = new ArrayBuffer(4096);
+    const view = new Float32Array(buffer, 64, 8);
+    expect(releaseBufferNow(buffer)).toBe(4096);
+    expect(buffer.byteLength).toBe(0);
+    expect(view.length).toBe(0);
+  });
+
+  it('leaves a SharedArrayBuffer alone', () => {
+    const shared = new SharedArrayBuffer(64);
+    expect(releaseBufferNow(shared)).toBe(0);
+    expect(shared.byteLength).toBe(64);
+  });
+});
+
+// The KV pool keeps freed buffers for reuse up to its limit; what it lets go is freed at once (a busy worker's
+// GC runs when its JS heap asks, not when its KV buffers pile up).
+describe('KvPool frees the buffers it stops keeping', () => {
+  const MiB = 2 ** 20;
+
+  it('over its limit, the oldest freed buffer is released now; the ones kept are reused', () => {
+    const pool = new KvPool(4, 16, 2 * MiB);
+    pool.keepLiveBytes = false;
+    const arrays = [0, 1, 2].map(() => pool.alloc(MiB / 4, false)); // 1 MiB each, exactly
+    const buffers = arrays.map((a) => a.buffer);
+    for (const a of arrays) pool.release(a);
+    // 3 MiB freed, 2 MiB kept: the first one freed went back.
+    expect(buffers.map((b) => b.byteLength)).toEqual([0, MiB, MiB]);
+    expect(pool.stats().pooledBytes).toBe(2 * MiB);
+    expect(pool.alloc(MiB / 4, false).buffer).toBe(buffers[1]);
+  });
+
+  it('dropFree releases every kept buffer', () => {
+    const pool = new KvPool(2, 16, 8 * MiB);
+    const arrays = [pool.alloc(1000), pool.alloc(5000)];
+    const buffers = arrays.map((a) => a.buffer);
+    for (const a of arrays) pool.release(a);
+    expect(pool.stats().pooledBytes).toBeGreaterThan(0);
+    pool.dropFree();
+    expect(buffers.map((b) => b.byteLength)).toEqual([0, 0]);
+    expect(pool.stats()).toMatchObject({ pooledBytes: 0, liveBytes: 0 });
+  });
+
+  it('a buffer still held (retained by a second cache) is neither pooled nor released', () => {
+    const pool = new KvPool(4, 16, 0);
+    const a = pool.alloc(256, false);
+    pool.retain(a);
+    pool.release(a);
+    expect(a.length).toBe(256);
+    pool.release(a);
+    expect(a.length).toBe(0);
   });
 });

@@ -100,6 +100,26 @@ describe('prefillSelect: selection inside the layer loop', () => {
     for (const c of [cache, full.cache, gathered, a.cache, b.cache]) c.dispose();
   });
 
+  it("lends each layer's keys and queries for the selection's call only: freed once its promise settles", async () => {
+    const lent: { keys: Float32Array; queries: Float32Array }[] = [];
+    const { cache } = await (split.prefillSelect as NonNullable<OrtCausalLM['prefillSelect']>)({
+      inputIds: prompt,
+      captureQueries: 9,
+      chunkSize: CHUNK,
+      selectLayer: async ({ layer, keys, queries }) => {
+        // Usable through the whole call, awaits included.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(keys.length).toBe(2 * N * 16);
+        expect(queries.length).toBe(8 * 9 * 16);
+        lent.push({ keys, queries });
+        return spreadLayer(N, 2, 64, layer);
+      },
+    });
+    // A selection that kept them sees empty arrays: their memory went back at once, not at the next GC.
+    cache.dispose();
+    expect(lent.map((l) => [l.keys.length, l.queries.length])).toEqual(Array.from({ length: LAYERS }, () => [0, 0]));
+  });
+
   it('a compressed generate never allocates a full all-layer KV: peak ≤ one layer’s past + present + the compressed cache', async () => {
     const budget = 32;
     await split.kvMemoryStats({ resetPeak: true });

@@ -60,7 +60,11 @@ export interface ForwardResultV1 {
   queries?: Float32Array[];
 }
 
-/** One layer of a layer-wise prefill, handed to the selection right after the layer's attention ran. */
+/**
+ * One layer of a layer-wise prefill, handed to the selection right after the layer's attention ran. `keys` and
+ * `queries` are lent for the call: the model may free them as soon as the promise `selectLayer` returned settles
+ * (they read as empty afterwards), so a selection copies what it must keep.
+ */
 export interface LayerSelectionInputV1 {
   layer: number;
   /** Post-RoPE keys of this layer over every prefilled entry: (numKvHeads, n, headDim). */

@@ -26,7 +26,10 @@ export interface SelectionContextV1 {
   queryCount: number;
   /** Post-RoPE queries of layer `layer`: (numHeads, queryCount, headDim). */
   queries(layer: number): Promise<Float32Array>;
-  /** Keys of layer `layer` over all n + L entries: (numKvHeads, n + L, headDim). */
+  /**
+   * Keys of layer `layer` over all n + L entries: (numKvHeads, n + L, headDim). In a layer-wise prefill
+   * (`selectLayer`), keys and queries are valid until the selection's promise settles; copy what must outlive it.
+   */
   keys(layer: number): Promise<Float32Array>;
   signal?: AbortSignal;
 }

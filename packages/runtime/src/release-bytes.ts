@@ -6,7 +6,7 @@ import { MessageChannel } from 'node:worker_threads';
  * (a model file read to find its graph, 146 MB on the perf model, stayed resident beside the weights ORT had
  * copied), and a busy one leaves each request's transient arrays (a prefill's hidden states and RoPE rows, the
  * KV buffers its pool let go) to pile up under the next (SpecKV at 8K on the perf pair: 30–50 MiB per request,
- * decision record 2026-12-08-prompt-release-of-transient-buffers.md). Transferring the buffer into a message on a
+ * decision record 2026-12-07-transient-buffers-freed-at-once.md). Transferring the buffer into a message on a
  * channel that is then closed detaches it here and drops the message, which frees its backing store.
  * Every view on the buffer reads as empty afterwards; the caller must not use it again. Returns the bytes freed
  * (0 for a buffer that cannot be transferred, e.g. one of Node's pooled buffers or a SharedArrayBuffer).

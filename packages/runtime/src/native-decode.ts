@@ -63,8 +63,11 @@ export interface NativeWeights {
   weightDtype: NativeWeightDtype;
   hiddenSize: number;
   intermediateSize: number;
-  /** The graph's own RoPE tables (positions, headDim), when it gathers them by position id. */
-  rope?: { cos: Float32Array; sin: Float32Array; positions: number };
+  /**
+   * The graph's own RoPE tables (positions, headDim), when it gathers them by position id: as stored (an fp16
+   * export's as half bits), widened a row at a time, so a 16K-position table is not held as float32 (8 MiB).
+   */
+  rope?: { cos: NativeWeightArray; sin: NativeWeightArray; positions: number };
 }
 
 /**
@@ -119,7 +122,7 @@ export function nativeWeights(
     if (!half && t.floatData && t.floatData.length === count) return Float32Array.from(t.floatData);
     throw new NativeDecodeUnsupported(`'${name}' has no readable data`);
   };
-  // Norms, biases and RoPE tables: always float32 for the decoder (a float16 graph's are widened; they are small).
+  // Norms and biases: always float32 for the decoder (a float16 graph's are widened; they are small).
   const floats = (name: string): Float32Array => {
     const data = stored(name);
     return data instanceof Uint16Array ? halfToFloat32(data) : data;
@@ -213,7 +216,7 @@ export function nativeWeights(
   let rope: NativeWeights['rope'];
   const cosDims = dims('model.rotary_emb.cos_cached');
   if (cosDims.length === 2 && cosDims[1] === d && byName.has('model.rotary_emb.sin_cached')) {
-    rope = { cos: floats('model.rotary_emb.cos_cached'), sin: floats('model.rotary_emb.sin_cached'), positions: cosDims[0] };
+    rope = { cos: stored('model.rotary_emb.cos_cached'), sin: stored('model.rotary_emb.sin_cached'), positions: cosDims[0] };
   }
   return { weights, weightDtype: weightDtype ?? 'float32', hiddenSize: hidden, intermediateSize: intermediate, ...(rope ? { rope } : {}) };
 }
@@ -234,7 +237,11 @@ export class RopeRows {
   at(position: number): { cos: Float32Array; sin: Float32Array } {
     const d = this.headDim;
     if (this.graph && position < this.graph.positions) {
-      return { cos: this.graph.cos.slice(position * d, (position + 1) * d), sin: this.graph.sin.slice(position * d, (position + 1) * d) };
+      const row = (table: NativeWeightArray): Float32Array => {
+        const bits = table.subarray(position * d, (position + 1) * d);
+        return bits instanceof Uint16Array ? halfToFloat32(bits) : Float32Array.from(bits);
+      };
+      return { cos: row(this.graph.cos), sin: row(this.graph.sin) };
     }
     if (!this.tables) throw new NativeDecodeUnsupported(`position ${position} is beyond the graph's RoPE table`);
     const half = d / 2;

@@ -4,6 +4,7 @@
 // Usage: bench_decoder [threads] [used] [B or B@used ...]   (B@used: that batch's rows hold `used` columns)
 //        bench_decoder [threads] p<N>                        (prefill of N tokens, 512 at a time, all layers)
 //        --f16-weights anywhere: the matrices as f16 bits (weight_dtype F16), half the bytes per step
+//        --f16-kv anywhere: the caches as f16 bits (kv_dtype F16)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -76,15 +77,20 @@ static uint16_t to_half(float f) {
   return static_cast<uint16_t>(sign | (static_cast<uint32_t>(e) << 10) | (h & 0x3ffu));
 }
 
-int main(int argc, char** argv) {
-  bool f16_weights = false;
+// Removes `flag` from argv if present; returns whether it was.
+static bool take_flag(int& argc, char** argv, const char* flag) {
   for (int i = 1; i < argc; ++i)
-    if (std::strcmp(argv[i], "--f16-weights") == 0) {
-      f16_weights = true;
+    if (std::strcmp(argv[i], flag) == 0) {
       for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
       --argc;
-      break;
+      return true;
     }
+  return false;
+}
+
+int main(int argc, char** argv) {
+  const bool f16_weights = take_flag(argc, argv, "--f16-weights");
+  const bool f16_kv = take_flag(argc, argv, "--f16-kv");
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const int used = argc > 2 ? std::atoi(argv[2]) : 256;
   std::vector<int> batches, useds;
@@ -106,6 +112,7 @@ int main(int argc, char** argv) {
   cfg.rms_norm_eps = 1e-6f;
   cfg.num_threads = threads;
   cfg.weight_dtype = f16_weights ? DRAFT_DTYPE_F16 : DRAFT_DTYPE_F32;
+  cfg.kv_dtype = f16_kv ? DRAFT_DTYPE_F16 : DRAFT_DTYPE_F32;
   const int D = cfg.hidden_size, L = cfg.num_layers, d = cfg.head_dim, I = cfg.intermediate_size, V = cfg.vocab_size;
   const int qd = cfg.num_heads * d, kd = cfg.num_kv_heads * d;
   std::mt19937 rng(7);
@@ -153,17 +160,27 @@ int main(int argc, char** argv) {
   std::vector<float> cosv(d, 1.0f), sinv(d, 0.0f);
   // Per row: one cache per layer for keys and values, and logits.
   std::vector<std::vector<float>> caches;
+  std::vector<std::vector<uint16_t>> half_caches;
+  caches.reserve(2 * maxB * L);
+  half_caches.reserve(2 * maxB * L);
   std::vector<std::vector<void*>> keys(maxB), values(maxB);
   std::vector<std::vector<float>> logits(maxB, std::vector<float>(V));
+  // A cache array in the decoder's KV type.
+  auto cache = [&]() -> void* {
+    caches.push_back(random_floats(rng, static_cast<size_t>(kd) * capacity, -1, 1));
+    if (!f16_kv) return caches.back().data();
+    half_caches.emplace_back(caches.back().size());
+    for (size_t i = 0; i < caches.back().size(); ++i) half_caches.back()[i] = to_half(caches.back()[i]);
+    caches.back() = {};
+    return half_caches.back().data();
+  };
   for (int b = 0; b < maxB; ++b)
     for (int l = 0; l < L; ++l) {
-      caches.push_back(random_floats(rng, static_cast<size_t>(kd) * capacity, -1, 1));
-      keys[b].push_back(caches.back().data());
-      caches.push_back(random_floats(rng, static_cast<size_t>(kd) * capacity, -1, 1));
-      values[b].push_back(caches.back().data());
+      keys[b].push_back(cache());
+      values[b].push_back(cache());
     }
-  std::printf("threads %d, %s weights %.0f MiB\n", threads, f16_weights ? "f16" : "f32",
-              (static_cast<double>(L) * (2 * qd * D + 2 * kd * D + 3 * I * D) + 2.0 * V * D) * (f16_weights ? 2 : 4) / (1 << 20));
+  std::printf("threads %d, %s weights %.0f MiB, %s KV\n", threads, f16_weights ? "f16" : "f32",
+              (static_cast<double>(L) * (2 * qd * D + 2 * kd * D + 3 * I * D) + 2.0 * V * D) * (f16_weights ? 2 : 4) / (1 << 20), f16_kv ? "f16" : "f32");
   std::printf("%4s %8s %12s %12s %14s\n", "B", "columns", "ms / step", "tok/s", "÷ first row");
   // Rows per batch size, then rounds that alternate the sizes (this machine's speed drifts; a median over
   // interleaved rounds compares them fairly).

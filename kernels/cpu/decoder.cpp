@@ -116,7 +116,7 @@ inline void prefetch_row(const E* p, int n) {
 // four heads (their queries stay in registers) and their four dot products are reduced together. Keys of
 // element type E (float, or uint16_t f16 bits widened on load: half the bytes from memory).
 template <int V, class E>
-__attribute__((target("avx512f,avx2"))) void scores_avx512(const float* const* qs, int heads, const E* K, int c0, int c1, float scale, float* out,
+DRAFT_AVX512 void scores_avx512(const float* const* qs, int heads, const E* K, int c0, int c1, float scale, float* out,
                                                           int stride) {
   int e0 = 0;
   for (; e0 + 4 <= heads; e0 += 4) {
@@ -177,7 +177,7 @@ DRAFT_AVX512 float softmax_block_avx512(const float* s, int n, float* m_io, floa
 // acc_e += Σ_j p_e[j] V[j] for up to 4 heads with d = 16·V (V ≤ 4): all accumulators in registers, so each
 // value row is loaded once for every head (AVX-512's 32 registers hold 4 heads × 64 floats).
 template <int V, class E>
-__attribute__((target("avx512f,avx2"))) void weighted_values_avx512(float* const* accs, int heads, const E* Vals, int c0, int c1, const float* p,
+DRAFT_AVX512 void weighted_values_avx512(float* const* accs, int heads, const E* Vals, int c0, int c1, const float* p,
                                                                     int stride) {
   for (int e0 = 0; e0 < heads; e0 += 4) {
     const int n = std::min(4, heads - e0);

@@ -1,8 +1,12 @@
 // Native decode step for Llama-family decoders (see draft_kernels.h). A decode step is memory-bound: every
 // weight is read once per step, so the work is split by output rows across a persistent thread pool (threads
 // spawned per call cost more than a whole step on small models) and every sequence of a batch is served from
-// the same weight rows while they sit in L1.
+// the same weight rows while they sit in L1. Attention is split into blocks of columns that free threads take
+// in turn: on a shared VM one core often runs 10–20% slower than the other for a while, and a fixed split made the
+// faster thread wait at the barrier (18% of an 8K step).
 #include <algorithm>
+#include <atomic>
+#include <memory>
 
 #include "decoder_internal.hpp"
 
@@ -11,6 +15,7 @@ namespace draft {
 namespace dec {
 
 constexpr int kChunk = 256;  // attention columns scored at a time
+constexpr int kBlock = 512;  // attention columns of one work item (whole chunks)
 
 // p[j] = exp(s[j] − m) for s[j] ≤ m (−inf → 0), vectorised.
 DRAFT_HOT void exp_shifted(const float* s, float m, float* p, int n) {
@@ -409,9 +414,21 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
       v(static_cast<size_t>(B) * kd), att(static_cast<size_t>(B) * qd), mlp(static_cast<size_t>(B) * I), up(static_cast<size_t>(B) * I),
       logits(static_cast<size_t>(B) * c.vocab_size);
   std::vector<float> normed(static_cast<size_t>(T) * B * D);
-  // Attention partials per (row, q head, thread): running max, denominator, and d accumulated values.
+  // Attention work: blocks of kBlock columns of one (row, KV head), taken by whichever thread is free (one counter per
+  // layer), each leaving a partial per query head: running max, denominator, and d accumulated values. The merge
+  // combines a head's partials in block order, so the result does not depend on which thread ran which block.
+  const auto columns = [&](int b, int l, int g) {
+    const draft_decoder_row& R = rows[b];
+    return (R.head_offsets ? R.head_used[l][g] : R.used) + 1;
+  };
+  int max_blocks = 1;
+  for (int b = 0; b < B; ++b)
+    for (int l = 0; l < c.num_layers; ++l)
+      for (int g = 0; g < Hkv; ++g) max_blocks = std::max(max_blocks, (columns(b, l, g) + kBlock - 1) / kBlock);
   const size_t part = static_cast<size_t>(d) + 2;
-  std::vector<float> partial(static_cast<size_t>(B) * H * T * part);
+  std::vector<float> partial(static_cast<size_t>(B) * H * max_blocks * part);
+  std::unique_ptr<std::atomic<int>[]> next_block(new std::atomic<int>[c.num_layers]);
+  for (int l = 0; l < c.num_layers; ++l) next_block[l].store(0, std::memory_order_relaxed);
   std::vector<float> scores(static_cast<size_t>(T) * 2 * G * kChunk);
   const bool f16 = c.kv_dtype == DRAFT_DTYPE_F16;
   const size_t es = f16 ? sizeof(uint16_t) : sizeof(float);
@@ -456,67 +473,76 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
         }
       }
       dec.pool.barrier();
-      // Attention: every thread takes a slice of each (row, KV head)'s columns for the G query heads sharing it
-      // (keys read once per group), keeping an online softmax; the slices merge below.
-      for (int b = 0; b < B; ++b) {
+      // Attention: each block (row b, KV head g, kBlock columns) scores the G query heads sharing the KV head (keys
+      // read once per group) with an online softmax, in chunks of kChunk columns.
+      for (;;) {
+        int item = next_block[l].fetch_add(1, std::memory_order_relaxed);
+        int b = 0, g = 0, blocks = 0;
+        for (; b < B; ++b) {
+          for (g = 0; g < Hkv; ++g) {
+            blocks = (columns(b, l, g) + kBlock - 1) / kBlock;
+            if (item < blocks) break;
+            item -= blocks;
+          }
+          if (g < Hkv) break;
+        }
+        if (b == B) break;
         const draft_decoder_row& R = rows[b];
-        for (int g = 0; g < Hkv; ++g) {
-          // Packed heads: this head's own rows and count; otherwise its block of the (Hkv, capacity) layout.
-          const bool packed = R.head_offsets != nullptr;
-          const int n = (packed ? R.head_used[l][g] : R.used) + 1;
-          const int per = (n + T - 1) / T;
-          const int j0 = std::min(n, t * per), j1 = std::min(n, j0 + per);
-          const size_t first = packed ? static_cast<size_t>(R.head_offsets[l][g]) : static_cast<size_t>(g) * R.capacity;
-          const void* K = static_cast<const char*>(R.keys[l]) + first * d * es;
-          const void* V = static_cast<const char*>(R.values[l]) + first * d * es;
-          float* P[64];
+        // Packed heads: this head's own rows and count; otherwise its block of the (Hkv, capacity) layout.
+        const bool packed = R.head_offsets != nullptr;
+        const int n = columns(b, l, g);
+        const int j0 = item * kBlock, j1 = std::min(n, j0 + kBlock);
+        const size_t first = packed ? static_cast<size_t>(R.head_offsets[l][g]) : static_cast<size_t>(g) * R.capacity;
+        const void* K = static_cast<const char*>(R.keys[l]) + first * d * es;
+        const void* V = static_cast<const char*>(R.values[l]) + first * d * es;
+        float* P[64];
+        for (int e = 0; e < G; ++e) {
+          P[e] = &partial[((static_cast<size_t>(b) * H + g * G + e) * max_blocks + item) * part];
+          P[e][0] = -INFINITY;
+          P[e][1] = 0;
+          std::fill(P[e] + 2, P[e] + 2 + d, 0.0f);
+        }
+        for (int c0 = j0; c0 < j1; c0 += kChunk) {
+          const int c1 = std::min(j1, c0 + kChunk), n_c = c1 - c0;
+          // Scores of the chunk for the G heads sharing this KV head, masked columns at −inf; then an
+          // online-softmax update of each head's partial.
+          const float* qs[64];
+          for (int e = 0; e < G; ++e) qs[e] = &q[static_cast<size_t>(b) * qd + static_cast<size_t>(g * G + e) * d];
+          chunk_scores(qs, G, K, f16, c0, c1, d, scale, sc, kChunk, cv);
+          const uint8_t* head_mask = R.head_masks && !packed ? R.head_masks[l] + static_cast<size_t>(g) * R.capacity : nullptr;
+          const uint8_t* mask = packed ? nullptr : R.mask;
+          if (mask || head_mask)
+            for (int j = c0; j < std::min(c1, R.used); ++j)
+              if ((mask && !mask[j]) || (head_mask && !head_mask[j]))
+                for (int e = 0; e < G; ++e) sc[e * kChunk + (j - c0)] = -INFINITY;
+          float* p = sc + static_cast<size_t>(G) * kChunk;
           for (int e = 0; e < G; ++e) {
-            P[e] = &partial[((static_cast<size_t>(b) * H + g * G + e) * T + t) * part];
-            P[e][0] = -INFINITY;
-            P[e][1] = 0;
-            std::fill(P[e] + 2, P[e] + 2 + d, 0.0f);
+            const float* s = sc + static_cast<size_t>(e) * kChunk;
+            float* pe = p + static_cast<size_t>(e) * kChunk;
+            const float m_prev = P[e][0];
+            float m = m_prev;
+            const float sum = softmax_block(s, n_c, &m, pe);
+            if (m == -INFINITY) continue;
+            const float rescale = m_prev == -INFINITY ? 0.0f : std::exp(m_prev - m);
+            P[e][1] = P[e][1] * rescale + sum;
+            P[e][0] = m;
+            if (rescale != 1.0f) for (int i = 0; i < d; ++i) P[e][2 + i] *= rescale;
           }
-          for (int c0 = j0; c0 < j1; c0 += kChunk) {
-            const int c1 = std::min(j1, c0 + kChunk), n_c = c1 - c0;
-            // Scores of the chunk for the G heads sharing this KV head, masked columns at −inf; then an
-            // online-softmax update of each head's partial.
-            const float* qs[64];
-            for (int e = 0; e < G; ++e) qs[e] = &q[static_cast<size_t>(b) * qd + static_cast<size_t>(g * G + e) * d];
-            chunk_scores(qs, G, K, f16, c0, c1, d, scale, sc, kChunk, cv);
-            const uint8_t* head_mask = R.head_masks && !packed ? R.head_masks[l] + static_cast<size_t>(g) * R.capacity : nullptr;
-            const uint8_t* mask = packed ? nullptr : R.mask;
-            if (mask || head_mask)
-              for (int j = c0; j < std::min(c1, R.used); ++j)
-                if ((mask && !mask[j]) || (head_mask && !head_mask[j]))
-                  for (int e = 0; e < G; ++e) sc[e * kChunk + (j - c0)] = -INFINITY;
-            float* p = sc + static_cast<size_t>(G) * kChunk;
-            for (int e = 0; e < G; ++e) {
-              const float* s = sc + static_cast<size_t>(e) * kChunk;
-              float* pe = p + static_cast<size_t>(e) * kChunk;
-              const float m_prev = P[e][0];
-              float m = m_prev;
-              const float sum = softmax_block(s, n_c, &m, pe);
-              if (m == -INFINITY) continue;
-              const float rescale = m_prev == -INFINITY ? 0.0f : std::exp(m_prev - m);
-              P[e][1] = P[e][1] * rescale + sum;
-              P[e][0] = m;
-              if (rescale != 1.0f) for (int i = 0; i < d; ++i) P[e][2 + i] *= rescale;
-            }
-            float* accs[64];
-            for (int e = 0; e < G; ++e) accs[e] = P[e] + 2;
-            chunk_values(accs, G, V, f16, c0, c1, d, p, kChunk, cv);
-          }
+          float* accs[64];
+          for (int e = 0; e < G; ++e) accs[e] = P[e] + 2;
+          chunk_values(accs, G, V, f16, c0, c1, d, p, kChunk, cv);
         }
       }
       dec.pool.barrier();
       for (int item = t; item < B * H; item += T) {
-        const float* P0 = &partial[static_cast<size_t>(item) * T * part];
+        const int blocks = (columns(item / H, l, (item % H) / G) + kBlock - 1) / kBlock;
+        const float* P0 = &partial[static_cast<size_t>(item) * max_blocks * part];
         float m = -INFINITY;
-        for (int u = 0; u < T; ++u) m = std::max(m, P0[u * part]);
+        for (int u = 0; u < blocks; ++u) m = std::max(m, P0[u * part]);
         float sum = 0;
         float* out = &att[static_cast<size_t>(item) * d];
         std::fill(out, out + d, 0.0f);
-        for (int u = 0; u < T; ++u) {
+        for (int u = 0; u < blocks; ++u) {
           const float* Pu = P0 + u * part;
           if (Pu[0] == -INFINITY) continue;
           const float f = std::exp(Pu[0] - m);

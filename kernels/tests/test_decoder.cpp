@@ -190,6 +190,8 @@ int main() {
     run_case(rng, threads, false, {0});
     run_case(rng, threads, true, {5});
     run_case(rng, threads, false, {700, 3, 0, 1});  // 700 > one 256-column chunk
+    // Attention works in 512-column blocks: 1025 columns end in a block of one, 512 fill exactly one.
+    run_case(rng, threads, true, {1024, 511}, false, 64);
     run_case(rng, threads, true, {40, 9, 0, 1, 300, 5});  // sequences in a group of 4 and one of 2
     // Every batch size up to 8 has its own GEMM tile shape (rows × tokens): 2, 5, 7 and 8 here.
     run_case(rng, threads, false, {3, 260});

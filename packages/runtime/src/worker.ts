@@ -1966,9 +1966,9 @@ function widenedView(a: KvArray, length: number): KvArray {
   return a instanceof Uint16Array ? new Uint16Array(a.buffer, a.byteOffset, length) : new Float32Array(a.buffer, a.byteOffset, length);
 }
 
-/** Columns for `used` written ones plus room for max(minRoom, used / 16) more steps, rounded to 32. */
-function inPlaceCapacity(used: number, minRoom = 32): number {
-  return Math.ceil((used + Math.max(minRoom, used >> 4)) / 32) * 32;
+/** Columns for `used` written ones plus room for max(minRoom, used >> shift) more steps, rounded to 32. */
+function inPlaceCapacity(used: number, minRoom = 32, shift = 4): number {
+  return Math.ceil((used + Math.max(minRoom, used >> shift)) / 32) * 32;
 }
 
 /**
@@ -1999,8 +1999,8 @@ const ORT_GROWTH: InPlaceGrowth = { minRoom: 32, shift: 4, zeroFree: true };
 
 /**
  * A batch with room to write into, holding the rows' caches: `resident` itself while it has a free column, else
- * its columns copied into wider buffers, else the rows packed anew (right-padded and masked, free columns
- * zeroed so masked scores stay finite).
+ * its columns copied into wider buffers, else the rows packed anew (right-padded and masked; for ORT the free
+ * columns are zeroed so masked scores stay finite, see `growth`).
  */
 function inPlaceBatch(requests: ForwardRequest[], resident: ResidentBatch | undefined, held: KvArray[], growth = ORT_GROWTH): ResidentBatch {
   const s = state as State;
@@ -2034,7 +2034,7 @@ function inPlaceBatch(requests: ForwardRequest[], resident: ResidentBatch | unde
     fill = (which, l, out, total) => packLayer(rows.map((e) => e[which][l]), counts, total, shape, out);
     columns = (total) => packedMask(counts, total);
   }
-  const total = Math.ceil((used + Math.max(growth.minRoom, used >> growth.shift)) / 32) * 32;
+  const total = inPlaceCapacity(used, growth.minRoom, growth.shift);
   const widen = (which: 'keys' | 'values') =>
     Array.from({ length: numLayers }, (_, l) => {
       const out = s.pool.alloc(B * numKvHeads * total * d);

@@ -2,8 +2,8 @@
 // weight is read once per step, so the work is split by output rows across a persistent thread pool (threads
 // spawned per call cost more than a whole step on small models) and every sequence of a batch is served from
 // the same weight rows while they sit in L1. Attention is split into blocks of columns that free threads take
-// in turn: on a shared VM one core often runs 10–20% slower than the other for a while, and a fixed split made the
-// faster thread wait at the barrier (18% of an 8K step).
+// in turn: with a fixed split per thread, a thread that ran slower (on a shared VM, either one, for a while) left
+// the other spinning at the barrier (barrier spin was 18% of an 8K step in one profile).
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -421,10 +421,11 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
     const draft_decoder_row& R = rows[b];
     return (R.head_offsets ? R.head_used[l][g] : R.used) + 1;
   };
+  const auto blocks_of = [&](int b, int l, int g) { return (columns(b, l, g) + kBlock - 1) / kBlock; };
   int max_blocks = 1;
   for (int b = 0; b < B; ++b)
     for (int l = 0; l < c.num_layers; ++l)
-      for (int g = 0; g < Hkv; ++g) max_blocks = std::max(max_blocks, (columns(b, l, g) + kBlock - 1) / kBlock);
+      for (int g = 0; g < Hkv; ++g) max_blocks = std::max(max_blocks, blocks_of(b, l, g));
   const size_t part = static_cast<size_t>(d) + 2;
   std::vector<float> partial(static_cast<size_t>(B) * H * max_blocks * part);
   std::unique_ptr<std::atomic<int>[]> next_block(new std::atomic<int>[c.num_layers]);
@@ -477,10 +478,10 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
       // read once per group) with an online softmax, in chunks of kChunk columns.
       for (;;) {
         int item = next_block[l].fetch_add(1, std::memory_order_relaxed);
-        int b = 0, g = 0, blocks = 0;
+        int b = 0, g = 0;
         for (; b < B; ++b) {
           for (g = 0; g < Hkv; ++g) {
-            blocks = (columns(b, l, g) + kBlock - 1) / kBlock;
+            const int blocks = blocks_of(b, l, g);
             if (item < blocks) break;
             item -= blocks;
           }
@@ -535,7 +536,7 @@ void step(draft_decoder& dec, const draft_decoder_row* rows, int B) {
       }
       dec.pool.barrier();
       for (int item = t; item < B * H; item += T) {
-        const int blocks = (columns(item / H, l, (item % H) / G) + kBlock - 1) / kBlock;
+        const int blocks = blocks_of(item / H, l, (item % H) / G);
         const float* P0 = &partial[static_cast<size_t>(item) * max_blocks * part];
         float m = -INFINITY;
         for (int u = 0; u < blocks; ++u) m = std::max(m, P0[u * part]);

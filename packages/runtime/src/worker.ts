@@ -1978,21 +1978,21 @@ function inPlaceCapacity(used: number, minRoom = 32, shift = 4): number {
  */
 const NATIVE_MIN_ROOM = 128;
 
-/**
- * How a decode step widens a native row that has run out of room: by a quarter of its columns (at least
- * NATIVE_MIN_ROOM), so a long generation widens a logarithmic number of times, and without zeroing the new free
- * columns (native attention reads only the columns written). A widen copies the cache into new buffers, and what
- * costs there is the first touch of fresh pages: about 10 µs per 4 KiB page on the 2-core VM, 14–20 ms per widen of
- * a 256-entry compressed row of the perf model; untouched room costs neither time nor RSS.
- */
-const NATIVE_GROWTH: InPlaceGrowth = { minRoom: NATIVE_MIN_ROOM, shift: 2, zeroFree: false };
-
 /** Room of a widened in-place batch: max(minRoom, used >> shift) more columns; `zeroFree`: zero them. */
 interface InPlaceGrowth {
   minRoom: number;
   shift: number;
   zeroFree: boolean;
 }
+
+/**
+ * How a decode step widens a native row that has run out of room: by a quarter of its columns (at least
+ * NATIVE_MIN_ROOM), so a long generation widens a logarithmic number of times, and without zeroing the new free
+ * columns (native attention reads only the columns written). A widen copies the cache into new buffers, and what
+ * costs there is the first touch of fresh pages: about 10 µs per 4 KiB page on the 2-core VM, 12–20 ms per widen of
+ * a 256-entry compressed row of the perf model; untouched room costs neither time nor RSS.
+ */
+const NATIVE_GROWTH: InPlaceGrowth = { minRoom: NATIVE_MIN_ROOM, shift: 2, zeroFree: false };
 
 /** ORT's batches: 32 columns or a sixteenth more, zeroed (its attention reads the whole width, masked). */
 const ORT_GROWTH: InPlaceGrowth = { minRoom: 32, shift: 4, zeroFree: true };
